@@ -1,0 +1,43 @@
+# Two commands do all the set-up on a fresh machine: `make up` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: install up test lint unit integration e2e bench bench-smoke schemas clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+up: install  ## run the whole pipeline on the embedded servers, with demo data
+	$(BIN)/itte up
+
+test: install lint unit integration e2e  ## everything CI runs
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m scripts.check_schemas
+
+unit: install
+	$(BIN)/pytest -q tests/unit
+
+integration: install
+	$(BIN)/pytest -q tests/integration
+
+e2e: install
+	$(BIN)/pytest -q tests/e2e
+
+schemas: install  ## regenerate schemas/json from the pydantic models
+	$(BIN)/itte schemas export
+
+clean:
+	$(BIN)/itte servers stop || true
+	rm -rf .itte

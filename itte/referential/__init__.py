@@ -1,0 +1,67 @@
+"""The Code Officiel Géographique shipped with itte (see ``data/VERSION``).
+
+Rebuilt by ``scripts/build_referential.py`` from ``@etalab/decoupage-administratif``
+(Etalab; data under the Licence Ouverte 2.0).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+FRANCE = "FR"
+
+
+def _rows(name: str) -> Iterator[dict[str, str]]:
+    path = resources.files(__name__).joinpath("data", f"{name}.csv.gz")
+    with path.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8", newline="") as text:
+        yield from csv.DictReader(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Commune:
+    code: str
+    nom: str
+    departement: str
+    region: str
+    epci: str | None
+    population: int | None
+
+
+@dataclass(frozen=True)
+class Referential:
+    version: str
+    communes: dict[str, Commune]
+    former_codes: dict[str, str]
+    epci: dict[str, str]
+    departements: dict[str, str]
+    regions: dict[str, str]
+
+
+@cache
+def load() -> Referential:
+    """Parse the shipped files once per process."""
+    version = resources.files(__name__).joinpath("data", "VERSION").read_text("utf-8").strip()
+    communes = {
+        r["code"]: Commune(
+            code=r["code"],
+            nom=r["nom"],
+            departement=r["departement"],
+            region=r["region"],
+            epci=r["epci"] or None,
+            population=int(r["population"]) if r["population"] else None,
+        )
+        for r in _rows("communes")
+    }
+    return Referential(
+        version=version,
+        communes=communes,
+        former_codes={r["ancien"]: r["actuel"] for r in _rows("anciens_codes")},
+        epci={r["code"]: r["nom"] for r in _rows("epci")},
+        departements={r["code"]: r["nom"] for r in _rows("departements")},
+        regions={r["code"]: r["nom"] for r in _rows("regions")},
+    )

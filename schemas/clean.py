@@ -1,0 +1,40 @@
+"""``indicators.clean``: validated, normalized observations without clear PII."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+
+TOPIC = "indicators.clean"
+
+
+class CleanObservation(BaseModel):
+    """One normalized commune-level value, keyed to the current commune."""
+
+    record_id: str = Field(description="`<batch_id>:<index>`, stable across replays.")
+    indicateur: str
+    sous_champ: str = "total"
+    annee: int
+    commune: str = Field(description="Current commune code (5 characters).")
+    commune_source: str = Field(description="Code as sent, normalized (an older code if merged).")
+    valeur: Decimal | None = Field(description="None when the cell is secret or missing.")
+    marqueur: str | None = Field(None, description="`s`, `nd`, ... when valeur is None.")
+    unite: str | None = None
+    libelle_indicateur: str | None = None
+    libelle_sous_champ: str | None = None
+    version: int = Field(description="Highest wins; microseconds since epoch by default.")
+    pii: dict[str, str] = Field(
+        default_factory=dict, description="HMAC-SHA-256 (hex) of each personal field."
+    )
+    pii_key_id: str | None = Field(None, description="Which key produced the hashes.")
+
+    @property
+    def key(self) -> tuple[str, str, int, str]:
+        """The observation's identity: a newer version of the same key replaces it."""
+        return (self.indicateur, self.sous_champ, self.annee, self.commune_source)
+
+
+class CleanBatch(BaseModel):
+    batch_id: str
+    records: list[CleanObservation]

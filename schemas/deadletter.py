@@ -1,0 +1,23 @@
+"""``indicators.deadletter``: records a stage refused, with the reason.
+
+The payload never carries clear personal data: configured PII fields are
+replaced by their keyed hash before a record is dead-lettered.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+TOPIC = "indicators.deadletter"
+
+
+class DeadLetter(BaseModel):
+    record_id: str
+    stage: str = Field(description="`ingestor`, `cleaner` or `aggregator`.")
+    reason: str = Field(description="Machine-readable: `invalid_schema`, `unknown_commune`, ...")
+    detail: str = Field(description="Human-readable explanation.")
+    payload: dict[str, Any] | None = Field(description="The record, PII hashed.")
+    at: datetime

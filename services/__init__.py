@@ -1,0 +1,1 @@
+"""itte's four services; each reads the same way (see README, "Code layout")."""

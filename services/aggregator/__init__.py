@@ -1,0 +1,1 @@
+"""Aggregator: exact running aggregates in Postgres (clean → aggregates)."""

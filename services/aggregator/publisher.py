@@ -1,0 +1,89 @@
+"""Outbox relay: committed aggregate changes → ``indicators.aggregates``.
+
+Runs after every batch and on a timer, so changes committed just before a
+crash are published after the restart. At least once, on a compacted topic
+keyed by aggregate: a repeated message only restates the latest value.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import psycopg
+
+from itte.kafka import BlockingProducer
+from schemas import aggregates as topic
+from schemas.aggregates import AggregateChange
+
+SELECT_PENDING = """
+SELECT a.indicateur, a.sous_champ, a.annee, a.niveau, a.code, a.valeur, a.nb_valeurs,
+       a.unite, a.revision, a.updated_at, t.communes_total
+FROM aggregates a
+JOIN territories t ON (t.niveau, t.code) = (a.niveau, a.code)
+WHERE a.revision > a.published_revision
+LIMIT %s
+"""
+
+MARK_PUBLISHED = """
+UPDATE aggregates a SET published_revision = GREATEST(a.published_revision, k.r)
+FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::bigint[])
+     AS k(i, s, y, n, c, r)
+WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, k.n, k.c)
+"""
+
+
+def to_change(row: tuple[Any, ...]) -> AggregateChange:
+    (
+        indicateur,
+        sous_champ,
+        annee,
+        niveau,
+        code,
+        valeur,
+        nb,
+        unite,
+        revision,
+        updated_at,
+        total,
+    ) = row
+    return AggregateChange(
+        indicateur=indicateur,
+        sous_champ=sous_champ,
+        annee=annee,
+        niveau=niveau,
+        code=code,
+        valeur=valeur if nb > 0 else None,
+        unite=unite,
+        communes_renseignees=min(nb, total) if niveau == "commune" else nb,
+        communes_total=total,
+        revision=revision,
+        updated_at=updated_at,
+    )
+
+
+class OutboxRelay:
+    def __init__(self, database_url: str, producer: BlockingProducer, page: int = 20_000) -> None:
+        self._database_url = database_url
+        self._producer = producer
+        self._page = page
+        self._lock = threading.Lock()  # the batch path and the timer may overlap
+
+    def publish_pending(self) -> int:
+        """Publish every pending change; return how many were published."""
+        published = 0
+        with self._lock, psycopg.connect(self._database_url, autocommit=True) as conn:
+            while True:
+                rows = conn.execute(SELECT_PENDING, (self._page,)).fetchall()
+                if not rows:
+                    return published
+                changes = [to_change(row) for row in rows]
+                self._producer.send_all(
+                    topic.TOPIC, ((c.kafka_key(), c.model_dump_json().encode()) for c in changes)
+                )
+                keys = [
+                    (c.indicateur, c.sous_champ, c.annee, c.niveau, c.code, c.revision)
+                    for c in changes
+                ]
+                conn.execute(MARK_PUBLISHED, [list(col) for col in zip(*keys, strict=True)])
+                published += len(changes)

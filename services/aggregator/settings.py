@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from itte.settings import CommonSettings
+
+
+class AggregatorSettings(CommonSettings):
+    aggregator_host: str = "127.0.0.1"
+    aggregator_port: int = 6067
+    batch_messages: int = Field(20, ge=1, description="Clean messages per transaction.")
+    batch_seconds: float = Field(0.2, gt=0, description="Longest wait to fill a batch.")
+    publish_interval: float = Field(2.0, gt=0, description="Outbox relay timer (seconds).")

@@ -1,0 +1,172 @@
+"""Postgres adapter: apply a batch of clean observations in one transaction.
+
+Everything a batch changes (observations and aggregates) commits together, so
+a crash before the commit changes nothing and a replay after it changes
+nothing either (the versions already won). Aggregate rows count as the outbox:
+``revision > published_revision`` marks changes not yet on Kafka.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from itte import referential
+from schemas.clean import CleanObservation
+from services.aggregator.transform import CommuneKey, Plan, Stored, commune_key, plan
+
+SELECT_STORED = """
+SELECT o.indicateur, o.sous_champ, o.annee, o.commune_source, o.valeur, o.version, o.record_id
+FROM observations o
+JOIN unnest(%s::text[], %s::text[], %s::int[], %s::text[]) AS k(i, s, a, c)
+  ON (o.indicateur, o.sous_champ, o.annee, o.commune_source) = (k.i, k.s, k.a, k.c)
+"""
+
+SELECT_COMMUNE_COUNTS = """
+SELECT a.indicateur, a.sous_champ, a.annee, a.code, a.nb_valeurs
+FROM aggregates a
+JOIN unnest(%s::text[], %s::text[], %s::int[], %s::text[]) AS k(i, s, a, c)
+  ON (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.a, 'commune', k.c)
+"""
+
+UPSERT_OBSERVATIONS = """
+INSERT INTO observations (indicateur, sous_champ, annee, commune_source, commune, valeur,
+    marqueur, unite, libelle_indicateur, libelle_sous_champ, version, record_id, pii, pii_key_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (indicateur, sous_champ, annee, commune_source) DO UPDATE SET
+    commune = EXCLUDED.commune, valeur = EXCLUDED.valeur, marqueur = EXCLUDED.marqueur,
+    unite = EXCLUDED.unite, libelle_indicateur = EXCLUDED.libelle_indicateur,
+    libelle_sous_champ = EXCLUDED.libelle_sous_champ, version = EXCLUDED.version,
+    record_id = EXCLUDED.record_id, pii = EXCLUDED.pii, pii_key_id = EXCLUDED.pii_key_id,
+    updated_at = now()
+WHERE (observations.version, observations.record_id) < (EXCLUDED.version, EXCLUDED.record_id)
+"""
+
+# Rows arrive sorted by key, so concurrent aggregators lock them in one order.
+APPLY_DELTAS = """
+INSERT INTO aggregates AS a (indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs,
+    unite, revision)
+SELECT i, s, y, n, c, v, nb, u, 1
+FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::numeric[],
+            %s::int[], %s::text[]) WITH ORDINALITY AS d(i, s, y, n, c, v, nb, u, ord)
+ORDER BY ord
+ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
+    valeur = a.valeur + EXCLUDED.valeur,
+    nb_valeurs = a.nb_valeurs + EXCLUDED.nb_valeurs,
+    unite = COALESCE(EXCLUDED.unite, a.unite),
+    revision = a.revision + 1,
+    updated_at = now()
+"""
+
+
+def lock_id(key: CommuneKey) -> int:
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def ancestors_from(ref: referential.Referential) -> dict[str, list[tuple[str, str]]]:
+    """Every commune's territories: départements and régions come from the
+    commune itself, never from its EPCI (89 EPCI span several départements)."""
+    table: dict[str, list[tuple[str, str]]] = {}
+    for c in ref.communes.values():
+        levels = [("epci", c.epci)] if c.epci else []
+        levels += [
+            ("departement", c.departement),
+            ("region", c.region),
+            ("france", referential.FRANCE),
+        ]
+        table[c.code] = levels
+    return table
+
+
+def _columns(keys: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    for key in keys:
+        for column, part in zip(columns, key, strict=True):
+            column.append(part)
+    return columns
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    written: int
+    stale: int
+    aggregates_changed: int
+    unplaced: list[CleanObservation]  # commune outside this referential: dead-letter them
+
+
+class AggregateStore:
+    def __init__(self, database_url: str, ref: referential.Referential) -> None:
+        self._database_url = database_url
+        self._ancestors = ancestors_from(ref)
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._database_url)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    def apply(self, records: list[CleanObservation]) -> ApplyResult:
+        unplaced = [r for r in records if r.commune not in self._ancestors]
+        if unplaced:
+            records = [r for r in records if r.commune in self._ancestors]
+        if not records:
+            return ApplyResult(0, 0, 0, unplaced)
+        conn = self._connection()
+        with conn.transaction(), conn.cursor() as cur:
+            commune_keys = sorted({commune_key(r) for r in records})
+            # Serialize work on the same commune and indicator across
+            # aggregators; locks taken in sorted order cannot deadlock.
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k",
+                (sorted(lock_id(k) for k in commune_keys),),
+            )
+            obs_keys = sorted({r.key for r in records})
+            cur.execute(SELECT_STORED, _columns(obs_keys, 4))
+            stored = {
+                (i, s, a, c): Stored(v, version, rid)
+                for i, s, a, c, v, version, rid in cur.fetchall()
+            }
+            cur.execute(SELECT_COMMUNE_COUNTS, _columns(commune_keys, 4))
+            counts = {(i, s, a, c): n for i, s, a, c, n in cur.fetchall()}
+            result = plan(records, stored, counts, self._ancestors.__getitem__)
+            self._write(cur, result)
+        return ApplyResult(len(result.writes), result.stale, len(result.deltas), unplaced)
+
+    @staticmethod
+    def _write(cur: psycopg.Cursor[Any], result: Plan) -> None:
+        if result.writes:
+            cur.executemany(
+                UPSERT_OBSERVATIONS,
+                [
+                    (
+                        r.indicateur,
+                        r.sous_champ,
+                        r.annee,
+                        r.commune_source,
+                        r.commune,
+                        r.valeur,
+                        r.marqueur,
+                        r.unite,
+                        r.libelle_indicateur,
+                        r.libelle_sous_champ,
+                        r.version,
+                        r.record_id,
+                        Jsonb(r.pii) if r.pii else None,
+                        r.pii_key_id,
+                    )
+                    for r in sorted(result.writes, key=lambda r: r.key)
+                ],
+            )
+        if result.deltas:
+            rows = [(*key, d.valeur, d.nb_valeurs, d.unite) for key, d in result.deltas.items()]
+            cur.execute(APPLY_DELTAS, _columns(rows, 8))

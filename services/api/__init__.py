@@ -1,0 +1,1 @@
+"""Query API: collectivités read their indicators (Postgres, read-only)."""

@@ -1,0 +1,144 @@
+"""FastAPI app over Postgres, read-only."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Query
+from prometheus_client import Counter, Histogram, make_asgi_app
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from itte.db import make_engine, referential_meta
+from services.api.queries import Filters, build
+
+REQUESTS = Counter("itte_api_requests_total", "API requests", ["endpoint"])
+LATENCY = Histogram(
+    "itte_api_request_seconds",
+    "API request time",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+
+Niveau = Literal["commune", "epci", "departement", "region", "france"]
+CommuneCode = Annotated[str | None, Query(pattern=r"^(\d{5}|2[ABab]\d{3})$")]
+
+
+class IndicateurPublic(BaseModel):
+    indicateur: str
+    sous_champ: str
+    annee: int
+    niveau: Niveau
+    code: str
+    nom: str
+    valeur: float | int | None = Field(description="None when no member reported a value.")
+    unite: str | None
+    communes_renseignees: int
+    communes_total: int
+    couverture: float = Field(description="communes_renseignees / communes_total")
+    complet: bool
+    mis_a_jour: datetime
+
+
+def number(value: Decimal | None) -> float | int | None:
+    if value is None:
+        return None
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def to_public(row: Any) -> IndicateurPublic:
+    reporting = min(row.nb_valeurs, row.communes_total)  # commune: sources, capped at 1
+    return IndicateurPublic(
+        indicateur=row.indicateur,
+        sous_champ=row.sous_champ,
+        annee=row.annee,
+        niveau=row.niveau,
+        code=row.code,
+        nom=row.nom,
+        valeur=number(row.valeur) if row.nb_valeurs > 0 else None,
+        unite=row.unite,
+        communes_renseignees=reporting,
+        communes_total=row.communes_total,
+        couverture=reporting / row.communes_total if row.communes_total else 0.0,
+        complet=reporting == row.communes_total,
+        mis_a_jour=row.updated_at,
+    )
+
+
+def wait_for_schema(engine: Engine, timeout: float = 120.0) -> None:
+    """The aggregator creates the schema; the read-only API waits for it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with engine.connect() as conn:
+                if conn.execute(select(referential_meta.c.version)).scalar():
+                    return
+        except (OperationalError, ProgrammingError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the database schema did not appear; is the aggregator running?")
+        time.sleep(0.5)
+
+
+def filters(
+    commune: CommuneCode = None,
+    epci: Annotated[str | None, Query(pattern=r"^\d{9}$")] = None,
+    departement: Annotated[str | None, Query(pattern=r"^(\d{2,3}|2[ABab])$")] = None,
+    region: Annotated[str | None, Query(pattern=r"^\d{2,3}$")] = None,
+    niveau: Niveau | None = None,
+    indicateur: str | None = None,
+    annee: Annotated[int | None, Query(ge=1900, le=2100)] = None,
+    sous_champ: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Filters:
+    return Filters(
+        commune=commune.upper() if commune else None,
+        epci=epci,
+        departement=departement.upper() if departement else None,
+        region=region,
+        niveau=niveau,
+        indicateur=indicateur,
+        annee=annee,
+        sous_champ=sous_champ,
+        limit=limit,
+        offset=offset,
+    )
+
+
+def create_app(engine: Engine) -> FastAPI:
+    app = FastAPI(
+        title="itte API",
+        version="0.1.0",
+        description="Indicateurs territoriaux de la transition écologique: values per "
+        "commune and running aggregates per EPCI, département, région and France.",
+    )
+    app.mount("/metrics", make_asgi_app())
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        with engine.connect() as conn:
+            version = conn.execute(select(referential_meta.c.version)).scalar()
+        return {"status": "ok", "service": "api", "referential": str(version)}
+
+    @app.get("/indicateurs", response_model=list[IndicateurPublic])
+    def indicateurs(f: Annotated[Filters, Depends(filters)]) -> list[IndicateurPublic]:
+        """Values at one level (`niveau`) inside an area (`commune`, `epci`,
+        `departement`, `region`); without `niveau`, the area itself."""
+        REQUESTS.labels("indicateurs").inc()
+        with LATENCY.labels("indicateurs").time(), engine.connect() as conn:
+            return [to_public(row) for row in conn.execute(build(f))]
+
+    return app
+
+
+def read_only_engine(database_url: str, pool_size: int) -> Engine:
+    return make_engine(
+        database_url,
+        pool_size=pool_size,
+        connect_args={"options": "-c default_transaction_read_only=on"},
+    )

@@ -1,0 +1,87 @@
+"""The one query behind ``GET /indicateurs``, built with SQLAlchemy Core.
+
+A territorial filter (commune, epci, departement, region) names an area;
+``niveau`` names the granularity inside it. Without ``niveau`` the area itself
+is returned (``departement=33`` → the département), without any filter France.
+``niveau=epci&departement=74`` → every EPCI with a member commune in 74.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, and_, select
+
+from itte.db import aggregates, communes, territories
+from itte.referential import FRANCE
+
+AREA_ORDER = ("commune", "epci", "departement", "region")  # finest first
+
+
+@dataclass(frozen=True)
+class Filters:
+    commune: str | None = None
+    epci: str | None = None
+    departement: str | None = None
+    region: str | None = None
+    niveau: str | None = None
+    indicateur: str | None = None
+    annee: int | None = None
+    sous_champ: str | None = None
+    limit: int = 1000
+    offset: int = 0
+
+    def areas(self) -> dict[str, str]:
+        return {level: value for level in AREA_ORDER if (value := getattr(self, level)) is not None}
+
+    def target_level(self) -> str:
+        if self.niveau:
+            return self.niveau
+        areas = self.areas()
+        return next(iter(areas)) if areas else "france"
+
+
+def build(filters: Filters) -> Select[Any]:
+    level = filters.target_level()
+    query = (
+        select(
+            aggregates.c.indicateur,
+            aggregates.c.sous_champ,
+            aggregates.c.annee,
+            aggregates.c.niveau,
+            aggregates.c.code,
+            territories.c.nom,
+            aggregates.c.valeur,
+            aggregates.c.unite,
+            aggregates.c.nb_valeurs,
+            territories.c.communes_total,
+            aggregates.c.updated_at,
+        )
+        .join(
+            territories,
+            and_(
+                territories.c.niveau == aggregates.c.niveau, territories.c.code == aggregates.c.code
+            ),
+        )
+        .where(aggregates.c.niveau == level)
+    )
+    areas = filters.areas()
+    if areas and level != "france":
+        # Territories of `level` that share a commune with every named area.
+        members = select(communes.c.code if level == "commune" else communes.c[level])
+        for area_level, code in areas.items():
+            members = members.where(communes.c[area_level] == code)
+        query = query.where(aggregates.c.code.in_(members))
+    elif level == "france":
+        query = query.where(aggregates.c.code == FRANCE)
+    for column in ("indicateur", "annee", "sous_champ"):
+        if (value := getattr(filters, column)) is not None:
+            query = query.where(aggregates.c[column] == value)
+    return (
+        query.order_by(
+            aggregates.c.indicateur, aggregates.c.annee, aggregates.c.code, aggregates.c.sous_champ
+        )
+        .limit(filters.limit)
+        .offset(filters.offset)
+    )

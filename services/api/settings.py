@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+from itte.settings import CommonSettings
+
+
+class ApiSettings(CommonSettings):
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_pool_size: int = 10

@@ -1,0 +1,1 @@
+"""Cleaner: validates, normalizes and hashes personal data (raw → clean)."""

@@ -1,0 +1,64 @@
+"""Cleaner wiring: faust agent raw → clean + dead letters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from itte import metrics, referential
+from itte.embedded import ensure_servers
+from itte.faust_app import make_app, raw_topic
+from itte.kafka import ensure_topics
+from schemas import clean, deadletter, raw
+from schemas.clean import CleanBatch
+from services.cleaner.settings import CleanerSettings
+from services.cleaner.transform import MessageOrigin, clean_message
+
+SERVICE = "cleaner"
+
+
+def build(settings: CleanerSettings) -> faust.App:
+    servers = ensure_servers(
+        kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+        database_url=settings.database_url,
+        state_dir=settings.state_dir,
+    )
+    ensure_topics(servers.kafka_bootstrap_servers, settings.topic_partitions)
+    ref, hasher = referential.load(), settings.hasher()
+    app = make_app(
+        "itte-cleaner",
+        servers.kafka_bootstrap_servers,
+        web_host=settings.cleaner_host,
+        web_port=settings.cleaner_port,
+        partitions=settings.topic_partitions,
+    )
+    raw_in, clean_out, dead_out = (
+        raw_topic(app, t) for t in (raw.TOPIC, clean.TOPIC, deadletter.TOPIC)
+    )
+
+    @app.agent(raw_in)
+    async def clean_records(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            origin = MessageOrigin(
+                message.topic, message.partition, message.offset, int(message.timestamp * 1000)
+            )
+            with metrics.BATCH_SECONDS.labels(SERVICE).time():
+                result = clean_message(event.value, origin, ref=ref, hasher=hasher)
+            # Sends are attached to this event: faust commits its offset only
+            # after they are acknowledged (at least once; duplicates are harmless).
+            if result.clean:
+                batch = CleanBatch(batch_id=result.batch_id, records=result.clean)
+                await clean_out.send(
+                    key=batch.batch_id.encode(), value=batch.model_dump_json().encode()
+                )
+            for dead in result.dead:
+                await dead_out.send(
+                    key=dead.record_id.encode(), value=dead.model_dump_json().encode()
+                )
+                metrics.DEAD_LETTERS.labels(SERVICE, dead.reason).inc()
+            metrics.RECORDS_IN.labels(SERVICE).inc(len(result.clean) + len(result.dead))
+            metrics.RECORDS_OUT.labels(SERVICE, clean.TOPIC).inc(len(result.clean))
+
+    return app

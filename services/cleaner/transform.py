@@ -1,0 +1,242 @@
+"""Pure cleaning: one raw message in, clean observations and dead letters out.
+
+No Kafka and no database here; the faust app in ``app.py`` feeds it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import ValidationError
+
+from itte.referential import Referential
+from schemas.clean import CleanObservation
+from schemas.deadletter import DeadLetter
+from schemas.raw import RawBatchHeader, RawObservation
+from services.cleaner.pii import PiiHasher
+
+STAGE = "cleaner"
+# Secret or missing cells in French statistical files: missing, never zero.
+MISSING_MARKERS = frozenset({"", "s", "nd", "na", "n/a", "nc", "secret", "-", "."})
+COMMUNE_CODE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
+KNOWN_FIELDS = frozenset(RawObservation.model_fields)
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class CleanResult:
+    batch_id: str
+    clean: list[CleanObservation] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MessageOrigin:
+    """Where a Kafka message sits; names records that carry no envelope."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+
+
+def micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def normalize_commune(code: str, ref: Referential) -> tuple[str, str]:
+    """Return (code as sent, normalized; current commune code)."""
+    normalized = code.strip().upper()
+    if normalized.isdigit() and len(normalized) < 5:
+        normalized = normalized.zfill(5)  # spreadsheets drop the leading zero
+    if not COMMUNE_CODE.match(normalized):
+        raise Rejected("invalid_commune", f"not a commune code: {code!r}")
+    if normalized in ref.communes:
+        return normalized, normalized
+    current = ref.former_codes.get(normalized)
+    if current is None:
+        raise Rejected("unknown_commune", f"commune {normalized} is not in {ref.version}")
+    return normalized, current
+
+
+def parse_year(annee: int | str | None, day: str | None) -> int:
+    if annee not in (None, ""):
+        text = str(annee).strip()
+        if not text.isdigit():
+            raise Rejected("invalid_year", f"not a year: {annee!r}")
+        year = int(text)
+    elif day:
+        year = _year_of_date(day.strip())
+    else:
+        raise Rejected("missing_year", "neither annee nor date given")
+    if not 1900 <= year <= 2100:
+        raise Rejected("invalid_year", f"year out of range: {year}")
+    return year
+
+
+def _year_of_date(text: str) -> int:
+    for fmt in ("%d/%m/%Y", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text[:10], fmt).year
+        except ValueError:
+            continue
+    raise Rejected("invalid_date", f"date is neither dd/mm/YYYY nor YYYY-MM-DD: {text!r}")
+
+
+def parse_value(valeur: object) -> tuple[Decimal | None, str | None]:
+    """Return (value, marker): a marker when the cell is secret or missing."""
+    if valeur is None:
+        return None, "vide"
+    if isinstance(valeur, bool):
+        raise Rejected("invalid_value", "a boolean is not a value")
+    if isinstance(valeur, int | Decimal):
+        number = Decimal(valeur)
+    elif isinstance(valeur, float):
+        number = Decimal(repr(valeur))
+    else:
+        text = str(valeur).strip()
+        if text.casefold() in MISSING_MARKERS:
+            return None, text.casefold() or "vide"
+        compact = text.replace("\u202f", "").replace("\xa0", "").replace(" ", "")
+        try:
+            number = Decimal(compact.replace(",", "."))
+        except InvalidOperation:
+            raise Rejected("invalid_value", f"not a number: {text!r}") from None
+    if not number.is_finite():
+        raise Rejected("invalid_value", f"not a finite number: {valeur!r}")
+    return number, None
+
+
+def _problems(exc: ValidationError) -> str:
+    """Validation errors without the offending input, which may be personal."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+        for e in exc.errors(include_input=False, include_url=False)
+    )
+
+
+def _message_id(origin: MessageOrigin) -> str:
+    return f"kafka:{origin.topic}:{origin.partition}:{origin.offset}"
+
+
+def _text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    stripped = " ".join(value.split())
+    return stripped or None
+
+
+def clean_record(
+    record: Any, *, record_id: str, default_version: int, ref: Referential, hasher: PiiHasher
+) -> CleanObservation:
+    if not isinstance(record, dict):
+        raise Rejected(
+            "invalid_schema", f"a record must be a JSON object, got {type(record).__name__}"
+        )
+    try:
+        raw = RawObservation.model_validate(record)
+    except ValidationError as exc:
+        raise Rejected("invalid_schema", _problems(exc)) from None
+    indicateur = _text(raw.indicateur)
+    if not indicateur:
+        raise Rejected("invalid_schema", "indicateur is empty")
+    commune_source, commune = normalize_commune(raw.commune, ref)
+    valeur, marqueur = parse_value(raw.valeur)
+    return CleanObservation(
+        record_id=record_id,
+        indicateur=indicateur,
+        sous_champ=_text(raw.sous_champ) or "total",
+        annee=parse_year(raw.annee, raw.date),
+        commune=commune,
+        commune_source=commune_source,
+        valeur=valeur,
+        marqueur=marqueur,
+        unite=_text(raw.unite),
+        libelle_indicateur=_text(raw.libelle_indicateur),
+        libelle_sous_champ=_text(raw.libelle_sous_champ),
+        version=raw.version if raw.version is not None else default_version,
+        pii=hasher.hash_fields(record),
+        pii_key_id=hasher.key_id if hasher.fields & record.keys() else None,
+    )
+
+
+def redact(record: Any, hasher: PiiHasher) -> dict[str, Any] | None:
+    """What a dead letter may carry: known fields, personal fields hashed.
+
+    Unknown fields are dropped too: they might hold personal data nobody
+    declared.
+    """
+    if not isinstance(record, dict):
+        return None
+    kept: dict[str, Any] = {k: v for k, v in record.items() if k in KNOWN_FIELDS}
+    kept.update({k: f"hmac-sha256:{v}" for k, v in hasher.hash_fields(record).items()})
+    return json.loads(json.dumps(kept, default=str))
+
+
+def dead_letter(
+    record_id: str, reason: str, detail: str, payload: dict[str, Any] | None, now: datetime
+) -> DeadLetter:
+    return DeadLetter(
+        record_id=record_id, stage=STAGE, reason=reason, detail=detail, payload=payload, at=now
+    )
+
+
+def decode_message(value: bytes, origin: MessageOrigin) -> tuple[str, int, list[Any]]:
+    """Return (batch_id, default version, records) for an envelope or a bare record."""
+    document = json.loads(value, parse_float=Decimal)
+    if isinstance(document, dict) and isinstance(document.get("records"), list):
+        header = RawBatchHeader.model_validate(document)
+        return header.batch_id, micros(header.received_at), document["records"]
+    return _message_id(origin), origin.timestamp_ms * 1000, [document]
+
+
+def clean_message(
+    value: bytes,
+    origin: MessageOrigin,
+    *,
+    ref: Referential,
+    hasher: PiiHasher,
+    now: datetime | None = None,
+) -> CleanResult:
+    now = now or datetime.now(UTC)
+    result = CleanResult(batch_id=_message_id(origin))
+    try:
+        result.batch_id, default_version, records = decode_message(value, origin)
+    except ValidationError as exc:
+        detail = "envelope does not match RawBatchHeader: " + _problems(exc)
+        result.dead.append(dead_letter(_message_id(origin), "invalid_message", detail, None, now))
+        return result
+    except ValueError as exc:  # not JSON, or not UTF-8
+        detail = f"not a JSON document: {str(exc)[:200]}"
+        result.dead.append(dead_letter(_message_id(origin), "invalid_message", detail, None, now))
+        return result
+    for index, record in enumerate(records):
+        record_id = f"{result.batch_id}:{index}"
+        try:
+            result.clean.append(
+                clean_record(
+                    record,
+                    record_id=record_id,
+                    default_version=default_version,
+                    ref=ref,
+                    hasher=hasher,
+                )
+            )
+        except Rejected as rejected:
+            result.dead.append(
+                dead_letter(
+                    record_id, rejected.reason, rejected.detail, redact(record, hasher), now
+                )
+            )
+    return result

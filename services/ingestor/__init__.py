@@ -1,0 +1,1 @@
+"""Ingestor: accepts observations (HTTP, files) and publishes them raw."""

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from itte.settings import CommonSettings
+
+
+class IngestorSettings(CommonSettings):
+    ingestor_host: str = "127.0.0.1"
+    ingestor_port: int = 8001
+    batch_records: int = Field(500, ge=1, le=10_000, description="Records per Kafka message.")
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    delivery_timeout_ms: int = Field(10_000, ge=1000, description="Broker ack deadline.")
