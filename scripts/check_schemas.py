@@ -11,8 +11,11 @@ FOLDER = Path(__file__).resolve().parent.parent / "schemas" / "json"
 
 
 def main() -> int:
-    stale = [name for name, text in documents().items()
-             if not (FOLDER / name).exists() or (FOLDER / name).read_text("utf-8") != text]
+    stale = [
+        name
+        for name, text in documents().items()
+        if not (FOLDER / name).exists() or (FOLDER / name).read_text("utf-8") != text
+    ]
     if stale:
         print(f"schemas/json is out of date ({', '.join(stale)}): run `make schemas`")
         return 1

@@ -39,15 +39,21 @@ class Delta:
     valeur: Decimal = ZERO
     nb_valeurs: int = 0
     unite: str | None = None
+    # A commune seen for the first time creates its rows even when it brings
+    # no value (a secret cell): the API then shows it as missing, not absent.
+    creates_row: bool = False
 
-    def add(self, valeur: Decimal, nb_valeurs: int, unite: str | None) -> None:
+    def add(
+        self, valeur: Decimal, nb_valeurs: int, unite: str | None, creates_row: bool = False
+    ) -> None:
         self.valeur += valeur
         self.nb_valeurs += nb_valeurs
         self.unite = unite or self.unite
+        self.creates_row = self.creates_row or creates_row
 
     @property
     def is_zero(self) -> bool:
-        return self.valeur == 0 and self.nb_valeurs == 0
+        return self.valeur == 0 and self.nb_valeurs == 0 and not self.creates_row
 
 
 @dataclass
@@ -82,7 +88,7 @@ def plan(
     commune_counts: Mapping[CommuneKey, int],
     ancestors: Ancestors,
 ) -> Plan:
-    """``commune_counts``: values present per commune now (its ``nb_valeurs``)."""
+    """``commune_counts``: ``nb_valeurs`` of the commune rows that exist."""
     latest = latest_per_key(records)
     result = Plan(stale=len(records) - len(latest))
     by_commune: dict[CommuneKey, Delta] = defaultdict(Delta)
@@ -100,18 +106,20 @@ def plan(
         )
 
     deltas: dict[AggKey, Delta] = defaultdict(Delta)
-    for (indicateur, sous_champ, annee, commune), change in by_commune.items():
-        if change.is_zero:
+    for ck, change in by_commune.items():
+        indicateur, sous_champ, annee, commune = ck
+        new_row = ck not in commune_counts
+        if change.is_zero and not new_row:
             continue
         deltas[(indicateur, sous_champ, annee, "commune", commune)].add(
-            change.valeur, change.nb_valeurs, change.unite
+            change.valeur, change.nb_valeurs, change.unite, new_row
         )
-        before = commune_counts.get((indicateur, sous_champ, annee, commune), 0)
+        before = commune_counts.get(ck, 0)
         # Above the commune, nb_valeurs counts reporting communes, not sources.
         reporting = (before + change.nb_valeurs > 0) - (before > 0)
         for niveau, code in ancestors(commune):
             deltas[(indicateur, sous_champ, annee, niveau, code)].add(
-                change.valeur, reporting, change.unite
+                change.valeur, reporting, change.unite, new_row
             )
     result.deltas = {k: d for k, d in sorted(deltas.items()) if not d.is_zero}
     return result

@@ -42,6 +42,11 @@ class Filters:
         return next(iter(areas)) if areas else "france"
 
 
+def commune_column(level: str) -> Any:
+    """The column of ``communes`` that holds a commune's territory at ``level``."""
+    return communes.c.code if level == "commune" else communes.c[level]
+
+
 def build(filters: Filters) -> Select[Any]:
     level = filters.target_level()
     query = (
@@ -69,9 +74,9 @@ def build(filters: Filters) -> Select[Any]:
     areas = filters.areas()
     if areas and level != "france":
         # Territories of `level` that share a commune with every named area.
-        members = select(communes.c.code if level == "commune" else communes.c[level])
+        members = select(commune_column(level))
         for area_level, code in areas.items():
-            members = members.where(communes.c[area_level] == code)
+            members = members.where(commune_column(area_level) == code)
         query = query.where(aggregates.c.code.in_(members))
     elif level == "france":
         query = query.where(aggregates.c.code == FRANCE)

@@ -1,0 +1,62 @@
+"""Shared fixtures. Integration and e2e tests use real servers: the embedded
+broker and Postgres (started once per session in a temporary folder), or the
+ones named by KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from itte import db
+from itte.embedded import Servers, ensure_servers, stop_embedded
+from itte.kafka import ensure_topics
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    state = tmp_path_factory.mktemp("itte-state")
+    found = ensure_servers(
+        kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+        database_url=os.environ.get("DATABASE_URL"),
+        state_dir=state,
+    )
+    ensure_topics(found.kafka_bootstrap_servers, partitions=4)
+    yield found
+    stop_embedded(state)
+
+
+@pytest.fixture(scope="session")
+def database_factory(servers: Servers) -> Callable[[], str]:
+    """Returns a function that creates a fresh database with itte's schema."""
+
+    def create() -> str:
+        name = f"itte_test_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(servers.database_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = with_database(servers.database_url, name)
+        db.ensure_schema(db.make_engine(url))
+        return url
+
+    return create
+
+
+def with_database(url: str, name: str) -> str:
+    """Same server, another database (libpq URL, socket or TCP)."""
+    head, _, tail = url.partition("?")
+    base = head.rsplit("/", 1)[0]
+    return f"{base}/{name}" + (f"?{tail}" if tail else "")
+
+
+@pytest.fixture
+def database_url(database_factory: Callable[[], str]) -> str:
+    return database_factory()
+
+
+@pytest.fixture
+def tmp_state(tmp_path: Path) -> Path:
+    return tmp_path / "state"

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import psycopg
+
+from itte.referential import load
+from tests.integration.conftest import recompute, running
+
+EPCI_01_74 = "200070852"  # spans Ain (01) and Haute-Savoie (74)
+
+
+def agg(url: str, niveau: str, code: str, indicateur: str = "pop") -> tuple[Decimal, int]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT valeur, nb_valeurs FROM aggregates WHERE indicateur = %s "
+            "AND niveau = %s AND code = %s",
+            (indicateur, niveau, code),
+        ).fetchone()
+    assert row is not None, (niveau, code)
+    return row[0], row[1]
+
+
+def test_epci_over_two_departements(store, obs, database_url) -> None:
+    store.apply([obs("01010", "1174"), obs("74029", "423")])
+    assert agg(database_url, "epci", EPCI_01_74) == (Decimal(1597), 2)
+    assert agg(database_url, "departement", "01") == (Decimal(1174), 1)
+    assert agg(database_url, "departement", "74") == (Decimal(423), 1)
+    assert agg(database_url, "region", "84") == (Decimal(1597), 2)
+    assert running(database_url) == recompute(database_url)
+
+
+def test_corrections_duplicates_and_replays_stay_exact(store, obs, database_url) -> None:
+    first = [obs("74010", "0.1", 1, rid="a"), obs("74042", "0.2", 1, rid="b")]
+    store.apply(first)
+    result = store.apply([obs("74010", "0.7", 3, rid="c"), obs("74010", "9", 2, rid="d")])
+    assert result.written == 1 and result.stale == 1
+    replay = store.apply(first)  # a whole replay from offset 0
+    assert (replay.written, replay.aggregates_changed) == (0, 0)
+    assert agg(database_url, "france", "FR") == (Decimal("0.9"), 2)
+    assert running(database_url) == recompute(database_url)
+
+
+def test_secret_cell_and_island_commune(store, obs, database_url) -> None:
+    store.apply(
+        [
+            obs("22016", "429"),
+            obs("22016", None, 2, indicateur="co2"),
+            obs("22050", "12", indicateur="co2"),
+        ]
+    )
+    assert agg(database_url, "departement", "22") == (Decimal(429), 1)
+    assert agg(database_url, "departement", "22", "co2") == (Decimal(12), 1)
+    with psycopg.connect(database_url) as conn:
+        marker = conn.execute(
+            "SELECT valeur, marqueur FROM observations WHERE "
+            "indicateur = 'co2' AND commune = '22016'"
+        ).fetchone()
+    assert marker == (None, "s")
+
+
+def test_merged_commune_reported_under_former_codes(store, obs, database_url) -> None:
+    current = load().former_codes["01340"]
+    store.apply(
+        [obs(current, "3", source="01340", rid="x"), obs(current, "4", source=current, rid="y")]
+    )
+    assert agg(database_url, "commune", current) == (Decimal(7), 2)
+    assert agg(database_url, "departement", "01") == (Decimal(7), 1)
+    assert running(database_url) == recompute(database_url)
+
+
+def test_unknown_commune_is_returned_not_dropped(store, obs) -> None:
+    result = store.apply([obs("99999", "1"), obs("33063", "2")])
+    assert [r.commune for r in result.unplaced] == ["99999"]
+    assert result.written == 1
+
+
+def test_revision_marks_unpublished_changes(store, obs, database_url) -> None:
+    store.apply([obs("33063", "1")])
+    store.apply([obs("33063", "2", 2)])
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT revision, published_revision FROM aggregates WHERE niveau = 'france'"
+        ).fetchall()
+    assert rows == [(2, 0)]

@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from itte.referential import load
+from services.cleaner.pii import PiiHasher
+from services.cleaner.transform import MessageOrigin, clean_message, parse_value
+
+HASHER = PiiHasher.create(b"k" * 32, ["nom_declarant", "email"])
+ORIGIN = MessageOrigin("indicators.raw", 2, 41, 1_700_000_000_000)
+RECEIVED = datetime(2026, 1, 2, tzinfo=UTC)
+
+
+def envelope(*records: Any) -> bytes:
+    return json.dumps(
+        {
+            "batch_id": "b1",
+            "source": "test",
+            "received_at": RECEIVED.isoformat(),
+            "records": list(records),
+        }
+    ).encode()
+
+
+def run(value: bytes) -> Any:
+    return clean_message(value, ORIGIN, ref=load(), hasher=HASHER)
+
+
+def test_normalizes_a_record() -> None:
+    result = run(
+        envelope(
+            {
+                "indicateur": " population ",
+                "commune": 1001,
+                "annee": "2020",
+                "valeur": "1 234,5",
+                "unite": " habitants  ",
+            }
+        )
+    )
+    assert result.dead == []
+    [obs] = result.clean
+    assert (obs.indicateur, obs.commune, obs.commune_source) == ("population", "01001", "01001")
+    assert (obs.annee, obs.valeur, obs.unite, obs.sous_champ) == (
+        2020,
+        Decimal("1234.5"),
+        "habitants",
+        "total",
+    )
+    assert obs.record_id == "b1:0"
+    assert obs.version == int(RECEIVED.timestamp() * 1_000_000)
+
+
+def test_corsican_codes_and_dates() -> None:
+    result = run(
+        envelope({"indicateur": "x", "commune": "2a004", "date": "15/03/2024", "valeur": 3})
+    )
+    [obs] = result.clean
+    assert (obs.commune, obs.annee, obs.valeur) == ("2A004", 2024, Decimal(3))
+
+
+def test_former_code_lands_on_current_commune() -> None:
+    # 01340 was merged into 01015 (Arboys en Bugey) in the 2026 referential.
+    [obs] = run(envelope({"indicateur": "x", "commune": "01340", "annee": 2019, "valeur": 1})).clean
+    assert (obs.commune_source, obs.commune) == ("01340", "01015")
+
+
+@pytest.mark.parametrize("marker", ["s", "nd", "NA", "", None, " S "])
+def test_secret_and_missing_cells_are_missing_not_zero(marker: Any) -> None:
+    [obs] = run(
+        envelope({"indicateur": "x", "commune": "33063", "annee": 2020, "valeur": marker})
+    ).clean
+    assert obs.valeur is None
+    assert obs.marqueur
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({"indicateur": "x", "commune": "99999", "annee": 2020, "valeur": 1}, "unknown_commune"),
+        ({"indicateur": "x", "commune": "ABC", "annee": 2020, "valeur": 1}, "invalid_commune"),
+        ({"indicateur": "x", "commune": "33063", "valeur": 1}, "missing_year"),
+        ({"indicateur": "x", "commune": "33063", "annee": "20x0", "valeur": 1}, "invalid_year"),
+        (
+            {"indicateur": "x", "commune": "33063", "date": "2020/13/45", "valeur": 1},
+            "invalid_date",
+        ),
+        (
+            {"indicateur": "x", "commune": "33063", "annee": 2020, "valeur": "douze"},
+            "invalid_value",
+        ),
+        ({"indicateur": "x", "commune": "33063", "annee": 2020, "valeur": "NaN"}, "invalid_value"),
+        ({"commune": "33063", "annee": 2020, "valeur": 1}, "invalid_schema"),
+        ({"indicateur": "  ", "commune": "33063", "annee": 2020, "valeur": 1}, "invalid_schema"),
+        (["not", "an", "object"], "invalid_schema"),
+    ],
+)
+def test_invalid_records_are_dead_lettered_with_a_reason(record: Any, reason: str) -> None:
+    result = run(envelope(record))
+    assert result.clean == []
+    [dead] = result.dead
+    assert (dead.reason, dead.stage, dead.record_id) == (reason, "cleaner", "b1:0")
+    assert dead.detail
+
+
+def test_every_record_is_either_clean_or_dead() -> None:
+    records = [
+        {"indicateur": "x", "commune": c, "annee": 2020, "valeur": 1}
+        for c in ["33063", "00000", "74010", "bad", "2B033"]
+    ]
+    result = run(envelope(*records))
+    ids = [o.record_id for o in result.clean] + [d.record_id for d in result.dead]
+    assert sorted(ids) == [f"b1:{i}" for i in range(5)]
+    assert len(result.clean) == 3
+
+
+def test_personal_data_is_hashed_and_never_kept_in_clear() -> None:
+    clear = {"nom_declarant": "Jeanne Martin", "email": "jeanne@example.org"}
+    good = {
+        "indicateur": "x",
+        "commune": "33063",
+        "annee": 2020,
+        "valeur": 1,
+        **clear,
+        "note_libre": "Jeanne Martin",
+    }
+    bad = {**good, "commune": "99999"}
+    result = run(envelope(good, bad))
+    [obs], [dead] = result.clean, result.dead
+    assert obs.pii == {
+        "nom_declarant": HASHER.digest("Jeanne Martin"),
+        "email": HASHER.digest("jeanne@example.org"),
+    }
+    assert obs.pii_key_id == HASHER.key_id
+    for text in (obs.model_dump_json(), dead.model_dump_json()):
+        assert "Jeanne" not in text and "jeanne@" not in text
+    assert dead.payload is not None
+    assert dead.payload["nom_declarant"] == "hmac-sha256:" + HASHER.digest("Jeanne Martin")
+    assert "note_libre" not in dead.payload  # undeclared fields may be personal too
+
+
+def test_validation_errors_do_not_echo_input() -> None:
+    [dead] = run(
+        envelope(
+            {
+                "indicateur": {"nested": "Jeanne Martin"},
+                "commune": "33063",
+                "annee": 2020,
+                "valeur": 1,
+            }
+        )
+    ).dead
+    assert dead.reason == "invalid_schema"
+    assert "Jeanne" not in dead.detail
+
+
+def test_bare_record_from_a_kafka_native_producer() -> None:
+    value = json.dumps(
+        {"indicateur": "x", "commune": "33063", "annee": 2021, "valeur": 2.5}
+    ).encode()
+    [obs] = run(value).clean
+    assert obs.record_id == "kafka:indicators.raw:2:41:0"
+    assert obs.version == ORIGIN.timestamp_ms * 1000
+    assert obs.valeur == Decimal("2.5")
+
+
+def test_producer_version_wins_over_the_default() -> None:
+    [obs] = run(
+        envelope({"indicateur": "x", "commune": "33063", "annee": 2021, "valeur": 1, "version": 7})
+    ).clean
+    assert obs.version == 7
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"{not json", "invalid_message"),
+        (b"\xff\xfe", "invalid_message"),
+        (b'{"batch_id": 1, "records": []}', "invalid_message"),
+        (b"[1, 2]", "invalid_schema"),
+    ],  # a JSON array is one bare record, not an object
+)
+def test_unreadable_message_is_dead_lettered(value: bytes, reason: str) -> None:
+    result = run(value)
+    assert result.clean == []
+    assert [d.reason for d in result.dead] == [reason]
+
+
+def test_parse_value_is_exact() -> None:
+    assert parse_value("0,1")[0] == Decimal("0.1")
+    assert parse_value(Decimal("12345678901234567890.123"))[0] == Decimal(
+        "12345678901234567890.123"
+    )
+    assert parse_value("1\u202f234")[0] == Decimal(1234)
