@@ -59,13 +59,17 @@ def detect_delimiter(first_line: str) -> str:
 
 
 def column_map(header: list[str]) -> dict[int, str]:
-    """Column index → raw field, for the columns itte knows."""
+    """Column index → raw field. Other columns keep their (normalized) name:
+    the cleaner hashes the personal ones and drops the rest."""
     wanted = {alias: field for field, aliases in COLUMN_ALIASES.items() for alias in aliases}
     mapping: dict[int, str] = {}
     for index, name in enumerate(header):
         target = wanted.get(_norm(name))
         if target and target not in mapping.values():
             mapping[index] = target
+    for index, name in enumerate(header):
+        if index not in mapping and _norm(name) and _norm(name) not in mapping.values():
+            mapping[index] = _norm(name)
     return mapping
 
 

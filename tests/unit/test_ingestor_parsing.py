@@ -69,6 +69,9 @@ def test_long_format_with_semicolons(tmp_path: Path) -> None:
         "libelle_sous_champ": "Total",
         "libelle_indicateur": "Population",
         "unite": "habitants",
+        "codgeo_libelle": "Annecy",
+        "type_var": "num",
+        "no_ind": "1",
     }
     assert rows[1]["valeur"] == "s"
 

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from itte.embedded import Servers, ensure_broker, stop_embedded
+from itte.kafka import ensure_topics
+from tests.e2e.stack import SERVICES, Stack
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, database_factory: Callable[[], str]
+) -> Iterator[Stack]:
+    """A broker of its own (topics start empty), a fresh database, four processes."""
+    workdir = tmp_path_factory.mktemp("e2e")
+    broker_state = workdir / "broker"
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or ensure_broker(broker_state)
+    ensure_topics(bootstrap, partitions=4)
+    running = Stack(Servers(bootstrap, database_factory()), workdir)
+    try:
+        running.start_all()
+        yield running
+    finally:
+        running.stop_all()
+        stop_embedded(broker_state)
+        for name in SERVICES:  # shown by pytest only when a test failed
+            print(f"--- {name} log ---\n{running.log_tail(name, 15)}")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path

@@ -1,0 +1,141 @@
+"""The four services as separate processes, as an operator would run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from itte.embedded import Servers
+
+T = TypeVar("T")
+SERVICES = ("ingestor", "cleaner", "aggregator", "api")
+PORT_SETTING = {
+    "ingestor": "ITTE_INGESTOR_PORT",
+    "cleaner": "ITTE_CLEANER_PORT",
+    "aggregator": "ITTE_AGGREGATOR_PORT",
+    "api": "ITTE_API_PORT",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def eventually(probe: Callable[[], T | None], timeout: float, what: str) -> T:
+    """Poll ``probe`` until it returns something truthy (bounded, no bare sleeps)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+            if last:
+                return last
+        except (OSError, ValueError, KeyError, AssertionError) as exc:
+            last = exc
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, Any]:
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": content_type}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+class Stack:
+    def __init__(self, servers: Servers, workdir: Path) -> None:
+        self.workdir = workdir
+        self.ports = {name: free_port() for name in SERVICES}
+        self.env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
+            "DATABASE_URL": servers.database_url,
+            "ITTE_STATE_DIR": str(workdir / "state"),
+            "ITTE_PII_KEY": "e2e-test-key-not-secret-0123456789",
+            "ITTE_ENVIRONMENT": "production",
+            **{PORT_SETTING[name]: str(port) for name, port in self.ports.items()},
+        }
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def url(self, name: str, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.ports[name]}{path}"
+
+    def start(self, name: str) -> None:
+        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "itte", name],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def ready(self, name: str, timeout: float = 90) -> None:
+        def healthy() -> bool:
+            process = self.processes[name]
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited:\n{self.log_tail(name)}")
+            health = get_json(self.url(name, "/health"))
+            # The faust services are ready once they own their input partitions.
+            return health["status"] == "ok" and (
+                name in ("ingestor", "api") or bool(health.get("partitions"))
+            )
+
+        eventually(healthy, timeout, f"{name} to be ready")
+
+    def start_all(self) -> None:
+        for name in SERVICES:
+            self.start(name)
+        for name in SERVICES:
+            self.ready(name)
+
+    def kill(self, name: str) -> None:
+        process = self.processes[name]
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.workdir / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def ingest_file(self, path: Path) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "itte", "ingest", str(path)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
