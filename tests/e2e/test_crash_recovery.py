@@ -1,0 +1,100 @@
+"""SIGKILL any one service in the middle of an ingestion, restart it: nothing
+is lost and nothing is counted twice."""
+
+from __future__ import annotations
+
+import json
+import random
+import urllib.error
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from itte.referential import load
+from schemas import aggregates
+from tests.e2e.stack import Stack, eventually, get_json, post
+from tests.integration.conftest import RECOMPUTE
+from tests.integration.test_kafka import read_all
+
+DEPARTEMENTS = ("01", "33", "74", "2A", "29")
+POSTS = 24
+KILL_AFTER = 8
+
+
+def workload(indicateur: str) -> tuple[list[list[dict]], dict[str, Decimal]]:
+    """Posts of observations, then corrections of a third of them (newer version)."""
+    rng = random.Random(indicateur)
+    communes = sorted(c.code for c in load().communes.values() if c.departement in DEPARTEMENTS)
+    final: dict[str, Decimal] = {}
+    records = []
+    for code in communes:
+        value = Decimal(rng.randint(0, 10_000)) / 100
+        records.append({"indicateur": indicateur, "commune": code, "annee": 2024,
+                        "valeur": str(value), "version": 1})
+        final[code] = value
+    for code in rng.sample(communes, len(communes) // 3):
+        value = Decimal(rng.randint(0, 10_000)) / 100
+        records.append({"indicateur": indicateur, "commune": code, "annee": 2024,
+                        "valeur": str(value), "version": 2})
+        final[code] = value
+    size = -(-len(records) // POSTS)
+    return [records[i:i + size] for i in range(0, len(records), size)], final
+
+
+def post_with_retry(stack: Stack, body: list[dict]) -> None:
+    """What a well-behaved producer does: retry until acknowledged."""
+
+    def attempt() -> bool:
+        try:
+            status, _ = post(stack.url("ingestor", "/observations"), json.dumps(body).encode())
+        except (urllib.error.URLError, ConnectionError):
+            return False
+        return status == 202
+
+    eventually(attempt, 90, "the ingestor to accept a post")
+
+
+@pytest.mark.parametrize("victim", ["ingestor", "cleaner", "aggregator", "api"])
+def test_sigkill_during_ingestion_loses_nothing_and_counts_nothing_twice(
+    stack: Stack, victim: str
+) -> None:
+    indicateur = f"crash_{victim}"
+    posts, final = workload(indicateur)
+    for number, body in enumerate(posts):
+        if number == KILL_AFTER:
+            stack.kill(victim)
+            if victim == "ingestor":  # the producer retries while it is down
+                stack.start(victim)
+        post_with_retry(stack, body)
+        if number == KILL_AFTER and victim != "ingestor":
+            stack.start(victim)
+    stack.ready(victim)
+
+    total = sum(final.values())
+
+    def france() -> dict | None:
+        rows = get_json(stack.url("api", f"/indicateurs?indicateur={indicateur}"))
+        return rows[0] if rows and Decimal(str(rows[0]["valeur"])) == total else None
+
+    row = eventually(france, 120, f"France total of {indicateur} = {total}")
+    assert row["communes_renseignees"] == len(final)
+
+    with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
+        truth = {tuple(r[:5]): (r[5], r[6]) for r in conn.execute(RECOMPUTE)
+                 if r[0] == indicateur}
+        held = {tuple(r[:5]): (r[5], r[6]) for r in conn.execute(
+            "SELECT indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs "
+            "FROM aggregates WHERE indicateur = %s", (indicateur,))}
+    assert held == truth
+    assert truth[(indicateur, "total", 2024, "departement", "2A")][1] == sum(
+        1 for c in final if c.startswith("2A"))
+
+    # Subscribers end with the same figure: the last France message on the topic.
+    def published() -> Decimal | None:
+        ours = [json.loads(m.value()) for m in read_all(stack.env["KAFKA_BOOTSTRAP_SERVERS"],
+                                                         aggregates.TOPIC)]
+        last = [m for m in ours if m["indicateur"] == indicateur and m["niveau"] == "france"]
+        return Decimal(last[-1]["valeur"]) if last else None
+
+    assert eventually(lambda: published() == total or None, 60, "published France total")
