@@ -107,6 +107,7 @@ aggregates = Table(
     Column("published_revision", BigInteger, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
     # The outbox: changes committed but not yet on indicators.aggregates.
+    # Commune rows are not published: they restate the observations.
     Index(
         "aggregates_unpublished",
         "indicateur",
@@ -114,7 +115,7 @@ aggregates = Table(
         "annee",
         "niveau",
         "code",
-        postgresql_where=text("revision > published_revision"),
+        postgresql_where=text("revision > published_revision AND niveau <> 'commune'"),
     ),
     Index("aggregates_by_territory", "niveau", "code"),
 )

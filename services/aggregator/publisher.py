@@ -1,5 +1,8 @@
 """Outbox relay: committed aggregate changes → ``indicators.aggregates``.
 
+Every change of an EPCI, département, région or France aggregate is
+published; commune rows are not (they restate the observations themselves).
+
 Runs after every batch and on a timer, so changes committed just before a
 crash are published after the restart. At least once, on a compacted topic
 keyed by aggregate: a repeated message only restates the latest value.
@@ -21,7 +24,7 @@ SELECT a.indicateur, a.sous_champ, a.annee, a.niveau, a.code, a.valeur, a.nb_val
        a.unite, a.revision, a.updated_at, t.communes_total
 FROM aggregates a
 JOIN territories t ON (t.niveau, t.code) = (a.niveau, a.code)
-WHERE a.revision > a.published_revision
+WHERE a.revision > a.published_revision AND a.niveau <> 'commune'
 LIMIT %s
 """
 
@@ -55,7 +58,7 @@ def to_change(row: tuple[Any, ...]) -> AggregateChange:
         code=code,
         valeur=valeur if nb > 0 else None,
         unite=unite,
-        communes_renseignees=min(nb, total) if niveau == "commune" else nb,
+        communes_renseignees=nb,
         communes_total=total,
         revision=revision,
         updated_at=updated_at,

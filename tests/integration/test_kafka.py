@@ -64,10 +64,10 @@ def test_outbox_relay_publishes_each_change_once_per_revision(
     indicateur = f"outbox_{uuid.uuid4().hex[:6]}"
     store.apply([obs("33063", "5", indicateur=indicateur)])
     relay = OutboxRelay(database_url, BlockingProducer(servers.kafka_bootstrap_servers))
-    assert relay.publish_pending() == 5  # commune, EPCI, département, région, France
+    assert relay.publish_pending() == 4  # EPCI, département, région, France
     assert relay.publish_pending() == 0
     store.apply([obs("33063", "8", 2, indicateur=indicateur)])
-    assert relay.publish_pending() == 5
+    assert relay.publish_pending() == 4
     ours = [
         json.loads(m.value())
         for m in read_all(servers.kafka_bootstrap_servers, aggregates.TOPIC)
