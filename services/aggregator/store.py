@@ -164,12 +164,24 @@ class AggregateStore:
         if result.writes:
             with cur.copy(f"COPY incoming_observations ({OBSERVATION_COLUMNS}) FROM STDIN") as copy:
                 for r in result.writes:
-                    copy.write_row((
-                        r.indicateur, r.sous_champ, r.annee, r.commune_source, r.commune,
-                        r.valeur, r.marqueur, r.unite, r.libelle_indicateur,
-                        r.libelle_sous_champ, r.version, r.record_id,
-                        Jsonb(r.pii) if r.pii else None, r.pii_key_id,
-                    ))
+                    copy.write_row(
+                        (
+                            r.indicateur,
+                            r.sous_champ,
+                            r.annee,
+                            r.commune_source,
+                            r.commune,
+                            r.valeur,
+                            r.marqueur,
+                            r.unite,
+                            r.libelle_indicateur,
+                            r.libelle_sous_champ,
+                            r.version,
+                            r.record_id,
+                            Jsonb(r.pii) if r.pii else None,
+                            r.pii_key_id,
+                        )
+                    )
             cur.execute(MERGE_OBSERVATIONS)
         if result.deltas:
             with cur.copy("COPY incoming_deltas FROM STDIN") as copy:

@@ -7,7 +7,7 @@ from typing import Any
 import faust
 
 from itte import metrics, referential
-from itte.embedded import ensure_servers
+from itte.embedded import kafka_address
 from itte.faust_app import make_app, raw_topic
 from itte.kafka import ensure_topics
 from schemas import clean, deadletter, raw
@@ -19,16 +19,12 @@ SERVICE = "cleaner"
 
 
 def build(settings: CleanerSettings) -> faust.App:
-    servers = ensure_servers(
-        kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
-        database_url=settings.database_url,
-        state_dir=settings.state_dir,
-    )
-    ensure_topics(servers.kafka_bootstrap_servers, settings.topic_partitions)
+    bootstrap = kafka_address(settings)
+    ensure_topics(bootstrap, settings.topic_partitions)
     ref, hasher = referential.load(), settings.hasher()
     app = make_app(
         "itte-cleaner",
-        servers.kafka_bootstrap_servers,
+        bootstrap,
         web_host=settings.cleaner_host,
         web_port=settings.cleaner_port,
         partitions=settings.topic_partitions,

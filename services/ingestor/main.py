@@ -8,7 +8,7 @@ from pathlib import Path
 import uvicorn
 
 from itte import metrics
-from itte.embedded import ensure_servers
+from itte.embedded import kafka_address
 from itte.kafka import BlockingProducer, ensure_topics
 from services.ingestor.files import read_long_csv
 from services.ingestor.http import create_app
@@ -19,15 +19,9 @@ log = logging.getLogger(__name__)
 
 
 def build_publisher(settings: IngestorSettings) -> RawPublisher:
-    servers = ensure_servers(
-        kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
-        database_url=settings.database_url,
-        state_dir=settings.state_dir,
-    )
-    ensure_topics(servers.kafka_bootstrap_servers, settings.topic_partitions)
-    producer = BlockingProducer(
-        servers.kafka_bootstrap_servers, **{"message.timeout.ms": settings.delivery_timeout_ms}
-    )
+    bootstrap = kafka_address(settings)
+    ensure_topics(bootstrap, settings.topic_partitions)
+    producer = BlockingProducer(bootstrap, **{"message.timeout.ms": settings.delivery_timeout_ms})
     return RawPublisher(producer, settings.batch_records)
 
 

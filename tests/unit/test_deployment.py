@@ -1,0 +1,47 @@
+"""docker-compose.yml cannot run here (no Docker engine): check its wiring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from services.aggregator.settings import AggregatorSettings
+from services.api.settings import ApiSettings
+from services.cleaner.settings import CleanerSettings
+from services.ingestor.settings import IngestorSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+PORTS = {
+    "ingestor": IngestorSettings.model_fields["ingestor_port"].default,
+    "cleaner": CleanerSettings.model_fields["cleaner_port"].default,
+    "aggregator": AggregatorSettings.model_fields["aggregator_port"].default,
+    "api": ApiSettings.model_fields["api_port"].default,
+}
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_every_service_runs_its_itte_command_against_kafka_and_postgres() -> None:
+    services = compose()["services"]
+    assert services["kafka"]["image"].startswith("apache/kafka")
+    assert services["postgres"]["image"].startswith("postgres")
+    for name in PORTS:
+        service = services[name]
+        assert service["command"] == name
+        env = service["environment"]
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+        assert env["DATABASE_URL"].startswith("postgresql://")
+        assert env["ITTE_ENVIRONMENT"] == "production"
+        assert env[f"ITTE_{name.upper()}_HOST"] == "0.0.0.0"
+        assert "${ITTE_PII_KEY:?" in env["ITTE_PII_KEY"]  # required, never a default
+
+
+def test_prometheus_scrapes_every_service_on_its_port() -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    targets = {
+        t for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]
+    }
+    assert targets == {f"{name}:{port}" for name, port in PORTS.items()}
