@@ -12,6 +12,11 @@ RECORDS_OUT = Counter("itte_records_out_total", "Records passed on", ["service",
 DEAD_LETTERS = Counter(
     "itte_dead_letters_total", "Records refused, by reason", ["service", "reason"]
 )
+REFUSED = Counter(
+    "itte_requests_refused_total",
+    "Requests refused whole (nothing published), by reason",
+    ["service", "reason"],
+)
 STALE = Counter(
     "itte_stale_observations_total",
     "Observations ignored: an equal or newer version won",

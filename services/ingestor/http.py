@@ -65,6 +65,7 @@ def create_app(publisher: RawPublisher, *, max_body_bytes: int) -> FastAPI:
         try:
             records = parse(body)
         except BodyError as exc:
+            metrics.REFUSED.labels(SERVICE, "unreadable_body").inc()
             return JSONResponse(
                 status_code=400,
                 content={
@@ -76,6 +77,7 @@ def create_app(publisher: RawPublisher, *, max_body_bytes: int) -> FastAPI:
         try:
             published = await asyncio.to_thread(publisher.publish, records, source="http")
         except DeliveryError as exc:
+            metrics.REFUSED.labels(SERVICE, "broker_unavailable").inc()
             return JSONResponse(
                 status_code=503,
                 headers={"Retry-After": "5"},
@@ -87,4 +89,5 @@ def create_app(publisher: RawPublisher, *, max_body_bytes: int) -> FastAPI:
 
 
 def _too_large(limit: int) -> JSONResponse:
+    metrics.REFUSED.labels(SERVICE, "too_large").inc()
     return JSONResponse(status_code=413, content={"detail": f"body larger than {limit} bytes"})

@@ -46,7 +46,8 @@ class RawPublisher:
         return Published(count, ids)
 
     def _send(self, pending: list[raw.RawBatch]) -> int:
-        self._producer.send_all(raw.TOPIC, ((b.batch_id, encode_batch(b)) for b in pending))
+        with metrics.BATCH_SECONDS.labels(SERVICE).time():
+            self._producer.send_all(raw.TOPIC, ((b.batch_id, encode_batch(b)) for b in pending))
         sent = sum(len(b.records) for b in pending)
         metrics.RECORDS_OUT.labels(SERVICE, raw.TOPIC).inc(sent)
         return sent
