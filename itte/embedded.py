@@ -150,3 +150,8 @@ def kafka_address(settings: CommonSettings) -> str:
 def database_address(settings: CommonSettings) -> str:
     """The configured database, else the embedded Postgres (started if needed)."""
     return settings.database_url or ensure_postgres(settings.state_dir)
+
+
+def servers_for(settings: CommonSettings) -> Servers:
+    """Both addresses, starting the embedded servers for the ones not configured."""
+    return Servers(kafka_address(settings), database_address(settings))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from itte import db
 from itte.demo import write_demo
-from itte.embedded import ensure_servers, stop_embedded
+from itte.embedded import servers_for, stop_embedded
 from itte.kafka import ensure_topics
 from itte.settings import CommonSettings
 
@@ -63,11 +63,7 @@ def stop_services(processes: dict[str, subprocess.Popen[bytes]]) -> None:
 
 def up(settings: CommonSettings, *, demo: bool, api_port: int, ingestor_port: int) -> None:
     embedded = settings.kafka_bootstrap_servers is None or settings.database_url is None
-    servers = ensure_servers(
-        kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
-        database_url=settings.database_url,
-        state_dir=settings.state_dir,
-    )
+    servers = servers_for(settings)
     ensure_topics(servers.kafka_bootstrap_servers, settings.topic_partitions)
     db.ensure_schema(db.make_engine(servers.database_url))
     env = {

@@ -11,7 +11,7 @@ import faust
 from pydantic import ValidationError
 
 from itte import db, metrics, referential
-from itte.embedded import ensure_servers
+from itte.embedded import servers_for
 from itte.faust_app import make_app, raw_topic
 from itte.kafka import BlockingProducer, ensure_topics
 from schemas import clean, deadletter
@@ -56,11 +56,7 @@ def unplaced_letter(record: CleanObservation) -> DeadLetter:
 
 
 def build(settings: AggregatorSettings) -> faust.App:
-    servers = ensure_servers(
-        kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
-        database_url=settings.database_url,
-        state_dir=settings.state_dir,
-    )
+    servers = servers_for(settings)
     ensure_topics(servers.kafka_bootstrap_servers, settings.topic_partitions)
     db.ensure_schema(db.make_engine(servers.database_url))
     store = AggregateStore(servers.database_url, referential.load())

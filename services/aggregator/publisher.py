@@ -11,17 +11,18 @@ keyed by aggregate: a repeated message only restates the latest value.
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from itte.kafka import BlockingProducer
 from schemas import aggregates as topic
 from schemas.aggregates import AggregateChange
 
 SELECT_PENDING = """
-SELECT a.indicateur, a.sous_champ, a.annee, a.niveau, a.code, a.valeur, a.nb_valeurs,
-       a.unite, a.revision, a.updated_at, t.communes_total
+SELECT a.indicateur, a.sous_champ, a.annee, a.niveau, a.code,
+       CASE WHEN a.nb_valeurs > 0 THEN a.valeur END AS valeur, a.unite,
+       a.nb_valeurs AS communes_renseignees, t.communes_total, a.revision, a.updated_at
 FROM aggregates a
 JOIN territories t ON (t.niveau, t.code) = (a.niveau, a.code)
 WHERE a.revision > a.published_revision AND a.niveau <> 'commune'
@@ -36,35 +37,6 @@ WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, 
 """
 
 
-def to_change(row: tuple[Any, ...]) -> AggregateChange:
-    (
-        indicateur,
-        sous_champ,
-        annee,
-        niveau,
-        code,
-        valeur,
-        nb,
-        unite,
-        revision,
-        updated_at,
-        total,
-    ) = row
-    return AggregateChange(
-        indicateur=indicateur,
-        sous_champ=sous_champ,
-        annee=annee,
-        niveau=niveau,
-        code=code,
-        valeur=valeur if nb > 0 else None,
-        unite=unite,
-        communes_renseignees=nb,
-        communes_total=total,
-        revision=revision,
-        updated_at=updated_at,
-    )
-
-
 class OutboxRelay:
     def __init__(self, database_url: str, producer: BlockingProducer, page: int = 20_000) -> None:
         self._database_url = database_url
@@ -75,12 +47,15 @@ class OutboxRelay:
     def publish_pending(self) -> int:
         """Publish every pending change; return how many were published."""
         published = 0
-        with self._lock, psycopg.connect(self._database_url, autocommit=True) as conn:
+        with (
+            self._lock,
+            psycopg.connect(self._database_url, autocommit=True, row_factory=dict_row) as conn,
+        ):
             while True:
                 rows = conn.execute(SELECT_PENDING, (self._page,)).fetchall()
                 if not rows:
                     return published
-                changes = [to_change(row) for row in rows]
+                changes = [AggregateChange.model_validate(row) for row in rows]
                 self._producer.send_all(
                     topic.TOPIC, ((c.kafka_key(), c.model_dump_json().encode()) for c in changes)
                 )

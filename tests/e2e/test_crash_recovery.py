@@ -28,30 +28,20 @@ def workload(indicateur: str) -> tuple[list[list[dict]], dict[str, Decimal]]:
     communes = sorted(c.code for c in load().communes.values() if c.departement in DEPARTEMENTS)
     final: dict[str, Decimal] = {}
     records = []
-    for code in communes:
-        value = Decimal(rng.randint(0, 10_000)) / 100
-        records.append(
-            {
-                "indicateur": indicateur,
-                "commune": code,
-                "annee": 2024,
-                "valeur": str(value),
-                "version": 1,
-            }
-        )
-        final[code] = value
-    for code in rng.sample(communes, len(communes) // 3):
-        value = Decimal(rng.randint(0, 10_000)) / 100
-        records.append(
-            {
-                "indicateur": indicateur,
-                "commune": code,
-                "annee": 2024,
-                "valeur": str(value),
-                "version": 2,
-            }
-        )
-        final[code] = value
+    corrected = set(rng.sample(communes, len(communes) // 3))
+    for version, codes in ((1, communes), (2, sorted(corrected))):
+        for code in codes:
+            value = Decimal(rng.randint(0, 10_000)) / 100
+            records.append(
+                {
+                    "indicateur": indicateur,
+                    "commune": code,
+                    "annee": 2024,
+                    "valeur": str(value),
+                    "version": version,
+                }
+            )
+            final[code] = value
     size = -(-len(records) // POSTS)
     return [records[i : i + size] for i in range(0, len(records), size)], final
 
