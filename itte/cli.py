@@ -99,6 +99,32 @@ def up(demo: bool) -> None:
     )
 
 
+@main.command()
+@click.option("--show", default=20, show_default=True, help="Differences to print.")
+def check(show: int) -> None:
+    """Compare running aggregates with a recomputation; exit 1 on any difference."""
+    from itte.embedded import database_address
+    from itte.settings import CommonSettings
+    from services.aggregator.verify import check as run_check
+
+    report = run_check(database_address(CommonSettings()))
+    for key, running, truth in report.differences[:show]:
+        click.echo(f"{'|'.join(map(str, key))}: running={running} recomputed={truth}")
+    click.echo(f"{report.checked} aggregates checked, {len(report.differences)} differences")
+    raise SystemExit(1 if report.differences else 0)
+
+
+@main.command()
+def rebuild() -> None:
+    """Recompute every aggregate from the stored observations (changes get published)."""
+    from itte.embedded import database_address
+    from itte.settings import CommonSettings
+    from services.aggregator.verify import rebuild as run_rebuild
+
+    counts = run_rebuild(database_address(CommonSettings()))
+    click.echo(", ".join(f"{n} {what}" for what, n in counts.items()))
+
+
 @main.group()
 def servers() -> None:
     """The embedded broker and Postgres (used when no address is configured)."""

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import psycopg
+
+from services.aggregator.verify import check, rebuild
+
+
+def test_check_finds_nothing_after_corrections_and_secret_cells(store, obs, database_url):
+    store.apply([obs("33063", "5"), obs("74010", None), obs("01015", "2", source="01340")])
+    store.apply([obs("33063", "7", 2), obs("74010", "3", 2), obs("01015", "1", rid="z")])
+    report = check(database_url)
+    assert report.checked > 10
+    assert report.differences == []
+
+
+def test_rebuild_repairs_a_corrupted_aggregate_and_republishes_it(store, obs, database_url):
+    store.apply([obs("33063", "5"), obs("33081", "2")])
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE aggregates SET valeur = valeur + 1 WHERE niveau = 'france'")
+        conn.execute("DELETE FROM aggregates WHERE niveau = 'region'")
+    [(key, running, truth), (key2, missing, truth2)] = sorted(check(database_url).differences)
+    assert key[3] == "france" and running == (8, 2) and truth == (7, 2)
+    assert key2[3] == "region" and missing is None and truth2 == (7, 2)
+
+    assert rebuild(database_url) == {"updated": 1, "inserted": 1, "deleted": 0}
+    assert check(database_url).differences == []
+    with psycopg.connect(database_url) as conn:
+        revision, published = conn.execute(
+            "SELECT revision, published_revision FROM aggregates WHERE niveau = 'france'"
+        ).fetchone()
+    assert (revision, published) == (2, 0)  # the relay will publish the repair
+
+
+def test_check_command_exits_1_on_a_difference(store, obs, database_url):
+    store.apply([obs("33063", "5")])
+    env = {"DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
+    command = [sys.executable, "-m", "itte", "check"]
+    ok = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert "0 differences" in ok.stdout
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE aggregates SET nb_valeurs = 9 WHERE niveau = 'departement'")
+    bad = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1
+    assert "1 differences" in bad.stdout and "departement|33" in bad.stdout
