@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import psycopg
 from pydantic import ValidationError
 
 from itte import db, metrics, referential
 from itte.embedded import servers_for
 from itte.faust_app import make_app, raw_topic
-from itte.kafka import BlockingProducer, ensure_topics
+from itte.kafka import BlockingProducer, DeliveryError, ensure_topics
+from itte.retry import retry_transient
 from schemas import clean, deadletter
 from schemas.clean import CleanBatch, CleanObservation
 from schemas.deadletter import DeadLetter
@@ -22,6 +26,7 @@ from services.aggregator.settings import AggregatorSettings
 from services.aggregator.store import AggregateStore
 
 SERVICE = "aggregator"
+log = logging.getLogger(__name__)
 
 
 def decode(values: list[bytes]) -> tuple[list[CleanObservation], list[DeadLetter]]:
@@ -92,11 +97,20 @@ def build(settings: AggregatorSettings) -> faust.App:
         # Offsets are acknowledged after the batch is yielded back, i.e. after
         # its transaction committed: a crash replays, and replays are no-ops.
         async for values in stream.take(settings.batch_messages, within=settings.batch_seconds):
-            await asyncio.to_thread(process, values)
+            await retry_transient(
+                functools.partial(asyncio.to_thread, process, values),
+                transient=(psycopg.OperationalError, DeliveryError),
+                log=log,
+                on_failure=store.close,
+            )
 
     @app.timer(interval=settings.publish_interval)
     async def relay_outbox() -> None:
-        published = await asyncio.to_thread(relay.publish_pending)
+        try:
+            published = await asyncio.to_thread(relay.publish_pending)
+        except (psycopg.OperationalError, DeliveryError) as exc:
+            log.warning("outbox relay: %s; next tick retries", exc)
+            return
         metrics.AGGREGATES_PUBLISHED.labels(SERVICE).inc(published)
 
     return app

@@ -123,7 +123,7 @@ class AggregateStore:
         self._conn: psycopg.Connection[Any] | None = None
 
     def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
+        if self._conn is None or self._conn.closed or self._conn.broken:
             self._conn = psycopg.connect(self._database_url)
         return self._conn
 

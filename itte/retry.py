@@ -1,0 +1,42 @@
+"""Retry transient failures (database or broker away) instead of skipping data.
+
+A stream stage that gives up on a batch would either lose it or stall its
+offsets; waiting and retrying keeps every record, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def retry_transient(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    transient: tuple[type[BaseException], ...],
+    log: logging.Logger,
+    first_delay: float = 0.5,
+    max_delay: float = 30.0,
+    on_failure: Callable[[], None] | None = None,
+) -> T:
+    """Await ``attempt()`` until it succeeds; back off exponentially on a transient error.
+
+    Other exceptions propagate: the process should stop and replay from its
+    last committed offsets rather than guess.
+    """
+    delay = first_delay
+    while True:
+        try:
+            return await attempt()
+        except transient as exc:
+            log.warning(
+                "transient failure (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay
+            )
+            if on_failure is not None:
+                on_failure()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
