@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     DateTime,
     Engine,
     Index,
@@ -31,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from itte import referential
+from schemas.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
 metadata = MetaData()
@@ -103,6 +105,9 @@ aggregates = Table(
     # level, reporting communes above it.
     Column("nb_valeurs", Integer, nullable=False),
     Column("unite", Text),
+    # Pair sums (ratio, moyenne_ponderee): over communes where both are present.
+    Column("numerateur", Numeric, nullable=False, server_default="0"),
+    Column("denominateur", Numeric, nullable=False, server_default="0"),
     Column("revision", BigInteger, nullable=False),
     Column("published_revision", BigInteger, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
@@ -118,6 +123,64 @@ aggregates = Table(
         postgresql_where=text("revision > published_revision AND niveau <> 'commune'"),
     ),
     Index("aggregates_by_territory", "niveau", "code"),
+)
+
+indicators = Table(
+    "indicators",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("libelle", Text, nullable=False),
+    Column("unite", Text),
+    Column("description", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("min", Numeric),
+    Column("max", Numeric),
+    Column("agregation", Text, nullable=False),
+    Column("numerateur", Text),
+    Column("denominateur", Text),
+    Column("facteur", Numeric, nullable=False),
+    Column("poids", Text),
+)
+
+# What readers see: each aggregate with its territory and its value computed
+# by its indicator's rule. The API and the outbox relay both read this view.
+AGGREGATE_VALUES_VIEW = """
+CREATE OR REPLACE VIEW aggregate_values AS
+SELECT a.indicateur, a.sous_champ, a.annee, a.niveau, a.code, t.nom,
+       coalesce(i.agregation, 'non_agregeable') AS agregation,
+       CASE
+           WHEN a.nb_valeurs = 0 THEN NULL
+           WHEN i.agregation = 'ratio'
+               THEN a.numerateur / NULLIF(a.denominateur, 0) * i.facteur
+           WHEN i.agregation = 'moyenne_ponderee' AND a.niveau <> 'commune'
+               THEN a.numerateur / NULLIF(a.denominateur, 0)
+           ELSE a.valeur
+       END AS valeur,
+       coalesce(i.unite, a.unite) AS unite,
+       CASE WHEN a.niveau = 'commune' THEN least(a.nb_valeurs, 1) ELSE a.nb_valeurs END
+           AS communes_renseignees,
+       t.communes_total, a.revision, a.published_revision, a.updated_at
+FROM aggregates a
+JOIN territories t ON (t.niveau, t.code) = (a.niveau, a.code)
+LEFT JOIN indicators i ON i.id = a.indicateur
+"""
+
+# The view, described for SQLAlchemy queries (created by the DDL above, not by
+# create_all, hence its own MetaData).
+aggregate_values = Table(
+    "aggregate_values",
+    MetaData(),
+    *(
+        Column(name, Text)
+        for name in ("indicateur", "sous_champ", "niveau", "code", "nom", "agregation", "unite")
+    ),
+    Column("annee", Integer),
+    Column("valeur", Numeric),
+    Column("communes_renseignees", Integer),
+    Column("communes_total", Integer),
+    Column("revision", BigInteger),
+    Column("published_revision", BigInteger),
+    Column("updated_at", DateTime(timezone=True)),
 )
 
 _SCHEMA_LOCK = 7_277_410  # advisory lock id: services may start together
@@ -172,34 +235,52 @@ def _territory_rows(ref: referential.Referential) -> list[dict[str, Any]]:
     return rows
 
 
-def ensure_schema(engine: Engine) -> None:
-    """Create tables and load the referential, once per referential version."""
-    ref = referential.load()
+# Columns added after the first release of a table (create_all adds no column).
+MIGRATIONS = (
+    "ALTER TABLE aggregates ADD COLUMN IF NOT EXISTS numerateur numeric NOT NULL DEFAULT 0",
+    "ALTER TABLE aggregates ADD COLUMN IF NOT EXISTS denominateur numeric NOT NULL DEFAULT 0",
+)
+
+
+def ensure_schema(engine: Engine, catalogue: Catalogue | None = None) -> None:
+    """Create or migrate tables, load the referential once per version, and the
+    catalogue (when given) at every start."""
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
         metadata.create_all(conn)
-        loaded = conn.execute(select(referential_meta.c.version)).scalar()
-        if loaded == ref.version:
-            return
-        for table in (communes, territories, former_codes, referential_meta):
-            conn.execute(table.delete())
-        conn.execute(
-            insert(communes),
-            [
-                {
-                    "code": c.code,
-                    "nom": c.nom,
-                    "departement": c.departement,
-                    "region": c.region,
-                    "epci": c.epci,
-                    "population": c.population,
-                }
-                for c in ref.communes.values()
-            ],
-        )
-        conn.execute(insert(territories), _territory_rows(ref))
-        conn.execute(
-            insert(former_codes), [{"ancien": a, "actuel": b} for a, b in ref.former_codes.items()]
-        )
-        conn.execute(insert(referential_meta), {"id": 1, "version": ref.version})
-        log.info("loaded referential %s (%d communes)", ref.version, len(ref.communes))
+        for statement in MIGRATIONS:
+            conn.execute(text(statement))
+        conn.execute(text(AGGREGATE_VALUES_VIEW))
+        _load_referential(conn, referential.load())
+        if catalogue is not None:
+            conn.execute(indicators.delete())
+            conn.execute(
+                insert(indicators), [i.model_dump() for i in catalogue.indicateurs.values()]
+            )
+
+
+def _load_referential(conn: Connection, ref: referential.Referential) -> None:
+    if conn.execute(select(referential_meta.c.version)).scalar() == ref.version:
+        return
+    for table in (communes, territories, former_codes, referential_meta):
+        conn.execute(table.delete())
+    conn.execute(
+        insert(communes),
+        [
+            {
+                "code": c.code,
+                "nom": c.nom,
+                "departement": c.departement,
+                "region": c.region,
+                "epci": c.epci,
+                "population": c.population,
+            }
+            for c in ref.communes.values()
+        ],
+    )
+    conn.execute(insert(territories), _territory_rows(ref))
+    conn.execute(
+        insert(former_codes), [{"ancien": a, "actuel": b} for a, b in ref.former_codes.items()]
+    )
+    conn.execute(insert(referential_meta), {"id": 1, "version": ref.version})
+    log.info("loaded referential %s (%d communes)", ref.version, len(ref.communes))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 from itte import referential
 
-POPULATION_YEAR = 2026  # populations attached to the 2026 COG edition
+YEAR = 2026  # populations attached to the 2026 COG edition
 HEADER = [
     "codgeo_libelle",
     "libelle_variable",
@@ -20,52 +21,77 @@ HEADER = [
     "annee",
     "valeur",
 ]
+SYNTHETIC = "(SYNTHÉTIQUE, démonstration)"
+
+
+def _population() -> Iterator[list[object]]:
+    for c in sorted(referential.load().communes.values(), key=lambda c: c.code):
+        value = "" if c.population is None else c.population
+        yield [
+            c.nom,
+            "Population municipale",
+            "population",
+            "Total",
+            "total",
+            "habitants",
+            c.code,
+            YEAR,
+            value,
+        ]
+
+
+def _synthetic(seed: int) -> Iterator[list[object]]:
+    """Random but plausible values, one indicator per aggregation kind."""
+    rng = random.Random(seed)
+    for c in sorted(referential.load().communes.values(), key=lambda c: c.code):
+        pop = c.population or 0
+        points = rng.randint(0, 2 + pop // 800)
+        secret = rng.random() < 0.01  # a few secret cells, as real files have
+        rows = [
+            (
+                "points_recharge_synthetique",
+                "Points de recharge",
+                "points de charge",
+                "s" if secret else points,
+            ),
+            ("communes_equipees_synthetique", "Commune équipée", "communes", int(points > 0)),
+            (
+                "part_menages_chauffage_bois_synthetique",
+                "Part des ménages chauffés au bois",
+                "%",
+                round(rng.uniform(2, 45), 1),
+            ),
+            (
+                "temperature_max_synthetique",
+                "Température maximale",
+                "°C",
+                round(rng.uniform(28, 42), 1),
+            ),
+        ]
+        for variable, label, unit, value in rows:
+            yield [
+                c.nom,
+                f"{label} {SYNTHETIC}",
+                variable,
+                "Total",
+                "total",
+                unit,
+                c.code,
+                YEAR,
+                value,
+            ]
 
 
 def write_demo(folder: Path, seed: int = 2026) -> list[Path]:
     """Write the demo files (long format, as the source database exports it)."""
-    ref = referential.load()
     folder.mkdir(parents=True, exist_ok=True)
-    population = folder / "population.csv"
-    with open(population, "w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out, delimiter=";")
-        writer.writerow(HEADER)
-        for c in sorted(ref.communes.values(), key=lambda c: c.code):
-            value = "" if c.population is None else str(c.population)
-            writer.writerow(
-                [
-                    c.nom,
-                    "Population municipale",
-                    "population",
-                    "Total",
-                    "total",
-                    "habitants",
-                    c.code,
-                    POPULATION_YEAR,
-                    value,
-                ]
-            )
-    stations = folder / "bornes_recharge_SYNTHETIQUE.csv"
-    rng = random.Random(seed)
-    with open(stations, "w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out, delimiter=",")
-        writer.writerow(HEADER)
-        for c in sorted(ref.communes.values(), key=lambda c: c.code):
-            pop = c.population or 0
-            points = rng.randint(0, 2 + pop // 800)
-            # A few secret cells, as real files have.
-            value = "s" if rng.random() < 0.01 else str(points)
-            writer.writerow(
-                [
-                    c.nom,
-                    "Points de recharge (SYNTHÉTIQUE, démonstration)",
-                    "points_recharge_synthetique",
-                    "Total",
-                    "total",
-                    "points de charge",
-                    c.code,
-                    2025,
-                    value,
-                ]
-            )
-    return [population, stations]
+    files = {
+        "population.csv": (";", _population()),
+        "indicateurs_SYNTHETIQUES.csv": (",", _synthetic(seed)),
+    }
+    for name, (delimiter, rows) in files.items():
+        with open(folder / name, "w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out, delimiter=delimiter)
+            writer.writerow(HEADER)
+            writer.writerows(rows)
+    return [folder / name for name in files]

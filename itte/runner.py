@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from itte import db
+from itte import catalogue, db
 from itte.demo import write_demo
 from itte.embedded import servers_for, stop_embedded
 from itte.kafka import ensure_topics
@@ -65,7 +65,7 @@ def up(settings: CommonSettings, *, demo: bool, api_port: int, ingestor_port: in
     embedded = settings.kafka_bootstrap_servers is None or settings.database_url is None
     servers = servers_for(settings)
     ensure_topics(servers.kafka_bootstrap_servers, settings.topic_partitions)
-    db.ensure_schema(db.make_engine(servers.database_url))
+    db.ensure_schema(db.make_engine(servers.database_url), catalogue.load(settings.catalogue))
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,

@@ -25,6 +25,9 @@ class CommonSettings(BaseSettings):
     state_dir: Path = Field(Path(".itte"), description="Embedded servers' data and logs.")
     topic_partitions: int = Field(4, ge=1)
     log_level: str = "INFO"
+    catalogue: Path | None = Field(
+        None, description="Indicator catalogue (TOML); default: shipped."
+    )
     environment: Literal["local", "production"] = Field(
         "local", description="`production` refuses generated secrets."
     )

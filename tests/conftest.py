@@ -12,9 +12,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from itte import db
+from itte import catalogue, db
 from itte.embedded import Servers, ensure_servers, stop_embedded
 from itte.kafka import ensure_topics
+
+TEST_CATALOGUE = Path(__file__).parent / "catalogue.toml"
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +41,7 @@ def database_factory(servers: Servers) -> Callable[[], str]:
         with psycopg.connect(servers.database_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         url = with_database(servers.database_url, name)
-        db.ensure_schema(db.make_engine(url))
+        db.ensure_schema(db.make_engine(url), catalogue.load(TEST_CATALOGUE))
         return url
 
     return create

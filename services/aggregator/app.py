@@ -13,7 +13,7 @@ import faust
 import psycopg
 from pydantic import ValidationError
 
-from itte import db, metrics, referential
+from itte import catalogue, db, metrics, referential
 from itte.embedded import servers_for
 from itte.faust_app import make_app, raw_topic
 from itte.kafka import BlockingProducer, DeliveryError, ensure_topics
@@ -22,6 +22,7 @@ from schemas import clean, deadletter
 from schemas.clean import CleanBatch, CleanObservation
 from schemas.deadletter import DeadLetter
 from services.aggregator.publisher import OutboxRelay
+from services.aggregator.rules import AggregationRules
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.store import AggregateStore
 
@@ -63,8 +64,11 @@ def unplaced_letter(record: CleanObservation) -> DeadLetter:
 def build(settings: AggregatorSettings) -> faust.App:
     servers = servers_for(settings)
     ensure_topics(servers.kafka_bootstrap_servers, settings.topic_partitions)
-    db.ensure_schema(db.make_engine(servers.database_url))
-    store = AggregateStore(servers.database_url, referential.load())
+    indicators = catalogue.load(settings.catalogue)
+    db.ensure_schema(db.make_engine(servers.database_url), indicators)
+    store = AggregateStore(
+        servers.database_url, referential.load(), AggregationRules.from_catalogue(indicators)
+    )
     producer = BlockingProducer(servers.kafka_bootstrap_servers)
     relay = OutboxRelay(servers.database_url, producer)
     app = make_app(

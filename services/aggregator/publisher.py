@@ -20,12 +20,10 @@ from schemas import aggregates as topic
 from schemas.aggregates import AggregateChange
 
 SELECT_PENDING = """
-SELECT a.indicateur, a.sous_champ, a.annee, a.niveau, a.code,
-       CASE WHEN a.nb_valeurs > 0 THEN a.valeur END AS valeur, a.unite,
-       a.nb_valeurs AS communes_renseignees, t.communes_total, a.revision, a.updated_at
-FROM aggregates a
-JOIN territories t ON (t.niveau, t.code) = (a.niveau, a.code)
-WHERE a.revision > a.published_revision AND a.niveau <> 'commune'
+SELECT indicateur, sous_champ, annee, niveau, code, valeur, unite, communes_renseignees,
+       communes_total, revision, updated_at
+FROM aggregate_values
+WHERE revision > published_revision AND niveau <> 'commune'
 LIMIT %s
 """
 

@@ -8,7 +8,7 @@ nothing either (the versions already won). Aggregate rows count as the outbox:
 
 from __future__ import annotations
 
-import hashlib
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +18,15 @@ from psycopg.types.json import Jsonb
 
 from itte import referential
 from schemas.clean import CleanObservation
-from services.aggregator.transform import CommuneKey, Plan, Stored, commune_key, plan
+from services.aggregator.rules import AggregationRules
+from services.aggregator.transform import (
+    CommuneKey,
+    CommuneState,
+    Plan,
+    Stored,
+    commune_keys_needed,
+    plan,
+)
 
 SELECT_STORED = """
 SELECT o.indicateur, o.sous_champ, o.annee, o.commune_source, o.valeur, o.version, o.record_id
@@ -27,8 +35,8 @@ JOIN unnest(%s::text[], %s::text[], %s::int[], %s::text[]) AS k(i, s, a, c)
   ON (o.indicateur, o.sous_champ, o.annee, o.commune_source) = (k.i, k.s, k.a, k.c)
 """
 
-SELECT_COMMUNE_COUNTS = """
-SELECT a.indicateur, a.sous_champ, a.annee, a.code, a.nb_valeurs
+SELECT_COMMUNES = """
+SELECT a.indicateur, a.sous_champ, a.annee, a.code, a.valeur, a.nb_valeurs
 FROM aggregates a
 JOIN unnest(%s::text[], %s::text[], %s::int[], %s::text[]) AS k(i, s, a, c)
   ON (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.a, 'commune', k.c)
@@ -44,7 +52,7 @@ CREATE TEMP TABLE IF NOT EXISTS incoming_observations (
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS incoming_deltas (
     indicateur text, sous_champ text, annee int, niveau text, code text, valeur numeric,
-    nb_valeurs int, unite text, ord int
+    nb_valeurs int, unite text, numerateur numeric, denominateur numeric, ord int
 ) ON COMMIT DELETE ROWS;
 """
 
@@ -68,21 +76,55 @@ WHERE (observations.version, observations.record_id) < (EXCLUDED.version, EXCLUD
 # Rows are merged sorted by key, so concurrent aggregators lock them in one order.
 MERGE_DELTAS = """
 INSERT INTO aggregates AS a (indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs,
-    unite, revision)
-SELECT indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs, unite, 1
+    unite, numerateur, denominateur, revision)
+SELECT indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs, unite, numerateur,
+    denominateur, 1
 FROM incoming_deltas ORDER BY ord
 ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
     valeur = a.valeur + EXCLUDED.valeur,
     nb_valeurs = a.nb_valeurs + EXCLUDED.nb_valeurs,
+    numerateur = a.numerateur + EXCLUDED.numerateur,
+    denominateur = a.denominateur + EXCLUDED.denominateur,
     unite = COALESCE(EXCLUDED.unite, a.unite),
     revision = a.revision + 1,
     updated_at = now()
 """
 
 
-def lock_id(key: CommuneKey) -> int:
-    digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+# min and max cannot be moved by a delta when the extreme is corrected:
+# recompute them from the member communes' rows (keys sorted, as above).
+RECOMPUTE_EXTREMES = """
+WITH k AS (
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::text[])
+        WITH ORDINALITY AS k(i, s, y, n, c, f, ord)
+), x AS (
+    SELECT k.i, k.s, k.y, k.n, k.c,
+           CASE WHEN k.f = 'min' THEN min(cv.valeur) ELSE max(cv.valeur) END AS v
+    FROM k
+    JOIN communes m ON k.n = 'france' OR (k.n = 'epci' AND m.epci = k.c)
+        OR (k.n = 'departement' AND m.departement = k.c) OR (k.n = 'region' AND m.region = k.c)
+    JOIN aggregates cv ON (cv.indicateur, cv.sous_champ, cv.annee, cv.niveau, cv.code)
+        = (k.i, k.s, k.y, 'commune', m.code) AND cv.nb_valeurs > 0
+    GROUP BY k.i, k.s, k.y, k.n, k.c, k.f
+)
+UPDATE aggregates a SET valeur = coalesce(x.v, 0), revision = a.revision + 1, updated_at = now()
+FROM k LEFT JOIN x ON (x.i, x.s, x.y, x.n, x.c) = (k.i, k.s, k.y, k.n, k.c)
+WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, k.n, k.c)
+  AND a.valeur IS DISTINCT FROM coalesce(x.v, 0)
+"""
+
+
+# Aggregators serialize on the places they touch: (sous_champ, annee, commune)
+# covers a commune's indicators and their pair partners. Places are hashed
+# into a bounded number of buckets so a transaction never holds more than
+# LOCK_BUCKETS advisory locks (Postgres' lock table is small).
+LOCK_NAMESPACE = 7_277_411
+LOCK_BUCKETS = 1024
+
+
+def lock_bucket(key: CommuneKey) -> int:
+    _, sous_champ, annee, commune = key
+    return zlib.crc32(f"{sous_champ}|{annee}|{commune}".encode()) % LOCK_BUCKETS
 
 
 def ancestors_from(ref: referential.Referential) -> dict[str, list[tuple[str, str]]]:
@@ -117,9 +159,12 @@ class ApplyResult:
 
 
 class AggregateStore:
-    def __init__(self, database_url: str, ref: referential.Referential) -> None:
+    def __init__(
+        self, database_url: str, ref: referential.Referential, rules: AggregationRules
+    ) -> None:
         self._database_url = database_url
         self._ancestors = ancestors_from(ref)
+        self._rules = rules
         self._conn: psycopg.Connection[Any] | None = None
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -139,12 +184,11 @@ class AggregateStore:
             return ApplyResult(0, 0, 0, unplaced)
         conn = self._connection()
         with conn.transaction(), conn.cursor() as cur:
-            commune_keys = sorted({commune_key(r) for r in records})
-            # Serialize work on the same commune and indicator across
-            # aggregators; locks taken in sorted order cannot deadlock.
+            commune_keys = sorted(commune_keys_needed(records, self._rules))
+            # Locks taken in sorted order cannot deadlock.
             cur.execute(
-                "SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k",
-                (sorted(lock_id(k) for k in commune_keys),),
+                "SELECT pg_advisory_xact_lock(%s, b) FROM unnest(%s::int[]) AS b",
+                (LOCK_NAMESPACE, sorted({lock_bucket(k) for k in commune_keys})),
             )
             obs_keys = sorted({r.key for r in records})
             cur.execute(SELECT_STORED, _columns(obs_keys, 4))
@@ -152,9 +196,9 @@ class AggregateStore:
                 (i, s, a, c): Stored(v, version, rid)
                 for i, s, a, c, v, version, rid in cur.fetchall()
             }
-            cur.execute(SELECT_COMMUNE_COUNTS, _columns(commune_keys, 4))
-            counts = {(i, s, a, c): n for i, s, a, c, n in cur.fetchall()}
-            result = plan(records, stored, counts, self._ancestors.__getitem__)
+            cur.execute(SELECT_COMMUNES, _columns(commune_keys, 4))
+            communes = {(i, s, a, c): CommuneState(v, n) for i, s, a, c, v, n in cur.fetchall()}
+            result = plan(records, stored, communes, self._ancestors.__getitem__, self._rules)
             self._write(cur, result)
         return ApplyResult(len(result.writes), result.stale, len(result.deltas), unplaced)
 
@@ -186,5 +230,10 @@ class AggregateStore:
         if result.deltas:
             with cur.copy("COPY incoming_deltas FROM STDIN") as copy:
                 for ord_, (key, d) in enumerate(result.deltas.items()):
-                    copy.write_row((*key, d.valeur, d.nb_valeurs, d.unite, ord_))
+                    copy.write_row(
+                        (*key, d.valeur, d.nb_valeurs, d.unite, d.numerateur, d.denominateur, ord_)
+                    )
             cur.execute(MERGE_DELTAS)
+        if result.extremes:
+            rows = [(*key, kind) for key, kind in result.extremes.items()]
+            cur.execute(RECOMPUTE_EXTREMES, _columns(rows, 6))

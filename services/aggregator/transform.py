@@ -6,6 +6,18 @@ keys, :func:`plan` returns the observation writes and the exact change
 whatever the arrival order; an older or equal one changes nothing, so
 duplicates and replays are harmless. Values are Decimals: sums stay exact
 under any sequence of corrections.
+
+By aggregation kind, above the commune:
+- somme: valeur is the sum of commune values;
+- nombre: valeur counts communes with a non-zero value;
+- min, max: valeur is recomputed by the store (``Plan.extremes``), since a
+  corrected extreme cannot be undone by a delta;
+- ratio, moyenne_ponderee: numerateur and denominateur sum the contributions
+  of communes where both members are present (see ``rules.PairRule``);
+- non_agregeable: nothing.
+``nb_valeurs`` counts reporting communes (for pairs: paired communes); at
+commune level it counts the sources with a value (several for a merged
+commune reported under its former codes).
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from schemas.clean import CleanObservation
+from services.aggregator.rules import AggregationRules
 
 ObsKey = tuple[str, str, int, str]  # indicateur, sous_champ, annee, commune_source
 CommuneKey = tuple[str, str, int, str]  # indicateur, sous_champ, annee, commune
@@ -34,11 +47,21 @@ class Stored:
     record_id: str
 
 
+@dataclass(frozen=True)
+class CommuneState:
+    """A commune row as stored: the sum of its sources and how many have a value."""
+
+    valeur: Decimal
+    nb: int
+
+
 @dataclass
 class Delta:
     valeur: Decimal = ZERO
     nb_valeurs: int = 0
     unite: str | None = None
+    numerateur: Decimal = ZERO
+    denominateur: Decimal = ZERO
     # A commune seen for the first time creates its rows even when it brings
     # no value (a secret cell): the API then shows it as missing, not absent.
     creates_row: bool = False
@@ -51,15 +74,26 @@ class Delta:
         self.unite = unite or self.unite
         self.creates_row = self.creates_row or creates_row
 
+    def add_pair(self, numerateur: Decimal, denominateur: Decimal) -> None:
+        self.numerateur += numerateur
+        self.denominateur += denominateur
+
     @property
     def is_zero(self) -> bool:
-        return self.valeur == 0 and self.nb_valeurs == 0 and not self.creates_row
+        return (
+            self.valeur == 0
+            and self.nb_valeurs == 0
+            and self.numerateur == 0
+            and self.denominateur == 0
+            and not self.creates_row
+        )
 
 
 @dataclass
 class Plan:
     writes: list[CleanObservation] = field(default_factory=list)
     deltas: dict[AggKey, Delta] = field(default_factory=dict)
+    extremes: dict[AggKey, str] = field(default_factory=dict)  # key -> "min" | "max"
     stale: int = 0  # older or equal versions: ignored
 
 
@@ -82,13 +116,25 @@ def commune_key(record: CleanObservation) -> CommuneKey:
     return (record.indicateur, record.sous_champ, record.annee, record.commune)
 
 
+def commune_keys_needed(
+    records: Iterable[CleanObservation], rules: AggregationRules
+) -> set[CommuneKey]:
+    """The commune rows :func:`plan` must be given: the batch's and their pair partners'."""
+    keys: set[CommuneKey] = set()
+    for r in records:
+        keys.add(commune_key(r))
+        keys.update((p, r.sous_champ, r.annee, r.commune) for p in rules.partners(r.indicateur))
+    return keys
+
+
 def plan(
     records: list[CleanObservation],
     stored: Mapping[ObsKey, Stored],
-    commune_counts: Mapping[CommuneKey, int],
+    communes: Mapping[CommuneKey, CommuneState],
     ancestors: Ancestors,
+    rules: AggregationRules,
 ) -> Plan:
-    """``commune_counts``: ``nb_valeurs`` of the commune rows that exist."""
+    """``communes``: the rows that exist among :func:`commune_keys_needed`."""
     latest = latest_per_key(records)
     result = Plan(stale=len(records) - len(latest))
     by_commune: dict[CommuneKey, Delta] = defaultdict(Delta)
@@ -106,20 +152,74 @@ def plan(
         )
 
     deltas: dict[AggKey, Delta] = defaultdict(Delta)
+    after = dict(communes)
     for ck, change in by_commune.items():
-        indicateur, sous_champ, annee, commune = ck
-        new_row = ck not in commune_counts
-        if change.is_zero and not new_row:
+        before = communes.get(ck)
+        if change.is_zero and before is not None:
             continue
-        deltas[(indicateur, sous_champ, annee, "commune", commune)].add(
-            change.valeur, change.nb_valeurs, change.unite, new_row
+        b = before or CommuneState(ZERO, 0)
+        a = after[ck] = CommuneState(b.valeur + change.valeur, b.nb + change.nb_valeurs)
+        indicateur, sous_champ, annee, commune = ck
+        deltas[(*ck[:3], "commune", commune)].add(
+            change.valeur, change.nb_valeurs, change.unite, before is None
         )
-        before = commune_counts.get(ck, 0)
-        # Above the commune, nb_valeurs counts reporting communes, not sources.
-        reporting = (before + change.nb_valeurs > 0) - (before > 0)
+        kind = rules.kind(indicateur)
+        if kind not in ("somme", "nombre", "min", "max"):
+            continue  # not aggregable, or aggregated as a pair below
+        valeur = {"somme": change.valeur, "nombre": Decimal(_nonzero(a) - _nonzero(b))}.get(
+            kind, ZERO
+        )
+        reporting = (a.nb > 0) - (b.nb > 0)
         for niveau, code in ancestors(commune):
-            deltas[(indicateur, sous_champ, annee, niveau, code)].add(
-                change.valeur, reporting, change.unite, new_row
-            )
+            agg_key = (indicateur, sous_champ, annee, niveau, code)
+            deltas[agg_key].add(valeur, reporting, change.unite, before is None)
+            if kind in ("min", "max"):
+                result.extremes[agg_key] = kind
+    _pair_deltas(by_commune, communes, after, ancestors, rules, deltas)
     result.deltas = {k: d for k, d in sorted(deltas.items()) if not d.is_zero}
+    result.extremes = dict(sorted(result.extremes.items()))
     return result
+
+
+def _nonzero(state: CommuneState) -> int:
+    return int(state.nb > 0 and state.valeur != 0)
+
+
+def _member(
+    table: Mapping[CommuneKey, CommuneState], member: str, place: tuple[str, int, str]
+) -> tuple[Decimal, int] | None:
+    found = table.get((member, *place))
+    return None if found is None else (found.valeur, found.nb)
+
+
+def _pair_deltas(
+    changed: Iterable[CommuneKey],
+    before: Mapping[CommuneKey, CommuneState],
+    after: Mapping[CommuneKey, CommuneState],
+    ancestors: Ancestors,
+    rules: AggregationRules,
+    deltas: dict[AggKey, Delta],
+) -> None:
+    done: set[tuple[str, str, int, str]] = set()
+    for indicateur, sous_champ, annee, commune in changed:
+        for rule in rules.pairs_by_member.get(indicateur, ()):
+            if (rule.target, sous_champ, annee, commune) in done:
+                continue
+            done.add((rule.target, sous_champ, annee, commune))
+
+            place = (sous_champ, annee, commune)
+            num0, den0, paired0 = rule.contribution(
+                _member(before, rule.left, place), _member(before, rule.right, place)
+            )
+            num1, den1, paired1 = rule.contribution(
+                _member(after, rule.left, place), _member(after, rule.right, place)
+            )
+            if (num0, den0, paired0) == (num1, den1, paired1):
+                continue
+            levels = [("commune", commune), *ancestors(commune)]
+            for niveau, code in levels:
+                delta = deltas[(rule.target, sous_champ, annee, niveau, code)]
+                delta.add_pair(num1 - num0, den1 - den0)
+                # The averaged indicator's own commune row counts its sources.
+                if not (niveau == "commune" and rule.kind == "moyenne_ponderee"):
+                    delta.nb_valeurs += paired1 - paired0

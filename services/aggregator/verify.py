@@ -16,29 +16,63 @@ import psycopg
 
 AggKey = tuple[str, str, int, str, str]
 
-# Commune rows sum their sources; above, a commune counts once if it has a value.
+# The rules of transform.py, restated as one query over the stored observations
+# and the catalogue table.
 RECOMPUTE = """
 WITH per_commune AS (
     SELECT indicateur, sous_champ, annee, commune, coalesce(sum(valeur), 0) AS v,
            count(valeur) AS n, max(unite) AS u
     FROM observations GROUP BY 1, 2, 3, 4
 ), levels AS (
-    SELECT p.*, l.niveau, l.code FROM per_commune p JOIN communes c ON c.code = p.commune
+    SELECT c.code AS commune, l.niveau, l.code FROM communes c
     CROSS JOIN LATERAL (VALUES ('epci', c.epci), ('departement', c.departement),
         ('region', c.region), ('france', 'FR')) AS l(niveau, code)
     WHERE l.code IS NOT NULL
+), pairs AS (
+    SELECT id AS target, numerateur AS l, denominateur AS r, agregation AS kind
+    FROM indicators WHERE agregation = 'ratio'
+    UNION ALL
+    SELECT id, id, poids, agregation FROM indicators WHERE agregation = 'moyenne_ponderee'
+), paired AS (
+    SELECT p.target AS indicateur, p.kind, a.sous_champ, a.annee, a.commune,
+           CASE WHEN p.kind = 'ratio' THEN a.v ELSE a.v * b.v END AS num, b.v AS den
+    FROM pairs p
+    JOIN per_commune a ON a.indicateur = p.l AND a.n > 0
+    JOIN per_commune b ON (b.indicateur, b.sous_champ, b.annee, b.commune)
+                        = (p.r, a.sous_champ, a.annee, a.commune) AND b.n > 0
 )
-SELECT indicateur, sous_champ, annee, 'commune' AS niveau, commune AS code, v AS valeur,
-       n::int AS nb_valeurs, u AS unite
-FROM per_commune
+SELECT pc.indicateur, pc.sous_champ, pc.annee, 'commune', pc.commune, pc.v, pc.n::int,
+       coalesce(x.num, 0), coalesce(x.den, 0)
+FROM per_commune pc
+LEFT JOIN paired x ON x.kind = 'moyenne_ponderee'
+    AND (x.indicateur, x.sous_champ, x.annee, x.commune)
+      = (pc.indicateur, pc.sous_champ, pc.annee, pc.commune)
 UNION ALL
-SELECT indicateur, sous_champ, annee, niveau, code, sum(v), count(*) FILTER (WHERE n > 0)::int,
-       max(u)
-FROM levels GROUP BY 1, 2, 3, 4, 5
+SELECT indicateur, sous_champ, annee, 'commune', commune, 0, 1, num, den
+FROM paired WHERE kind = 'ratio'
+UNION ALL
+SELECT pc.indicateur, pc.sous_champ, pc.annee, l.niveau, l.code,
+       CASE i.agregation
+           WHEN 'somme' THEN sum(pc.v)
+           WHEN 'nombre' THEN count(*) FILTER (WHERE pc.n > 0 AND pc.v <> 0)
+           WHEN 'min' THEN coalesce(min(pc.v) FILTER (WHERE pc.n > 0), 0)
+           ELSE coalesce(max(pc.v) FILTER (WHERE pc.n > 0), 0)
+       END,
+       (count(*) FILTER (WHERE pc.n > 0))::int, 0, 0
+FROM per_commune pc
+JOIN indicators i ON i.id = pc.indicateur AND i.agregation IN ('somme', 'nombre', 'min', 'max')
+JOIN levels l ON l.commune = pc.commune
+GROUP BY pc.indicateur, pc.sous_champ, pc.annee, l.niveau, l.code, i.agregation
+UNION ALL
+SELECT x.indicateur, x.sous_champ, x.annee, l.niveau, l.code, 0, count(*)::int, sum(x.num),
+       sum(x.den)
+FROM paired x JOIN levels l ON l.commune = x.commune
+GROUP BY x.indicateur, x.sous_champ, x.annee, l.niveau, l.code
 """
 
 RUNNING = """
-SELECT indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs FROM aggregates
+SELECT indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs, numerateur, denominateur
+FROM aggregates
 """
 
 KEY = "(a.indicateur, a.sous_champ, a.annee, a.niveau, a.code)"
@@ -48,18 +82,23 @@ REBUILD = [
     # Writers wait; an aggregator transaction in flight applies its deltas on
     # top of the rebuilt rows, which did not see its uncommitted observations.
     "LOCK TABLE aggregates IN EXCLUSIVE MODE",
-    f"CREATE TEMP TABLE truth ON COMMIT DROP AS {RECOMPUTE}",
+    f"""CREATE TEMP TABLE truth (indicateur, sous_champ, annee, niveau, code, valeur,
+            nb_valeurs, numerateur, denominateur) ON COMMIT DROP AS {RECOMPUTE}""",
     f"""UPDATE aggregates a SET valeur = t.valeur, nb_valeurs = t.nb_valeurs,
+            numerateur = t.numerateur, denominateur = t.denominateur,
             revision = a.revision + 1, updated_at = now()
         FROM truth t WHERE {KEY} = {TRUTH_KEY}
-          AND (a.valeur, a.nb_valeurs) IS DISTINCT FROM (t.valeur, t.nb_valeurs)""",
+          AND (a.valeur, a.nb_valeurs, a.numerateur, a.denominateur)
+              IS DISTINCT FROM (t.valeur, t.nb_valeurs, t.numerateur, t.denominateur)""",
     f"""INSERT INTO aggregates (indicateur, sous_champ, annee, niveau, code, valeur,
-            nb_valeurs, unite, revision)
+            nb_valeurs, numerateur, denominateur, revision)
         SELECT t.indicateur, t.sous_champ, t.annee, t.niveau, t.code, t.valeur,
-               t.nb_valeurs, t.unite, 1
+               t.nb_valeurs, t.numerateur, t.denominateur, 1
         FROM truth t WHERE NOT EXISTS (SELECT 1 FROM aggregates a WHERE {KEY} = {TRUTH_KEY})""",
+    # Rows left empty (a pair that came apart) mean the same as no row: kept.
     f"""DELETE FROM aggregates a
-        WHERE NOT EXISTS (SELECT 1 FROM truth t WHERE {KEY} = {TRUTH_KEY})""",
+        WHERE NOT EXISTS (SELECT 1 FROM truth t WHERE {KEY} = {TRUTH_KEY})
+          AND (a.valeur, a.nb_valeurs, a.numerateur, a.denominateur) <> (0, 0, 0, 0)""",
 ]
 
 
@@ -72,8 +111,12 @@ class Report:
     differences: list[tuple[AggKey, Any, Any]] = field(default_factory=list)
 
 
-def _rows(conn: psycopg.Connection[Any], sql: str) -> dict[AggKey, tuple[Decimal, int]]:
-    return {tuple(r[:5]): (r[5], r[6]) for r in conn.execute(sql)}
+Row = tuple[Decimal, int, Decimal, Decimal]  # valeur, nb_valeurs, numerateur, denominateur
+
+
+def _rows(conn: psycopg.Connection[Any], sql: str) -> dict[AggKey, Row]:
+    """Non-empty rows: an all-zero row means the same as no row."""
+    return {tuple(r[:5]): tuple(r[5:]) for r in conn.execute(sql) if any(r[5:])}
 
 
 def check(database_url: str) -> Report:

@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from itte.db import make_engine, referential_meta
+from itte.db import indicators, make_engine, referential_meta
+from schemas.catalogue import Indicator
 from services.api.queries import Filters, build
 
 REQUESTS = Counter("itte_api_requests_total", "API requests", ["endpoint"])
@@ -35,6 +36,7 @@ class IndicateurPublic(BaseModel):
     niveau: Niveau
     code: str
     nom: str
+    agregation: str = Field(description="How it aggregates (see /indicateurs/catalogue).")
     valeur: float | int | None = Field(description="None when no member reported a value.")
     unite: str | None
     communes_renseignees: int
@@ -51,7 +53,7 @@ def number(value: Decimal | None) -> float | int | None:
 
 
 def to_public(row: Any) -> IndicateurPublic:
-    reporting = min(row.nb_valeurs, row.communes_total)  # commune: sources, capped at 1
+    reporting, total = row.communes_renseignees, row.communes_total
     return IndicateurPublic(
         indicateur=row.indicateur,
         sous_champ=row.sous_champ,
@@ -59,12 +61,13 @@ def to_public(row: Any) -> IndicateurPublic:
         niveau=row.niveau,
         code=row.code,
         nom=row.nom,
-        valeur=number(row.valeur) if row.nb_valeurs > 0 else None,
+        agregation=row.agregation,
+        valeur=number(row.valeur),
         unite=row.unite,
         communes_renseignees=reporting,
-        communes_total=row.communes_total,
-        couverture=reporting / row.communes_total if row.communes_total else 0.0,
-        complet=reporting == row.communes_total,
+        communes_total=total,
+        couverture=reporting / total if total else 0.0,
+        complet=reporting == total,
         mis_a_jour=row.updated_at,
     )
 
@@ -124,6 +127,13 @@ def create_app(engine: Engine) -> FastAPI:
         with engine.connect() as conn:
             version = conn.execute(select(referential_meta.c.version)).scalar()
         return {"status": "ok", "service": "api", "referential": str(version)}
+
+    @app.get("/indicateurs/catalogue", response_model=list[Indicator])
+    def catalogue() -> list[Indicator]:
+        """Every indicator: label, unit, source, bounds and how it aggregates."""
+        with engine.connect() as conn:
+            rows = conn.execute(select(indicators).order_by(indicators.c.id)).mappings()
+            return [Indicator.model_validate(dict(row)) for row in rows]
 
     @app.get("/indicateurs", response_model=list[IndicateurPublic])
     def indicateurs(f: Annotated[Filters, Depends(filters)]) -> list[IndicateurPublic]:

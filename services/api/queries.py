@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, select
 
-from itte.db import aggregates, communes, territories
+from itte.db import aggregate_values, communes
 from itte.referential import FRANCE
 
 AREA_ORDER = ("commune", "epci", "departement", "region")  # finest first
@@ -49,44 +49,35 @@ def commune_column(level: str) -> Any:
 
 def build(filters: Filters) -> Select[Any]:
     level = filters.target_level()
-    query = (
-        select(
-            aggregates.c.indicateur,
-            aggregates.c.sous_champ,
-            aggregates.c.annee,
-            aggregates.c.niveau,
-            aggregates.c.code,
-            territories.c.nom,
-            aggregates.c.valeur,
-            aggregates.c.unite,
-            aggregates.c.nb_valeurs,
-            territories.c.communes_total,
-            aggregates.c.updated_at,
-        )
-        .join(
-            territories,
-            and_(
-                territories.c.niveau == aggregates.c.niveau, territories.c.code == aggregates.c.code
-            ),
-        )
-        .where(aggregates.c.niveau == level)
-    )
+    v = aggregate_values.c
+    query = select(
+        v.indicateur,
+        v.sous_champ,
+        v.annee,
+        v.niveau,
+        v.code,
+        v.nom,
+        v.agregation,
+        v.valeur,
+        v.unite,
+        v.communes_renseignees,
+        v.communes_total,
+        v.updated_at,
+    ).where(v.niveau == level)
     areas = filters.areas()
     if areas and level != "france":
         # Territories of `level` that share a commune with every named area.
         members = select(commune_column(level))
         for area_level, code in areas.items():
             members = members.where(commune_column(area_level) == code)
-        query = query.where(aggregates.c.code.in_(members))
+        query = query.where(v.code.in_(members))
     elif level == "france":
-        query = query.where(aggregates.c.code == FRANCE)
+        query = query.where(v.code == FRANCE)
     for column in ("indicateur", "annee", "sous_champ"):
         if (value := getattr(filters, column)) is not None:
-            query = query.where(aggregates.c[column] == value)
+            query = query.where(v[column] == value)
     return (
-        query.order_by(
-            aggregates.c.indicateur, aggregates.c.annee, aggregates.c.code, aggregates.c.sous_champ
-        )
+        query.order_by(v.indicateur, v.annee, v.code, v.sous_champ)
         .limit(filters.limit)
         .offset(filters.offset)
     )

@@ -6,14 +6,14 @@ from typing import Any
 
 import faust
 
-from itte import metrics, referential
+from itte import catalogue, metrics, referential
 from itte.embedded import kafka_address
 from itte.faust_app import make_app, raw_topic
 from itte.kafka import ensure_topics
 from schemas import clean, deadletter, raw
 from schemas.clean import CleanBatch
 from services.cleaner.settings import CleanerSettings
-from services.cleaner.transform import MessageOrigin, clean_message
+from services.cleaner.transform import MessageOrigin, Rules, clean_message
 
 SERVICE = "cleaner"
 
@@ -21,7 +21,12 @@ SERVICE = "cleaner"
 def build(settings: CleanerSettings) -> faust.App:
     bootstrap = kafka_address(settings)
     ensure_topics(bootstrap, settings.topic_partitions)
-    ref, hasher = referential.load(), settings.hasher()
+    rules = Rules(
+        ref=referential.load(),
+        hasher=settings.hasher(),
+        catalogue=catalogue.load(settings.catalogue),
+        accept_unknown=settings.unknown_indicators == "non_agregeable",
+    )
     app = make_app(
         "itte-cleaner",
         bootstrap,
@@ -41,7 +46,7 @@ def build(settings: CleanerSettings) -> faust.App:
                 message.topic, message.partition, message.offset, int(message.timestamp * 1000)
             )
             with metrics.BATCH_SECONDS.labels(SERVICE).time():
-                result = clean_message(event.value, origin, ref=ref, hasher=hasher)
+                result = clean_message(event.value, origin, rules)
             # Sends are attached to this event: faust commits its offset only
             # after they are acknowledged (at least once; duplicates are harmless).
             if result.clean:

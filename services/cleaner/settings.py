@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Literal
 
 from pydantic import Field, SecretStr
 
@@ -14,6 +15,11 @@ class CleanerSettings(CommonSettings):
     pii_fields: str = Field(DEFAULT_PII_FIELDS, description="Comma-separated field names.")
     pii_key: SecretStr | None = Field(None, description="HMAC key, 16 bytes or more.")
     pii_key_id: str | None = Field(None, description="Default: a fingerprint of the key.")
+    unknown_indicators: Literal["rejeter", "non_agregeable"] = Field(
+        "rejeter",
+        description="Indicators missing from the catalogue: dead-letter, or keep "
+        "them at commune level only.",
+    )
     cleaner_host: str = "127.0.0.1"
     cleaner_port: int = 6066
 

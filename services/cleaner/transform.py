@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from itte.referential import Referential
+from schemas.catalogue import ADDITIVE, Catalogue
 from schemas.clean import CleanObservation
 from schemas.deadletter import DeadLetter
 from schemas.raw import RawBatchHeader, RawObservation
@@ -32,6 +33,16 @@ class Rejected(Exception):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Everything cleaning depends on, built once per process."""
+
+    ref: Referential
+    hasher: PiiHasher
+    catalogue: Catalogue
+    accept_unknown: bool = False  # unknown indicators kept, as not aggregable
 
 
 @dataclass
@@ -137,8 +148,35 @@ def _text(value: str | None) -> str | None:
     return stripped or None
 
 
+def check_catalogue(
+    indicateur: str, valeur: Decimal | None, commune_source: str, commune: str, rules: Rules
+) -> None:
+    """Refuse what the catalogue says cannot be aggregated right."""
+    indicator = rules.catalogue.get(indicateur)
+    if indicator is None:
+        if rules.accept_unknown:
+            return
+        raise Rejected("unknown_indicator", f"{indicateur!r} is not in the catalogue")
+    if indicator.derived:
+        raise Rejected(
+            "derived_indicator",
+            f"{indicateur} is computed from "
+            f"{indicator.numerateur} / {indicator.denominateur}; send those",
+        )
+    if valeur is not None and indicator.min is not None and valeur < indicator.min:
+        raise Rejected("out_of_bounds", f"{valeur} is below the minimum {indicator.min}")
+    if valeur is not None and indicator.max is not None and valeur > indicator.max:
+        raise Rejected("out_of_bounds", f"{valeur} is above the maximum {indicator.max}")
+    if commune_source != commune and indicator.agregation not in ADDITIVE:
+        raise Rejected(
+            "ambiguous_code",
+            f"{commune_source} is now part of {commune}; a "
+            f"{indicator.agregation} value cannot be combined across its parts",
+        )
+
+
 def clean_record(
-    record: Any, *, record_id: str, default_version: int, ref: Referential, hasher: PiiHasher
+    record: Any, *, record_id: str, default_version: int, rules: Rules
 ) -> CleanObservation:
     if not isinstance(record, dict):
         raise Rejected(
@@ -151,8 +189,10 @@ def clean_record(
     indicateur = _text(raw.indicateur)
     if not indicateur:
         raise Rejected("invalid_schema", "indicateur is empty")
-    commune_source, commune = normalize_commune(raw.commune, ref)
+    commune_source, commune = normalize_commune(raw.commune, rules.ref)
     valeur, marqueur = parse_value(raw.valeur)
+    check_catalogue(indicateur, valeur, commune_source, commune, rules)
+    hasher = rules.hasher
     return CleanObservation(
         record_id=record_id,
         indicateur=indicateur,
@@ -204,9 +244,8 @@ def decode_message(value: bytes, origin: MessageOrigin) -> tuple[str, int, list[
 def clean_message(
     value: bytes,
     origin: MessageOrigin,
+    rules: Rules,
     *,
-    ref: Referential,
-    hasher: PiiHasher,
     now: datetime | None = None,
 ) -> CleanResult:
     now = now or datetime.now(UTC)
@@ -229,14 +268,13 @@ def clean_message(
                     record,
                     record_id=record_id,
                     default_version=default_version,
-                    ref=ref,
-                    hasher=hasher,
+                    rules=rules,
                 )
             )
         except Rejected as rejected:
             result.dead.append(
                 dead_letter(
-                    record_id, rejected.reason, rejected.detail, redact(record, hasher), now
+                    record_id, rejected.reason, rejected.detail, redact(record, rules.hasher), now
                 )
             )
     return result

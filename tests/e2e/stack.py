@@ -74,6 +74,7 @@ class Stack:
             "ITTE_STATE_DIR": str(workdir / "state"),
             "ITTE_PII_KEY": "e2e-test-key-not-secret-0123456789",
             "ITTE_ENVIRONMENT": "production",
+            "ITTE_CATALOGUE": str(Path(__file__).parents[1] / "catalogue.toml"),
             **{PORT_SETTING[name]: str(port) for name, port in self.ports.items()},
         }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}

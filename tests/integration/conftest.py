@@ -5,16 +5,20 @@ from decimal import Decimal
 
 import pytest
 
+from itte import catalogue
 from itte.referential import load
 from schemas.clean import CleanObservation
+from services.aggregator.rules import AggregationRules
 from services.aggregator.store import AggregateStore
+from tests.conftest import TEST_CATALOGUE
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def store(database_url: str) -> AggregateStore:
-    s = AggregateStore(database_url, load())
+    rules = AggregationRules.from_catalogue(catalogue.load(TEST_CATALOGUE))
+    s = AggregateStore(database_url, load(), rules)
     yield s
     s.close()
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -61,20 +62,21 @@ def test_broker_down_raises_instead_of_pretending() -> None:
 def test_outbox_relay_publishes_each_change_once_per_revision(
     servers: Servers, store, obs, database_url
 ) -> None:
-    indicateur = f"outbox_{uuid.uuid4().hex[:6]}"
-    store.apply([obs("33063", "5", indicateur=indicateur)])
+    indicateur, annee = "co2", 1900 + uuid.uuid4().int % 200  # a year of its own on the topic
+    store.apply([obs("33063", "5", indicateur=indicateur, annee=annee)])
     relay = OutboxRelay(database_url, BlockingProducer(servers.kafka_bootstrap_servers))
     assert relay.publish_pending() == 4  # EPCI, département, région, France
     assert relay.publish_pending() == 0
-    store.apply([obs("33063", "8", 2, indicateur=indicateur)])
+    store.apply([obs("33063", "8", 2, indicateur=indicateur, annee=annee)])
     assert relay.publish_pending() == 4
     ours = [
         json.loads(m.value())
         for m in read_all(servers.kafka_bootstrap_servers, aggregates.TOPIC)
-        if json.loads(m.value())["indicateur"] == indicateur
+        if (json.loads(m.value())["indicateur"], json.loads(m.value())["annee"])
+        == (indicateur, annee)
     ]
     france = [m for m in ours if m["niveau"] == "france"]
-    assert [(m["valeur"], m["revision"]) for m in france] == [("5", 1), ("8", 2)]
+    assert [(Decimal(m["valeur"]), m["revision"]) for m in france] == [(5, 1), (8, 2)]
     assert france[-1]["communes_renseignees"] == 1
     assert france[-1]["communes_total"] == 34_969
     assert datetime.fromisoformat(france[-1]["updated_at"]) <= datetime.now(UTC)

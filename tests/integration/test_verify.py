@@ -22,8 +22,8 @@ def test_rebuild_repairs_a_corrupted_aggregate_and_republishes_it(store, obs, da
         conn.execute("UPDATE aggregates SET valeur = valeur + 1 WHERE niveau = 'france'")
         conn.execute("DELETE FROM aggregates WHERE niveau = 'region'")
     [(key, running, truth), (key2, missing, truth2)] = sorted(check(database_url).differences)
-    assert key[3] == "france" and running == (8, 2) and truth == (7, 2)
-    assert key2[3] == "region" and missing is None and truth2 == (7, 2)
+    assert key[3] == "france" and running[:2] == (8, 2) and truth[:2] == (7, 2)
+    assert key2[3] == "region" and missing is None and truth2[:2] == (7, 2)
 
     assert rebuild(database_url) == {"updated": 1, "inserted": 1, "deleted": 0}
     assert check(database_url).differences == []

@@ -6,10 +6,53 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from itte.catalogue import parse
 from itte.referential import load
 from schemas.clean import CleanObservation
+from services.aggregator.rules import AggregationRules
 from services.aggregator.store import ancestors_from
 from tests.unit.fakes import MemoryAggregates
+
+RULES = AggregationRules.from_catalogue(
+    parse("""
+[[indicateur]]
+id = "pop"
+libelle = "population"
+agregation = "somme"
+[[indicateur]]
+id = "co2"
+libelle = "tonnes"
+agregation = "somme"
+[[indicateur]]
+id = "equipee"
+libelle = "communes équipées"
+agregation = "nombre"
+[[indicateur]]
+id = "tmax"
+libelle = "température maximale"
+agregation = "max"
+[[indicateur]]
+id = "tmin"
+libelle = "température minimale"
+agregation = "min"
+[[indicateur]]
+id = "part"
+libelle = "part pondérée par la population"
+agregation = "moyenne_ponderee"
+poids = "pop"
+[[indicateur]]
+id = "co2_par_hab"
+libelle = "tonnes par habitant"
+agregation = "ratio"
+numerateur = "co2"
+denominateur = "pop"
+[[indicateur]]
+id = "local"
+libelle = "non agrégeable"
+agregation = "non_agregeable"
+""")
+)
+KINDS = ["pop", "co2", "equipee", "tmax", "tmin", "part", "local"]
 
 ANCESTORS = ancestors_from(load())
 # Communes of two EPCI of Haute-Savoie, Bordeaux, an island with no EPCI (22016,
@@ -20,7 +63,7 @@ COMMUNES = ["74010", "74042", "74164", "33063", "22016", "01015"]
 def obs(
     commune: str,
     valeur: str | None,
-    version: int,
+    version: int = 1,
     *,
     source: str | None = None,
     indicateur: str = "pop",
@@ -38,15 +81,15 @@ def obs(
 
 
 def store() -> MemoryAggregates:
-    return MemoryAggregates(ANCESTORS.__getitem__)
+    return MemoryAggregates(ANCESTORS.__getitem__, RULES)
 
 
 def test_sums_every_level_from_communes() -> None:
     s = store()
     s.apply([obs("74010", "10", 1), obs("74042", "5", 1)])
     epci = load().communes["74010"].epci
-    assert s.aggregates[("pop", "total", 2024, "departement", "74")] == (Decimal(15), 2)
-    assert s.aggregates[("pop", "total", 2024, "france", "FR")] == (Decimal(15), 2)
+    assert s.aggregates[("pop", "total", 2024, "departement", "74")][:2] == (Decimal(15), 2)
+    assert s.aggregates[("pop", "total", 2024, "france", "FR")][:2] == (Decimal(15), 2)
     assert s.aggregates[("pop", "total", 2024, "epci", epci)][1] >= 1
 
 
@@ -54,7 +97,7 @@ def test_correction_replaces_the_value() -> None:
     s = store()
     s.apply([obs("74010", "10", 1)])
     s.apply([obs("74010", "7", 2)])
-    assert s.aggregates[("pop", "total", 2024, "region", "84")] == (Decimal(7), 1)
+    assert s.aggregates[("pop", "total", 2024, "region", "84")][:2] == (Decimal(7), 1)
 
 
 def test_duplicates_and_older_versions_change_nothing() -> None:
@@ -70,7 +113,7 @@ def test_secret_cell_removes_the_commune_from_coverage() -> None:
     s = store()
     s.apply([obs("74010", "10", 1), obs("74042", "5", 1)])
     s.apply([obs("74010", None, 2)])
-    assert s.aggregates[("pop", "total", 2024, "departement", "74")] == (Decimal(5), 1)
+    assert s.aggregates[("pop", "total", 2024, "departement", "74")][:2] == (Decimal(5), 1)
 
 
 def test_island_commune_without_epci_counts_above_it() -> None:
@@ -88,8 +131,66 @@ def test_merged_commune_sums_its_former_parts_and_counts_once() -> None:
             obs("01015", "4", 1, source="01340", rid="b"),
         ]
     )
-    assert s.aggregates[("pop", "total", 2024, "commune", "01015")] == (Decimal(7), 2)
-    assert s.aggregates[("pop", "total", 2024, "departement", "01")] == (Decimal(7), 1)
+    assert s.aggregates[("pop", "total", 2024, "commune", "01015")][:2] == (Decimal(7), 2)
+    assert s.aggregates[("pop", "total", 2024, "departement", "01")][:2] == (Decimal(7), 1)
+
+
+def test_max_stays_exact_when_the_extreme_is_corrected_down() -> None:
+    s = store()
+    s.apply([obs("74010", "31", 1, indicateur="tmax"), obs("74042", "28", 1, indicateur="tmax")])
+    assert s.aggregates[("tmax", "total", 2024, "departement", "74")][:2] == (Decimal(31), 2)
+    s.apply([obs("74010", "25", 2, indicateur="tmax")])
+    assert s.aggregates[("tmax", "total", 2024, "departement", "74")][:2] == (Decimal(28), 2)
+    s.apply([obs("74042", None, 2, indicateur="tmax")])
+    assert s.aggregates[("tmax", "total", 2024, "departement", "74")][:2] == (Decimal(25), 1)
+
+
+def test_ratio_is_recomputed_from_summed_members_not_averaged() -> None:
+    s = store()
+    s.apply(
+        [
+            obs("74010", "100", indicateur="co2"),
+            obs("74010", "10", indicateur="pop"),
+            obs("74042", "30", indicateur="co2"),
+            obs("74042", "90", indicateur="pop"),
+            obs("74164", "50", indicateur="co2"),
+        ]
+    )  # no population: not paired
+    _, paired, num, den = s.aggregates[("co2_par_hab", "total", 2024, "departement", "74")]
+    assert (paired, num, den) == (2, Decimal(130), Decimal(100))  # 1.3, not mean(10, 1/3)
+    s.apply([obs("74164", "20", indicateur="pop")])
+    _, paired, num, den = s.aggregates[("co2_par_hab", "total", 2024, "departement", "74")]
+    assert (paired, num, den) == (3, Decimal(180), Decimal(120))
+
+
+def test_weighted_mean_follows_weight_corrections() -> None:
+    s = store()
+    s.apply(
+        [
+            obs("74010", "10", indicateur="part"),
+            obs("74010", "100", indicateur="pop"),
+            obs("74042", "40", indicateur="part"),
+            obs("74042", "300", indicateur="pop"),
+        ]
+    )
+    _, n, num, den = s.aggregates[("part", "total", 2024, "departement", "74")]
+    assert (n, num / den) == (2, Decimal("32.5"))
+    s.apply([obs("74042", "100", 2, indicateur="pop")])
+    _, n, num, den = s.aggregates[("part", "total", 2024, "departement", "74")]
+    assert num / den == Decimal(25)
+    assert s.aggregates[("part", "total", 2024, "commune", "74042")][:2] == (Decimal(40), 1)
+
+
+def test_nombre_counts_communes_with_a_non_zero_value() -> None:
+    s = store()
+    s.apply([obs("74010", "1", indicateur="equipee"), obs("74042", "0", indicateur="equipee")])
+    assert s.aggregates[("equipee", "total", 2024, "departement", "74")][:2] == (Decimal(1), 2)
+
+
+def test_not_aggregable_stays_at_commune_level() -> None:
+    s = store()
+    s.apply([obs("74010", "5", indicateur="local"), obs("74010", "5", indicateur="inconnu")])
+    assert {k[3] for k in s.aggregates} == {"commune"}
 
 
 events = st.lists(
@@ -98,7 +199,7 @@ events = st.lists(
         st.sampled_from([None, "01015", "01340"]),  # source code override (merged commune)
         st.one_of(st.none(), st.decimals(-1000, 1000, places=3, allow_nan=False)),
         st.integers(1, 6),  # version: small range, so ties and reorderings happen
-        st.sampled_from(["pop", "co2"]),
+        st.sampled_from(KINDS),
     ),
     max_size=60,
 )
@@ -124,4 +225,4 @@ def test_running_aggregates_equal_a_recomputation(
     s = store()
     for start in range(0, len(replay), batch):
         s.apply(replay[start : start + batch])
-    assert s.nonzero() == s.recompute()
+    assert s.nonempty(s.aggregates) == s.nonempty(s.recompute())

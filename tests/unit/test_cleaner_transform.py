@@ -7,11 +7,36 @@ from typing import Any
 
 import pytest
 
+from itte.catalogue import parse
 from itte.referential import load
 from services.cleaner.pii import PiiHasher
-from services.cleaner.transform import MessageOrigin, clean_message, parse_value
+from services.cleaner.transform import MessageOrigin, Rules, clean_message, parse_value
 
 HASHER = PiiHasher.create(b"k" * 32, ["nom_declarant", "email"])
+CATALOGUE = parse("""
+[[indicateur]]
+id = "x"
+libelle = "x"
+agregation = "somme"
+[[indicateur]]
+id = "population"
+libelle = "Population"
+agregation = "somme"
+min = 0
+[[indicateur]]
+id = "temperature"
+libelle = "Température maximale"
+agregation = "max"
+min = -60
+max = 60
+[[indicateur]]
+id = "densite"
+libelle = "Habitants par km²"
+agregation = "ratio"
+numerateur = "population"
+denominateur = "x"
+""")
+RULES = Rules(ref=load(), hasher=HASHER, catalogue=CATALOGUE)
 ORIGIN = MessageOrigin("indicators.raw", 2, 41, 1_700_000_000_000)
 RECEIVED = datetime(2026, 1, 2, tzinfo=UTC)
 
@@ -27,8 +52,8 @@ def envelope(*records: Any) -> bytes:
     ).encode()
 
 
-def run(value: bytes) -> Any:
-    return clean_message(value, ORIGIN, ref=load(), hasher=HASHER)
+def run(value: bytes, rules: Rules = RULES) -> Any:
+    return clean_message(value, ORIGIN, rules)
 
 
 def test_normalizes_a_record() -> None:
@@ -197,3 +222,51 @@ def test_parse_value_is_exact() -> None:
         "12345678901234567890.123"
     )
     assert parse_value("1\u202f234")[0] == Decimal(1234)
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (
+            {"indicateur": "inconnu", "commune": "33063", "annee": 2020, "valeur": 1},
+            "unknown_indicator",
+        ),
+        (
+            {"indicateur": "population", "commune": "33063", "annee": 2020, "valeur": -1},
+            "out_of_bounds",
+        ),
+        (
+            {"indicateur": "temperature", "commune": "33063", "annee": 2020, "valeur": "61,5"},
+            "out_of_bounds",
+        ),
+        (
+            {"indicateur": "densite", "commune": "33063", "annee": 2020, "valeur": 3},
+            "derived_indicator",
+        ),
+        # A maximum cannot be combined across the parts of a merged commune.
+        (
+            {"indicateur": "temperature", "commune": "01340", "annee": 2020, "valeur": 30},
+            "ambiguous_code",
+        ),
+    ],
+)
+def test_catalogue_rules(record: dict, reason: str) -> None:
+    [dead] = run(envelope(record)).dead
+    assert dead.reason == reason
+
+
+def test_bounds_and_kinds_accept_what_they_should() -> None:
+    records = [
+        {"indicateur": "temperature", "commune": "01015", "annee": 2020, "valeur": 60},
+        {"indicateur": "population", "commune": "01340", "annee": 2020, "valeur": 0},
+        {"indicateur": "temperature", "commune": "33063", "annee": 2020, "valeur": "s"},
+    ]
+    assert len(run(envelope(*records)).clean) == 3
+
+
+def test_unknown_indicators_can_be_kept_as_not_aggregable() -> None:
+    rules = Rules(ref=load(), hasher=HASHER, catalogue=CATALOGUE, accept_unknown=True)
+    [obs] = run(
+        envelope({"indicateur": "inconnu", "commune": "33063", "annee": 2020, "valeur": 1}), rules
+    ).clean
+    assert obs.indicateur == "inconnu"
