@@ -17,7 +17,7 @@ TOPIC = "indicators.deadletter"
 class DeadLetter(BaseModel):
     record_id: str
     stage: str = Field(description="`ingestor`, `cleaner` or `aggregator`.")
-    reason: str = Field(description="Machine-readable: `invalid_schema`, `unknown_commune`, ...")
+    reason: str = Field(description="Machine-readable: `invalid_schema`, `unknown_code`, ...")
     detail: str = Field(description="Human-readable explanation.")
     payload: dict[str, Any] | None = Field(description="The record, PII hashed.")
     at: datetime

@@ -47,6 +47,43 @@ def write(name: str, header: list[str], rows: list[list[object]]) -> None:
     print(f"{name}: {len(rows)} rows")
 
 
+def former_pairs(communes: list[dict]) -> set[tuple[str, str]]:
+    """(former code, current commune) from `anciensCodes` and from the delegated
+    or associated communes' chef-lieu. A former code with two current communes
+    is ambiguous (itte dead-letters it as `ambiguous_code`)."""
+    current = {c["code"] for c in communes if c["type"] == "commune-actuelle"}
+    pairs = {
+        (old, c["code"])
+        for c in communes
+        if c["type"] == "commune-actuelle"
+        for old in c.get("anciensCodes", [])
+    }
+    pairs |= {
+        (c["code"], c["chefLieu"])
+        for c in communes
+        if c["type"] != "commune-actuelle" and c.get("chefLieu") and c["code"] not in current
+    }
+    return pairs
+
+
+def check_editions(versions: list[str], pairs: set[tuple[str, str]], current: set[str]) -> None:
+    """Show that every commune code of older editions lands somewhere."""
+    placed = {old for old, _ in pairs} | current
+    for version in versions:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = fetch(version, Path(tmp))
+            codes = {
+                c["code"]
+                for c in json.loads((data / "communes.json").read_text("utf-8"))
+                if c.get("type", "commune-actuelle") == "commune-actuelle"
+            }
+        lost = sorted(codes - placed)
+        print(
+            f"{PACKAGE}@{version}: {len(codes)} communes, {len(codes - current)} former, "
+            f"{len(lost)} unplaced {lost[:10]}"
+        )
+
+
 def build(data: Path, version: str) -> None:
     communes = json.loads((data / "communes.json").read_text("utf-8"))
     epcis = json.loads((data / "epci.json").read_text("utf-8"))
@@ -71,11 +108,7 @@ def build(data: Path, version: str) -> None:
             for c in current
         ],
     )
-    write(
-        "anciens_codes",
-        ["ancien", "actuel"],
-        [[old, c["code"]] for c in current for old in c.get("anciensCodes", [])],
-    )
+    write("anciens_codes", ["ancien", "actuel"], sorted(former_pairs(communes)))
     write("epci", ["code", "nom", "type"], [[e["code"], e["nom"], e["type"]] for e in epcis])
     write(
         "departements",
@@ -89,9 +122,20 @@ def build(data: Path, version: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--version", default="6.0.0")
+    parser.add_argument(
+        "--check-editions",
+        nargs="*",
+        default=[],
+        metavar="VERSION",
+        help="older package versions to check, e.g. 0.3.0",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        build(fetch(args.version, Path(tmp)), args.version)
+        data = fetch(args.version, Path(tmp))
+        build(data, args.version)
+        communes = json.loads((data / "communes.json").read_text("utf-8"))
+    current = {c["code"] for c in communes if c["type"] == "commune-actuelle"}
+    check_editions(args.check_editions, former_pairs(communes), current)
 
 
 if __name__ == "__main__":

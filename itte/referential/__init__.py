@@ -36,7 +36,8 @@ class Commune:
 class Referential:
     version: str
     communes: dict[str, Commune]
-    former_codes: dict[str, str]
+    former_codes: dict[str, str]  # former code -> the one current commune it became
+    ambiguous_codes: dict[str, tuple[str, ...]]  # former code -> several candidates
     epci: dict[str, str]
     departements: dict[str, str]
     regions: dict[str, str]
@@ -57,10 +58,16 @@ def load() -> Referential:
         )
         for r in _rows("communes")
     }
+    candidates: dict[str, set[str]] = {}
+    for r in _rows("anciens_codes"):
+        candidates.setdefault(r["ancien"], set()).add(r["actuel"])
     return Referential(
         version=version,
         communes=communes,
-        former_codes={r["ancien"]: r["actuel"] for r in _rows("anciens_codes")},
+        former_codes={old: next(iter(cur)) for old, cur in candidates.items() if len(cur) == 1},
+        ambiguous_codes={
+            old: tuple(sorted(cur)) for old, cur in candidates.items() if len(cur) > 1
+        },
         epci={r["code"]: r["nom"] for r in _rows("epci")},
         departements={r["code"]: r["nom"] for r in _rows("departements")},
         regions={r["code"]: r["nom"] for r in _rows("regions")},

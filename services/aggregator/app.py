@@ -54,7 +54,7 @@ def unplaced_letter(record: CleanObservation) -> DeadLetter:
     return DeadLetter(
         record_id=record.record_id,
         stage=SERVICE,
-        reason="unknown_commune",
+        reason="unknown_code",
         detail=f"commune {record.commune} is not in the aggregator's referential",
         payload=record.model_dump(mode="json", exclude={"pii"}),
         at=datetime.now(UTC),

@@ -76,9 +76,17 @@ def normalize_commune(code: str, ref: Referential) -> tuple[str, str]:
     if normalized in ref.communes:
         return normalized, normalized
     current = ref.former_codes.get(normalized)
-    if current is None:
-        raise Rejected("unknown_commune", f"commune {normalized} is not in {ref.version}")
-    return normalized, current
+    if current is not None:
+        return normalized, current
+    if normalized in ref.ambiguous_codes:
+        raise Rejected(
+            "ambiguous_code",
+            f"former code {normalized} now belongs to several "
+            f"communes: {', '.join(ref.ambiguous_codes[normalized])}",
+        )
+    raise Rejected(
+        "unknown_code", f"{normalized} is neither a commune nor a former code in {ref.version}"
+    )
 
 
 def parse_year(annee: int | str | None, day: str | None) -> int:

@@ -105,7 +105,7 @@ def test_http_and_file_reach_the_api_and_the_dead_letters(stack: Stack, workdir:
     assert sorted(d["reason"] for d in dead) == [
         "invalid_commune",
         "invalid_value",
-        "unknown_commune",
+        "unknown_code",
     ]
     assert all(d["payload"]["nom_declarant"].startswith("hmac-sha256:") for d in dead)
 

@@ -107,8 +107,9 @@ def test_secret_and_missing_cells_are_missing_not_zero(marker: Any) -> None:
 @pytest.mark.parametrize(
     ("record", "reason"),
     [
-        ({"indicateur": "x", "commune": "99999", "annee": 2020, "valeur": 1}, "unknown_commune"),
+        ({"indicateur": "x", "commune": "99999", "annee": 2020, "valeur": 1}, "unknown_code"),
         ({"indicateur": "x", "commune": "ABC", "annee": 2020, "valeur": 1}, "invalid_commune"),
+        ({"indicateur": "x", "commune": "55273", "annee": 2020, "valeur": 1}, "ambiguous_code"),
         ({"indicateur": "x", "commune": "33063", "valeur": 1}, "missing_year"),
         ({"indicateur": "x", "commune": "33063", "annee": "20x0", "valeur": 1}, "invalid_year"),
         (

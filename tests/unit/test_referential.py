@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 from itte.referential import load
 
@@ -26,3 +27,17 @@ def test_former_codes_point_to_current_communes() -> None:
     assert ref.former_codes["01340"] == "01015"
     assert all(current in ref.communes for current in ref.former_codes.values())
     assert not set(ref.former_codes) & set(ref.communes)
+
+
+def test_every_former_code_of_the_oldest_edition_is_placed() -> None:
+    ref = load()
+    fixture = Path(__file__).parents[1] / "data" / "former_codes_0.3.0.txt"
+    codes = [line for line in fixture.read_text().splitlines() if not line.startswith("#")]
+    assert len(codes) == 107
+    placed = [c for c in codes if c in ref.former_codes or c in ref.ambiguous_codes]
+    assert placed == codes
+
+
+def test_a_code_claimed_by_two_communes_is_ambiguous() -> None:
+    # Lamarche-en-Woëvre: a former code of 55245, and associated with 55386.
+    assert load().ambiguous_codes["55273"] == ("55245", "55386")
