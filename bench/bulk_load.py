@@ -15,6 +15,7 @@ import csv
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import psycopg
 
-from itte import db
+from itte import catalogue, db
 from itte.embedded import ensure_servers, stop_embedded
 from itte.kafka import ensure_topics
 from itte.referential import load
@@ -46,11 +47,23 @@ def generate(path: Path, records: int) -> int:
     return -(-records // len(communes))
 
 
+def write_catalogue(path: Path, indicators: int) -> Path:
+    path.write_text(
+        "".join(
+            f'[[indicateur]]\nid = "bench_{i}"\nlibelle = "bench {i}"\nagregation = "somme"\n\n'
+            for i in range(indicators)
+        )
+    )
+    return path
+
+
 def run(records: int, batch_records: int, workdir: Path) -> dict[str, float]:
     state = workdir / f"state-{batch_records}"
+    communes = len(load().communes)
+    catalogue_path = write_catalogue(workdir / "catalogue.toml", -(-records // communes))
     servers = ensure_servers(kafka_bootstrap_servers=None, database_url=None, state_dir=state)
     ensure_topics(servers.kafka_bootstrap_servers, 4)
-    db.ensure_schema(db.make_engine(servers.database_url))
+    db.ensure_schema(db.make_engine(servers.database_url), catalogue.load(catalogue_path))
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
@@ -58,6 +71,7 @@ def run(records: int, batch_records: int, workdir: Path) -> dict[str, float]:
         "ITTE_STATE_DIR": str(state),
         "ITTE_BATCH_RECORDS": str(batch_records),
         "ITTE_LOG_LEVEL": "WARNING",
+        "ITTE_CATALOGUE": str(catalogue_path),
         "ITTE_API_PORT": "18000",
         "ITTE_INGESTOR_PORT": "18001",
         "ITTE_CLEANER_PORT": "16066",
@@ -78,12 +92,15 @@ def run(records: int, batch_records: int, workdir: Path) -> dict[str, float]:
         )
         ingested = time.monotonic() - started
         with psycopg.connect(servers.database_url, autocommit=True) as conn:
-            while True:
-                done = conn.execute("SELECT count(*) FROM observations").fetchone()[0]
-                if done >= records:
-                    break
-                if time.monotonic() - started > 1800:
-                    raise RuntimeError(f"only {done}/{records} observations after 30 min")
+            done, progress_at = 0, time.monotonic()
+            while done < records:
+                count = conn.execute("SELECT count(*) FROM observations").fetchone()[0]
+                if count > done:
+                    done, progress_at = count, time.monotonic()
+                elif time.monotonic() - progress_at > 60:
+                    raise RuntimeError(
+                        f"stalled at {done}/{records} observations, see {state}/logs"
+                    )
                 time.sleep(0.2)
         committed = time.monotonic() - started
         return {
@@ -104,8 +121,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--batch-records", type=int, nargs="+", default=[500, 1])
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        runs = [run(args.records, size, Path(tmp)) for size in args.batch_records]
+    workdir = Path(tempfile.mkdtemp(prefix="itte-bench-"))
+    runs = [run(args.records, size, workdir) for size in args.batch_records]
+    shutil.rmtree(workdir)  # kept, with the services' logs, when a run fails
     for r in runs:
         print(json.dumps(r))
     base = runs[0]["records_per_second"]
