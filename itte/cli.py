@@ -70,14 +70,15 @@ def api() -> None:
 @click.argument(
     "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-def ingest(paths: tuple[Path, ...]) -> None:
+@click.option("--producer", help="Who the records come from (kept with each record).")
+def ingest(paths: tuple[Path, ...], producer: str | None) -> None:
     """Publish files (long format CSV, `,` or `;`) to indicators.raw."""
     from services.ingestor.main import ingest_files
     from services.ingestor.settings import IngestorSettings
 
     settings = IngestorSettings()
     _logging(settings.log_level)
-    for path, result in zip(paths, ingest_files(settings, list(paths)), strict=True):
+    for path, result in zip(paths, ingest_files(settings, list(paths), producer), strict=True):
         click.echo(f"{path}: {result.records} records published")
 
 
@@ -123,6 +124,19 @@ def rebuild() -> None:
 
     counts = run_rebuild(database_address(CommonSettings()))
     click.echo(", ".join(f"{n} {what}" for what, n in counts.items()))
+
+
+@main.command()
+@click.argument("producer")
+def token(producer: str) -> None:
+    """Make a bearer token for PRODUCER; only its hash goes in ITTE_PRODUCER_TOKENS."""
+    import json
+
+    from services.ingestor.auth import hash_token, new_token
+
+    secret = new_token()
+    click.echo(f"token (give it to {producer}, it is shown once): {secret}")
+    click.echo(f"ITTE_PRODUCER_TOKENS entry: {json.dumps({producer: hash_token(secret)})}")
 
 
 @main.group()

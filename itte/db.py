@@ -89,6 +89,7 @@ observations = Table(
     Column("record_id", Text, nullable=False),
     Column("pii", JSONB),
     Column("pii_key_id", Text),
+    Column("producteur", Text),
     Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
 )
 
@@ -239,6 +240,7 @@ def _territory_rows(ref: referential.Referential) -> list[dict[str, Any]]:
 MIGRATIONS = (
     "ALTER TABLE aggregates ADD COLUMN IF NOT EXISTS numerateur numeric NOT NULL DEFAULT 0",
     "ALTER TABLE aggregates ADD COLUMN IF NOT EXISTS denominateur numeric NOT NULL DEFAULT 0",
+    "ALTER TABLE observations ADD COLUMN IF NOT EXISTS producteur text",
 )
 
 

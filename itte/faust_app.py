@@ -25,6 +25,8 @@ def make_app(
         web_port=web_port,
         web_in_thread=False,
         store="memory://",
+        # One HTTP request is one message (up to several MB): fetch it whole.
+        consumer_max_fetch_size=16 * 1024 * 1024,
     )
 
     @app.page("/metrics")

@@ -28,6 +28,7 @@ class CleanObservation(BaseModel):
         default_factory=dict, description="HMAC-SHA-256 (hex) of each personal field."
     )
     pii_key_id: str | None = Field(None, description="Which key produced the hashes.")
+    producteur: str | None = Field(None, description="The authenticated producer, if any.")
 
     @property
     def key(self) -> tuple[str, str, int, str]:

@@ -46,6 +46,7 @@ class RawBatchHeader(BaseModel):
 
     batch_id: str
     source: str = Field(description="Where the batch came from: `http`, `file:<name>`, ...")
+    producer: str | None = Field(None, description="The authenticated producer, if any.")
     received_at: datetime = Field(description="When accepted; the records' default version.")
 
 

@@ -48,7 +48,8 @@ TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS incoming_observations (
     indicateur text, sous_champ text, annee int, commune_source text, commune text,
     valeur numeric, marqueur text, unite text, libelle_indicateur text,
-    libelle_sous_champ text, version bigint, record_id text, pii jsonb, pii_key_id text
+    libelle_sous_champ text, version bigint, record_id text, pii jsonb, pii_key_id text,
+    producteur text
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS incoming_deltas (
     indicateur text, sous_champ text, annee int, niveau text, code text, valeur numeric,
@@ -58,7 +59,7 @@ CREATE TEMP TABLE IF NOT EXISTS incoming_deltas (
 
 OBSERVATION_COLUMNS = (
     "indicateur, sous_champ, annee, commune_source, commune, valeur, marqueur, unite, "
-    "libelle_indicateur, libelle_sous_champ, version, record_id, pii, pii_key_id"
+    "libelle_indicateur, libelle_sous_champ, version, record_id, pii, pii_key_id, producteur"
 )
 
 MERGE_OBSERVATIONS = f"""
@@ -69,7 +70,7 @@ ON CONFLICT (indicateur, sous_champ, annee, commune_source) DO UPDATE SET
     unite = EXCLUDED.unite, libelle_indicateur = EXCLUDED.libelle_indicateur,
     libelle_sous_champ = EXCLUDED.libelle_sous_champ, version = EXCLUDED.version,
     record_id = EXCLUDED.record_id, pii = EXCLUDED.pii, pii_key_id = EXCLUDED.pii_key_id,
-    updated_at = now()
+    producteur = EXCLUDED.producteur, updated_at = now()
 WHERE (observations.version, observations.record_id) < (EXCLUDED.version, EXCLUDED.record_id)
 """
 
@@ -224,6 +225,7 @@ class AggregateStore:
                             r.record_id,
                             Jsonb(r.pii) if r.pii else None,
                             r.pii_key_id,
+                            r.producteur,
                         )
                     )
             cur.execute(MERGE_OBSERVATIONS)

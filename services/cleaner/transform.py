@@ -184,7 +184,12 @@ def check_catalogue(
 
 
 def clean_record(
-    record: Any, *, record_id: str, default_version: int, rules: Rules
+    record: Any,
+    *,
+    record_id: str,
+    default_version: int,
+    rules: Rules,
+    producer: str | None = None,
 ) -> CleanObservation:
     if not isinstance(record, dict):
         raise Rejected(
@@ -216,6 +221,7 @@ def clean_record(
         version=raw.version if raw.version is not None else default_version,
         pii=hasher.hash_fields(record),
         pii_key_id=hasher.key_id if hasher.fields & record.keys() else None,
+        producteur=producer,
     )
 
 
@@ -240,13 +246,13 @@ def dead_letter(
     )
 
 
-def decode_message(value: bytes, origin: MessageOrigin) -> tuple[str, int, list[Any]]:
-    """Return (batch_id, default version, records) for an envelope or a bare record."""
+def decode_message(value: bytes, origin: MessageOrigin) -> tuple[str, int, str | None, list[Any]]:
+    """(batch_id, default version, producer, records) of an envelope or a bare record."""
     document = json.loads(value, parse_float=Decimal)
     if isinstance(document, dict) and isinstance(document.get("records"), list):
         header = RawBatchHeader.model_validate(document)
-        return header.batch_id, micros(header.received_at), document["records"]
-    return _message_id(origin), origin.timestamp_ms * 1000, [document]
+        return header.batch_id, micros(header.received_at), header.producer, document["records"]
+    return _message_id(origin), origin.timestamp_ms * 1000, None, [document]
 
 
 def clean_message(
@@ -259,7 +265,7 @@ def clean_message(
     now = now or datetime.now(UTC)
     result = CleanResult(batch_id=_message_id(origin))
     try:
-        result.batch_id, default_version, records = decode_message(value, origin)
+        result.batch_id, default_version, producer, records = decode_message(value, origin)
     except ValidationError as exc:
         detail = "envelope does not match RawBatchHeader: " + _problems(exc)
         result.dead.append(dead_letter(_message_id(origin), "invalid_message", detail, None, now))
@@ -277,6 +283,7 @@ def clean_message(
                     record_id=record_id,
                     default_version=default_version,
                     rules=rules,
+                    producer=producer,
                 )
             )
         except Rejected as rejected:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-from schemas.raw import RawBatch
+from pydantic import ValidationError
+
+from schemas.raw import RawBatch, RawObservation
 
 
 @dataclass(frozen=True)
@@ -25,50 +27,69 @@ class LineError:
 
 
 class BodyError(ValueError):
-    """The request body cannot be read; ``errors`` names each bad line."""
+    """The request body cannot be read at all; ``errors`` says where."""
 
     def __init__(self, errors: list[LineError]) -> None:
         super().__init__(f"{len(errors)} bad line(s)")
         self.errors = errors
 
 
-def parse_json_body(body: bytes) -> list[Any]:
-    """One JSON object, or an array of them."""
+@dataclass
+class Parsed:
+    """Records with their line (NDJSON) or position (JSON array), and the lines refused."""
+
+    records: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    errors: list[LineError] = field(default_factory=list)
+
+    def add(self, line: int, record: Any) -> None:
+        if isinstance(record, dict):
+            self.records.append((line, record))
+        else:
+            self.errors.append(LineError(line, "not a JSON object"))
+
+
+def parse_json_body(body: bytes) -> Parsed:
+    """One JSON object, or an array of them (positions count from 1)."""
     try:
         document = json.loads(body, parse_float=str)
     except (ValueError, UnicodeDecodeError) as exc:
         line = getattr(exc, "lineno", 1)
         raise BodyError([LineError(line, f"invalid JSON: {getattr(exc, 'msg', exc)}")]) from None
-    records = document if isinstance(document, list) else [document]
-    errors = [
-        LineError(i + 1, "not a JSON object")
-        for i, r in enumerate(records)
-        if not isinstance(r, dict)
-    ]
-    if errors:
-        raise BodyError(errors)
-    return records
+    parsed = Parsed()
+    for position, record in enumerate(document if isinstance(document, list) else [document], 1):
+        parsed.add(position, record)
+    return parsed
 
 
-def parse_ndjson_body(body: bytes) -> list[Any]:
+def parse_ndjson_body(body: bytes) -> Parsed:
     """One JSON object per line; blank lines are skipped."""
-    records: list[Any] = []
-    errors: list[LineError] = []
+    parsed = Parsed()
     for number, line in enumerate(body.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line, parse_float=str)
+            parsed.add(number, json.loads(line, parse_float=str))
         except (ValueError, UnicodeDecodeError) as exc:
-            errors.append(LineError(number, f"invalid JSON: {getattr(exc, 'msg', exc)}"))
-            continue
-        if not isinstance(record, dict):
-            errors.append(LineError(number, "not a JSON object"))
-            continue
-        records.append(record)
-    if errors:
-        raise BodyError(errors)
-    return records
+            parsed.errors.append(LineError(number, f"invalid JSON: {getattr(exc, 'msg', exc)}"))
+    return parsed
+
+
+def validate(parsed: Parsed) -> Parsed:
+    """Check each record against the raw schema; refused ones move to the errors."""
+    checked = Parsed(errors=list(parsed.errors))
+    for line, record in parsed.records:
+        try:
+            RawObservation.model_validate(record)
+        except ValidationError as exc:
+            problems = "; ".join(  # without the input, which may be personal
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                for e in exc.errors(include_input=False, include_url=False)
+            )
+            checked.errors.append(LineError(line, problems))
+        else:
+            checked.records.append((line, record))
+    checked.errors.sort(key=lambda e: e.line)
+    return checked
 
 
 def encode_batch(batch: RawBatch) -> bytes:
@@ -80,6 +101,7 @@ def batches(
     *,
     source: str,
     size: int,
+    producer: str | None = None,
     received_at: datetime | None = None,
 ) -> Iterator[RawBatch]:
     """Cut a stream of records into envelopes of at most ``size`` records."""
@@ -87,5 +109,9 @@ def batches(
     iterator = iter(records)
     while chunk := list(islice(iterator, size)):
         yield RawBatch(
-            batch_id=uuid.uuid4().hex, source=source, received_at=received_at, records=chunk
+            batch_id=uuid.uuid4().hex,
+            source=source,
+            producer=producer,
+            received_at=received_at,
+            records=chunk,
         )

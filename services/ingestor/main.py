@@ -8,10 +8,12 @@ from pathlib import Path
 import uvicorn
 
 from itte import metrics
-from itte.embedded import kafka_address
+from itte.embedded import database_address, kafka_address
 from itte.kafka import BlockingProducer, ensure_topics
+from services.ingestor.auth import Producers
 from services.ingestor.files import read_long_csv
 from services.ingestor.http import create_app
+from services.ingestor.idempotency import IdempotencyStore
 from services.ingestor.publisher import SERVICE, Published, RawPublisher
 from services.ingestor.settings import IngestorSettings
 
@@ -26,7 +28,18 @@ def build_publisher(settings: IngestorSettings) -> RawPublisher:
 
 
 def serve(settings: IngestorSettings) -> None:
-    app = create_app(build_publisher(settings), max_body_bytes=settings.max_body_bytes)
+    producers = Producers.parse(settings.producer_tokens)
+    if settings.environment != "local" and not producers.required:
+        raise SystemExit("ITTE_PRODUCER_TOKENS must be set outside local runs")
+    app = create_app(
+        build_publisher(settings),
+        producers=producers,
+        idempotency=IdempotencyStore(
+            database_address(settings), settings.idempotency_stale_seconds
+        ),
+        max_body_bytes=settings.max_body_bytes,
+        max_records=settings.max_records_per_request,
+    )
     uvicorn.run(
         app,
         host=settings.ingestor_host,
@@ -35,11 +48,15 @@ def serve(settings: IngestorSettings) -> None:
     )
 
 
-def ingest_files(settings: IngestorSettings, paths: list[Path]) -> list[Published]:
+def ingest_files(
+    settings: IngestorSettings, paths: list[Path], producer: str | None = None
+) -> list[Published]:
     publisher = build_publisher(settings)
     results = []
     for path in paths:
-        result = publisher.publish(read_long_csv(path), source=f"file:{path.name}")
+        result = publisher.publish(
+            read_long_csv(path), source=f"file:{path.name}", producer=producer
+        )
         metrics.RECORDS_IN.labels(SERVICE).inc(result.records)
         log.info(
             "%s: %d records published in %d messages", path, result.records, len(result.batch_ids)

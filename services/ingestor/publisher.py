@@ -25,8 +25,20 @@ class RawPublisher:
         self._producer = producer
         self._batch_records = batch_records
 
+    def publish_whole(
+        self, records: list[dict[str, Any]], *, source: str, producer: str | None
+    ) -> Published:
+        """One envelope, hence one Kafka message: the broker takes all or nothing."""
+        [batch] = batches(records, source=source, producer=producer, size=max(len(records), 1))
+        return Published(self._send([batch]), [batch.batch_id])
+
     def publish(
-        self, records: Iterable[dict[str, Any]], *, source: str, messages_per_flush: int = 200
+        self,
+        records: Iterable[dict[str, Any]],
+        *,
+        source: str,
+        producer: str | None = None,
+        messages_per_flush: int = 200,
     ) -> Published:
         """Publish and wait for the broker's acknowledgement of every record.
 
@@ -34,7 +46,7 @@ class RawPublisher:
         so a file of any size streams through in constant memory.
         """
         count, ids, pending = 0, [], []
-        for batch in batches(records, source=source, size=self._batch_records):
+        for batch in batches(records, source=source, producer=producer, size=self._batch_records):
             pending.append(batch)
             if len(pending) >= messages_per_flush:
                 count += self._send(pending)

@@ -11,3 +11,10 @@ class IngestorSettings(CommonSettings):
     batch_records: int = Field(500, ge=1, le=10_000, description="Records per Kafka message.")
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     delivery_timeout_ms: int = Field(10_000, ge=1000, description="Broker ack deadline.")
+    max_records_per_request: int = Field(
+        20_000, ge=1, description="HTTP: one request is one Kafka message, so it is bounded."
+    )
+    producer_tokens: str | None = Field(
+        None, description='JSON {"producer": "sha256:<hex>"}; `itte token NAME` makes one.'
+    )
+    idempotency_stale_seconds: float = Field(60.0, gt=0)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from itte.embedded import Servers
+from services.ingestor.auth import hash_token
 
 T = TypeVar("T")
 SERVICES = ("ingestor", "cleaner", "aggregator", "api")
@@ -52,10 +53,12 @@ def get_json(url: str) -> Any:
         return json.loads(response.read())
 
 
+PRODUCER_TOKEN = "itte_e2e-test-token-not-secret"
+
+
 def post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, Any]:
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": content_type}
-    )
+    headers = {"Content-Type": content_type, "Authorization": f"Bearer {PRODUCER_TOKEN}"}
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -74,6 +77,7 @@ class Stack:
             "ITTE_STATE_DIR": str(workdir / "state"),
             "ITTE_PII_KEY": "e2e-test-key-not-secret-0123456789",
             "ITTE_ENVIRONMENT": "production",
+            "ITTE_PRODUCER_TOKENS": json.dumps({"e2e": hash_token(PRODUCER_TOKEN)}),
             "ITTE_CATALOGUE": str(Path(__file__).parents[1] / "catalogue.toml"),
             **{PORT_SETTING[name]: str(port) for name, port in self.ports.items()},
         }

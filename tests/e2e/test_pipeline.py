@@ -131,14 +131,14 @@ def test_http_and_file_reach_the_api_and_the_dead_letters(stack: Stack, workdir:
     assert (leaked, hashed) == (0, len(gironde))
 
 
-def test_bad_body_is_refused_whole_with_line_numbers(stack: Stack) -> None:
+def test_bad_lines_refuse_the_request_whole_with_line_numbers(stack: Stack) -> None:
     body = b'{"indicateur": "x", "commune": "33063", "annee": 2020, "valeur": 1}\n{oops\n[]\n'
     status, answer = post(stack.url("ingestor", "/observations"), body, "application/x-ndjson")
-    assert status == 400
+    assert status == 422
     assert [e["line"] for e in answer["errors"]] == [2, 3]
     with urllib.request.urlopen(stack.url("ingestor", "/metrics/")) as response:
         metrics = response.read().decode()
-    assert 'itte_requests_refused_total{reason="unreadable_body",service="ingestor"}' in metrics
+    assert 'itte_requests_refused_total{reason="invalid_records",service="ingestor"}' in metrics
 
 
 def test_every_service_exposes_metrics_and_health(stack: Stack) -> None:

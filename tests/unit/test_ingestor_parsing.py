@@ -4,42 +4,64 @@ from pathlib import Path
 
 import pytest
 
-from services.ingestor.batching import BodyError, batches, parse_json_body, parse_ndjson_body
+from services.ingestor.batching import (
+    BodyError,
+    Parsed,
+    batches,
+    parse_json_body,
+    parse_ndjson_body,
+    validate,
+)
 from services.ingestor.files import read_long_csv
 
 
+def records(parsed: Parsed) -> list:
+    return [r for _, r in parsed.records]
+
+
 def test_json_object_or_array() -> None:
-    assert parse_json_body(b'{"a": 1}') == [{"a": 1}]
-    assert parse_json_body(b'[{"a": 1}, {"b": 2}]') == [{"a": 1}, {"b": 2}]
+    assert records(parse_json_body(b'{"a": 1}')) == [{"a": 1}]
+    assert records(parse_json_body(b'[{"a": 1}, {"b": 2}]')) == [{"a": 1}, {"b": 2}]
 
 
 def test_fractions_keep_their_exact_decimal_text() -> None:
-    assert parse_json_body(b'{"valeur": 0.1000000000000000055511}') == [
+    assert records(parse_json_body(b'{"valeur": 0.1000000000000000055511}')) == [
         {"valeur": "0.1000000000000000055511"}
     ]
 
 
-def test_json_errors_name_the_line() -> None:
+def test_unreadable_json_names_the_line() -> None:
     with pytest.raises(BodyError) as caught:
         parse_json_body(b'[{"a": 1},\n{"b": }]')
     assert caught.value.errors[0].line == 2
 
 
 def test_json_array_items_must_be_objects() -> None:
-    with pytest.raises(BodyError) as caught:
-        parse_json_body(b'[{"a": 1}, 3, "x"]')
-    assert [e.line for e in caught.value.errors] == [2, 3]
+    parsed = parse_json_body(b'[{"a": 1}, 3, "x"]')
+    assert [e.line for e in parsed.errors] == [2, 3]
+    assert records(parsed) == [{"a": 1}]
 
 
 def test_ndjson_lists_every_bad_line() -> None:
-    body = b'{"a": 1}\n\n{"b": \n[1]\n{"c": 3}\n'
-    with pytest.raises(BodyError) as caught:
-        parse_ndjson_body(body)
-    assert [(e.line, e.error.split(":")[0]) for e in caught.value.errors] == [
+    parsed = parse_ndjson_body(b'{"a": 1}\n\n{"b": \n[1]\n{"c": 3}\n')
+    assert [(e.line, e.error.split(":")[0]) for e in parsed.errors] == [
         (3, "invalid JSON"),
         (4, "not a JSON object"),
     ]
-    assert parse_ndjson_body(b'{"a": 1}\n\n{"c": 3}') == [{"a": 1}, {"c": 3}]
+    assert parsed.records == [(1, {"a": 1}), (5, {"c": 3})]
+
+
+def test_schema_errors_name_line_and_field_without_the_value() -> None:
+    parsed = validate(
+        parse_ndjson_body(
+            b'{"indicateur": "x", "commune": "33063"}\n{"commune": "Jeanne"}\n'
+            b'{"indicateur": ["Jeanne"], "commune": "33063"}'
+        )
+    )
+    assert [r for r, _ in parsed.records] == [1]
+    assert [e.line for e in parsed.errors] == [2, 3]
+    assert "indicateur" in parsed.errors[0].error
+    assert all("Jeanne" not in e.error for e in parsed.errors)
 
 
 def test_batches_cut_records_into_envelopes() -> None:

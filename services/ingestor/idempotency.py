@@ -1,0 +1,87 @@
+"""Idempotency keys: a retried request is acknowledged again, published once.
+
+Kept in Postgres so that a restarted ingestor (or another replica) knows them.
+A key is claimed before publishing and completed with the answer after; a
+claim left by a crashed ingestor can be taken over once it is stale (the
+records may then be published twice, which the aggregator absorbs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ingest_requests (
+    producer text NOT NULL,
+    key text NOT NULL,
+    body_sha256 text NOT NULL,
+    status int,
+    response jsonb,
+    claimed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (producer, key)
+)
+"""
+
+CLAIM = """
+INSERT INTO ingest_requests AS r (producer, key, body_sha256) VALUES (%s, %s, %s)
+ON CONFLICT (producer, key) DO UPDATE SET claimed_at = now()
+    WHERE r.status IS NULL AND r.claimed_at < now() - make_interval(secs => %s)
+      AND r.body_sha256 = EXCLUDED.body_sha256
+RETURNING true
+"""
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What an earlier request with the same key left."""
+
+    same_body: bool
+    status: int | None  # None: still being processed
+    response: Any
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+class IdempotencyStore:
+    def __init__(self, database_url: str, stale_after_seconds: float = 60.0) -> None:
+        self._database_url = database_url
+        self._stale = stale_after_seconds
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(SCHEMA)
+
+    def claim(self, producer: str, key: str, body: bytes) -> Previous | None:
+        """None: the key is ours to process. Otherwise what happened before."""
+        digest = body_digest(body)
+        with psycopg.connect(self._database_url, autocommit=True) as conn:
+            if conn.execute(CLAIM, (producer, key, digest, self._stale)).fetchone():
+                return None
+            row = conn.execute(
+                "SELECT body_sha256, status, response FROM ingest_requests "
+                "WHERE producer = %s AND key = %s",
+                (producer, key),
+            ).fetchone()
+        assert row is not None
+        return Previous(same_body=row[0] == digest, status=row[1], response=row[2])
+
+    def complete(self, producer: str, key: str, status: int, response: Any) -> None:
+        with psycopg.connect(self._database_url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE ingest_requests SET status = %s, response = %s "
+                "WHERE producer = %s AND key = %s",
+                (status, Jsonb(response), producer, key),
+            )
+
+    def release(self, producer: str, key: str) -> None:
+        """Forget a claim whose request failed, so that a retry can go through."""
+        with psycopg.connect(self._database_url, autocommit=True) as conn:
+            conn.execute(
+                "DELETE FROM ingest_requests WHERE producer = %s AND key = %s AND status IS NULL",
+                (producer, key),
+            )

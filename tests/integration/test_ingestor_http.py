@@ -1,0 +1,114 @@
+"""The ingestor's HTTP contract against the real broker and Postgres."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from itte.embedded import Servers
+from itte.kafka import BlockingProducer
+from schemas import raw
+from services.ingestor.auth import Producers, hash_token
+from services.ingestor.http import create_app
+from services.ingestor.idempotency import IdempotencyStore
+from services.ingestor.publisher import RawPublisher
+from tests.integration.test_kafka import read_all
+
+TOKEN = "itte_integration-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def record(i: int = 0, **extra: object) -> dict:
+    return {"indicateur": "pop", "commune": "33063", "annee": 2020, "valeur": i, **extra}
+
+
+def client_for(bootstrap: str, database_url: str, **overrides: int) -> TestClient:
+    publisher = RawPublisher(BlockingProducer(bootstrap, **{"message.timeout.ms": 2000}), 500)
+    app = create_app(
+        publisher,
+        producers=Producers.parse(json.dumps({"ademe": hash_token(TOKEN)})),
+        idempotency=IdempotencyStore(database_url),
+        max_body_bytes=overrides.get("body", 10_000),
+        max_records=overrides.get("records", 50),
+    )
+    return TestClient(app)
+
+
+@pytest.fixture
+def client(servers: Servers, database_url: str) -> TestClient:
+    return client_for(servers.kafka_bootstrap_servers, database_url)
+
+
+def envelopes(servers: Servers, batch_ids: list[str]) -> list[dict]:
+    wanted = set(batch_ids)
+    return [
+        e
+        for m in read_all(servers.kafka_bootstrap_servers, raw.TOPIC)
+        if (e := json.loads(m.value()))["batch_id"] in wanted
+    ]
+
+
+def test_missing_or_wrong_token_is_401(client: TestClient) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        response = client.post("/observations", json=[record()], headers=headers)
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_accepted_records_carry_the_producer_in_one_message(client, servers) -> None:
+    response = client.post("/observations", json=[record(i) for i in range(30)], headers=AUTH)
+    assert response.status_code == 202
+    [envelope] = envelopes(servers, response.json()["batch_ids"])
+    assert envelope["producer"] == "ademe" and len(envelope["records"]) == 30
+
+
+def test_limits_are_413(client: TestClient) -> None:
+    too_many = client.post("/observations", json=[record(i) for i in range(51)], headers=AUTH)
+    assert too_many.status_code == 413 and "51 records" in too_many.json()["detail"]
+    big = client.post("/observations", content=b"[" + b" " * 20_000 + b"]", headers=AUTH)
+    assert big.status_code == 413
+
+
+def test_atomic_and_partial_modes(client: TestClient, servers: Servers) -> None:
+    body = "\n".join(
+        [json.dumps(record(1)), "{oops", json.dumps({"commune": "33063"}), json.dumps(record(2))]
+    )
+    headers = {**AUTH, "Content-Type": "application/x-ndjson"}
+    atomic = client.post("/observations", content=body, headers=headers)
+    assert atomic.status_code == 422
+    assert [(e["line"], e["error"][:12]) for e in atomic.json()["errors"]] == [
+        (2, "invalid JSON"),
+        (3, "indicateur: "),
+    ]
+    partial = client.post("/observations?mode=partial", content=body, headers=headers)
+    assert partial.status_code == 202
+    answer = partial.json()
+    assert answer["accepted"] == 2 and [r["line"] for r in answer["rejected"]] == [2, 3]
+    [envelope] = envelopes(servers, answer["batch_ids"])
+    assert [r["valeur"] for r in envelope["records"]] == [1, 2]
+
+
+def test_idempotent_retry_is_acknowledged_again_and_published_once(client, servers) -> None:
+    key = {**AUTH, "Idempotency-Key": uuid.uuid4().hex}
+    first = client.post("/observations", json=[record(7)], headers=key)
+    again = client.post("/observations", json=[record(7)], headers=key)
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(envelopes(servers, first.json()["batch_ids"])) == 1
+    other = client.post("/observations", json=[record(8)], headers=key)
+    assert other.status_code == 422
+
+
+def test_broker_down_is_503_and_the_key_can_be_retried(database_url: str) -> None:
+    down = client_for("127.0.0.1:1", database_url)
+    key = {**AUTH, "Idempotency-Key": "retry-me"}
+    response = down.post("/observations", json=[record()], headers=key)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "nothing was published" in response.json()["detail"]
+    again = down.post("/observations", json=[record()], headers=key)
+    assert again.status_code == 503  # not 409: the failed claim was released
