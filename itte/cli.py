@@ -70,16 +70,42 @@ def api() -> None:
 @click.argument(
     "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["long", "wide", "communes"]),
+    help="Table layout (default: detected from the header).",
+)
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML file naming the columns of another layout.",
+)
 @click.option("--producer", help="Who the records come from (kept with each record).")
-def ingest(paths: tuple[Path, ...], producer: str | None) -> None:
-    """Publish files (long format CSV, `,` or `;`) to indicators.raw."""
+def ingest(
+    paths: tuple[Path, ...], fmt: str | None, mapping: Path | None, producer: str | None
+) -> None:
+    """Publish files to indicators.raw: CSV, .xlsx, JSON or NDJSON.
+
+    Exit status 1 when records were rejected (they are in <file>.rejets.ndjson).
+    """
+    from services.ingestor.files import Mapping
     from services.ingestor.main import ingest_files
     from services.ingestor.settings import IngestorSettings
 
     settings = IngestorSettings()
-    _logging(settings.log_level)
-    for path, result in zip(paths, ingest_files(settings, list(paths), producer), strict=True):
-        click.echo(f"{path}: {result.records} records published")
+    _logging("WARNING")
+    summaries = ingest_files(
+        settings,
+        list(paths),
+        producer=producer,
+        fmt=fmt,  # type: ignore[arg-type]
+        mapping=Mapping.load(mapping) if mapping else None,
+        show_progress=True,
+    )
+    for summary in summaries:
+        click.echo(str(summary))
+    raise SystemExit(1 if any(s.rejected for s in summaries) else 0)
 
 
 @main.command()

@@ -92,14 +92,14 @@ def up(settings: CommonSettings, *, demo: bool, api_port: int, ingestor_port: in
             from services.ingestor.settings import IngestorSettings
 
             files = write_demo(settings.state_dir / "demo")
-            for result in ingest_files(
+            for summary in ingest_files(
                 IngestorSettings(
                     kafka_bootstrap_servers=servers.kafka_bootstrap_servers,
                     database_url=servers.database_url,
                 ),
                 files,
             ):
-                print(f"  demo data: {result.records} records published", flush=True)
+                print(f"  demo data: {summary}", flush=True)
         print(
             f"\n  API        http://127.0.0.1:{api_port}/indicateurs   (docs: /docs)\n"
             f"  ingest     POST http://127.0.0.1:{ingestor_port}/observations\n"

@@ -1,45 +1,22 @@
-"""Reading producer files: the long format of the project's source database.
+"""Reading producer files: CSV (`,` `;` or tab; UTF-8, BOM or Windows-1252),
+Excel workbooks (.xlsx), JSON and NDJSON, in any layout of ``layouts.py``.
 
-Rows stream from disk (constant memory, whatever the file size). Columns are
-matched by name, case- and accent-insensitively, to the raw schema's fields.
+Rows stream from disk: memory stays flat whatever the file size.
 """
 
 from __future__ import annotations
 
 import csv
-import unicodedata
+import json
+import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Raw field ← column names met in practice (compared after normalization).
-COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
-    "commune": (
-        "codgeo",
-        "codgeo_code",
-        "code_commune",
-        "code",
-        "codezone",
-        "commune",
-        "depcom",
-        "com",
-    ),
-    "indicateur": ("variable", "indicateur", "id_indicateur"),
-    "annee": ("annee", "year", "an", "millesime"),
-    "date": ("date",),
-    "valeur": ("valeur", "value", "val"),
-    "sous_champ": ("sous_champ",),
-    "libelle_sous_champ": ("libelle_sous_champ",),
-    "libelle_indicateur": ("libelle_variable", "libelle_indicateur"),
-    "unite": ("unite", "unit"),
-    "version": ("version",),
-}
+from services.ingestor.layouts import Format, detect
+
 SNIFF_BYTES = 1 << 20
-
-
-def _norm(name: str) -> str:
-    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return plain.strip().lower().replace(" ", "_").replace("-", "_")
 
 
 def detect_encoding(sample: bytes) -> str:
@@ -58,40 +35,96 @@ def detect_delimiter(first_line: str) -> str:
     return max(counts, key=lambda d: counts[d])
 
 
-def column_map(header: list[str]) -> dict[int, str]:
-    """Column index → raw field. Other columns keep their (normalized) name:
-    the cleaner hashes the personal ones and drops the rest."""
-    wanted = {alias: field for field, aliases in COLUMN_ALIASES.items() for alias in aliases}
-    mapping: dict[int, str] = {}
-    for index, name in enumerate(header):
-        target = wanted.get(_norm(name))
-        if target and target not in mapping.values():
-            mapping[index] = target
-    for index, name in enumerate(header):
-        if index not in mapping and _norm(name) and _norm(name) not in mapping.values():
-            mapping[index] = _norm(name)
-    return mapping
+@dataclass(frozen=True)
+class Mapping:
+    """A mapping file (TOML) for tables itte cannot read by itself."""
+
+    format: Format | None
+    columns: dict[str, str]
+
+    @classmethod
+    def load(cls, path: Path) -> Mapping:
+        document = tomllib.loads(path.read_text("utf-8"))
+        return cls(format=document.get("format"), columns=dict(document.get("colonnes", {})))
 
 
-def read_long_csv(path: Path) -> Iterator[dict[str, Any]]:
-    """Yield one raw record per data row."""
+class Progress:
+    """How far through the file, for the progress bar (bytes or rows)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+
+
+def _csv_rows(path: Path, progress: Progress) -> Iterator[list[str]]:
     with open(path, "rb") as binary:
         sample = binary.read(SNIFF_BYTES)
-    encoding = detect_encoding(sample)
-    with open(path, encoding=encoding, newline="") as text:
-        first = text.readline()
+    with open(path, encoding=detect_encoding(sample), newline="") as text:
+        delimiter = detect_delimiter(text.readline())
         text.seek(0)
-        reader = csv.reader(text, delimiter=detect_delimiter(first))
-        header = next(reader, [])
-        mapping = column_map(header)
-        missing = {"commune", "indicateur", "valeur"} - set(mapping.values())
-        if missing:
-            raise ValueError(
-                f"{path.name}: no column for {', '.join(sorted(missing))} "
-                f"(columns: {', '.join(header)})"
-            )
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            record = {field: row[i] for i, field in mapping.items() if i < len(row)}
-            yield {k: v for k, v in record.items() if v != "" or k == "valeur"}
+        for row in csv.reader(text, delimiter=delimiter):
+            progress.done += sum(len(c) for c in row) + len(row)  # about the bytes read
+            yield row
+
+
+def _xlsx_rows(path: Path, progress: Progress) -> Iterator[list[str]]:
+    from openpyxl import load_workbook  # read-only mode streams the sheet
+
+    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        sheet = workbook.worksheets[0]
+        progress.total = sheet.max_row or 0
+        for row in sheet.iter_rows(values_only=True):
+            progress.done += 1
+            yield ["" if cell is None else _cell_text(cell) for cell in row]
+    finally:
+        workbook.close()
+
+
+def _cell_text(cell: Any) -> str:
+    if hasattr(cell, "strftime"):
+        return str(cell.strftime("%d/%m/%Y"))
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    return str(cell)
+
+
+def _json_records(path: Path, progress: Progress) -> Iterator[tuple[int, Any]]:
+    if path.suffix.lower() == ".json":
+        document = json.loads(path.read_text("utf-8-sig"), parse_float=str)
+        for number, record in enumerate(document if isinstance(document, list) else [document], 1):
+            progress.done = number
+            yield number, record
+        return
+    with open(path, encoding="utf-8-sig") as lines:
+        for number, line in enumerate(lines, start=1):
+            progress.done += len(line)
+            if line.strip():
+                try:
+                    yield number, json.loads(line, parse_float=str)
+                except ValueError as exc:
+                    yield number, f"invalid JSON: {exc}"
+
+
+def read_file(
+    path: Path, fmt: Format | None = None, mapping: Mapping | None = None
+) -> tuple[Progress, Iterator[tuple[int, Any]]]:
+    """(progress, iterator of (line number, record)); a record that is not a
+    dict (a JSON value, or an error text) is refused by the caller."""
+    suffix = path.suffix.lower()
+    progress = Progress(path.stat().st_size)
+    if suffix in (".json", ".ndjson", ".jsonl"):
+        return progress, _json_records(path, progress)
+    rows = _xlsx_rows(path, progress) if suffix == ".xlsx" else _csv_rows(path, progress)
+    header = next(rows, [])
+    layout = detect(
+        header, fmt or (mapping.format if mapping else None), mapping.columns if mapping else None
+    )
+
+    def records() -> Iterator[tuple[int, Any]]:
+        for number, row in enumerate(rows, start=2):
+            if any(cell.strip() for cell in row):
+                for record in layout.records(row):
+                    yield number, record
+
+    return progress, records()

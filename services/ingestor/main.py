@@ -11,10 +11,12 @@ from itte import metrics
 from itte.embedded import database_address, kafka_address
 from itte.kafka import BlockingProducer, ensure_topics
 from services.ingestor.auth import Producers
-from services.ingestor.files import read_long_csv
+from services.ingestor.file_ingest import FileSummary, ingest_file
+from services.ingestor.files import Mapping
 from services.ingestor.http import create_app
 from services.ingestor.idempotency import IdempotencyStore
-from services.ingestor.publisher import SERVICE, Published, RawPublisher
+from services.ingestor.layouts import Format
+from services.ingestor.publisher import SERVICE, RawPublisher
 from services.ingestor.settings import IngestorSettings
 
 log = logging.getLogger(__name__)
@@ -49,17 +51,26 @@ def serve(settings: IngestorSettings) -> None:
 
 
 def ingest_files(
-    settings: IngestorSettings, paths: list[Path], producer: str | None = None
-) -> list[Published]:
+    settings: IngestorSettings,
+    paths: list[Path],
+    *,
+    producer: str | None = None,
+    fmt: Format | None = None,
+    mapping: Mapping | None = None,
+    show_progress: bool = False,
+) -> list[FileSummary]:
     publisher = build_publisher(settings)
-    results = []
+    summaries = []
     for path in paths:
-        result = publisher.publish(
-            read_long_csv(path), source=f"file:{path.name}", producer=producer
+        summary = ingest_file(
+            publisher,
+            path,
+            fmt=fmt,
+            mapping=mapping,
+            producer=producer,
+            show_progress=show_progress,
         )
-        metrics.RECORDS_IN.labels(SERVICE).inc(result.records)
-        log.info(
-            "%s: %d records published in %d messages", path, result.records, len(result.batch_ids)
-        )
-        results.append(result)
-    return results
+        metrics.RECORDS_IN.labels(SERVICE).inc(summary.read)
+        log.info("%s", summary)
+        summaries.append(summary)
+    return summaries

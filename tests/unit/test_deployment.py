@@ -37,8 +37,7 @@ def test_every_service_runs_its_itte_command_against_kafka_and_postgres() -> Non
         assert env["ITTE_ENVIRONMENT"] == "production"
         assert env[f"ITTE_{name.upper()}_HOST"] == "0.0.0.0"
         assert "${ITTE_PII_KEY:?" in env["ITTE_PII_KEY"]  # required, never a default
-    assert "${ITTE_PRODUCER_TOKENS:?" in services["ingestor"]["environment"][
-        "ITTE_PRODUCER_TOKENS"]
+    assert "${ITTE_PRODUCER_TOKENS:?" in services["ingestor"]["environment"]["ITTE_PRODUCER_TOKENS"]
 
 
 def test_prometheus_scrapes_every_service_on_its_port() -> None:

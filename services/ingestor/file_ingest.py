@@ -1,0 +1,116 @@
+"""``itte ingest``: files → ``indicators.raw``, with a progress bar and a summary.
+
+Every record read is either published or rejected here with its reason; the
+rejected ones go to ``<file>.rejets.ndjson`` (line number and reason beside
+the record), which can be fixed and ingested again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+from tqdm import tqdm
+
+from schemas.raw import RawObservation
+from services.ingestor.files import Mapping, read_file
+from services.ingestor.layouts import Format
+from services.ingestor.publisher import RawPublisher
+
+
+@dataclass
+class FileSummary:
+    path: Path
+    read: int = 0
+    published: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    rejects_path: Path | None = None
+
+    def __str__(self) -> str:
+        text = (
+            f"{self.path}: {self.read} read, {self.published} published, "
+            f"{sum(self.rejected.values())} rejected"
+        )
+        if self.rejected:
+            reasons = ", ".join(f"{n} {reason}" for reason, n in self.rejected.most_common())
+            text += f" ({reasons}); fix and re-ingest {self.rejects_path}"
+        return text
+
+
+def problem(record: Any) -> tuple[str, str] | None:
+    """(reason, detail) when the record cannot be published, else None."""
+    if isinstance(record, str):
+        return "invalid_json", record
+    if not isinstance(record, dict):
+        return "not_an_object", f"a record must be an object, not {type(record).__name__}"
+    try:
+        RawObservation.model_validate(record)
+    except ValidationError as exc:
+        return "invalid_schema", "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+    return None
+
+
+def ingest_file(
+    publisher: RawPublisher,
+    path: Path,
+    *,
+    fmt: Format | None = None,
+    mapping: Mapping | None = None,
+    producer: str | None = None,
+    show_progress: bool = True,
+) -> FileSummary:
+    summary = FileSummary(path, rejects_path=path.with_name(path.name + ".rejets.ndjson"))
+    progress, items = read_file(path, fmt, mapping)
+    rejects: TextIO | None = None
+    bar = tqdm(
+        total=progress.total,
+        desc=path.name,
+        unit="B",
+        unit_scale=True,
+        disable=None if show_progress else True,
+        dynamic_ncols=True,
+    )
+
+    def accepted() -> Iterator[dict[str, Any]]:
+        nonlocal rejects
+        for line, record in items:
+            summary.read += 1
+            if summary.read % 5000 == 0:
+                bar.update(progress.done - bar.n)
+                bar.set_postfix(rows=summary.read, refresh=False)
+            found = problem(record)
+            if found is None:
+                yield record
+                continue
+            summary.rejected[found[0]] += 1
+            if rejects is None:
+                assert summary.rejects_path is not None
+                rejects = open(summary.rejects_path, "w", encoding="utf-8")  # noqa: SIM115
+            kept = record if isinstance(record, dict) else {"_valeur": record}
+            rejects.write(
+                json.dumps(
+                    {**kept, "_ligne": line, "_raison": found[0], "_detail": found[1]},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
+
+    try:
+        published = publisher.publish(accepted(), source=f"file:{path.name}", producer=producer)
+    finally:
+        bar.update(progress.done - bar.n)
+        bar.close()
+        if rejects is not None:
+            rejects.close()
+    summary.published = published.records
+    if not summary.rejected:
+        summary.rejects_path = None
+    return summary

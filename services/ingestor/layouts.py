@@ -1,0 +1,147 @@
+"""Turning table rows into raw records, whatever the file's layout (pure).
+
+- ``long``: one row per value (the project's source database): a commune, an
+  indicator, a year or date, a value.
+- ``wide`` (ITDD): one row per commune and indicator, one column per year
+  (``A2015``, ``A2016``, ...).
+- ``communes``: one row per commune (and date), one column per measure, such
+  as ``typezone, zone, codezone, date, nb_stations, nb_pdc``: each measure
+  column is an indicator.
+Column names are matched case-, accent- and spacing-insensitively; a mapping
+file can name the columns of any other table (see the README).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Format = Literal["long", "wide", "communes"]
+
+# Raw field ← column names met in practice (compared after normalization).
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "commune": (
+        "codgeo",
+        "codgeo_code",
+        "code_commune",
+        "code",
+        "codezone",
+        "commune",
+        "depcom",
+        "com",
+        "code_insee",
+    ),
+    "indicateur": ("variable", "indicateur", "id_indicateur"),
+    "annee": ("annee", "year", "an", "millesime"),
+    "date": ("date",),
+    "valeur": ("valeur", "value", "val"),
+    "sous_champ": ("sous_champ",),
+    "libelle_sous_champ": ("libelle_sous_champ",),
+    "libelle_indicateur": ("libelle_variable", "libelle_indicateur"),
+    "unite": ("unite", "unit"),
+    "version": ("version",),
+}
+# Descriptive columns of commune tables that are not measures.
+NOT_MEASURES = frozenset(
+    {
+        "typezone",
+        "zone",
+        "libgeo",
+        "nom",
+        "nom_commune",
+        "codgeo_libelle",
+        "type_var",
+        "no_ind",
+        "epci",
+        "dep",
+        "reg",
+        "departement",
+        "region",
+    }
+)
+YEAR_COLUMN = re.compile(r"^a?(\d{4})$")
+
+
+def norm(name: str) -> str:
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[\s\-]+", "_", plain.strip().lower())
+
+
+@dataclass(frozen=True)
+class Layout:
+    format: Format
+    fields: dict[int, str]  # column index -> raw field
+    values: dict[int, str] = field(default_factory=dict)  # wide: year; communes: indicator
+    extras: dict[int, str] = field(default_factory=dict)  # other columns, passed along
+
+    def records(self, row: list[str]) -> Iterator[dict[str, Any]]:
+        base = {
+            name: row[i].strip()
+            for i, name in self.fields.items()
+            if i < len(row) and row[i].strip() != ""
+        }
+        base.update(
+            {name: row[i] for i, name in self.extras.items() if i < len(row) and row[i] != ""}
+        )
+        if self.format == "long":
+            yield {**base, "valeur": base.get("valeur", "")}
+            return
+        for i, label in self.values.items():
+            cell = row[i].strip() if i < len(row) else ""
+            if self.format == "wide":
+                yield {**base, "annee": label, "valeur": cell}
+            else:
+                yield {**base, "indicateur": label, "valeur": cell}
+
+
+def detect(
+    header: list[str], wanted: Format | None = None, columns: dict[str, str] | None = None
+) -> Layout:
+    """The layout of a table from its header (or as told by ``--format``/a mapping)."""
+    aliases = {a: f for f, names in COLUMN_ALIASES.items() for a in names}
+    if columns:  # a mapping file names the columns itself
+        aliases = {norm(source): target for source, target in columns.items()}
+    fields: dict[int, str] = {}
+    for i, name in enumerate(header):
+        target = aliases.get(norm(name))
+        if target and target not in fields.values():
+            fields[i] = target
+    years = {
+        i: m.group(1)
+        for i, name in enumerate(header)
+        if i not in fields and (m := YEAR_COLUMN.match(norm(name)))
+    }
+    found = wanted or (
+        "wide"
+        if years and "indicateur" in fields.values()
+        else "long"
+        if "valeur" in fields.values()
+        else "communes"
+    )
+    values: dict[int, str] = {}
+    if found == "wide":
+        values = years
+    elif found == "communes":
+        values = {
+            i: norm(name)
+            for i, name in enumerate(header)
+            if i not in fields and norm(name) and norm(name) not in NOT_MEASURES
+        }
+    extras = {
+        i: norm(name)
+        for i, name in enumerate(header)
+        if i not in fields and i not in values and norm(name)
+    }
+    needed = {
+        "long": {"commune", "indicateur", "valeur"},
+        "wide": {"commune", "indicateur"},
+        "communes": {"commune"},
+    }[found]
+    missing = needed - set(fields.values())
+    if missing or (found != "long" and not values):
+        what = ", ".join(sorted(missing)) or ("year columns" if found == "wide" else "measures")
+        raise ValueError(f"{found} format: no column for {what} (columns: {', '.join(header)})")
+    return Layout(found, fields, values, extras)

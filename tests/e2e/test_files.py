@@ -1,0 +1,114 @@
+"""Every file format through `itte ingest` and the services, to the API."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from openpyxl import Workbook
+
+from itte.referential import load
+from tests.e2e.stack import Stack, eventually, get_json
+
+COMMUNES = sorted(c.code for c in load().communes.values() if c.departement == "2B")
+
+
+def value(i: int) -> Decimal:
+    return Decimal(i % 7) + Decimal("0.5")
+
+
+def write_long_cp1252(path: Path) -> None:
+    lines = ["code;variable;libelle_variable;annee;valeur"]
+    lines += [
+        f"{c};e2e_long;Émissions évitées;2024;{str(value(i)).replace('.', ',')}"
+        for i, c in enumerate(COMMUNES)
+    ]
+    path.write_bytes("\n".join(lines).encode("cp1252"))
+
+
+def write_wide(path: Path) -> None:
+    lines = ["CODGEO_CODE;VARIABLE;LIBELLE_VARIABLE;LIBELLE_SOUS_CHAMP;UNITE;A2023;A2024"]
+    lines += [f"{c};e2e_wide;x;Total;u;nd;{value(i)}" for i, c in enumerate(COMMUNES)]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def write_commune_table(path: Path) -> None:
+    lines = ["typezone,zone,codezone,date,nb_stations"]
+    lines += [f"commune,x,{c},31/12/2024,{value(i)}" for i, c in enumerate(COMMUNES)]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def write_xlsx(path: Path) -> None:
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["codezone", "annee", "nb_pdc"])
+    for i, c in enumerate(COMMUNES):
+        sheet.append([c, 2024, float(value(i))])
+    workbook.save(path)
+
+
+def write_json(path: Path, indicator: str, ndjson: bool) -> None:
+    rows = [
+        {"indicateur": indicator, "commune": c, "annee": 2024, "valeur": float(value(i))}
+        for i, c in enumerate(COMMUNES)
+    ]
+    path.write_text("\n".join(map(json.dumps, rows)) if ndjson else json.dumps(rows))
+
+
+def write_mapped(path: Path, mapping: Path) -> None:
+    mapping.write_text(
+        'format = "long"\n[colonnes]\n"Code INSEE" = "commune"\n'
+        '"Mesure" = "indicateur"\n"Exercice" = "annee"\n"Montant" = "valeur"\n'
+    )
+    lines = ["Code INSEE\tMesure\tExercice\tMontant"]
+    lines += [f"{c}\te2e_mapped\t2024\t{value(i)}" for i, c in enumerate(COMMUNES)]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+CASES = {
+    "e2e_long": ("long.csv", write_long_cp1252, 1),
+    "e2e_wide": ("itdd.csv", write_wide, 2),  # two year columns: 2023 (nd) and 2024
+    "nb_stations": ("irve.csv", write_commune_table, 1),
+    "nb_pdc": ("irve.xlsx", write_xlsx, 1),
+    "e2e_json": ("obs.json", lambda p: write_json(p, "e2e_json", False), 1),
+    "e2e_ndjson": ("obs.ndjson", lambda p: write_json(p, "e2e_ndjson", True), 1),
+}
+
+
+@pytest.mark.parametrize("indicator", [*CASES, "e2e_mapped"])
+def test_each_format_reaches_the_api_and_accounts_for_every_record(
+    stack: Stack, tmp_path: Path, indicator: str
+) -> None:
+    command = [sys.executable, "-m", "itte", "ingest"]
+    if indicator == "e2e_mapped":
+        path, mapping = tmp_path / "other.tsv", tmp_path / "mapping.toml"
+        write_mapped(path, mapping)
+        command += ["--mapping", str(mapping)]
+        per_row = 1
+    else:
+        name, write, per_row = CASES[indicator]
+        path = tmp_path / name
+        write(path)
+    done = subprocess.run(
+        [*command, str(path)], env=stack.env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    read, published, rejected = map(
+        int, re.search(r"(\d+) read, (\d+) published, (\d+) rejected", done.stdout).groups()
+    )
+    assert read == published + rejected == len(COMMUNES) * per_row
+    expected = sum(value(i) for i in range(len(COMMUNES)))
+
+    def departement() -> dict | None:
+        rows = get_json(
+            stack.url("api", f"/indicateurs?departement=2B&indicateur={indicator}&annee=2024")
+        )
+        return rows[0] if rows and Decimal(str(rows[0]["valeur"])) == expected else None
+
+    row = eventually(departement, 60, f"{indicator} in Haute-Corse")
+    assert row["communes_renseignees"] == len(COMMUNES)
