@@ -109,6 +109,56 @@ def ingest(
 
 
 @main.command()
+@click.option("--url", required=True, help="SQLAlchemy URL of the source database.")
+@click.option(
+    "--query", required=True, help="SELECT with a :cursor parameter, ordered by the cursor column."
+)
+@click.option("--cursor-column", required=True, help="Column whose highest value is kept.")
+@click.option(
+    "--since", default="1970-01-01", show_default=True, help="The cursor's value for the first run."
+)
+@click.option(
+    "--name",
+    default="pull",
+    show_default=True,
+    help="Names the saved cursor (<state dir>/pull-<name>.json).",
+)
+@click.option("--every", type=float, help="Seconds between pulls (default: pull once).")
+@click.option("--producer", help="Who the records come from (kept with each record).")
+def pull(
+    url: str,
+    query: str,
+    cursor_column: str,
+    since: str,
+    name: str,
+    every: float | None,
+    producer: str | None,
+) -> None:
+    """Read observations from a SQL database, incrementally, to indicators.raw."""
+    from services.ingestor.main import build_publisher
+    from services.ingestor.pull import pull as run_pull
+    from services.ingestor.settings import IngestorSettings
+
+    settings = IngestorSettings()
+    _logging(settings.log_level)
+    state = settings.state_dir / f"pull-{name}.json"
+    for result in run_pull(
+        build_publisher(settings),
+        every=every,
+        url=url,
+        query=query,
+        cursor_column=cursor_column,
+        state=state,
+        since=since,
+        producer=producer,
+    ):
+        click.echo(
+            f"{result.read} read, {result.published} published, {result.rejected} "
+            f"rejected; cursor {result.cursor}"
+        )
+
+
+@main.command()
 @click.option("--demo/--no-demo", default=True, help="Ingest the bundled demo data.")
 def up(demo: bool) -> None:
     """Run broker, Postgres and the four services until Ctrl-C."""
