@@ -17,3 +17,30 @@ def test_raw_observation_schema_names_the_required_fields() -> None:
 
     schema = json.loads((FOLDER / "indicators.raw.observation.schema.json").read_text())
     assert set(schema["required"]) == {"indicateur", "commune"}
+
+
+def test_the_readme_producer_example_validates_against_the_json_schema() -> None:
+    import json
+
+    import jsonschema
+
+    schema = json.loads((FOLDER / "indicators.raw.observation.schema.json").read_text())
+    jsonschema.validate(
+        {"indicateur": "co2_tonnes", "commune": "74010", "annee": 2024, "valeur": 1520.5}, schema
+    )
+    jsonschema.validate(
+        {
+            "indicateur": "x",
+            "commune": "2A004",
+            "date": "31/12/2024",
+            "valeur": "12,5",
+            "nom_declarant": "extra fields are allowed",
+        },
+        schema,
+    )
+    try:
+        jsonschema.validate({"commune": "74010"}, schema)
+    except jsonschema.ValidationError as error:
+        assert "indicateur" in error.message
+    else:
+        raise AssertionError("a record without indicateur must not validate")
