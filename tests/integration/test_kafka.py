@@ -54,7 +54,7 @@ def test_send_all_waits_for_acknowledgement(servers: Servers) -> None:
 
 
 def test_broker_down_raises_instead_of_pretending() -> None:
-    producer = BlockingProducer("127.0.0.1:1", **{"message.timeout.ms": 1500})
+    producer = BlockingProducer("127.0.0.1:1", **{"message.timeout.ms": 1500, "log_level": 0})
     with pytest.raises(DeliveryError):
         producer.send_all(raw.TOPIC, [("k", b"v")], timeout=5)
 
