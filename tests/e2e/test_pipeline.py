@@ -66,7 +66,8 @@ def test_http_and_file_reach_the_api_and_the_dead_letters(stack: Stack, workdir:
         "e2e_file;33xyz;2025;1;habitants;Jeanne Martin",
     ]  # not a commune code
     path.write_text("\n".join(lines + bad) + "\n", encoding="utf-8")
-    assert f"{len(gironde) + 3} records published" in stack.ingest_file(path)
+    n = len(gironde) + 3
+    assert f"{n} read, {n} published, 0 rejected" in stack.ingest_file(path)
 
     expected = expected_by_epci(
         [
