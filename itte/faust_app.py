@@ -7,9 +7,17 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from itte.retry import Health
+
 
 def make_app(
-    app_id: str, bootstrap: str, *, web_host: str, web_port: int, partitions: int
+    app_id: str,
+    bootstrap: str,
+    *,
+    web_host: str,
+    web_port: int,
+    partitions: int,
+    state: Health | None = None,
 ) -> faust.App:
     app = faust.App(
         app_id,
@@ -36,13 +44,21 @@ def make_app(
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
+        """503 while batches fail (database or broker away): operators see it."""
         assigned = app.consumer.assignment() if app.consumer else set()
+        failing = state is not None and state.failing_since is not None
         return web.json(
             {
-                "status": "ok",
+                "status": "failing" if failing else "ok",
                 "service": app_id,
                 "partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in assigned),
-            }
+                **(
+                    {"failing_since": state.failing_since, "error": state.last_error}
+                    if failing and state is not None
+                    else {}
+                ),
+            },
+            status=503 if failing else 200,
         )
 
     return app

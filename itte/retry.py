@@ -8,10 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
+
+
+@dataclass
+class Health:
+    """What the health endpoint reports: failing since when, and why."""
+
+    failing_since: float | None = None
+    last_error: str | None = None
+
+    def failed(self, error: BaseException) -> None:
+        self.failing_since = self.failing_since or time.time()
+        self.last_error = f"{type(error).__name__}: {error}"[:500]
+
+    def recovered(self) -> None:
+        self.failing_since = self.last_error = None
 
 
 async def retry_transient(
@@ -22,6 +39,7 @@ async def retry_transient(
     first_delay: float = 0.5,
     max_delay: float = 30.0,
     on_failure: Callable[[], None] | None = None,
+    health: Health | None = None,
 ) -> T:
     """Await ``attempt()`` until it succeeds; back off exponentially on a transient error.
 
@@ -31,8 +49,10 @@ async def retry_transient(
     delay = first_delay
     while True:
         try:
-            return await attempt()
+            result = await attempt()
         except transient as exc:
+            if health is not None:
+                health.failed(exc)
             log.warning(
                 "transient failure (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay
             )
@@ -40,3 +60,7 @@ async def retry_transient(
                 on_failure()
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_delay)
+        else:
+            if health is not None:
+                health.recovered()
+            return result

@@ -17,7 +17,7 @@ from itte import catalogue, db, metrics, referential
 from itte.embedded import servers_for
 from itte.faust_app import make_app, raw_topic
 from itte.kafka import BlockingProducer, DeliveryError, ensure_topics
-from itte.retry import retry_transient
+from itte.retry import Health, retry_transient
 from schemas import clean, deadletter
 from schemas.clean import CleanBatch, CleanObservation
 from schemas.deadletter import DeadLetter
@@ -71,12 +71,14 @@ def build(settings: AggregatorSettings) -> faust.App:
     )
     producer = BlockingProducer(servers.kafka_bootstrap_servers)
     relay = OutboxRelay(servers.database_url, producer)
+    health = Health()
     app = make_app(
         "itte-aggregator",
         servers.kafka_bootstrap_servers,
         web_host=settings.aggregator_host,
         web_port=settings.aggregator_port,
         partitions=settings.topic_partitions,
+        state=health,
     )
 
     def process(values: list[bytes]) -> None:
@@ -106,6 +108,7 @@ def build(settings: AggregatorSettings) -> faust.App:
                 transient=(psycopg.OperationalError, DeliveryError),
                 log=log,
                 on_failure=store.close,
+                health=health,
             )
 
     @app.timer(interval=settings.publish_interval)

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from itte.retry import retry_transient
+from itte.retry import Health, retry_transient
 
 log = logging.getLogger("test")
 
@@ -42,3 +42,21 @@ def test_other_errors_propagate_at_once() -> None:
     with pytest.raises(ValueError):
         asyncio.run(retry_transient(broken, transient=(ConnectionError,), log=log))
     assert len(calls) == 1
+
+
+def test_health_reports_the_failure_until_recovery() -> None:
+    health = Health()
+    seen: list[str | None] = []
+
+    async def flaky() -> None:
+        seen.append(health.last_error)
+        if len(seen) < 2:
+            raise ConnectionError("database away")
+
+    asyncio.run(
+        retry_transient(
+            flaky, transient=(ConnectionError,), log=log, first_delay=0.001, health=health
+        )
+    )
+    assert seen == [None, "ConnectionError: database away"]
+    assert health.failing_since is None and health.last_error is None
