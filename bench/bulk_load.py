@@ -11,7 +11,6 @@ committed in Postgres. Writes ``bench/results/bulk_load.json``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -25,26 +24,12 @@ from pathlib import Path
 
 import psycopg
 
+from bench.data import RESULTS, write_long_csv
 from itte import catalogue, db
-from itte.embedded import ensure_servers, stop_embedded
+from itte.embedded import ensure_servers, free_port, stop_embedded
 from itte.kafka import ensure_topics
 from itte.referential import load
 from itte.runner import start_services, stop_services, wait_http
-
-RESULTS = Path(__file__).parent / "results"
-
-
-def generate(path: Path, records: int) -> int:
-    """Observations over the real communes: `records` rows, several indicators."""
-    communes = sorted(load().communes)
-    with open(path, "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out, delimiter=";")
-        writer.writerow(["variable", "code", "annee", "valeur", "unite"])
-        for i in range(records):
-            commune = communes[i % len(communes)]
-            indicator = f"bench_{i // len(communes)}"
-            writer.writerow([indicator, commune, 2024, f"{(i * 7919) % 100000 / 100}", "u"])
-    return -(-records // len(communes))
 
 
 def write_catalogue(path: Path, indicators: int) -> Path:
@@ -64,6 +49,7 @@ def run(records: int, batch_records: int, workdir: Path) -> dict[str, float]:
     servers = ensure_servers(kafka_bootstrap_servers=None, database_url=None, state_dir=state)
     ensure_topics(servers.kafka_bootstrap_servers, 4)
     db.ensure_schema(db.make_engine(servers.database_url), catalogue.load(catalogue_path))
+    ports = {name: free_port() for name in ("API", "INGESTOR", "CLEANER", "AGGREGATOR")}
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
@@ -72,17 +58,14 @@ def run(records: int, batch_records: int, workdir: Path) -> dict[str, float]:
         "ITTE_BATCH_RECORDS": str(batch_records),
         "ITTE_LOG_LEVEL": "WARNING",
         "ITTE_CATALOGUE": str(catalogue_path),
-        "ITTE_API_PORT": "18000",
-        "ITTE_INGESTOR_PORT": "18001",
-        "ITTE_CLEANER_PORT": "16066",
-        "ITTE_AGGREGATOR_PORT": "16067",
+        **{f"ITTE_{name}_PORT": str(port) for name, port in ports.items()},
     }
     processes = start_services(env, state / "logs")
     try:
-        wait_http("http://127.0.0.1:18000/health", 120, processes["api"])
-        wait_http("http://127.0.0.1:16067/health", 120, processes["aggregator"])
+        wait_http(f"http://127.0.0.1:{ports['API']}/health", 120, processes["api"])
+        wait_http(f"http://127.0.0.1:{ports['AGGREGATOR']}/health", 120, processes["aggregator"])
         source = workdir / "bench.csv"
-        indicators = generate(source, records)
+        indicators = write_long_csv(source, records, "bench")
         started = time.monotonic()
         subprocess.run(
             [sys.executable, "-m", "itte", "ingest", str(source)],
@@ -120,6 +103,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--batch-records", type=int, nargs="+", default=[500, 1])
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS / "bulk_load.json",
+        help="Where to write the figures (JSON).",
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="itte-bench-"))
     runs = [run(args.records, size, workdir) for size in args.batch_records]
@@ -134,8 +123,8 @@ def main() -> None:
         "runs": runs,
         "ratios_to_first": [round(base / r["records_per_second"], 1) for r in runs],
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bulk_load.json").write_text(json.dumps(report, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report["ratios_to_first"]))
 
 

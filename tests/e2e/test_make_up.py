@@ -11,8 +11,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from itte.embedded import free_port
 from itte.referential import load
-from tests.e2e.stack import eventually, free_port, get_json
+from tests.e2e.stack import eventually, get_json
 
 
 def test_up_serves_demo_populations_then_stops_everything(tmp_path: Path) -> None:
