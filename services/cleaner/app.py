@@ -49,8 +49,14 @@ def build(settings: CleanerSettings) -> faust.App:
                 result = clean_message(event.value, origin, rules)
             # Sends are attached to this event: faust commits its offset only
             # after they are acknowledged (at least once; duplicates are harmless).
-            if result.clean:
-                batch = CleanBatch(batch_id=result.batch_id, records=result.clean)
+            # Bounded messages downstream, whatever the size of an HTTP request:
+            # the aggregator's transactions stay bounded too.
+            size = settings.clean_batch_records
+            for start in range(0, len(result.clean), size):
+                batch = CleanBatch(
+                    batch_id=f"{result.batch_id}/{start // size}",
+                    records=result.clean[start : start + size],
+                )
                 await clean_out.send(
                     key=batch.batch_id.encode(), value=batch.model_dump_json().encode()
                 )

@@ -20,6 +20,7 @@ class CleanerSettings(CommonSettings):
         description="Indicators missing from the catalogue: dead-letter, or keep "
         "them at commune level only.",
     )
+    clean_batch_records: int = Field(500, ge=1, description="Records per clean message.")
     cleaner_host: str = "127.0.0.1"
     cleaner_port: int = 6066
 
