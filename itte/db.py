@@ -195,8 +195,8 @@ def sqlalchemy_url(database_url: str) -> str:
     return database_url if sep else f"postgresql+psycopg://{database_url}"
 
 
-def make_engine(database_url: str, **kwargs: Any) -> Engine:
-    return create_engine(sqlalchemy_url(database_url), pool_pre_ping=True, **kwargs)
+def make_engine(database_url: str, *, pre_ping: bool = True, **kwargs: Any) -> Engine:
+    return create_engine(sqlalchemy_url(database_url), pool_pre_ping=pre_ping, **kwargs)
 
 
 def _territory_rows(ref: referential.Referential) -> list[dict[str, Any]]:

@@ -147,8 +147,14 @@ def create_app(engine: Engine) -> FastAPI:
 
 
 def read_only_engine(database_url: str, pool_size: int) -> Engine:
+    # Autocommit: one round trip per query (no BEGIN/ROLLBACK around it); the
+    # session stays read-only through default_transaction_read_only.
     return make_engine(
         database_url,
         pool_size=pool_size,
+        isolation_level="AUTOCOMMIT",
+        # No ping before each request (a round trip); a connection broken by a
+        # database restart is dropped on its first error instead.
+        pre_ping=False,
         connect_args={"options": "-c default_transaction_read_only=on"},
     )

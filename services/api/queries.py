@@ -65,7 +65,9 @@ def build(filters: Filters) -> Select[Any]:
         v.updated_at,
     ).where(v.niveau == level)
     areas = filters.areas()
-    if areas and level != "france":
+    if list(areas) == [level]:  # the area itself: no need to go through its communes
+        query = query.where(v.code == areas[level])
+    elif areas and level != "france":
         # Territories of `level` that share a commune with every named area.
         members = select(commune_column(level))
         for area_level, code in areas.items():

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pydantic import Field
+
 from itte.settings import CommonSettings
 
 
@@ -7,3 +9,4 @@ class ApiSettings(CommonSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_pool_size: int = 10
+    api_workers: int = Field(1, ge=1, description="uvicorn worker processes.")
