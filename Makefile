@@ -6,6 +6,12 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .PHONY: install up test lint unit integration e2e bench bench-smoke schemas clean
 
+# wrk (Debian package) drives the API benchmark; installed when missing.
+WRK := /usr/bin/wrk
+$(WRK):
+	command -v apt-get >/dev/null && (apt-get install -y -q wrk || \
+	  (apt-get update -q && apt-get install -y -q wrk))
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -13,7 +19,7 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-install: $(STAMP)
+install: $(STAMP) $(WRK)
 
 up: install  ## run the whole pipeline on the embedded servers, with demo data
 	$(BIN)/itte up

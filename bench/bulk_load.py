@@ -25,11 +25,8 @@ from pathlib import Path
 import psycopg
 
 from bench.data import RESULTS, write_long_csv
-from itte import catalogue, db
-from itte.embedded import ensure_servers, free_port, stop_embedded
-from itte.kafka import ensure_topics
+from bench.stack import Stack, running_stack
 from itte.referential import load
-from itte.runner import start_services, stop_services, wait_http
 
 
 def write_catalogue(path: Path, indicators: int) -> Path:
@@ -46,57 +43,39 @@ def run(records: int, batch_records: int, workdir: Path) -> dict[str, float]:
     state = workdir / f"state-{batch_records}"
     communes = len(load().communes)
     catalogue_path = write_catalogue(workdir / "catalogue.toml", -(-records // communes))
-    servers = ensure_servers(kafka_bootstrap_servers=None, database_url=None, state_dir=state)
-    ensure_topics(servers.kafka_bootstrap_servers, 4)
-    db.ensure_schema(db.make_engine(servers.database_url), catalogue.load(catalogue_path))
-    ports = {name: free_port() for name in ("API", "INGESTOR", "CLEANER", "AGGREGATOR")}
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
-        "DATABASE_URL": servers.database_url,
-        "ITTE_STATE_DIR": str(state),
-        "ITTE_BATCH_RECORDS": str(batch_records),
-        "ITTE_LOG_LEVEL": "WARNING",
-        "ITTE_CATALOGUE": str(catalogue_path),
-        **{f"ITTE_{name}_PORT": str(port) for name, port in ports.items()},
-    }
-    processes = start_services(env, state / "logs")
-    try:
-        wait_http(f"http://127.0.0.1:{ports['API']}/health", 120, processes["api"])
-        wait_http(f"http://127.0.0.1:{ports['AGGREGATOR']}/health", 120, processes["aggregator"])
+    with running_stack(state, catalogue_path, BATCH_RECORDS=str(batch_records)) as stack:
         source = workdir / "bench.csv"
         indicators = write_long_csv(source, records, "bench")
         started = time.monotonic()
         subprocess.run(
             [sys.executable, "-m", "itte", "ingest", str(source)],
-            env=env,
+            env=stack.env,
             check=True,
             capture_output=True,
         )
         ingested = time.monotonic() - started
-        with psycopg.connect(servers.database_url, autocommit=True) as conn:
-            done, progress_at = 0, time.monotonic()
-            while done < records:
-                count = conn.execute("SELECT count(*) FROM observations").fetchone()[0]
-                if count > done:
-                    done, progress_at = count, time.monotonic()
-                elif time.monotonic() - progress_at > 60:
-                    raise RuntimeError(
-                        f"stalled at {done}/{records} observations, see {state}/logs"
-                    )
-                time.sleep(0.2)
+        wait_for_observations(stack, records)
         committed = time.monotonic() - started
-        return {
-            "records": records,
-            "indicators": indicators,
-            "batch_records": batch_records,
-            "ingest_seconds": round(ingested, 2),
-            "end_to_end_seconds": round(committed, 2),
-            "records_per_second": round(records / committed),
-        }
-    finally:
-        stop_services(processes)
-        stop_embedded(state)
+    return {
+        "records": records,
+        "indicators": indicators,
+        "batch_records": batch_records,
+        "ingest_seconds": round(ingested, 2),
+        "end_to_end_seconds": round(committed, 2),
+        "records_per_second": round(records / committed),
+    }
+
+
+def wait_for_observations(stack: Stack, records: int) -> None:
+    with psycopg.connect(stack.servers.database_url, autocommit=True) as conn:
+        done, progress_at = 0, time.monotonic()
+        while done < records:
+            count = conn.execute("SELECT count(*) FROM observations").fetchone()[0]
+            if count > done:
+                done, progress_at = count, time.monotonic()
+            elif time.monotonic() - progress_at > 60:
+                raise RuntimeError(f"stalled at {done}/{records} observations, see {stack.logs}")
+            time.sleep(0.2)
 
 
 def main() -> None:

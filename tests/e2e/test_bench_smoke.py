@@ -15,6 +15,7 @@ import pytest
     [
         ("bench.bulk_load", ["--records", "3000", "--batch-records", "500"]),
         ("bench.ingest_memory", ["--rows", "2000", "4000"]),
+        ("bench.api", ["--seconds", "1", "--connections", "8", "--data", "population"]),
     ],
 )
 def test_benchmark_runs_and_writes_its_figures(tmp_path: Path, module: str, options: list[str]):
