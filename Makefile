@@ -19,12 +19,12 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-install: $(STAMP) $(WRK)
+install: $(STAMP)
 
 up: install  ## run the whole pipeline on the embedded servers, with demo data
 	$(BIN)/itte up
 
-test: install lint unit integration e2e  ## everything CI runs
+test: install $(WRK) lint unit integration e2e  ## everything CI runs
 
 lint: install
 	$(BIN)/ruff check .
