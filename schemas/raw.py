@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 TOPIC = "indicators.raw"
 
@@ -54,3 +54,20 @@ class RawBatch(RawBatchHeader):
     """Envelope the ingestor writes: records accepted together."""
 
     records: list[dict[str, Any]]
+
+
+def describe(exc: ValidationError) -> str:
+    """Validation errors without the offending input, which may be personal."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+        for e in exc.errors(include_input=False, include_url=False)
+    )
+
+
+def schema_problem(record: dict[str, Any]) -> str | None:
+    """Why ``record`` is not a RawObservation (PII-safe), or None."""
+    try:
+        RawObservation.model_validate(record)
+    except ValidationError as exc:
+        return describe(exc)
+    return None

@@ -18,7 +18,7 @@ from itte.referential import Referential
 from schemas.catalogue import ADDITIVE, Catalogue
 from schemas.clean import CleanObservation
 from schemas.deadletter import DeadLetter
-from schemas.raw import RawBatchHeader, RawObservation
+from schemas.raw import RawBatchHeader, RawObservation, describe
 from services.cleaner.pii import PiiHasher
 
 STAGE = "cleaner"
@@ -137,14 +137,6 @@ def parse_value(valeur: object) -> tuple[Decimal | None, str | None]:
     return number, None
 
 
-def _problems(exc: ValidationError) -> str:
-    """Validation errors without the offending input, which may be personal."""
-    return "; ".join(
-        f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-        for e in exc.errors(include_input=False, include_url=False)
-    )
-
-
 def _message_id(origin: MessageOrigin) -> str:
     return f"kafka:{origin.topic}:{origin.partition}:{origin.offset}"
 
@@ -198,7 +190,7 @@ def clean_record(
     try:
         raw = RawObservation.model_validate(record)
     except ValidationError as exc:
-        raise Rejected("invalid_schema", _problems(exc)) from None
+        raise Rejected("invalid_schema", describe(exc)) from None
     indicateur = _text(raw.indicateur)
     if not indicateur:
         raise Rejected("invalid_schema", "indicateur is empty")
@@ -267,7 +259,7 @@ def clean_message(
     try:
         result.batch_id, default_version, producer, records = decode_message(value, origin)
     except ValidationError as exc:
-        detail = "envelope does not match RawBatchHeader: " + _problems(exc)
+        detail = "envelope does not match RawBatchHeader: " + describe(exc)
         result.dead.append(dead_letter(_message_id(origin), "invalid_message", detail, None, now))
         return result
     except ValueError as exc:  # not JSON, or not UTF-8

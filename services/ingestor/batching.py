@@ -15,9 +15,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-from pydantic import ValidationError
-
-from schemas.raw import RawBatch, RawObservation
+from schemas.raw import RawBatch, schema_problem
 
 
 @dataclass(frozen=True)
@@ -78,16 +76,11 @@ def validate(parsed: Parsed) -> Parsed:
     """Check each record against the raw schema; refused ones move to the errors."""
     checked = Parsed(errors=list(parsed.errors))
     for line, record in parsed.records:
-        try:
-            RawObservation.model_validate(record)
-        except ValidationError as exc:
-            problems = "; ".join(  # without the input, which may be personal
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                for e in exc.errors(include_input=False, include_url=False)
-            )
-            checked.errors.append(LineError(line, problems))
-        else:
+        problem = schema_problem(record)
+        if problem is None:
             checked.records.append((line, record))
+        else:
+            checked.errors.append(LineError(line, problem))
     checked.errors.sort(key=lambda e: e.line)
     return checked
 

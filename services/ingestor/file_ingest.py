@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from pydantic import ValidationError
 from tqdm import tqdm
 
-from schemas.raw import RawObservation
+from schemas.raw import schema_problem
 from services.ingestor.files import Mapping, read_file
 from services.ingestor.layouts import Format
 from services.ingestor.publisher import RawPublisher
@@ -48,14 +47,8 @@ def problem(record: Any) -> tuple[str, str] | None:
         return "invalid_json", record
     if not isinstance(record, dict):
         return "not_an_object", f"a record must be an object, not {type(record).__name__}"
-    try:
-        RawObservation.model_validate(record)
-    except ValidationError as exc:
-        return "invalid_schema", "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        )
-    return None
+    detail = schema_problem(record)
+    return None if detail is None else ("invalid_schema", detail)
 
 
 def ingest_file(
