@@ -9,5 +9,5 @@ class AggregatorSettings(CommonSettings):
     aggregator_host: str = "127.0.0.1"
     aggregator_port: int = 6067
     batch_messages: int = Field(20, ge=1, description="Clean messages per transaction.")
-    batch_seconds: float = Field(0.2, gt=0, description="Longest wait to fill a batch.")
+    batch_seconds: float = Field(0.05, gt=0, description="Longest wait to fill a batch.")
     publish_interval: float = Field(2.0, gt=0, description="Outbox relay timer (seconds).")
