@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install up test lint unit integration e2e bench bench-smoke schemas clean
+.PHONY: install up test lint unit integration e2e bench schemas clean
 
 # wrk (Debian package) drives the API benchmark; installed when missing.
 WRK := /usr/bin/wrk
@@ -40,6 +40,9 @@ integration: install
 
 e2e: install
 	$(BIN)/pytest -q tests/e2e
+
+bench: install $(WRK)  ## W1-W3 side by side, figures in BENCHMARKS.md (about 25 min)
+	$(BIN)/python -m bench.run
 
 schemas: install  ## regenerate schemas/json from the pydantic models
 	$(BIN)/itte schemas export

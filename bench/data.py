@@ -1,31 +1,93 @@
-"""Generated, reproducible observations over the real communes, for benchmarks."""
+"""Generated, reproducible observations over the real communes, for benchmarks.
+
+Record ``i`` is commune ``i mod N`` (the ~35,000 communes of the referential,
+sorted) for the ``i div N``-th (indicator, year) pair: communes × indicators ×
+years, with seeded values. Every benchmark and baseline reads the same records.
+"""
 
 from __future__ import annotations
 
 import csv
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from itte.referential import load
 
 RESULTS = Path(__file__).parent / "results"
+YEARS = (2022, 2023, 2024)
+SEED = 2026
 
 
-def write_long_csv(path: Path, rows: int, prefix: str) -> int:
-    """``rows`` observations in the long format (`;`, decimal commas), cycling
-    over every commune; one indicator ``<prefix>_<n>`` per pass. Returns the
+@dataclass(frozen=True)
+class Observation:
+    indicateur: str
+    commune: str
+    annee: int
+    valeur: str  # "1234.56": exact in every pipeline (Decimal, NUMERIC)
+
+
+@cache
+def communes() -> tuple[str, ...]:
+    return tuple(sorted(load().communes))
+
+
+def indicators_for(records: int) -> int:
+    return -(-records // (len(communes()) * len(YEARS)))
+
+
+def observations(records: int, prefix: str, seed: int = SEED) -> Iterator[Observation]:
+    """``records`` observations of indicators ``<prefix>_0``, ``<prefix>_1``…"""
+    every, rng = communes(), random.Random(seed)
+    for i in range(records):
+        indicator, year = divmod(i // len(every), len(YEARS))
+        cents = rng.randrange(10_000_000)
+        yield Observation(
+            f"{prefix}_{indicator}",
+            every[i % len(every)],
+            YEARS[year],
+            f"{cents // 100}.{cents % 100:02d}",
+        )
+
+
+def write_long_csv(path: Path, records: int, prefix: str) -> int:
+    """The records as a producer's long CSV (`;`, decimal commas). Returns the
     number of indicators."""
-    communes = sorted(load().communes)
     with open(path, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out, delimiter=";")
         writer.writerow(["variable", "code", "annee", "valeur", "unite"])
-        for i in range(rows):
-            writer.writerow(
-                [
-                    f"{prefix}_{i // len(communes)}",
-                    communes[i % len(communes)],
-                    2024,
-                    f"{(i * 7919) % 100000 // 100},{i % 100:02d}",
-                    "u",
-                ]
-            )
-    return -(-rows // len(communes))
+        for o in observations(records, prefix):
+            writer.writerow([o.indicateur, o.commune, o.annee, o.valeur.replace(".", ","), "u"])
+    return indicators_for(records)
+
+
+def as_json(o: Observation) -> dict[str, object]:
+    return {"indicateur": o.indicateur, "commune": o.commune, "annee": o.annee, "valeur": o.valeur}
+
+
+def ndjson_bodies(records: int, prefix: str, per_request: int) -> list[bytes]:
+    """The records as NDJSON request bodies of ``per_request`` records."""
+    bodies, lines = [], []
+    for o in observations(records, prefix):
+        lines.append(json.dumps(as_json(o)))
+        if len(lines) == per_request:
+            bodies.append("\n".join(lines).encode())
+            lines = []
+    if lines:
+        bodies.append("\n".join(lines).encode())
+    return bodies
+
+
+def write_catalogue(path: Path, prefix: str, indicators: int) -> Path:
+    """A catalogue declaring the generated indicators (sums)."""
+    path.write_text(
+        "".join(
+            f'[[indicateur]]\nid = "{prefix}_{i}"\nlibelle = "{prefix} {i}"\n'
+            'agregation = "somme"\n\n'
+            for i in range(indicators)
+        )
+    )
+    return path

@@ -20,6 +20,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -28,7 +29,7 @@ from itte.embedded import ensure_broker, stop_embedded
 from itte.kafka import ensure_topics
 
 
-def measure(path: Path, env: dict[str, str]) -> dict[str, float]:
+def measure(path: Path, env: dict[str, str]) -> dict[str, Any]:
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-m", "itte", "ingest", str(path)],

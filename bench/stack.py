@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+import psycopg
+
 from itte import catalogue, db
 from itte.embedded import Servers, ensure_servers, free_port, stop_embedded
 from itte.kafka import ensure_topics
 from itte.runner import start_services, stop_services, wait_http
+
+# Cheap to poll on millions of rows (a handful of France-level rows), and
+# committed in the same transaction as every other aggregate of the records.
+COUNTED_AT_FRANCE = (
+    "SELECT coalesce(sum(nb_valeurs), 0) FROM aggregates"
+    " WHERE niveau = 'france' AND indicateur LIKE %s"
+)
 
 
 @dataclass(frozen=True)
@@ -20,17 +33,88 @@ class Stack:
     env: dict[str, str]
     ports: dict[str, int]
     logs: Path
+    processes: dict[str, subprocess.Popen[bytes]]
 
     def url(self, service: str, path: str) -> str:
         return f"http://127.0.0.1:{self.ports[service.upper()]}{path}"
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time so far (user + system) of each service, and of the embedded
+        broker and Postgres (all its processes) when they run here."""
+        pids = {name: [process.pid] for name, process in self.processes.items()}
+        state = self.logs.parent
+        if (state / "broker.json").exists():
+            pids["broker"] = [json.loads((state / "broker.json").read_text())["pid"]]
+        if (state / "pgdata" / "postmaster.pid").exists():
+            postmaster = psutil.Process(
+                int((state / "pgdata" / "postmaster.pid").read_text().split()[0])
+            )
+            pids["postgres"] = [postmaster.pid] + [c.pid for c in postmaster.children(True)]
+        return {name: sum(cpu_of(pid) for pid in group) for name, group in pids.items()}
+
+    def peak_rss_mb(self) -> dict[str, float]:
+        """Each service's peak resident memory so far (the kernel's high-water mark)."""
+        return {name: peak_rss_mb(process.pid) for name, process in self.processes.items()}
+
+
+def cpu_of(pid: int) -> float:
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:  # a Postgres backend that just ended
+        return 0.0
+    return times.user + times.system
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def named(prefix: str) -> str:
+    """LIKE pattern of the indicators ``<prefix>_0``, ``<prefix>_1``…"""
+    return f"{prefix}\\_%"
+
+
+def wait_until_counted(
+    database_url: str, expected: int, sql: str, *params: object, stall: float = 60
+) -> float:
+    """Polls ``sql`` (a count) until it reaches ``expected``; returns the
+    monotonic time it did. Fails after ``stall`` seconds without progress."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        done, progress_at = 0, time.monotonic()
+        while True:
+            row = conn.execute(sql, params).fetchone()
+            count = int(row[0]) if row else 0
+            now = time.monotonic()
+            if count >= expected:
+                return now
+            if count > done:
+                done, progress_at = count, now
+            elif now - progress_at > stall:
+                raise RuntimeError(f"stalled at {done}/{expected}: {sql} {params}")
+            time.sleep(0.1)
+
+
+def given_or_embedded(state: Path) -> Servers:
+    """The servers named by the environment, else embedded ones in ``state``."""
+    return ensure_servers(
+        kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+        database_url=os.environ.get("DATABASE_URL"),
+        state_dir=state,
+    )
 
 
 @contextmanager
 def running_stack(
     state: Path, catalogue_path: Path | None = None, **settings: str
 ) -> Iterator[Stack]:
-    """``settings``: extra ITTE_* variables for the services, e.g. BATCH_RECORDS="1"."""
-    servers = ensure_servers(kafka_bootstrap_servers=None, database_url=None, state_dir=state)
+    """``settings``: extra ITTE_* variables for the services, e.g. BATCH_RECORDS="1".
+    On servers given by the environment, runs share topics and tables: name
+    each run's indicators with a prefix of its own."""
+    servers = given_or_embedded(state)
     try:
         ensure_topics(servers.kafka_bootstrap_servers, 4)
         db.ensure_schema(db.make_engine(servers.database_url), catalogue.load(catalogue_path))
@@ -47,8 +131,9 @@ def running_stack(
         }
         processes = start_services(env, state / "logs")
         try:
-            stack = Stack(servers, env, ports, state / "logs")
+            stack = Stack(servers, env, ports, state / "logs", processes)
             wait_http(stack.url("api", "/health"), 120, processes["api"])
+            wait_http(stack.url("ingestor", "/health"), 120, processes["ingestor"])
             wait_http(stack.url("aggregator", "/health"), 120, processes["aggregator"])
             yield stack
         finally:

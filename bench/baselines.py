@@ -1,0 +1,141 @@
+"""W1's points of comparison, on the same generated records and servers.
+
+(a) ``limit``: the records produced to Kafka with confluent-kafka (one per
+    message, as a producer would), consumed, and written with COPY into
+    Postgres: no cleaning, no aggregation. What this machine can do at best.
+(b) ``pandas_batch``: the project's original batch scripts: ``read_csv``,
+    ``to_sql``, then a ``groupby`` per level recomputed from scratch and
+    written back with ``to_sql``.
+(c) is bench/naive_faust.py.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from multiprocessing.context import SpawnProcess
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+import sqlalchemy
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from bench.data import as_json, observations, write_long_csv
+from itte import db
+from itte.kafka import PRODUCER_DEFAULTS
+from itte.referential import load
+
+PARTITIONS = 4
+
+
+def create_topic(bootstrap: str, name: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(name, PARTITIONS, 1)]).values():
+        future.result()
+
+
+def produce(bootstrap: str, topic: str, records: int, prefix: str) -> None:
+    """Every record as its own message, keyed by commune; librdkafka batches them."""
+    producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS, "linger.ms": 20})
+    for o in observations(records, prefix):
+        value = json.dumps(as_json(o)).encode()
+        while True:
+            try:
+                producer.produce(topic, value, key=o.commune.encode())
+                break
+            except BufferError:  # local queue full: let deliveries drain it
+                producer.poll(0.1)
+        producer.poll(0)
+    if producer.flush(120):
+        raise RuntimeError("undelivered messages")
+
+
+def start_producer(bootstrap: str, topic: str, records: int, prefix: str) -> SpawnProcess:
+    """In a process of its own: producers and services are separate programs."""
+    process = multiprocessing.get_context("spawn").Process(
+        target=produce, args=(bootstrap, topic, records, prefix)
+    )
+    process.start()
+    return process
+
+
+def limit(bootstrap: str, database_url: str, records: int, prefix: str) -> dict[str, float]:
+    topic, table = f"bench.limit.{prefix}", f"bench_limit_{prefix}"
+    create_topic(bootstrap, topic)
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": topic, "enable.auto.commit": False}
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            f"CREATE TABLE {table} (indicateur text, commune text, annee int, valeur numeric)"
+        )
+        conn.commit()
+        started = time.monotonic()
+        producer = start_producer(bootstrap, topic, records, prefix)
+        written = 0
+        while written < records:
+            messages = consumer.consume(10_000, timeout=1)
+            with conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+                for message in messages:
+                    if message.error():
+                        raise RuntimeError(message.error())
+                    r = json.loads(message.value() or b"{}")
+                    copy.write_row((r["indicateur"], r["commune"], r["annee"], r["valeur"]))
+            conn.commit()
+            consumer.commit(asynchronous=False) if messages else None
+            written += len(messages)
+            if not messages and not producer.is_alive() and producer.exitcode:
+                raise RuntimeError(f"the producer failed ({producer.exitcode})")
+        done = time.monotonic()
+        producer.join()
+        conn.execute(f"DROP TABLE {table}")
+        conn.commit()
+    consumer.close()
+    return {
+        "records": records,
+        "seconds": round(done - started, 2),
+        "records_per_second": round(records / (done - started)),
+    }
+
+
+def referential_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        [(c.code, c.epci, c.departement, c.region) for c in load().communes.values()],
+        columns=["commune", "epci", "departement", "region"],
+    ).assign(france="FR")
+
+
+def pandas_batch(database_url: str, records: int, prefix: str, workdir: Path) -> dict[str, float]:
+    """Times from reading the file to the last aggregate table written."""
+    source = workdir / f"{prefix}.csv"
+    write_long_csv(source, records, prefix)
+    engine = db.make_engine(database_url)
+    communes = referential_frame()
+    table = f"bench_pandas_{prefix}"
+    started = time.monotonic()
+    frame = pd.read_csv(source, sep=";", decimal=",", dtype={"code": str})
+    frame = frame.rename(columns={"variable": "indicateur", "code": "commune"})
+    frame.to_sql(f"{table}_obs", engine, if_exists="replace", index=False, chunksize=10_000)
+    placed = frame.merge(communes, on="commune")
+    for level in ("epci", "departement", "region", "france"):
+        totals = placed.groupby(["indicateur", "annee", level], as_index=False)["valeur"].agg(
+            valeur="sum", nb_valeurs="count"
+        )
+        totals.to_sql(
+            f"{table}_{level}", engine, if_exists="replace", index=False, chunksize=10_000
+        )
+    done = time.monotonic()
+    with engine.begin() as conn:
+        for suffix in ("obs", "epci", "departement", "region", "france"):
+            conn.execute(sqlalchemy.text(f"DROP TABLE {table}_{suffix}"))
+    engine.dispose()
+    source.unlink()
+    return {
+        "records": records,
+        "seconds": round(done - started, 2),
+        "records_per_second": round(records / (done - started)),
+    }

@@ -1,0 +1,238 @@
+"""BENCHMARKS.md from the figures of one ``bench.run``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+NAMES = {
+    "itte_file": "itte, by file (`itte ingest`)",
+    "itte_http": "itte, by HTTP NDJSON (10,000 records a request)",
+    "limit": "(a) limit: confluent-kafka produce → consume → COPY",
+    "pandas": "(b) batch scripts: pandas read_csv → to_sql → groupby per level",
+    "naive_faust": "(c) naive faust-streaming, one record per message",
+}
+TARGETS = {
+    "rss_mb": 300,
+    "w1_to_limit": 0.5,
+    "w1_to_naive": 10,
+    "w2_p99_ms": 500,
+    "w2_rate": 5000,
+    "w3_rps": 2000,
+    "w3_p99_ms": 25,
+}
+
+
+def verdict(met: bool, gap: str) -> str:
+    return "**met**" if met else f"**not met**: {gap}"
+
+
+def targets(r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    if "w1" in r:
+        ratios, rss = r["w1"]["ratios"], r["w1"]["peak_rss_mb"]
+        for mode in ("itte_file", "itte_http"):
+            to_limit, to_naive = ratios[f"{mode}_to_limit"], ratios[f"{mode}_to_naive_faust"]
+            to_pandas = ratios[f"{mode}_to_pandas"]
+            rows += [
+                (
+                    f"W1 {mode}: ≥ 50% of (a)",
+                    f"{to_limit:.0%} of (a)",
+                    verdict(to_limit >= TARGETS["w1_to_limit"], f"{0.5 - to_limit:.0%} short"),
+                ),
+                (
+                    f"W1 {mode}: ≥ 10× (c)",
+                    f"{to_naive:.1f}×",
+                    verdict(to_naive >= TARGETS["w1_to_naive"], f"{10 - to_naive:.1f}× short"),
+                ),
+                (
+                    f"W1 {mode}: ahead of (b), time to aggregates served",
+                    f"{to_pandas:.2f}× (b)'s rate",
+                    verdict(to_pandas > 1, f"(b) is {1 / to_pandas:.2f}× faster on a bulk load"),
+                ),
+            ]
+        worst = max(rss, key=lambda s: rss[s])
+        rows.append(
+            (
+                "W1: every service's peak RSS < 300 MB",
+                f"highest: {worst} {rss[worst]} MB",
+                verdict(
+                    rss[worst] < TARGETS["rss_mb"], f"{worst} over by {rss[worst] - 300:.0f} MB"
+                ),
+            )
+        )
+    if "w2" in r:
+        at = next(
+            (x for x in r["w2"]["runs"] if x["target_records_per_second"] == TARGETS["w2_rate"]),
+            None,
+        )
+        if at is not None:
+            p99 = max(
+                at["api"].get("p99_ms", float("inf")), at["topic"].get("p99_ms", float("inf"))
+            )
+            rows.append(
+                (
+                    "W2: p99 < 500 ms at 5,000 records/s (API and topic)",
+                    f"{p99:.0f} ms, sustained: {'yes' if at['sustained'] else 'no'}",
+                    verdict(
+                        p99 < TARGETS["w2_p99_ms"] and at["sustained"], f"{p99 - 500:.0f} ms over"
+                    ),
+                )
+            )
+    if "w3" in r:
+        api = r["w3"]["median"]["departement"]["api"]
+        rps, p99 = api["requests_per_second"], api["p99_ms"]
+        rows.append(
+            (
+                "W3: département query ≥ 2,000 req/s with p99 < 25 ms",
+                f"{rps:.0f} req/s, p99 {p99:.0f} ms",
+                verdict(
+                    rps >= TARGETS["w3_rps"] and p99 < TARGETS["w3_p99_ms"],
+                    f"{rps / 2000:.0%} of the rate, p99 {p99 / 25:.1f}× the bound",
+                ),
+            )
+        )
+    return rows
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def w1_section(w1: dict[str, Any], sizes: dict[str, Any]) -> str:
+    rates, seconds = w1["median_records_per_second"], w1["median_seconds"]
+    rows = [
+        [
+            NAMES[name],
+            f"{sizes['naive_records' if name == 'naive_faust' else 'records']:,}",
+            f"{seconds[name]:.1f}",
+            f"{rates[name]:,.0f}",
+            f"{rates['itte_file'] / rates[name]:.2f}",
+        ]
+        for name in NAMES
+    ]
+    services = list(w1["peak_rss_mb"])
+    return (
+        "## W1 — bulk load until every aggregate is committed\n\n"
+        + table(["pipeline", "records", "seconds", "records/s", "itte file ÷ it"], rows)
+        + "\nRatios, median of the per-repeat ratios (each repeat runs every pipeline in turn):\n\n"
+        + table(["ratio", "value"], [[k, v] for k, v in w1["ratios"].items()])
+        + "\nPeak RSS (highest over every W1 run) and CPU seconds (median, by-file runs):\n\n"
+        + table(
+            ["process", "peak RSS MB", "CPU s"],
+            [
+                [s, w1["peak_rss_mb"].get(s, "—"), w1["cpu_seconds"].get(s, "—")]
+                for s in services + [s for s in w1["cpu_seconds"] if s not in services]
+            ],
+        )
+    )
+
+
+def w2_section(w2: dict[str, Any]) -> str:
+    rows = [
+        [
+            f"{x['target_records_per_second']:,}",
+            f"{x['achieved_records_per_second']:,}",
+            "yes" if x["sustained"] else "no",
+            *(
+                x[where].get(p, "—")
+                for where in ("api", "topic")
+                for p in ("p50_ms", "p99_ms", "max_ms")
+            ),
+            x["api"].get("samples", 0),
+        ]
+        for x in w2["runs"]
+    ]
+    return (
+        f"## W2 — freshness, corrections for {w2['seconds']:.0f} s at each rate\n\n"
+        "Latency from the ingestor's acknowledgement to the change being visible (ms).\n\n"
+        + table(
+            [
+                "target rec/s",
+                "sent rec/s",
+                "sustained",
+                "API p50",
+                "API p99",
+                "API max",
+                "topic p50",
+                "topic p99",
+                "topic max",
+                "requests",
+            ],
+            rows,
+        )
+    )
+
+
+def w3_section(w3: dict[str, Any]) -> str:
+    rows = [
+        [
+            name,
+            side,
+            f"{m['requests_per_second']:,.0f}",
+            m["p50_ms"],
+            m["p99_ms"],
+        ]
+        for name, sides in w3["median"].items()
+        for side, m in sides.items()
+    ]
+    ratios = [
+        [name, f"{s['api']['requests_per_second'] / s['psycopg']['requests_per_second']:.2f}"]
+        for name, s in w3["median"].items()
+    ]
+    return (
+        f"## W3 — API under wrk, {w3['connections']} connections, {w3['seconds']} s a run\n\n"
+        + table(["query", "through", "requests/s", "p50 ms", "p99 ms"], rows)
+        + "\nAPI ÷ the same SQL through psycopg (requests/s):\n\n"
+        + table(["query", "ratio"], ratios)
+    )
+
+
+def profile_section(p: dict[str, Any]) -> str:
+    out = (
+        f"## Profile — where the time goes ({p['records']:,} records by file, py-spy)\n\n"
+        f"CPU seconds during the load: "
+        + ", ".join(f"{k} {v}" for k, v in p["cpu_seconds"].items())
+        + f". Slowest stage (most CPU): **{p['slowest_stage']}**.\n\n"
+    )
+    for service in (p["slowest_stage"], *(s for s in p["services"] if s != p["slowest_stage"])):
+        if service not in p["services"]:
+            continue
+        s = p["services"][service]
+        out += f"### {service} ({s['samples']} samples while busy)\n\n"
+        out += table(["own time in", "%"], [list(x) for x in s["self_by_package"][:8]]) + "\n"
+        if service == p["slowest_stage"]:
+            out += table(
+                ["our function (and below)", "%"], [list(x) for x in s["our_functions"][:10]]
+            )
+            out += "\n"
+    return out
+
+
+def render(r: dict[str, Any]) -> str:
+    machine, sizes = r["machine"], r["sizes"]
+    parts = [
+        "# Benchmarks\n\n"
+        "Written by `make bench` (`python -m bench.run`); do not edit by hand. Method and "
+        "reading notes: [docs/benchmarks.md](docs/benchmarks.md).\n\n"
+        f"- Date: {r['date']}, whole run {r['minutes']} min\n"
+        f"- Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, "
+        f"{machine['system']} (shared: every process below runs on it)\n"
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items()) + "\n"
+        f"- Sizes: {sizes}\n"
+    ]
+    rows = targets(r)
+    if rows:
+        parts.append(
+            "## Targets\n\n" + table(["target", "measured", "verdict"], [list(x) for x in rows])
+        )
+    if "w1" in r:
+        parts.append(w1_section(r["w1"], sizes))
+    if "w2" in r:
+        parts.append(w2_section(r["w2"]))
+    if "w3" in r:
+        parts.append(w3_section(r["w3"]))
+    if "profile" in r:
+        parts.append(profile_section(r["profile"]))
+    return "\n".join(parts)

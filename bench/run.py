@@ -1,0 +1,191 @@
+"""``make bench``: every workload, side by side, written to BENCHMARKS.md.
+
+    python -m bench.run            # about 25 minutes on 2 cores
+    python -m bench.run --smoke    # tiny sizes, for make test
+    python -m bench.run --only w2  # one workload (w1, w2, w3, profile)
+
+Runs on embedded servers, or on KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL when
+set. Figures go to bench/results/bench.json and BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import api, baselines, freshness, naive_faust, profile, w1
+from bench.data import RESULTS
+from bench.environment import describe_machine, versions
+from bench.report import render
+from bench.stack import given_or_embedded
+from itte.embedded import stop_embedded
+
+ROOT = Path(__file__).parents[1]
+WORKLOADS = ("w1", "w2", "w3", "profile")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    records: int  # W1, every pipeline but the naive one
+    naive_records: int  # W1 (c): one record per message is slow, its rate is compared
+    repeats: int  # W1 and W3
+    w2_seconds: float
+    w2_rates: tuple[int, ...]
+    w3_seconds: int
+    w3_connections: int
+    w3_data: str
+    profile_records: int
+
+
+FULL = Sizes(1_000_000, 20_000, 3, 60, (1_000, 5_000, 10_000), 30, 64, "demo", 300_000)
+SMOKE = Sizes(3_000, 200, 1, 2, (200, 500), 1, 8, "population", 3_000)
+
+
+def bulk_loads(sizes: Sizes, workdir: Path) -> dict[str, list[dict[str, Any]]]:
+    """W1, interleaved: every pipeline once per repeat, so that the machine's
+    noise falls on all of them alike."""
+    runs: dict[str, list[dict[str, Any]]] = {
+        k: [] for k in ("itte_file", "itte_http", "limit", "pandas", "naive_faust")
+    }
+    for r in range(sizes.repeats):
+        runs["itte_file"].append(w1.run("file", sizes.records, f"file{r}", workdir))
+        runs["itte_http"].append(w1.run("http", sizes.records, f"http{r}", workdir))
+        state = workdir / f"state-baselines{r}"
+        servers = given_or_embedded(state)
+        try:
+            kafka, database = servers.kafka_bootstrap_servers, servers.database_url
+            runs["limit"].append(baselines.limit(kafka, database, sizes.records, f"limit{r}"))
+            runs["pandas"].append(
+                baselines.pandas_batch(database, sizes.records, f"pandas{r}", workdir)
+            )
+            runs["naive_faust"].append(
+                naive_faust.run(kafka, database, sizes.naive_records, f"naive{r}", workdir)
+            )
+        finally:
+            stop_embedded(state)
+        print(
+            f"W1 repeat {r + 1}/{sizes.repeats}:", json.dumps({k: v[-1] for k, v in runs.items()})
+        )
+    return runs
+
+
+def summarize_w1(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    def rate(name: str, i: int) -> float:
+        return float(runs[name][i]["records_per_second"])
+
+    repeats = range(len(runs["itte_file"]))
+    ratios = {
+        f"{mode}_to_{other}": statistics.median(rate(mode, i) / rate(other, i) for i in repeats)
+        for mode in ("itte_file", "itte_http")
+        for other in ("limit", "pandas", "naive_faust")
+    }
+    return {
+        "median_records_per_second": {
+            name: statistics.median(r["records_per_second"] for r in rs)
+            for name, rs in runs.items()
+        },
+        "median_seconds": {
+            name: statistics.median(r["seconds"] for r in rs) for name, rs in runs.items()
+        },
+        "ratios": {k: round(v, 2) for k, v in ratios.items()},
+        "peak_rss_mb": {
+            service: max(
+                r["peak_rss_mb"][service] for m in ("itte_file", "itte_http") for r in runs[m]
+            )
+            for service in runs["itte_file"][0]["peak_rss_mb"]
+        },
+        "cpu_seconds": {
+            service: statistics.median(r["cpu_seconds"][service] for r in runs["itte_file"])
+            for service in runs["itte_file"][0]["cpu_seconds"]
+        },
+        "runs": runs,
+    }
+
+
+def summarize_w3(result: dict[str, Any]) -> dict[str, Any]:
+    def median(name: str, side: str, figure: str) -> float:
+        return statistics.median(r[side][figure] for r in result["runs"][name])
+
+    return {
+        **result,
+        "median": {
+            name: {
+                side: {
+                    f: median(name, side, f) for f in ("requests_per_second", "p50_ms", "p99_ms")
+                }
+                for side in ("api", "psycopg")
+            }
+            for name in result["runs"]
+        },
+    }
+
+
+def profiled(sizes: Sizes, workdir: Path) -> dict[str, Any]:
+    """A separate, unmeasured load with py-spy on each pipeline service; the
+    slowest stage is the one that used the most CPU."""
+    into = workdir / "profiles"
+    load = w1.run("file", sizes.profile_records, "profile", workdir, profile=into)
+    busiest = max(("cleaner", "aggregator", "ingestor"), key=lambda s: load["cpu_seconds"][s])
+    return {
+        "records": sizes.profile_records,
+        "cpu_seconds": load["cpu_seconds"],
+        "slowest_stage": busiest,
+        "services": {
+            f.stem: profile.summarize(f) for f in sorted(into.glob("*.txt")) if f.stat().st_size
+        },
+    }
+
+
+def versions_on(state: Path) -> dict[str, str]:
+    servers = given_or_embedded(state)
+    try:
+        return versions(servers.database_url)
+    finally:
+        stop_embedded(state)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (a few minutes)")
+    parser.add_argument("--only", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
+    parser.add_argument("--out", type=Path, default=RESULTS / "bench.json")
+    parser.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS.md")
+    args = parser.parse_args()
+    sizes = SMOKE if args.smoke else FULL
+    workdir = Path(tempfile.mkdtemp(prefix="itte-bench-"))
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": describe_machine(),
+        "versions": versions_on(workdir / "state-versions"),
+        "sizes": asdict(sizes),
+    }
+    if "w1" in args.only:
+        results["w1"] = summarize_w1(bulk_loads(sizes, workdir))
+    if "w2" in args.only:
+        results["w2"] = freshness.run(list(sizes.w2_rates), sizes.w2_seconds, workdir)
+        print("W2:", json.dumps(results["w2"]))
+    if "w3" in args.only:
+        w3 = api.run(sizes.w3_seconds, sizes.w3_connections, sizes.repeats, workdir, sizes.w3_data)
+        results["w3"] = summarize_w3(w3)
+        print("W3:", json.dumps(results["w3"]["median"]))
+    if "profile" in args.only:
+        results["profile"] = profiled(sizes, workdir)
+    results["minutes"] = round((time.monotonic() - started) / 60, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    args.report.write_text(render(results))
+    shutil.rmtree(workdir)  # kept, with the services' logs, when a run fails
+    print(f"{args.report} written in {results['minutes']} min")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""W1: bulk load through the running services, by file and by HTTP NDJSON.
+
+Each run starts fresh servers and the four services, pushes the generated
+records, and stops the clock when every one is counted in the France-level
+aggregates (committed in the same transaction as every other level).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.data import indicators_for, ndjson_bodies, write_catalogue, write_long_csv
+from bench.stack import COUNTED_AT_FRANCE, Stack, named, running_stack, wait_until_counted
+
+HTTP_RECORDS_PER_REQUEST = 10_000
+HTTP_SENDERS = 2  # concurrent producers; the ingestor parses while one waits
+
+
+def by_file(stack: Stack, records: int, prefix: str, workdir: Path) -> float:
+    source = workdir / f"{prefix}.csv"
+    write_long_csv(source, records, prefix)
+    started = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-m", "itte", "ingest", str(source)],
+        env=stack.env,
+        check=True,
+        capture_output=True,
+    )
+    source.unlink()
+    return started
+
+
+def by_http(stack: Stack, records: int, prefix: str, workdir: Path) -> float:
+    bodies = ndjson_bodies(records, prefix, HTTP_RECORDS_PER_REQUEST)
+    url = stack.url("ingestor", "/observations")
+    headers = {"Content-Type": "application/x-ndjson"}
+    started = time.monotonic()
+    with httpx.Client(timeout=120) as client, ThreadPoolExecutor(HTTP_SENDERS) as pool:
+
+        def send(body: bytes) -> None:
+            client.post(url, content=body, headers=headers).raise_for_status()
+
+        list(pool.map(send, bodies))
+    return started
+
+
+PUSH = {"file": by_file, "http": by_http}
+
+
+def run(
+    mode: str, records: int, prefix: str, workdir: Path, profile: Path | None = None
+) -> dict[str, Any]:
+    """One load; with ``profile``, py-spy samples the services meanwhile and
+    writes one raw profile per service under it."""
+    catalogue = write_catalogue(workdir / f"{prefix}.toml", prefix, indicators_for(records))
+    with running_stack(workdir / f"state-{prefix}", catalogue) as stack:
+        cpu_before = stack.cpu_seconds()
+        spies = sample(stack, profile) if profile else []
+        started = PUSH[mode](stack, records, prefix, workdir)
+        pushed = time.monotonic()
+        done = wait_until_counted(
+            stack.servers.database_url, records, COUNTED_AT_FRANCE, named(prefix)
+        )
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file and exits
+        for spy in spies:
+            spy.wait(60)
+        cpu = {n: round(s - cpu_before.get(n, 0), 1) for n, s in stack.cpu_seconds().items()}
+        rss = stack.peak_rss_mb()
+    return {
+        "records": records,
+        "push_seconds": round(pushed - started, 2),
+        "seconds": round(done - started, 2),
+        "records_per_second": round(records / (done - started)),
+        "cpu_seconds": cpu,
+        "peak_rss_mb": rss,
+    }
+
+
+def sample(stack: Stack, into: Path) -> list[subprocess.Popen[bytes]]:
+    into.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("py-spy")),
+                "record",
+                "--pid",
+                str(process.pid),
+                "--format",
+                "raw",
+                "--nolineno",
+                "--nonblocking",
+                "--output",
+                str(into / f"{name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, process in stack.processes.items()
+        if name != "api"
+    ]
