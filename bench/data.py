@@ -12,6 +12,7 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
@@ -53,13 +54,26 @@ def observations(records: int, prefix: str, seed: int = SEED) -> Iterator[Observ
         )
 
 
-def write_long_csv(path: Path, records: int, prefix: str) -> int:
-    """The records as a producer's long CSV (`;`, decimal commas). Returns the
-    number of indicators."""
+def corrected(o: Observation) -> Observation:
+    """The same observation, one unit higher: a correction of known effect."""
+    return Observation(o.indicateur, o.commune, o.annee, str(Decimal(o.valeur) + 1))
+
+
+def corrections(count: int, prefix: str) -> list[Observation]:
+    """The first ``count`` records (indicator ``<prefix>_0``, first year), corrected:
+    that indicator's France total rises by exactly ``count``."""
+    return [corrected(o) for o in observations(count, prefix)]
+
+
+def write_long_csv(path: Path, records: int, prefix: str, corrected_first: int = 0) -> int:
+    """The records as a producer's long CSV (`;`, decimal commas), the first
+    ``corrected_first`` of them corrected. Returns the number of indicators."""
     with open(path, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out, delimiter=";")
         writer.writerow(["variable", "code", "annee", "valeur", "unite"])
-        for o in observations(records, prefix):
+        for i, o in enumerate(observations(records, prefix)):
+            if i < corrected_first:
+                o = corrected(o)
             writer.writerow([o.indicateur, o.commune, o.annee, o.valeur.replace(".", ","), "u"])
     return indicators_for(records)
 

@@ -64,7 +64,9 @@ def bulk_loads(sizes: Sizes, workdir: Path) -> dict[str, list[dict[str, Any]]]:
             kafka, database = servers.kafka_bootstrap_servers, servers.database_url
             runs["limit"].append(baselines.limit(kafka, database, sizes.records, f"limit{r}"))
             runs["pandas"].append(
-                baselines.pandas_batch(database, sizes.records, f"pandas{r}", workdir)
+                baselines.pandas_batch(
+                    database, sizes.records, f"pandas{r}", workdir, w1.UPDATE_RECORDS
+                )
             )
             runs["naive_faust"].append(
                 naive_faust.run(kafka, database, sizes.naive_records, f"naive{r}", workdir)
@@ -94,6 +96,11 @@ def summarize_w1(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         },
         "median_seconds": {
             name: statistics.median(r["seconds"] for r in rs) for name, rs in runs.items()
+        },
+        "median_update_seconds": {
+            name: statistics.median(r["update_seconds"] for r in rs)
+            for name, rs in runs.items()
+            if "update_seconds" in rs[0]
         },
         "ratios": {k: round(v, 2) for k, v in ratios.items()},
         "peak_rss_mb": {

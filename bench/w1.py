@@ -7,6 +7,7 @@ aggregates (committed in the same transaction as every other level).
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -17,9 +18,18 @@ from typing import Any
 
 import httpx
 
-from bench.data import indicators_for, ndjson_bodies, write_catalogue, write_long_csv
+from bench.data import (
+    YEARS,
+    as_json,
+    corrections,
+    indicators_for,
+    ndjson_bodies,
+    write_catalogue,
+    write_long_csv,
+)
 from bench.stack import COUNTED_AT_FRANCE, Stack, named, running_stack, wait_until_counted
 
+UPDATE_RECORDS = 1_000  # corrections sent once the load is committed
 HTTP_RECORDS_PER_REQUEST = 10_000
 HTTP_SENDERS = 2  # concurrent producers; the ingestor parses while one waits
 
@@ -55,13 +65,39 @@ def by_http(stack: Stack, records: int, prefix: str, workdir: Path) -> float:
 PUSH = {"file": by_file, "http": by_http}
 
 
+def serve_update(stack: Stack, prefix: str, count: int) -> float:
+    """Seconds from sending ``count`` corrections (one HTTP request) to the API
+    serving the France total they move (by exactly ``count``)."""
+    url = stack.url("api", f"/indicateurs?niveau=france&indicateur={prefix}_0&annee={YEARS[0]}")
+    body = "\n".join(json.dumps(as_json(o)) for o in corrections(count, prefix)).encode()
+    with httpx.Client(timeout=30) as client:
+        expected = client.get(url).json()[0]["valeur"] + count
+        started = time.monotonic()
+        client.post(
+            stack.url("ingestor", "/observations"),
+            content=body,
+            headers={"Content-Type": "application/x-ndjson"},
+        ).raise_for_status()
+        while abs(client.get(url).json()[0]["valeur"] - expected) > 0.001:
+            if time.monotonic() - started > 60:
+                raise RuntimeError(f"the update of {prefix} was not served within 60 s")
+            time.sleep(0.005)
+        return time.monotonic() - started
+
+
 def run(
-    mode: str, records: int, prefix: str, workdir: Path, profile: Path | None = None
+    mode: str,
+    records: int,
+    prefix: str,
+    workdir: Path,
+    profile: Path | None = None,
+    **settings: str,
 ) -> dict[str, Any]:
     """One load; with ``profile``, py-spy samples the services meanwhile and
-    writes one raw profile per service under it."""
+    writes one raw profile per service under it. ``settings``: ITTE_* variables
+    of the services, for experiments (e.g. BATCH_MESSAGES="100")."""
     catalogue = write_catalogue(workdir / f"{prefix}.toml", prefix, indicators_for(records))
-    with running_stack(workdir / f"state-{prefix}", catalogue) as stack:
+    with running_stack(workdir / f"state-{prefix}", catalogue, **settings) as stack:
         cpu_before = stack.cpu_seconds()
         spies = sample(stack, profile) if profile else []
         started = PUSH[mode](stack, records, prefix, workdir)
@@ -73,6 +109,7 @@ def run(
             spy.send_signal(signal.SIGINT)  # py-spy writes its file and exits
         for spy in spies:
             spy.wait(60)
+        update = serve_update(stack, prefix, min(UPDATE_RECORDS, records))
         cpu = {n: round(s - cpu_before.get(n, 0), 1) for n, s in stack.cpu_seconds().items()}
         rss = stack.peak_rss_mb()
     return {
@@ -80,6 +117,7 @@ def run(
         "push_seconds": round(pushed - started, 2),
         "seconds": round(done - started, 2),
         "records_per_second": round(records / (done - started)),
+        "update_seconds": round(update, 3),
         "cpu_seconds": cpu,
         "peak_rss_mb": rss,
     }
