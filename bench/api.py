@@ -1,8 +1,10 @@
 """W3: API speed under load, side by side with the same SQL through psycopg.
 
 Loads the demo data into fresh servers and services, then for each query runs
-wrk (64 connections) against the API and, in the same run, the query's SQL
-straight through psycopg from as many threads. Needs wrk (Debian `wrk`).
+wrk (64 connections) against the API as clients see it (the data does not
+change during the run, so its response cache answers), against the API with
+``Cache-Control: no-cache`` (every request to the database), and the query's
+SQL straight through psycopg from as many threads. Needs wrk (Debian `wrk`).
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ OBSERVATIONS = "SELECT count(*) FROM observations"
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
+def wrk(url: str, seconds: int, connections: int, *headers: str) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+        + [option for header in headers for option in ("-H", header)]
+        + [url],
         capture_output=True,
         text=True,
         check=True,
@@ -49,7 +53,7 @@ def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
         return match
 
     def latency(percentile: str) -> float:
-        value, unit = found(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)$").groups()
+        value, unit = found(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$").groups()
         return round(float(value) * UNITS[unit], 2)
 
     rate = float(found(r"Requests/sec:\s+([\d.]+)").group(1))
@@ -122,9 +126,11 @@ def run(
                         dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
                     )
                 )
+                url = stack.url("api", path)
                 runs[name].append(
                     {
-                        "api": wrk(stack.url("api", path), seconds, connections),
+                        "api": wrk(url, seconds, connections),
+                        "api_no_cache": wrk(url, seconds, connections, "Cache-Control: no-cache"),
                         "psycopg": direct(stack.servers.database_url, sql, seconds, connections),
                     }
                 )

@@ -193,14 +193,18 @@ def w3_section(w3: dict[str, Any]) -> str:
         for side, m in sides.items()
     ]
     ratios = [
-        [name, f"{s['api']['requests_per_second'] / s['psycopg']['requests_per_second']:.2f}"]
+        [
+            name,
+            f"{s['api']['requests_per_second'] / s['psycopg']['requests_per_second']:.2f}",
+            f"{s['api_no_cache']['requests_per_second'] / s['psycopg']['requests_per_second']:.2f}",
+        ]
         for name, s in w3["median"].items()
     ]
     return (
         f"## W3 — API under wrk, {w3['connections']} connections, {w3['seconds']} s a run\n\n"
         + table(["query", "through", "requests/s", "p50 ms", "p99 ms"], rows)
         + "\nAPI ÷ the same SQL through psycopg (requests/s):\n\n"
-        + table(["query", "ratio"], ratios)
+        + table(["query", "API", "API, no-cache"], ratios)
     )
 
 

@@ -128,7 +128,7 @@ def summarize_w3(result: dict[str, Any]) -> dict[str, Any]:
                 side: {
                     f: median(name, side, f) for f in ("requests_per_second", "p50_ms", "p99_ms")
                 }
-                for side in ("api", "psycopg")
+                for side in ("api", "api_no_cache", "psycopg")
             }
             for name in result["runs"]
         },

@@ -236,6 +236,24 @@ def _territory_rows(ref: referential.Referential) -> list[dict[str, Any]]:
     return rows
 
 
+# Readers that cache (the API) learn of every change to what they serve: each
+# statement that writes these tables notifies CHANGES_CHANNEL, delivered when
+# its transaction commits (Postgres folds repeats within a transaction).
+CHANGES_CHANNEL = "itte_changes"
+SERVED_TABLES = ("aggregates", "indicators", "territories")
+NOTIFY_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION itte_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{CHANGES_CHANNEL}', TG_TABLE_NAME);
+    RETURN NULL;
+END $$
+"""
+NOTIFY_TRIGGERS = tuple(
+    f"CREATE OR REPLACE TRIGGER itte_notify_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE "
+    f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION itte_notify_change()"
+    for table in SERVED_TABLES
+)
+
 # Columns added after the first release of a table (create_all adds no column).
 MIGRATIONS = (
     "ALTER TABLE aggregates ADD COLUMN IF NOT EXISTS numerateur numeric NOT NULL DEFAULT 0",
@@ -253,6 +271,9 @@ def ensure_schema(engine: Engine, catalogue: Catalogue | None = None) -> None:
         for statement in MIGRATIONS:
             conn.execute(text(statement))
         conn.execute(text(AGGREGATE_VALUES_VIEW))
+        conn.execute(text(NOTIFY_FUNCTION))
+        for statement in NOTIFY_TRIGGERS:
+            conn.execute(text(statement))
         _load_referential(conn, referential.load())
         if catalogue is not None:
             conn.execute(indicators.delete())

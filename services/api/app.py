@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query
-from prometheus_client import Counter, Histogram, make_asgi_app
+from prometheus_client import make_asgi_app
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from itte.db import indicators, make_engine, referential_meta
 from schemas.catalogue import Indicator
+from services.api.cache import CacheMiddleware, ChangeListener, ResponseCache
+from services.api.metrics import LATENCY, REQUESTS
 from services.api.queries import Filters, build
-
-REQUESTS = Counter("itte_api_requests_total", "API requests", ["endpoint"])
-LATENCY = Histogram(
-    "itte_api_request_seconds",
-    "API request time",
-    ["endpoint"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
-)
 
 Niveau = Literal["commune", "epci", "departement", "region", "france"]
 CommuneCode = Annotated[str | None, Query(pattern=r"^(\d{5}|2[ABab]\d{3})$")]
@@ -113,14 +109,37 @@ def filters(
     )
 
 
-def create_app(engine: Engine) -> FastAPI:
+CACHED = {"/indicateurs": "indicateurs", "/indicateurs/catalogue": "catalogue"}
+
+
+def create_app(engine: Engine, cache_bytes: int = 0) -> FastAPI:
+    """``cache_bytes``: memory for responses kept until the data changes
+    (services/api/cache.py); 0: every request goes to the database."""
+    cache = ResponseCache(cache_bytes) if cache_bytes else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if cache is None:
+            yield
+            return
+        libpq_url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        listener = ChangeListener(libpq_url, cache)
+        listener.start()
+        try:
+            yield
+        finally:
+            listener.stop()
+
     app = FastAPI(
         title="itte API",
         version="0.1.0",
         description="Indicateurs territoriaux de la transition écologique: values per "
         "commune and running aggregates per EPCI, département, région and France.",
+        lifespan=lifespan,
     )
     app.mount("/metrics", make_asgi_app())
+    if cache is not None:
+        app.add_middleware(CacheMiddleware, cache=cache, paths=CACHED)
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -131,7 +150,8 @@ def create_app(engine: Engine) -> FastAPI:
     @app.get("/indicateurs/catalogue", response_model=list[Indicator])
     def catalogue() -> list[Indicator]:
         """Every indicator: label, unit, source, bounds and how it aggregates."""
-        with engine.connect() as conn:
+        REQUESTS.labels("catalogue").inc()
+        with LATENCY.labels("catalogue").time(), engine.connect() as conn:
             rows = conn.execute(select(indicators).order_by(indicators.c.id)).mappings()
             return [Indicator.model_validate(dict(row)) for row in rows]
 

@@ -15,7 +15,10 @@ from services.api.settings import ApiSettings
 def app_from_environment() -> FastAPI:
     """Builds the app in each uvicorn worker process (no connection is shared)."""
     settings = ApiSettings(database_url=os.environ["ITTE_API_DATABASE_URL"])
-    return create_app(read_only_engine(settings.database_url or "", settings.api_pool_size))
+    return create_app(
+        read_only_engine(settings.database_url or "", settings.api_pool_size),
+        cache_bytes=settings.api_cache_mb * 2**20,
+    )
 
 
 def serve(settings: ApiSettings) -> None:

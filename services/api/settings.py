@@ -10,3 +10,6 @@ class ApiSettings(CommonSettings):
     api_port: int = 8000
     api_pool_size: int = 10
     api_workers: int = Field(1, ge=1, description="uvicorn worker processes.")
+    api_cache_mb: int = Field(
+        64, ge=0, description="Responses kept until the data changes, per worker; 0: off."
+    )

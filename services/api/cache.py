@@ -1,0 +1,156 @@
+"""Responses of the read endpoints, kept until the data they show changes.
+
+The aggregates change only when a writer commits, and every such commit
+notifies ``itte.db.CHANGES_CHANNEL`` (a statement trigger). A listener thread
+bumps a generation number on each notification; a response is served from
+memory only if it was computed in the current generation. While the listener
+is not connected (start-up, database restart) nothing is served from memory.
+
+Why a response computed during a commit is never served stale: its generation
+is read *before* its query runs. If the commit's notification arrives after
+that, the generation moves on and the entry is dead; if it arrived before,
+the query already saw the committed data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from cachetools import LRUCache
+
+from itte.db import CHANGES_CHANNEL
+from services.api.metrics import CACHE, LATENCY, REQUESTS
+
+log = logging.getLogger(__name__)
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Entry:
+    generation: int
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+class ResponseCache:
+    def __init__(self, max_bytes: int) -> None:
+        self._entries: LRUCache[str, Entry] = LRUCache(
+            maxsize=max_bytes, getsizeof=lambda e: len(e.body) + 512
+        )
+        self.generation = 0
+        self.live = False  # True while the change listener is connected
+
+    def invalidate(self) -> None:
+        self.generation += 1  # only the listener thread writes it
+
+    def get(self, key: str) -> Entry | None:
+        entry = self._entries.get(key) if self.live else None
+        return entry if entry is not None and entry.generation == self.generation else None
+
+    def put(self, key: str, entry: Entry) -> None:
+        if self.live and entry.generation == self.generation:
+            with contextlib.suppress(ValueError):  # larger than the whole cache
+                self._entries[key] = entry
+
+
+class ChangeListener(threading.Thread):
+    """LISTENs on the changes channel; reconnects (cache off meanwhile)."""
+
+    def __init__(self, database_url: str, cache: ResponseCache, check_every: float = 5.0) -> None:
+        super().__init__(name="itte-change-listener", daemon=True)
+        self._database_url = database_url
+        self._cache = cache
+        self._check_every = check_every
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._listen()
+            except psycopg.Error as exc:
+                log.warning("change listener: %s; response cache off until reconnected", exc)
+            self._cache.live = False
+            self._cache.invalidate()
+            self._stop.wait(1.0)
+
+    def _listen(self) -> None:
+        # Keepalives: a silently dropped connection is noticed within seconds.
+        with psycopg.connect(
+            self._database_url,
+            autocommit=True,
+            keepalives=1,
+            keepalives_idle=5,
+            keepalives_interval=2,
+            keepalives_count=2,
+        ) as conn:
+            conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+            self._cache.invalidate()  # anything may have changed while not listening
+            self._cache.live = True
+            while not self._stop.is_set():
+                for _ in conn.notifies(timeout=self._check_every):
+                    self._cache.invalidate()
+                conn.execute("SELECT 1")  # raises if the connection is gone
+
+
+class CacheMiddleware:
+    """Serves GET responses of ``paths`` (path → endpoint label) from the
+    cache; ``Cache-Control: no-cache`` from the client goes to the database."""
+
+    def __init__(self, app: ASGIApp, cache: ResponseCache, paths: dict[str, str]) -> None:
+        self.app = app
+        self.cache = cache
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        key = f"{scope['path']}?{scope['query_string'].decode('latin-1')}"
+        if (b"cache-control", b"no-cache") not in scope["headers"]:
+            started = time.perf_counter()
+            entry = self.cache.get(key)
+            if entry is not None:
+                CACHE.labels("hit").inc()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": entry.status,
+                        "headers": entry.headers,
+                    }
+                )
+                await send({"type": "http.response.body", "body": entry.body})
+                endpoint = self.paths[scope["path"]]
+                REQUESTS.labels(endpoint).inc()
+                LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+                return
+        CACHE.labels("miss").inc()
+        generation, chunks = self.cache.generation, []
+        start: Message = {}
+
+        async def keep(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, receive, keep)
+        if start.get("status") == 200:
+            headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", [])]
+            self.cache.put(key, Entry(generation, 200, headers, b"".join(chunks)))

@@ -1,0 +1,84 @@
+"""The API's response cache never serves what a commit has changed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+
+from services.api.app import create_app, read_only_engine, wait_for_schema
+
+DEPARTEMENT_33 = {"departement": "33", "indicateur": "pop"}
+
+
+@pytest.fixture
+def client(store, obs, database_url) -> Iterator[TestClient]:
+    store.apply([obs("33063", "100")])
+    engine = read_only_engine(database_url, pool_size=2)
+    wait_for_schema(engine, timeout=5)
+    with TestClient(create_app(engine, cache_bytes=1 << 20)) as client:  # runs the lifespan
+        wait_until(lambda: hits_after(client, DEPARTEMENT_33) > 0)  # the listener is up
+        yield client
+
+
+def hits() -> float:
+    return REGISTRY.get_sample_value("itte_api_cache_lookups_total", {"result": "hit"}) or 0.0
+
+
+def hits_after(client: TestClient, params: dict[str, str], **headers: str) -> float:
+    before = hits()
+    client.get("/indicateurs", params=params, headers=headers).raise_for_status()
+    return hits() - before
+
+
+def value(client: TestClient) -> float:
+    return client.get("/indicateurs", params=DEPARTEMENT_33).json()[0]["valeur"]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_repeated_reads_are_served_from_memory(client: TestClient) -> None:
+    assert hits_after(client, DEPARTEMENT_33) == 1
+    assert hits_after(client, {"departement": "33"}) == 0  # another query: computed once
+    assert hits_after(client, {"departement": "33"}) == 1
+    assert hits_after(client, DEPARTEMENT_33, **{"Cache-Control": "no-cache"}) == 0
+
+
+def test_a_commit_by_the_aggregator_is_served_at_once(client: TestClient, store, obs) -> None:
+    assert value(client) == 100
+    store.apply([obs("33063", "250", version=2)])
+    # The notification travels on its own connection: allow it a moment, no more.
+    started = time.monotonic()
+    wait_until(lambda: value(client) == 250, timeout=2)
+    assert time.monotonic() - started < 2
+
+
+def test_any_writer_invalidates_even_plain_sql(client: TestClient, database_url: str) -> None:
+    assert value(client) == 100
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE aggregates SET valeur = 7 WHERE niveau = 'departement'")
+    wait_until(lambda: value(client) == 7, timeout=2)
+
+
+def test_while_the_listener_is_cut_off_reads_go_to_the_database(
+    client: TestClient, database_url: str
+) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE query LIKE 'LISTEN%' OR query = 'SELECT 1'"
+        )
+        # A change made while nobody listens must still be seen.
+        conn.execute("UPDATE aggregates SET valeur = 8 WHERE niveau = 'departement'")
+    wait_until(lambda: value(client) == 8, timeout=10)
+    wait_until(lambda: hits_after(client, DEPARTEMENT_33) == 1, timeout=15)  # listening again
+    assert value(client) == 8
