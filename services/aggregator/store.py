@@ -185,13 +185,13 @@ class AggregateStore:
             return ApplyResult(0, 0, 0, unplaced)
         conn = self._connection()
         with conn.transaction(), conn.cursor() as cur:
-            commune_keys = sorted(commune_keys_needed(records, self._rules))
+            commune_keys = commune_keys_needed(records, self._rules)
             # Locks taken in sorted order cannot deadlock.
             cur.execute(
                 "SELECT pg_advisory_xact_lock(%s, b) FROM unnest(%s::int[]) AS b",
                 (LOCK_NAMESPACE, sorted({lock_bucket(k) for k in commune_keys})),
             )
-            obs_keys = sorted({r.key for r in records})
+            obs_keys = {r.key for r in records}
             cur.execute(SELECT_STORED, _columns(obs_keys, 4))
             stored = {
                 (i, s, a, c): Stored(v, version, rid)

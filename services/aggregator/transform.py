@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 from schemas.clean import CleanObservation
 from services.aggregator.rules import AggregationRules
@@ -38,8 +39,8 @@ Ancestors = Callable[[str], Iterable[tuple[str, str]]]  # commune -> (niveau, co
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True)
-class Stored:
+# NamedTuples and slots: plan() makes several of these per record.
+class Stored(NamedTuple):
     """What the database holds for one observation key."""
 
     valeur: Decimal | None
@@ -47,15 +48,14 @@ class Stored:
     record_id: str
 
 
-@dataclass(frozen=True)
-class CommuneState:
+class CommuneState(NamedTuple):
     """A commune row as stored: the sum of its sources and how many have a value."""
 
     valeur: Decimal
     nb: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Delta:
     valeur: Decimal = ZERO
     nb_valeurs: int = 0
@@ -121,9 +121,14 @@ def commune_keys_needed(
 ) -> set[CommuneKey]:
     """The commune rows :func:`plan` must be given: the batch's and their pair partners'."""
     keys: set[CommuneKey] = set()
+    partners: dict[str, set[str]] = {}
     for r in records:
-        keys.add(commune_key(r))
-        keys.update((p, r.sous_champ, r.annee, r.commune) for p in rules.partners(r.indicateur))
+        keys.add((r.indicateur, r.sous_champ, r.annee, r.commune))
+        others = partners.get(r.indicateur)
+        if others is None:
+            others = partners[r.indicateur] = rules.partners(r.indicateur)
+        if others:
+            keys.update((p, r.sous_champ, r.annee, r.commune) for p in others)
     return keys
 
 
@@ -140,12 +145,12 @@ def plan(
     by_commune: dict[CommuneKey, Delta] = defaultdict(Delta)
     for key, new in latest.items():
         old = stored.get(key)
-        if old is not None and rank(old.version, old.record_id) >= rank(new.version, new.record_id):
+        if old is not None and (old.version, old.record_id) >= (new.version, new.record_id):
             result.stale += 1
             continue
         result.writes.append(new)
         old_value = old.valeur if old is not None else None
-        by_commune[commune_key(new)].add(
+        by_commune[(new.indicateur, new.sous_champ, new.annee, new.commune)].add(
             (new.valeur or ZERO) - (old_value or ZERO),
             (new.valeur is not None) - (old_value is not None),
             new.unite,
@@ -155,30 +160,37 @@ def plan(
     after = dict(communes)
     for ck, change in by_commune.items():
         before = communes.get(ck)
-        if change.is_zero and before is not None:
+        if before is not None and change.is_zero:
             continue
-        b = before or CommuneState(ZERO, 0)
+        b = before or NO_VALUE
         a = after[ck] = CommuneState(b.valeur + change.valeur, b.nb + change.nb_valeurs)
         indicateur, sous_champ, annee, commune = ck
-        deltas[(*ck[:3], "commune", commune)].add(
-            change.valeur, change.nb_valeurs, change.unite, before is None
+        created = before is None
+        deltas[(indicateur, sous_champ, annee, "commune", commune)].add(
+            change.valeur, change.nb_valeurs, change.unite, created
         )
         kind = rules.kind(indicateur)
-        if kind not in ("somme", "nombre", "min", "max"):
+        if kind == "somme":
+            valeur = change.valeur
+        elif kind == "nombre":
+            valeur = Decimal(_nonzero(a) - _nonzero(b))
+        elif kind in ("min", "max"):
+            valeur = ZERO  # recomputed by the store
+        else:
             continue  # not aggregable, or aggregated as a pair below
-        valeur = {"somme": change.valeur, "nombre": Decimal(_nonzero(a) - _nonzero(b))}.get(
-            kind, ZERO
-        )
         reporting = (a.nb > 0) - (b.nb > 0)
         for niveau, code in ancestors(commune):
             agg_key = (indicateur, sous_champ, annee, niveau, code)
-            deltas[agg_key].add(valeur, reporting, change.unite, before is None)
+            deltas[agg_key].add(valeur, reporting, change.unite, created)
             if kind in ("min", "max"):
                 result.extremes[agg_key] = kind
     _pair_deltas(by_commune, communes, after, ancestors, rules, deltas)
     result.deltas = {k: d for k, d in sorted(deltas.items()) if not d.is_zero}
     result.extremes = dict(sorted(result.extremes.items()))
     return result
+
+
+NO_VALUE = CommuneState(ZERO, 0)
 
 
 def _nonzero(state: CommuneState) -> int:
