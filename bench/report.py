@@ -133,11 +133,19 @@ def w1_section(w1: dict[str, Any], sizes: dict[str, Any]) -> str:
         + ".\n\nRatios, median of the per-repeat ratios "
         "(each repeat runs every pipeline in turn):\n\n"
         + table(["ratio", "value"], [[k, v] for k, v in w1["ratios"].items()])
-        + "\nPeak RSS (highest over every W1 run) and CPU seconds (median, by-file runs):\n\n"
+        + "\nPeak RSS (highest over every W1 run) and CPU time (median of the by-file runs; "
+        "the `itte ingest` process itself is not counted):\n\n"
         + table(
-            ["process", "peak RSS MB", "CPU s"],
+            ["process", "peak RSS MB", "CPU s", "CPU µs per record"],
             [
-                [s, w1["peak_rss_mb"].get(s, "—"), w1["cpu_seconds"].get(s, "—")]
+                [
+                    s,
+                    w1["peak_rss_mb"].get(s, "—"),
+                    w1["cpu_seconds"].get(s, "—"),
+                    f"{1e6 * w1['cpu_seconds'][s] / sizes['records']:.0f}"
+                    if s in w1["cpu_seconds"]
+                    else "—",
+                ]
                 for s in services + [s for s in w1["cpu_seconds"] if s not in services]
             ],
         )
