@@ -78,6 +78,7 @@ def build(settings: AggregatorSettings) -> faust.App:
         web_host=settings.aggregator_host,
         web_port=settings.aggregator_port,
         partitions=settings.topic_partitions,
+        buffered_messages=2 * settings.batch_messages,  # the next batch, fetched ahead
         state=health,
     )
 

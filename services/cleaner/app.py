@@ -33,6 +33,8 @@ def build(settings: CleanerSettings) -> faust.App:
         web_host=settings.cleaner_host,
         web_port=settings.cleaner_port,
         partitions=settings.topic_partitions,
+        # A raw message may be a whole HTTP request (up to 20,000 records).
+        buffered_messages=16,
     )
     raw_in, clean_out, dead_out = (
         raw_topic(app, t) for t in (raw.TOPIC, clean.TOPIC, deadletter.TOPIC)
