@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psycopg
@@ -100,9 +101,14 @@ def data_rows(path: Path) -> int:
         return sum(1 for _ in lines) - 1  # the header
 
 
-def run(
-    seconds: int, connections: int, repeats: int, workdir: Path, data: str = "demo"
-) -> dict[str, object]:
+@dataclass(frozen=True)
+class Load:
+    seconds: int
+    no_cache_seconds: int
+    connections: int
+
+
+def run(load: Load, repeats: int, workdir: Path, data: str = "demo") -> dict[str, object]:
     """On one stack loaded with the demo data (``population``: its first file
     only), each query ``repeats`` times: wrk on the API, then the same SQL."""
     if shutil.which("wrk") is None:
@@ -129,9 +135,13 @@ def run(
                 url = stack.url("api", path)
                 runs[name].append(
                     {
-                        "api": wrk(url, seconds, connections),
-                        "api_no_cache": wrk(url, seconds, connections, "Cache-Control: no-cache"),
-                        "psycopg": direct(stack.servers.database_url, sql, seconds, connections),
+                        "api": wrk(url, load.seconds, load.connections),
+                        "api_no_cache": wrk(
+                            url, load.no_cache_seconds, load.connections, "Cache-Control: no-cache"
+                        ),
+                        "psycopg": direct(
+                            stack.servers.database_url, sql, load.seconds, load.connections
+                        ),
                     }
                 )
-    return {"seconds": seconds, "connections": connections, "data": data, "runs": runs}
+    return {**asdict(load), "data": data, "runs": runs}

@@ -209,7 +209,8 @@ def w3_section(w3: dict[str, Any]) -> str:
         for name, s in w3["median"].items()
     ]
     return (
-        f"## W3 — API under wrk, {w3['connections']} connections, {w3['seconds']} s a run\n\n"
+        f"## W3 — API under wrk, {w3['connections']} connections, {w3['seconds']} s a run "
+        f"({w3['no_cache_seconds']} s for api_no_cache)\n\n"
         + table(["query", "through", "requests/s", "p50 ms", "p99 ms"], rows)
         + "\nAPI ÷ the same SQL through psycopg (requests/s):\n\n"
         + table(["query", "API", "API, no-cache"], ratios)
