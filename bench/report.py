@@ -93,7 +93,7 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         rows.append(
             (
                 "W3: département query ≥ 2,000 req/s with p99 < 25 ms",
-                f"{rps:.0f} req/s, p99 {p99:.0f} ms",
+                f"{rps:,.0f} req/s, p99 {p99:.1f} ms",
                 verdict(
                     rps >= TARGETS["w3_rps"] and p99 < TARGETS["w3_p99_ms"],
                     f"{rps / 2000:.0%} of the rate, p99 {p99 / 25:.1f}× the bound",
@@ -194,8 +194,8 @@ def w3_section(w3: dict[str, Any]) -> str:
             name,
             side,
             f"{m['requests_per_second']:,.0f}",
-            m["p50_ms"],
-            m["p99_ms"],
+            f"{m['p50_ms']:.2f}",
+            f"{m['p99_ms']:.2f}",
         ]
         for name, sides in w3["median"].items()
         for side, m in sides.items()

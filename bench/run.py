@@ -168,7 +168,13 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
     parser.add_argument("--out", type=Path, default=RESULTS / "bench.json")
     parser.add_argument("--report", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite the report from --out, run nothing"
+    )
     args = parser.parse_args()
+    if args.render_only:
+        args.report.write_text(render(json.loads(args.out.read_text())))
+        return
     sizes = SMOKE if args.smoke else FULL
     workdir = Path(tempfile.mkdtemp(prefix="itte-bench-"))
     started = time.monotonic()
