@@ -11,6 +11,7 @@ keyed by aggregate: a repeated message only restates the latest value.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -41,25 +42,37 @@ class OutboxRelay:
         self._producer = producer
         self._page = page
         self._lock = threading.Lock()  # the batch path and the timer may overlap
+        # Kept open: it runs after every batch, and a new connection would add
+        # its set-up to the latency of every change on the topic.
+        self._conn: psycopg.Connection[dict[str, Any]] | None = None
+
+    def _connection(self) -> psycopg.Connection[dict[str, Any]]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(self._database_url, autocommit=True, row_factory=dict_row)
+        return self._conn
 
     def publish_pending(self) -> int:
         """Publish every pending change; return how many were published."""
+        with self._lock:
+            try:
+                return self._publish(self._connection())
+            except psycopg.OperationalError:
+                if self._conn is not None:
+                    self._conn.close()  # the next call reconnects
+                raise
+
+    def _publish(self, conn: psycopg.Connection[dict[str, Any]]) -> int:
         published = 0
-        with (
-            self._lock,
-            psycopg.connect(self._database_url, autocommit=True, row_factory=dict_row) as conn,
-        ):
-            while True:
-                rows = conn.execute(SELECT_PENDING, (self._page,)).fetchall()
-                if not rows:
-                    return published
-                changes = [AggregateChange.model_validate(row) for row in rows]
-                self._producer.send_all(
-                    topic.TOPIC, ((c.kafka_key(), c.model_dump_json().encode()) for c in changes)
-                )
-                keys = [
-                    (c.indicateur, c.sous_champ, c.annee, c.niveau, c.code, c.revision)
-                    for c in changes
-                ]
-                conn.execute(MARK_PUBLISHED, [list(col) for col in zip(*keys, strict=True)])
-                published += len(changes)
+        while True:
+            rows = conn.execute(SELECT_PENDING, (self._page,)).fetchall()
+            if not rows:
+                return published
+            changes = [AggregateChange.model_validate(row) for row in rows]
+            self._producer.send_all(
+                topic.TOPIC, ((c.kafka_key(), c.model_dump_json().encode()) for c in changes)
+            )
+            keys = [
+                (c.indicateur, c.sous_champ, c.annee, c.niveau, c.code, c.revision) for c in changes
+            ]
+            conn.execute(MARK_PUBLISHED, [list(col) for col in zip(*keys, strict=True)])
+            published += len(changes)
