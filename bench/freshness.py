@@ -160,7 +160,9 @@ def stream_corrections(stack: Stack, rate: int, seconds: float, first: int) -> d
     return {
         "target_records_per_second": rate,
         "achieved_records_per_second": round(achieved),
-        "sustained": achieved >= 0.95 * rate and api.get("unseen", 1) == 0,
+        "sustained": achieved >= 0.95 * rate
+        and api.get("unseen", 1) == 0
+        and topic.get("unseen", 1) == 0,
         "api": api,
         "topic": topic,
     }
