@@ -21,6 +21,7 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.dialects import postgresql
 
+from bench.freshness import percentile
 from bench.stack import running_stack, wait_until_counted
 from itte.demo import write_demo
 from services.api.queries import Filters, build
@@ -88,11 +89,10 @@ def direct(database_url: str, sql: str, seconds: int, threads: int) -> dict[str,
         thread.start()
     for thread in pool:
         thread.join()
-    latencies.sort()
     return {
         "requests_per_second": round(len(latencies) / seconds),
-        "p50_ms": round(latencies[len(latencies) // 2], 2),
-        "p99_ms": round(latencies[int(len(latencies) * 0.99)], 2),
+        "p50_ms": round(percentile(latencies, 0.50), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
     }
 
 

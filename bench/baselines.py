@@ -86,7 +86,8 @@ def limit(bootstrap: str, database_url: str, records: int, prefix: str) -> dict[
                     r = json.loads(message.value() or b"{}")
                     copy.write_row((r["indicateur"], r["commune"], r["annee"], r["valeur"]))
             conn.commit()
-            consumer.commit(asynchronous=False) if messages else None
+            if messages:
+                consumer.commit(asynchronous=False)
             written += len(messages)
             if not messages and not producer.is_alive() and producer.exitcode:
                 raise RuntimeError(f"the producer failed ({producer.exitcode})")

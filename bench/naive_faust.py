@@ -59,10 +59,8 @@ def build() -> faust.App:
     upsert = text(
         f"INSERT INTO {table}_obs AS o VALUES (:indicateur, :commune, :annee, :valeur) "
         "ON CONFLICT (indicateur, commune, annee) DO UPDATE SET valeur = excluded.valeur "
-        "RETURNING (SELECT valeur FROM {table}_obs "
-        "WHERE (indicateur, commune, annee) = (:indicateur, :commune, :annee))".replace(
-            "{table}", table
-        )
+        f"RETURNING (SELECT valeur FROM {table}_obs "
+        "WHERE (indicateur, commune, annee) = (:indicateur, :commune, :annee))"
     )
     add = text(
         f"INSERT INTO {table}_agg AS a VALUES (:indicateur, :annee, :niveau, :code, :delta, :n) "

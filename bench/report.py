@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.w1 import UPDATE_RECORDS as UPDATE
+
 NAMES = {
     "itte_file": "itte, by file (`itte ingest`)",
     "itte_http": "itte, by HTTP NDJSON (10,000 records a request)",
@@ -11,7 +13,6 @@ NAMES = {
     "pandas": "(b) batch scripts: pandas read_csv → to_sql → groupby per level",
     "naive_faust": "(c) naive faust-streaming, one record per message",
 }
-UPDATE = 1_000  # bench.w1.UPDATE_RECORDS
 TARGETS = {
     "rss_mb": 300,
     "w1_to_limit": 0.5,

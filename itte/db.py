@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import psycopg
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -193,6 +195,17 @@ def sqlalchemy_url(database_url: str) -> str:
     if scheme in ("postgresql", "postgres"):
         return f"postgresql+psycopg://{rest}"
     return database_url if sep else f"postgresql+psycopg://{database_url}"
+
+
+C = TypeVar("C", bound=psycopg.Connection[Any])
+
+
+def usable(conn: C | None, connect: Callable[[], C]) -> C:
+    """A long-lived connection: ``conn`` while it works, else a new one (after
+    a database restart, the next batch reconnects)."""
+    if conn is None or conn.closed or conn.broken:
+        return connect()
+    return conn
 
 
 def make_engine(database_url: str, *, pre_ping: bool = True, **kwargs: Any) -> Engine:

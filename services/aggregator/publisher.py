@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from itte import db
 from itte.kafka import BlockingProducer
 from schemas import aggregates as topic
 from schemas.aggregates import AggregateChange
@@ -47,8 +48,10 @@ class OutboxRelay:
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
 
     def _connection(self) -> psycopg.Connection[dict[str, Any]]:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(self._database_url, autocommit=True, row_factory=dict_row)
+        self._conn = db.usable(
+            self._conn,
+            lambda: psycopg.connect(self._database_url, autocommit=True, row_factory=dict_row),
+        )
         return self._conn
 
     def publish_pending(self) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from itte import referential
+from itte import db, referential
 from schemas.clean import CleanObservation
 from services.aggregator.rules import AggregationRules
 from services.aggregator.transform import (
@@ -169,8 +169,7 @@ class AggregateStore:
         self._conn: psycopg.Connection[Any] | None = None
 
     def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(self._database_url)
+        self._conn = db.usable(self._conn, lambda: psycopg.connect(self._database_url))
         return self._conn
 
     def close(self) -> None:

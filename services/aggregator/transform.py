@@ -97,23 +97,13 @@ class Plan:
     stale: int = 0  # older or equal versions: ignored
 
 
-def rank(version: int, record_id: str) -> tuple[int, str]:
-    return (version, record_id)
-
-
 def latest_per_key(records: Iterable[CleanObservation]) -> dict[ObsKey, CleanObservation]:
     latest: dict[ObsKey, CleanObservation] = {}
     for record in records:
         held = latest.get(record.key)
-        if held is None or rank(record.version, record.record_id) > rank(
-            held.version, held.record_id
-        ):
+        if held is None or (record.version, record.record_id) > (held.version, held.record_id):
             latest[record.key] = record
     return latest
-
-
-def commune_key(record: CleanObservation) -> CommuneKey:
-    return (record.indicateur, record.sous_champ, record.annee, record.commune)
 
 
 def commune_keys_needed(
