@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import traceback
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import faust
@@ -16,6 +21,34 @@ from itte.retry import Health
 # about 1 s from acknowledgement to aggregate (bench/freshness.py). Under load
 # fetches return full at once, so a short wait costs only idle polls.
 FETCH_MAX_WAIT_MS = 50
+# What our faust producers may send in one request; the cleaner's messages and
+# every dead letter are far smaller (bounded records, see schemas/limits.py).
+PRODUCER_MAX_REQUEST_BYTES = 4 * 1024 * 1024
+# sysexits' EX_SOFTWARE: the supervisor (compose, itte up) sees a crash.
+EXIT_UNEXPECTED = 70
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def stop_on_unexpected(service: str) -> AsyncIterator[None]:
+    """Around an agent's loop: an exception that escaped the per-record
+    handling ends the process at once.
+
+    faust would restart the agent and acknowledge the messages it held,
+    losing them; exiting before any further acknowledgement replays them
+    from the last committed offset instead.
+    """
+    try:
+        yield
+    except Exception as exc:
+        log.critical(
+            "%s: unexpected %s outside any record; stopping so that nothing is acknowledged:\n%s",
+            service,
+            type(exc).__name__,
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
+        logging.shutdown()
+        os._exit(EXIT_UNEXPECTED)
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -72,6 +105,7 @@ def make_app(
         # One HTTP request is one message (up to several MB): fetch it whole.
         consumer_max_fetch_size=16 * 1024 * 1024,
         stream_buffer_maxsize=buffered_messages,
+        producer_max_request_size=PRODUCER_MAX_REQUEST_BYTES,
     )
 
     @app.page("/metrics")

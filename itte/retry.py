@@ -34,7 +34,7 @@ class Health:
 async def retry_transient(
     attempt: Callable[[], Awaitable[T]],
     *,
-    transient: tuple[type[BaseException], ...],
+    transient: tuple[type[BaseException], ...] | Callable[[BaseException], bool],
     log: logging.Logger,
     first_delay: float = 0.5,
     max_delay: float = 30.0,
@@ -43,14 +43,18 @@ async def retry_transient(
 ) -> T:
     """Await ``attempt()`` until it succeeds; back off exponentially on a transient error.
 
+    ``transient``: exception types, or a predicate (``itte.errors.is_transient``).
     Other exceptions propagate: the process should stop and replay from its
     last committed offsets rather than guess.
     """
+    is_transient = transient if callable(transient) else lambda exc: isinstance(exc, transient)
     delay = first_delay
     while True:
         try:
             result = await attempt()
-        except transient as exc:
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
             if health is not None:
                 health.failed(exc)
             log.warning(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
 from pydantic import BaseModel, Field
@@ -39,3 +41,29 @@ class CleanObservation(BaseModel):
 class CleanBatch(BaseModel):
     batch_id: str
     records: list[CleanObservation]
+
+
+def encode_batches(
+    batch_id: str, records: Iterable[bytes], *, max_records: int, max_bytes: int
+) -> Iterator[tuple[str, bytes]]:
+    """``CleanBatch`` messages (id, JSON) from records already encoded one by one.
+
+    Each holds at most ``max_records`` records and, unless one record alone is
+    larger, ``max_bytes`` bytes: the aggregator's transactions and the Kafka
+    messages stay bounded whatever the size of the request they came from.
+    """
+    part, size = 0, 0
+    chunk: list[bytes] = []
+    for record in records:
+        if chunk and (len(chunk) >= max_records or size + len(record) > max_bytes):
+            yield _batch(f"{batch_id}/{part}", chunk)
+            part, chunk, size = part + 1, [], 0
+        chunk.append(record)
+        size += len(record) + 1
+    if chunk:
+        yield _batch(f"{batch_id}/{part}", chunk)
+
+
+def _batch(batch_id: str, records: list[bytes]) -> tuple[str, bytes]:
+    head = b'{"batch_id":' + json.dumps(batch_id).encode() + b',"records":['
+    return batch_id, head + b",".join(records) + b"]}"

@@ -21,3 +21,12 @@ class DeadLetter(BaseModel):
     detail: str = Field(description="Human-readable explanation.")
     payload: dict[str, Any] | None = Field(description="The record, PII hashed.")
     at: datetime
+
+
+def encode(letter: DeadLetter) -> bytes:
+    """The dead letter as JSON; without its payload if that cannot be written
+    (a dead letter must never fail to be sent)."""
+    try:
+        return letter.model_dump_json().encode()
+    except ValueError:  # pydantic's serialization error: text that is not Unicode
+        return letter.model_copy(update={"payload": None}).model_dump_json().encode()

@@ -22,6 +22,12 @@ def _rows(name: str) -> Iterator[dict[str, str]]:
         yield from csv.DictReader(text)
 
 
+def is_renumbering(former: str, current: str) -> bool:
+    """Corsica's communes were renumbered in 1976 (20xxx → 2Axxx or 2Bxxx): the
+    same commune under a new code, not a merge of several."""
+    return former[:2] == "20" and current[:2] in ("2A", "2B") and former[2:] == current[2:]
+
+
 @dataclass(frozen=True, slots=True)
 class Commune:
     code: str

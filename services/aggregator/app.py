@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -15,12 +16,14 @@ from pydantic import ValidationError
 
 from itte import catalogue, db, metrics, referential
 from itte.embedded import servers_for
-from itte.faust_app import make_app, raw_topic
-from itte.kafka import BlockingProducer, DeliveryError, ensure_topics
+from itte.errors import is_transient, isolate, unexpected
+from itte.faust_app import make_app, raw_topic, stop_on_unexpected
+from itte.kafka import BlockingProducer, ensure_topics
 from itte.retry import Health, retry_transient
 from schemas import clean, deadletter
 from schemas.clean import CleanBatch, CleanObservation
 from schemas.deadletter import DeadLetter
+from schemas.raw import describe
 from services.aggregator.publisher import OutboxRelay
 from services.aggregator.rules import AggregationRules
 from services.aggregator.settings import AggregatorSettings
@@ -31,34 +34,65 @@ log = logging.getLogger(__name__)
 
 
 def decode(values: list[bytes]) -> tuple[list[CleanObservation], list[DeadLetter]]:
+    """Clean records, and a dead letter for each record (or message) that is not one."""
     records: list[CleanObservation] = []
     dead: list[DeadLetter] = []
     for value in values:
         try:
             records += CleanBatch.model_validate_json(value).records
-        except ValidationError as exc:
-            dead.append(
-                DeadLetter(
-                    record_id=f"aggregator:sha256:{hashlib.sha256(value).hexdigest()[:24]}",
-                    stage=SERVICE,
-                    reason="invalid_message",
-                    detail=f"not a CleanBatch: {exc.error_count()} errors",
-                    payload=None,
-                    at=datetime.now(UTC),
-                )
-            )
+        except ValidationError:  # the fast path failed: record by record
+            good, bad = decode_one_by_one(value)
+            records += good
+            dead += bad
     return records, dead
 
 
-def unplaced_letter(record: CleanObservation) -> DeadLetter:
+def decode_one_by_one(value: bytes) -> tuple[list[CleanObservation], list[DeadLetter]]:
+    message_id = f"aggregator:sha256:{hashlib.sha256(value).hexdigest()[:24]}"
+    try:
+        document = json.loads(value)
+        items = document["records"]
+        batch_id = str(document.get("batch_id", message_id))[:200]
+        if not isinstance(items, list):
+            raise TypeError("records is not a list")
+    except Exception as exc:  # not JSON, nested too deep, not an envelope
+        return [], [letter(message_id, "invalid_message", f"not a CleanBatch: {exc!r}"[:300])]
+    records: list[CleanObservation] = []
+    dead: list[DeadLetter] = []
+    for index, item in enumerate(items):
+        try:
+            records.append(CleanObservation.model_validate(item))
+        except Exception as exc:
+            detail = describe(exc) if isinstance(exc, ValidationError) else type(exc).__name__
+            dead.append(letter(f"{batch_id}:{index}", "invalid_schema", detail))
+    return records, dead
+
+
+def letter(
+    record_id: str, reason: str, detail: str, record: CleanObservation | None = None
+) -> DeadLetter:
+    payload = None if record is None else record.model_dump(mode="json", exclude={"pii"})
     return DeadLetter(
-        record_id=record.record_id,
+        record_id=record_id,
         stage=SERVICE,
-        reason="unknown_code",
-        detail=f"commune {record.commune} is not in the aggregator's referential",
-        payload=record.model_dump(mode="json", exclude={"pii"}),
+        reason=reason,
+        detail=detail,
+        payload=payload,
         at=datetime.now(UTC),
     )
+
+
+def unplaced_letter(record: CleanObservation) -> DeadLetter:
+    detail = f"commune {record.commune} is not in the aggregator's referential"
+    return letter(record.record_id, "unknown_code", detail, record)
+
+
+def refused_letter(record: CleanObservation, exc: Exception) -> DeadLetter:
+    if isinstance(exc, psycopg.Error):
+        detail = f"Postgres refused it: SQLSTATE {exc.sqlstate} ({type(exc).__name__})"
+        return letter(record.record_id, "database_error", detail, record)
+    detail = unexpected(exc, "aggregating a record")
+    return letter(record.record_id, "internal_error", detail, record)
 
 
 def build(settings: AggregatorSettings) -> faust.App:
@@ -83,18 +117,20 @@ def build(settings: AggregatorSettings) -> faust.App:
     )
 
     def process(values: list[bytes]) -> None:
-        """One transaction per batch; runs in a thread so heartbeats go on."""
+        """One transaction per batch (more only to isolate a record Postgres
+        refuses); runs in a thread so heartbeats go on."""
         with metrics.BATCH_SECONDS.labels(SERVICE).time():
             records, dead = decode(values)
-            result = store.apply(records)
-            dead += [unplaced_letter(r) for r in result.unplaced]
+            results, refused = isolate(store.apply, records)
+            dead += [refused_letter(record, exc) for record, exc in refused]
+            dead += [unplaced_letter(r) for result in results for r in result.unplaced]
             if dead:
                 producer.send_all(
-                    deadletter.TOPIC, ((d.record_id, d.model_dump_json().encode()) for d in dead)
+                    deadletter.TOPIC, ((d.record_id, deadletter.encode(d)) for d in dead)
                 )
             published = relay.publish_pending()
         metrics.RECORDS_IN.labels(SERVICE).inc(len(records))
-        metrics.STALE.labels(SERVICE).inc(result.stale)
+        metrics.STALE.labels(SERVICE).inc(sum(result.stale for result in results))
         metrics.AGGREGATES_PUBLISHED.labels(SERVICE).inc(published)
         for d in dead:
             metrics.DEAD_LETTERS.labels(SERVICE, d.reason).inc()
@@ -103,20 +139,24 @@ def build(settings: AggregatorSettings) -> faust.App:
     async def aggregate(stream: Any) -> None:
         # Offsets are acknowledged after the batch is yielded back, i.e. after
         # its transaction committed: a crash replays, and replays are no-ops.
-        async for values in stream.take(settings.batch_messages, within=settings.batch_seconds):
-            await retry_transient(
-                functools.partial(asyncio.to_thread, process, values),
-                transient=(psycopg.OperationalError, DeliveryError),
-                log=log,
-                on_failure=store.close,
-                health=health,
-            )
+        # A fatal error (itte/errors.py) stops the process before that.
+        async with stop_on_unexpected(SERVICE):
+            async for values in stream.take(settings.batch_messages, within=settings.batch_seconds):
+                await retry_transient(
+                    functools.partial(asyncio.to_thread, process, values),
+                    transient=is_transient,
+                    log=log,
+                    on_failure=store.close,
+                    health=health,
+                )
 
     @app.timer(interval=settings.publish_interval)
     async def relay_outbox() -> None:
         try:
             published = await asyncio.to_thread(relay.publish_pending)
-        except (psycopg.OperationalError, DeliveryError) as exc:
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
             log.warning("outbox relay: %s; next tick retries", exc)
             return
         metrics.AGGREGATES_PUBLISHED.labels(SERVICE).inc(published)

@@ -25,10 +25,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, localcontext
 from typing import NamedTuple
 
 from schemas.clean import CleanObservation
+from schemas.limits import EXACT_PRECISION
 from services.aggregator.rules import AggregationRules
 
 ObsKey = tuple[str, str, int, str]  # indicateur, sous_champ, annee, commune_source
@@ -37,6 +38,14 @@ AggKey = tuple[str, str, int, str, str]  # indicateur, sous_champ, annee, niveau
 Ancestors = Callable[[str], Iterable[tuple[str, str]]]  # commune -> (niveau, code)...
 
 ZERO = Decimal(0)
+# Values within schemas/limits.py need far fewer digits than this; a sum that
+# would still need more raises instead of rounding.
+EXACT = Context(
+    prec=EXACT_PRECISION,
+    Emax=999_999,
+    Emin=-999_999,
+    traps=[Inexact, InvalidOperation, DivisionByZero],
+)
 
 
 # NamedTuples and slots: plan() makes several of these per record.
@@ -129,7 +138,21 @@ def plan(
     ancestors: Ancestors,
     rules: AggregationRules,
 ) -> Plan:
-    """``communes``: the rows that exist among :func:`commune_keys_needed`."""
+    """``communes``: the rows that exist among :func:`commune_keys_needed`.
+
+    Exact or nothing: Decimal arithmetic here never rounds in silence (it
+    raises ``decimal.Inexact``, and the store's caller isolates the record)."""
+    with localcontext(EXACT):
+        return _plan(records, stored, communes, ancestors, rules)
+
+
+def _plan(
+    records: list[CleanObservation],
+    stored: Mapping[ObsKey, Stored],
+    communes: Mapping[CommuneKey, CommuneState],
+    ancestors: Ancestors,
+    rules: AggregationRules,
+) -> Plan:
     latest = latest_per_key(records)
     result = Plan(stale=len(records) - len(latest))
     by_commune: dict[CommuneKey, Delta] = defaultdict(Delta)

@@ -8,14 +8,16 @@ import faust
 
 from itte import catalogue, metrics, referential
 from itte.embedded import kafka_address
-from itte.faust_app import make_app, raw_topic
+from itte.faust_app import make_app, raw_topic, stop_on_unexpected
 from itte.kafka import ensure_topics
 from schemas import clean, deadletter, raw
-from schemas.clean import CleanBatch
+from schemas.clean import encode_batches
 from services.cleaner.settings import CleanerSettings
 from services.cleaner.transform import MessageOrigin, Rules, clean_message
 
 SERVICE = "cleaner"
+# Clean messages stay well under the producer's request size (faust_app).
+CLEAN_MESSAGE_BYTES = 512 * 1024
 
 
 def build(settings: CleanerSettings) -> faust.App:
@@ -42,32 +44,30 @@ def build(settings: CleanerSettings) -> faust.App:
 
     @app.agent(raw_in)
     async def clean_records(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            origin = MessageOrigin(
-                message.topic, message.partition, message.offset, int(message.timestamp * 1000)
-            )
-            with metrics.BATCH_SECONDS.labels(SERVICE).time():
-                result = clean_message(event.value, origin, rules)
-            # Sends are attached to this event: faust commits its offset only
-            # after they are acknowledged (at least once; duplicates are harmless).
-            # Bounded messages downstream, whatever the size of an HTTP request:
-            # the aggregator's transactions stay bounded too.
-            size = settings.clean_batch_records
-            for start in range(0, len(result.clean), size):
-                batch = CleanBatch(
-                    batch_id=f"{result.batch_id}/{start // size}",
-                    records=result.clean[start : start + size],
-                )
-                await clean_out.send(
-                    key=batch.batch_id.encode(), value=batch.model_dump_json().encode()
-                )
-            for dead in result.dead:
-                await dead_out.send(
-                    key=dead.record_id.encode(), value=dead.model_dump_json().encode()
-                )
-                metrics.DEAD_LETTERS.labels(SERVICE, dead.reason).inc()
-            metrics.RECORDS_IN.labels(SERVICE).inc(len(result.clean) + len(result.dead))
-            metrics.RECORDS_OUT.labels(SERVICE, clean.TOPIC).inc(len(result.clean))
+        async with stop_on_unexpected(SERVICE):
+            async for event in stream.events():
+                await forward(event)
+
+    async def forward(event: Any) -> None:
+        message = event.message
+        origin = MessageOrigin(
+            message.topic, message.partition, message.offset, int(message.timestamp * 1000)
+        )
+        with metrics.BATCH_SECONDS.labels(SERVICE).time():
+            result = clean_message(event.value, origin, rules)
+        # Sends are attached to this event: faust commits its offset only
+        # after they are acknowledged (at least once; duplicates are harmless).
+        for batch_id, value in encode_batches(
+            result.batch_id,
+            result.encoded,
+            max_records=settings.clean_batch_records,
+            max_bytes=CLEAN_MESSAGE_BYTES,
+        ):
+            await clean_out.send(key=batch_id.encode(), value=value)
+        for dead in result.dead:
+            await dead_out.send(key=dead.record_id.encode(), value=dead.model_dump_json().encode())
+            metrics.DEAD_LETTERS.labels(SERVICE, dead.reason).inc()
+        metrics.RECORDS_IN.labels(SERVICE).inc(len(result.clean) + len(result.dead))
+        metrics.RECORDS_OUT.labels(SERVICE, clean.TOPIC).inc(len(result.clean))
 
     return app

@@ -9,12 +9,14 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
-from itte.referential import Referential
+from itte.errors import unexpected
+from itte.referential import Referential, is_renumbering
+from schemas import limits
 from schemas.catalogue import ADDITIVE, Catalogue
 from schemas.clean import CleanObservation
 from schemas.deadletter import DeadLetter
@@ -49,6 +51,7 @@ class Rules:
 class CleanResult:
     batch_id: str
     clean: list[CleanObservation] = field(default_factory=list)
+    encoded: list[bytes] = field(default_factory=list)  # each clean record as JSON
     dead: list[DeadLetter] = field(default_factory=list)
 
 
@@ -72,10 +75,12 @@ def normalize_commune(code: str, ref: Referential) -> tuple[str, str]:
     if normalized.isdigit() and len(normalized) < 5:
         normalized = normalized.zfill(5)  # spreadsheets drop the leading zero
     if not COMMUNE_CODE.match(normalized):
-        raise Rejected("invalid_commune", f"not a commune code: {code!r}")
+        raise Rejected("invalid_commune", "not a commune code (5 digits, or 2A/2B and 3 digits)")
     if normalized in ref.communes:
         return normalized, normalized
     current = ref.former_codes.get(normalized)
+    if current is not None and is_renumbering(normalized, current):
+        return current, current  # the same commune under its new number: not a merge
     if current is not None:
         return normalized, current
     if normalized in ref.ambiguous_codes:
@@ -89,11 +94,14 @@ def normalize_commune(code: str, ref: Referential) -> tuple[str, str]:
     )
 
 
+YEAR_TEXT = re.compile(r"^[0-9]{1,4}$")
+
+
 def parse_year(annee: int | str | None, day: str | None) -> int:
     if annee not in (None, ""):
         text = str(annee).strip()
-        if not text.isdigit():
-            raise Rejected("invalid_year", f"not a year: {annee!r}")
+        if not YEAR_TEXT.match(text):
+            raise Rejected("invalid_year", "not a year of four digits at most")
         year = int(text)
     elif day:
         year = _year_of_date(day.strip())
@@ -110,7 +118,7 @@ def _year_of_date(text: str) -> int:
             return datetime.strptime(text[:10], fmt).year
         except ValueError:
             continue
-    raise Rejected("invalid_date", f"date is neither dd/mm/YYYY nor YYYY-MM-DD: {text!r}")
+    raise Rejected("invalid_date", "date is neither dd/mm/YYYY nor YYYY-MM-DD")
 
 
 def parse_value(valeur: object) -> tuple[Decimal | None, str | None]:
@@ -119,22 +127,22 @@ def parse_value(valeur: object) -> tuple[Decimal | None, str | None]:
         return None, "vide"
     if isinstance(valeur, bool):
         raise Rejected("invalid_value", "a boolean is not a value")
-    if isinstance(valeur, int | Decimal):
-        number = Decimal(valeur)
-    elif isinstance(valeur, float):
-        number = Decimal(repr(valeur))
-    else:
-        text = str(valeur).strip()
-        if text.casefold() in MISSING_MARKERS:
-            return None, text.casefold() or "vide"
-        compact = text.replace("\u202f", "").replace("\xa0", "").replace(" ", "")
-        try:
-            number = Decimal(compact.replace(",", "."))
-        except InvalidOperation:
-            raise Rejected("invalid_value", f"not a number: {text!r}") from None
-    if not number.is_finite():
-        raise Rejected("invalid_value", f"not a finite number: {valeur!r}")
-    return number, None
+    try:
+        if isinstance(valeur, int | Decimal):
+            number = Decimal(valeur)
+        elif isinstance(valeur, float):
+            number = Decimal(repr(valeur))
+        else:
+            text = str(valeur).strip()
+            if text.casefold() in MISSING_MARKERS:
+                return None, text.casefold() or "vide"
+            parsed = limits.decimal_from_text(text)
+            if parsed is None:
+                raise Rejected("invalid_value", "not a number nor a secret/missing marker")
+            number = parsed
+        return limits.check_number(number), None
+    except limits.OutOfBounds as exc:
+        raise Rejected("invalid_value", str(exc)) from None
 
 
 def _message_id(origin: MessageOrigin) -> str:
@@ -218,16 +226,33 @@ def clean_record(
 
 
 def redact(record: Any, hasher: PiiHasher) -> dict[str, Any] | None:
-    """What a dead letter may carry: known fields, personal fields hashed.
+    """What a dead letter may carry: known fields within bounds, personal
+    fields hashed.
 
-    Unknown fields are dropped too: they might hold personal data nobody
-    declared.
+    Unknown fields are dropped: they might hold personal data nobody declared.
+    A value out of bounds (too long, NUL, not Unicode) is replaced by the
+    reason, so a dead letter is always small and always serializable.
     """
     if not isinstance(record, dict):
         return None
-    kept: dict[str, Any] = {k: v for k, v in record.items() if k in KNOWN_FIELDS}
-    kept.update({k: f"hmac-sha256:{v}" for k, v in hasher.hash_fields(record).items()})
-    return json.loads(json.dumps(kept, default=str))
+    kept: dict[str, Any] = {}
+    for name, value in record.items():
+        if name in KNOWN_FIELDS and name not in hasher.fields:
+            kept[name] = _bounded_copy(value)
+    try:
+        hashes = hasher.hash_fields(record)
+    except UnicodeEncodeError:
+        hashes = {}
+    kept.update({k: f"hmac-sha256:{v}" for k, v in hashes.items()})
+    return kept
+
+
+def _bounded_copy(value: Any) -> Any:
+    try:
+        limits.check_scalar(value)
+    except limits.OutOfBounds as exc:
+        return f"(not kept: {exc})"
+    return str(value) if isinstance(value, Decimal | float) else value
 
 
 def dead_letter(
@@ -254,34 +279,44 @@ def clean_message(
     *,
     now: datetime | None = None,
 ) -> CleanResult:
+    """Never raises: each record ends clean or dead-lettered, whatever its bytes."""
     now = now or datetime.now(UTC)
-    result = CleanResult(batch_id=_message_id(origin))
+    message_id = _message_id(origin)
+    result = CleanResult(batch_id=message_id)
     try:
         result.batch_id, default_version, producer, records = decode_message(value, origin)
     except ValidationError as exc:
         detail = "envelope does not match RawBatchHeader: " + describe(exc)
-        result.dead.append(dead_letter(_message_id(origin), "invalid_message", detail, None, now))
+        result.dead.append(dead_letter(message_id, "invalid_message", detail, None, now))
         return result
-    except ValueError as exc:  # not JSON, or not UTF-8
-        detail = f"not a JSON document: {str(exc)[:200]}"
-        result.dead.append(dead_letter(_message_id(origin), "invalid_message", detail, None, now))
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep
+        detail = f"not a JSON document: {type(exc).__name__}: {str(exc)[:200]}"
+        result.dead.append(dead_letter(message_id, "invalid_message", detail, None, now))
+        return result
+    except Exception as exc:
+        detail = unexpected(exc, "decoding a message")
+        result.dead.append(dead_letter(message_id, "internal_error", detail, None, now))
         return result
     for index, record in enumerate(records):
         record_id = f"{result.batch_id}:{index}"
         try:
-            result.clean.append(
-                clean_record(
-                    record,
-                    record_id=record_id,
-                    default_version=default_version,
-                    rules=rules,
-                    producer=producer,
-                )
+            observation = clean_record(
+                record,
+                record_id=record_id,
+                default_version=default_version,
+                rules=rules,
+                producer=producer,
             )
+            encoded = observation.model_dump_json().encode()
         except Rejected as rejected:
-            result.dead.append(
-                dead_letter(
-                    record_id, rejected.reason, rejected.detail, redact(record, rules.hasher), now
-                )
-            )
+            reason, detail = rejected.reason, rejected.detail
+        except Exception as exc:  # a case nobody foresaw costs this record only
+            reason, detail = "internal_error", unexpected(exc, "cleaning a record")
+        else:
+            result.clean.append(observation)
+            result.encoded.append(encoded)
+            continue
+        result.dead.append(
+            dead_letter(record_id, reason, detail, redact(record, rules.hasher), now)
+        )
     return result

@@ -1,0 +1,90 @@
+"""The bounds every raw record keeps, checked at the edge (ingestor and cleaner).
+
+One budget, end to end: a record within these bounds fits every later stage
+(Kafka messages, Postgres keys and NUMERIC columns, exact Decimal sums), so a
+stage after the edge never meets a value it cannot hold. What is outside gets
+a clear error at the edge and never travels further.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+# Parts of the observation key (indexed in Postgres: a btree row holds at
+# most about 2.7 kB, i.e. these in 4-byte characters with room to spare).
+MAX_KEY_CHARS = 100
+MAX_COMMUNE_CHARS = 10
+# Labels, units, dates and the extra (personal) fields.
+MAX_TEXT_CHARS = 1_000
+MAX_FIELD_NAME_CHARS = 100
+MAX_FIELDS = 40
+# valeur: |valeur| < 10**MAX_INTEGER_DIGITS with at most MAX_DECIMAL_PLACES
+# decimals, so 30 significant digits at most. Sums and weighted sums over
+# every commune of France then need under 70 digits: see EXACT_PRECISION.
+MAX_INTEGER_DIGITS = 21
+MAX_DECIMAL_PLACES = 9
+MAX_VALUE_CHARS = 64
+# version: an integer every JSON reader holds exactly, and a Postgres bigint.
+MAX_VERSION = 2**53 - 1
+# Precision of the aggregator's Decimal arithmetic: more than any sum of
+# bounded values needs; rounding is trapped, never silent.
+EXACT_PRECISION = 100
+
+
+class OutOfBounds(ValueError):
+    """A value outside the bounds above; the message never echoes the value."""
+
+
+def check_text(text: str, limit: int) -> None:
+    if len(text) > limit:
+        raise OutOfBounds(f"longer than {limit} characters")
+    if "\x00" in text:
+        raise OutOfBounds("contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise OutOfBounds("is not valid Unicode (lone surrogate)") from None
+
+
+def check_scalar(value: Any) -> None:
+    """An extra field: text, a number, a boolean or null; nothing nested."""
+    if isinstance(value, str):
+        check_text(value, MAX_TEXT_CHARS)
+    elif not (_finite(value) if isinstance(value, float | Decimal) else True):
+        raise OutOfBounds("NaN and Infinity are not numbers")
+    elif isinstance(value, dict | list):
+        raise OutOfBounds("must be text, a number, a boolean or null, not nested")
+    elif not isinstance(value, int | float | Decimal | bool | type(None)):
+        raise OutOfBounds(f"unsupported type {type(value).__name__}")
+
+
+def check_number(number: Decimal) -> Decimal:
+    """A finite decimal within the documented magnitude and decimal places."""
+    if not number.is_finite():
+        raise OutOfBounds("not a finite number")
+    if number and number.adjusted() >= MAX_INTEGER_DIGITS:
+        raise OutOfBounds(f"more than {MAX_INTEGER_DIGITS} digits before the decimal point")
+    if not number:
+        return number
+    _, digits, exponent = number.as_tuple()
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    if isinstance(exponent, int) and exponent + trailing_zeros < -MAX_DECIMAL_PLACES:
+        raise OutOfBounds(f"more than {MAX_DECIMAL_PLACES} decimal places")
+    return number
+
+
+def decimal_from_text(text: str) -> Decimal | None:
+    """``12,5``, ``1 234.5`` or ``-3e2`` as a Decimal; None if not a number."""
+    compact = text.strip().replace("\u202f", "").replace("\xa0", "").replace(" ", "")
+    if len(compact) > MAX_VALUE_CHARS:
+        raise OutOfBounds(f"longer than {MAX_VALUE_CHARS} characters")
+    try:
+        return Decimal(compact.replace(",", "."))
+    except InvalidOperation:
+        return None
+
+
+def _finite(number: float | Decimal) -> bool:
+    return number.is_finite() if isinstance(number, Decimal) else math.isfinite(number)
