@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import psycopg
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Connection,
     DateTime,
@@ -88,6 +89,8 @@ observations = Table(
     Column("libelle_indicateur", Text),
     Column("libelle_sous_champ", Text),
     Column("version", BigInteger, nullable=False),
+    Column("version_explicite", Boolean, nullable=False, server_default=text("false")),
+    Column("recu", BigInteger, nullable=False, server_default="0"),
     Column("record_id", Text, nullable=False),
     Column("pii", JSONB),
     Column("pii_key_id", Text),
@@ -272,6 +275,9 @@ MIGRATIONS = (
     "ALTER TABLE aggregates ADD COLUMN IF NOT EXISTS numerateur numeric NOT NULL DEFAULT 0",
     "ALTER TABLE aggregates ADD COLUMN IF NOT EXISTS denominateur numeric NOT NULL DEFAULT 0",
     "ALTER TABLE observations ADD COLUMN IF NOT EXISTS producteur text",
+    "ALTER TABLE observations ADD COLUMN IF NOT EXISTS version_explicite boolean NOT NULL "
+    "DEFAULT false",
+    "ALTER TABLE observations ADD COLUMN IF NOT EXISTS recu bigint NOT NULL DEFAULT 0",
 )
 
 

@@ -13,6 +13,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from itte.kafka import MAX_MESSAGE_BYTES
 from itte.retry import Health
 
 # faust asks the broker to hold each fetch up to 1.5 s (hard-coded). A broker
@@ -102,8 +103,8 @@ def make_app(
         web_port=web_port,
         web_in_thread=False,
         store="memory://",
-        # One HTTP request is one message (up to several MB): fetch it whole.
-        consumer_max_fetch_size=16 * 1024 * 1024,
+        # One HTTP request is one message (up to MAX_MESSAGE_BYTES): fetch it whole.
+        consumer_max_fetch_size=MAX_MESSAGE_BYTES,
         stream_buffer_maxsize=buffered_messages,
         producer_max_request_size=PRODUCER_MAX_REQUEST_BYTES,
     )

@@ -23,6 +23,13 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "auto.offset.reset": "earliest",
 }
 
+# The largest Kafka message itte writes or reads. One HTTP request is one
+# message (so that the broker takes all of it or nothing): the ingestor's body
+# limit is at most half of this, since records re-encoded in their envelope
+# grow by at most a quarter (a JSON number becomes decimal text). Brokers must
+# accept it: topics are created with it, compose sets it on Kafka.
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,
     "acks": "all",
@@ -30,13 +37,13 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     # Uncompressed: every client we ship must read every topic, and aiokafka
     # (under faust) reads lz4 only when the lz4 package is installed.
     "compression.type": "none",
-    "message.max.bytes": 8_000_000,
+    "message.max.bytes": MAX_MESSAGE_BYTES + 64 * 1024,  # room for the protocol's headers
 }
 
 
 def topic_specs(partitions: int) -> list[NewTopic]:
     return [
-        NewTopic(raw.TOPIC, partitions, 1),
+        NewTopic(raw.TOPIC, partitions, 1, config={"max.message.bytes": str(MAX_MESSAGE_BYTES)}),
         NewTopic(clean.TOPIC, partitions, 1),
         NewTopic(deadletter.TOPIC, 1, 1),
         NewTopic(aggregates.TOPIC, partitions, 1, config={"cleanup.policy": "compact"}),
@@ -61,6 +68,10 @@ def ensure_topics(bootstrap: str, partitions: int) -> None:
 
 class DeliveryError(RuntimeError):
     """The broker did not acknowledge every message."""
+
+
+class MessageTooLarge(ValueError):
+    """One message over MAX_MESSAGE_BYTES: no broker would take it."""
 
 
 class BlockingProducer:

@@ -14,7 +14,7 @@ TOPIC = "indicators.clean"
 class CleanObservation(BaseModel):
     """One normalized commune-level value, keyed to the current commune."""
 
-    record_id: str = Field(description="`<batch_id>:<index>`, stable across replays.")
+    record_id: str = Field(description="`<batch_id>:<index:06d>`, stable across replays.")
     indicateur: str
     sous_champ: str = "total"
     annee: int
@@ -25,7 +25,9 @@ class CleanObservation(BaseModel):
     unite: str | None = None
     libelle_indicateur: str | None = None
     libelle_sous_champ: str | None = None
-    version: int = Field(description="Highest wins; microseconds since epoch by default.")
+    version: int = Field(description="The producer's version, or the acceptance time (µs).")
+    version_explicite: bool = Field(False, description="True when the producer gave the version.")
+    recu: int = Field(0, description="When the ingestor accepted it (µs since epoch).")
     pii: dict[str, str] = Field(
         default_factory=dict, description="HMAC-SHA-256 (hex) of each personal field."
     )
@@ -36,6 +38,18 @@ class CleanObservation(BaseModel):
     def key(self) -> tuple[str, str, int, str]:
         """The observation's identity: a newer version of the same key replaces it."""
         return (self.indicateur, self.sous_champ, self.annee, self.commune_source)
+
+    @property
+    def order(self) -> tuple[bool, int, int, str]:
+        """Of two observations of one key (from one producer), the higher wins:
+        an explicit version above any implicit one, then the higher version,
+        then the later accepted, then the later record (README, "Versions")."""
+        return (self.version_explicite, self.version, self.recu, self.record_id)
+
+
+def record_id(batch_id: str, index: int) -> str:
+    """Zero-padded, so that ids of one batch sort in the records' order."""
+    return f"{batch_id}:{index:06d}"
 
 
 class CleanBatch(BaseModel):

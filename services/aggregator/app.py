@@ -87,6 +87,14 @@ def unplaced_letter(record: CleanObservation) -> DeadLetter:
     return letter(record.record_id, "unknown_code", detail, record)
 
 
+def foreign_letter(record: CleanObservation, owner: str | None) -> DeadLetter:
+    detail = (
+        f"this observation belongs to producer {owner or '(unidentified)'}; "
+        "only its owner can change it"
+    )
+    return letter(record.record_id, "other_producer", detail, record)
+
+
 def refused_letter(record: CleanObservation, exc: Exception) -> DeadLetter:
     if isinstance(exc, psycopg.Error):
         detail = f"Postgres refused it: SQLSTATE {exc.sqlstate} ({type(exc).__name__})"
@@ -124,6 +132,7 @@ def build(settings: AggregatorSettings) -> faust.App:
             results, refused = isolate(store.apply, records)
             dead += [refused_letter(record, exc) for record, exc in refused]
             dead += [unplaced_letter(r) for result in results for r in result.unplaced]
+            dead += [foreign_letter(*f) for result in results for f in result.foreign]
             if dead:
                 producer.send_all(
                     deadletter.TOPIC, ((d.record_id, deadletter.encode(d)) for d in dead)

@@ -29,7 +29,8 @@ from services.aggregator.transform import (
 )
 
 SELECT_STORED = """
-SELECT o.indicateur, o.sous_champ, o.annee, o.commune_source, o.valeur, o.version, o.record_id
+SELECT o.indicateur, o.sous_champ, o.annee, o.commune_source, o.valeur, o.version_explicite,
+       o.version, o.recu, o.record_id, o.producteur
 FROM observations o
 JOIN unnest(%s::text[], %s::text[], %s::int[], %s::text[]) AS k(i, s, a, c)
   ON (o.indicateur, o.sous_champ, o.annee, o.commune_source) = (k.i, k.s, k.a, k.c)
@@ -48,8 +49,8 @@ TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS incoming_observations (
     indicateur text, sous_champ text, annee int, commune_source text, commune text,
     valeur numeric, marqueur text, unite text, libelle_indicateur text,
-    libelle_sous_champ text, version bigint, record_id text, pii jsonb, pii_key_id text,
-    producteur text
+    libelle_sous_champ text, version bigint, version_explicite boolean, recu bigint,
+    record_id text, pii jsonb, pii_key_id text, producteur text
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS incoming_deltas (
     indicateur text, sous_champ text, annee int, niveau text, code text, valeur numeric,
@@ -59,7 +60,8 @@ CREATE TEMP TABLE IF NOT EXISTS incoming_deltas (
 
 OBSERVATION_COLUMNS = (
     "indicateur, sous_champ, annee, commune_source, commune, valeur, marqueur, unite, "
-    "libelle_indicateur, libelle_sous_champ, version, record_id, pii, pii_key_id, producteur"
+    "libelle_indicateur, libelle_sous_champ, version, version_explicite, recu, record_id, pii, "
+    "pii_key_id, producteur"
 )
 
 MERGE_OBSERVATIONS = f"""
@@ -69,9 +71,13 @@ ON CONFLICT (indicateur, sous_champ, annee, commune_source) DO UPDATE SET
     commune = EXCLUDED.commune, valeur = EXCLUDED.valeur, marqueur = EXCLUDED.marqueur,
     unite = EXCLUDED.unite, libelle_indicateur = EXCLUDED.libelle_indicateur,
     libelle_sous_champ = EXCLUDED.libelle_sous_champ, version = EXCLUDED.version,
+    version_explicite = EXCLUDED.version_explicite, recu = EXCLUDED.recu,
     record_id = EXCLUDED.record_id, pii = EXCLUDED.pii, pii_key_id = EXCLUDED.pii_key_id,
-    producteur = EXCLUDED.producteur, updated_at = now()
-WHERE (observations.version, observations.record_id) < (EXCLUDED.version, EXCLUDED.record_id)
+    updated_at = now()
+WHERE observations.producteur IS NOT DISTINCT FROM EXCLUDED.producteur
+  AND (observations.version_explicite, observations.version, observations.recu,
+       observations.record_id COLLATE "C")
+    < (EXCLUDED.version_explicite, EXCLUDED.version, EXCLUDED.recu, EXCLUDED.record_id COLLATE "C")
 """
 
 # Rows are merged sorted by key, so concurrent aggregators lock them in one order.
@@ -157,6 +163,7 @@ class ApplyResult:
     stale: int
     aggregates_changed: int
     unplaced: list[CleanObservation]  # commune outside this referential: dead-letter them
+    foreign: list[tuple[CleanObservation, str | None]]  # another producer's: with the owner
 
 
 class AggregateStore:
@@ -181,7 +188,7 @@ class AggregateStore:
         if unplaced:
             records = [r for r in records if r.commune in self._ancestors]
         if not records:
-            return ApplyResult(0, 0, 0, unplaced)
+            return ApplyResult(0, 0, 0, unplaced, [])
         conn = self._connection()
         with conn.transaction(), conn.cursor() as cur:
             commune_keys = commune_keys_needed(records, self._rules)
@@ -192,15 +199,14 @@ class AggregateStore:
             )
             obs_keys = {r.key for r in records}
             cur.execute(SELECT_STORED, _columns(obs_keys, 4))
-            stored = {
-                (i, s, a, c): Stored(v, version, rid)
-                for i, s, a, c, v, version, rid in cur.fetchall()
-            }
+            stored = {(i, s, a, c): Stored(*rest) for i, s, a, c, *rest in cur.fetchall()}
             cur.execute(SELECT_COMMUNES, _columns(commune_keys, 4))
             communes = {(i, s, a, c): CommuneState(v, n) for i, s, a, c, v, n in cur.fetchall()}
             result = plan(records, stored, communes, self._ancestors.__getitem__, self._rules)
             self._write(cur, result)
-        return ApplyResult(len(result.writes), result.stale, len(result.deltas), unplaced)
+        return ApplyResult(
+            len(result.writes), result.stale, len(result.deltas), unplaced, result.foreign
+        )
 
     @staticmethod
     def _write(cur: psycopg.Cursor[Any], result: Plan) -> None:
@@ -221,6 +227,8 @@ class AggregateStore:
                             r.libelle_indicateur,
                             r.libelle_sous_champ,
                             r.version,
+                            r.version_explicite,
+                            r.recu,
                             r.record_id,
                             Jsonb(r.pii) if r.pii else None,
                             r.pii_key_id,

@@ -2,10 +2,11 @@
 
 Given a batch of clean observations and what the database holds for their
 keys, :func:`plan` returns the observation writes and the exact change
-(delta) of every aggregate they touch. The highest (version, record_id) wins
-whatever the arrival order; an older or equal one changes nothing, so
-duplicates and replays are harmless. Values are Decimals: sums stay exact
-under any sequence of corrections.
+(delta) of every aggregate they touch. Of one producer's records for a key
+the highest ``CleanObservation.order`` wins whatever the arrival order; an
+older or equal one changes nothing, so duplicates and replays are harmless.
+Another producer's records for a key are refused (``Plan.foreign``). Values
+are Decimals: sums stay exact under any sequence of corrections.
 
 By aggregation kind, above the commune:
 - somme: valeur is the sum of commune values;
@@ -53,8 +54,15 @@ class Stored(NamedTuple):
     """What the database holds for one observation key."""
 
     valeur: Decimal | None
+    version_explicite: bool
     version: int
+    recu: int
     record_id: str
+    producteur: str | None
+
+    @property
+    def order(self) -> tuple[bool, int, int, str]:
+        return (self.version_explicite, self.version, self.recu, self.record_id)
 
 
 class CommuneState(NamedTuple):
@@ -104,15 +112,41 @@ class Plan:
     deltas: dict[AggKey, Delta] = field(default_factory=dict)
     extremes: dict[AggKey, str] = field(default_factory=dict)  # key -> "min" | "max"
     stale: int = 0  # older or equal versions: ignored
+    # Records of another producer than the observation's owner: refused.
+    foreign: list[tuple[CleanObservation, str | None]] = field(default_factory=list)
 
 
 def latest_per_key(records: Iterable[CleanObservation]) -> dict[ObsKey, CleanObservation]:
     latest: dict[ObsKey, CleanObservation] = {}
     for record in records:
         held = latest.get(record.key)
-        if held is None or (record.version, record.record_id) > (held.version, held.record_id):
+        if held is None or record.order > held.order:
             latest[record.key] = record
     return latest
+
+
+def split_by_owner(
+    records: list[CleanObservation], stored: Mapping[ObsKey, Stored]
+) -> tuple[list[CleanObservation], list[tuple[CleanObservation, str | None]]]:
+    """An observation belongs to the producer whose record was stored first (in
+    a batch, the earliest accepted); another producer's records for it are
+    refused, with the owner: nobody overwrites or freezes another's value."""
+    claims: dict[ObsKey, CleanObservation] = {}
+    for r in records:
+        if r.key not in stored:
+            first = claims.get(r.key)
+            if first is None or (r.recu, r.record_id) < (first.recu, first.record_id):
+                claims[r.key] = r
+    kept: list[CleanObservation] = []
+    foreign: list[tuple[CleanObservation, str | None]] = []
+    for r in records:
+        held = stored.get(r.key)
+        owner = held.producteur if held is not None else claims[r.key].producteur
+        if r.producteur == owner:
+            kept.append(r)
+        else:
+            foreign.append((r, owner))
+    return kept, foreign
 
 
 def commune_keys_needed(
@@ -153,12 +187,13 @@ def _plan(
     ancestors: Ancestors,
     rules: AggregationRules,
 ) -> Plan:
-    latest = latest_per_key(records)
-    result = Plan(stale=len(records) - len(latest))
+    owned, foreign = split_by_owner(records, stored)
+    latest = latest_per_key(owned)
+    result = Plan(stale=len(owned) - len(latest), foreign=foreign)
     by_commune: dict[CommuneKey, Delta] = defaultdict(Delta)
     for key, new in latest.items():
         old = stored.get(key)
-        if old is not None and (old.version, old.record_id) >= (new.version, new.record_id):
+        if old is not None and old.order >= new.order:
             result.stale += 1
             continue
         result.writes.append(new)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query
 from prometheus_client import make_asgi_app
@@ -16,13 +16,18 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from itte.db import indicators, make_engine, referential_meta
+from schemas import limits
+from schemas.aggregates import Niveau
 from schemas.catalogue import Indicator
 from services.api.cache import CacheMiddleware, ChangeListener, ResponseCache
 from services.api.metrics import LATENCY, REQUESTS
 from services.api.queries import Filters, build
 
-Niveau = Literal["commune", "epci", "departement", "region", "france"]
 CommuneCode = Annotated[str | None, Query(pattern=r"^(\d{5}|2[ABab]\d{3})$")]
+# What the aggregator can hold (schemas/limits.py): longer text or a NUL
+# cannot match anything, and Postgres refuses a NUL.
+KeyText = Annotated[str | None, Query(max_length=limits.MAX_KEY_CHARS, pattern=r"^[^\x00]*$")]
+MAX_OFFSET = 2**31 - 1
 
 
 class IndicateurPublic(BaseModel):
@@ -33,7 +38,11 @@ class IndicateurPublic(BaseModel):
     code: str
     nom: str
     agregation: str = Field(description="How it aggregates (see /indicateurs/catalogue).")
-    valeur: float | int | None = Field(description="None when no member reported a value.")
+    valeur: float | int | str | None = Field(
+        description="None when no member reported a value; with `exact=true`, a decimal text "
+        "with every digit (sums are exact; a ratio or a mean has at least 16 significant "
+        "digits)."
+    )
     unite: str | None
     communes_renseignees: int
     communes_total: int
@@ -48,7 +57,11 @@ def number(value: Decimal | None) -> float | int | None:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def to_public(row: Any) -> IndicateurPublic:
+def exact_text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def to_public(row: Any, exact: bool = False) -> IndicateurPublic:
     reporting, total = row.communes_renseignees, row.communes_total
     return IndicateurPublic(
         indicateur=row.indicateur,
@@ -58,7 +71,7 @@ def to_public(row: Any) -> IndicateurPublic:
         code=row.code,
         nom=row.nom,
         agregation=row.agregation,
-        valeur=number(row.valeur),
+        valeur=exact_text(row.valeur) if exact else number(row.valeur),
         unite=row.unite,
         communes_renseignees=reporting,
         communes_total=total,
@@ -89,11 +102,11 @@ def filters(
     departement: Annotated[str | None, Query(pattern=r"^(\d{2,3}|2[ABab])$")] = None,
     region: Annotated[str | None, Query(pattern=r"^\d{2,3}$")] = None,
     niveau: Niveau | None = None,
-    indicateur: str | None = None,
+    indicateur: KeyText = None,
     annee: Annotated[int | None, Query(ge=1900, le=2100)] = None,
-    sous_champ: str | None = None,
+    sous_champ: KeyText = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Filters:
     return Filters(
         commune=commune.upper() if commune else None,
@@ -156,12 +169,17 @@ def create_app(engine: Engine, cache_bytes: int = 0) -> FastAPI:
             return [Indicator.model_validate(dict(row)) for row in rows]
 
     @app.get("/indicateurs", response_model=list[IndicateurPublic])
-    def indicateurs(f: Annotated[Filters, Depends(filters)]) -> list[IndicateurPublic]:
+    def indicateurs(
+        f: Annotated[Filters, Depends(filters)],
+        exact: Annotated[
+            bool, Query(description="`valeur` as decimal text, to the last digit")
+        ] = False,
+    ) -> list[IndicateurPublic]:
         """Values at one level (`niveau`) inside an area (`commune`, `epci`,
         `departement`, `region`); without `niveau`, the area itself."""
         REQUESTS.labels("indicateurs").inc()
         with LATENCY.labels("indicateurs").time(), engine.connect() as conn:
-            return [to_public(row) for row in conn.execute(build(f))]
+            return [to_public(row, exact) for row in conn.execute(build(f))]
 
     return app
 

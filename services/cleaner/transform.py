@@ -19,6 +19,7 @@ from itte.referential import Referential, is_renumbering
 from schemas import limits
 from schemas.catalogue import ADDITIVE, Catalogue
 from schemas.clean import CleanObservation
+from schemas.clean import record_id as clean_record_id
 from schemas.deadletter import DeadLetter
 from schemas.raw import RawBatchHeader, RawObservation, describe
 from services.cleaner.pii import PiiHasher
@@ -187,7 +188,7 @@ def clean_record(
     record: Any,
     *,
     record_id: str,
-    default_version: int,
+    received: int,
     rules: Rules,
     producer: str | None = None,
 ) -> CleanObservation:
@@ -218,7 +219,9 @@ def clean_record(
         unite=_text(raw.unite),
         libelle_indicateur=_text(raw.libelle_indicateur),
         libelle_sous_champ=_text(raw.libelle_sous_champ),
-        version=raw.version if raw.version is not None else default_version,
+        version=raw.version if raw.version is not None else received,
+        version_explicite=raw.version is not None,
+        recu=received,
         pii=hasher.hash_fields(record),
         pii_key_id=hasher.key_id if hasher.fields & record.keys() else None,
         producteur=producer,
@@ -284,7 +287,7 @@ def clean_message(
     message_id = _message_id(origin)
     result = CleanResult(batch_id=message_id)
     try:
-        result.batch_id, default_version, producer, records = decode_message(value, origin)
+        result.batch_id, received, producer, records = decode_message(value, origin)
     except ValidationError as exc:
         detail = "envelope does not match RawBatchHeader: " + describe(exc)
         result.dead.append(dead_letter(message_id, "invalid_message", detail, None, now))
@@ -298,12 +301,12 @@ def clean_message(
         result.dead.append(dead_letter(message_id, "internal_error", detail, None, now))
         return result
     for index, record in enumerate(records):
-        record_id = f"{result.batch_id}:{index}"
+        record_id = clean_record_id(result.batch_id, index)
         try:
             observation = clean_record(
                 record,
                 record_id=record_id,
-                default_version=default_version,
+                received=received,
                 rules=rules,
                 producer=producer,
             )

@@ -53,6 +53,8 @@ def parse_json_body(body: bytes) -> Parsed:
     except (ValueError, UnicodeDecodeError) as exc:
         line = getattr(exc, "lineno", 1)
         raise BodyError([LineError(line, f"invalid JSON: {getattr(exc, 'msg', exc)}")]) from None
+    except RecursionError:
+        raise BodyError([LineError(1, "invalid JSON: nested too deep")]) from None
     parsed = Parsed()
     for position, record in enumerate(document if isinstance(document, list) else [document], 1):
         parsed.add(position, record)
@@ -69,6 +71,8 @@ def parse_ndjson_body(body: bytes) -> Parsed:
             parsed.add(number, json.loads(line, parse_float=str))
         except (ValueError, UnicodeDecodeError) as exc:
             parsed.errors.append(LineError(number, f"invalid JSON: {getattr(exc, 'msg', exc)}"))
+        except RecursionError:
+            parsed.errors.append(LineError(number, "invalid JSON: nested too deep"))
     return parsed
 
 

@@ -6,12 +6,14 @@ import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from itte import metrics
-from itte.kafka import DeliveryError
+from itte.kafka import DeliveryError, MessageTooLarge
+from schemas.raw import RawObservation
 from services.ingestor.auth import Producers
 from services.ingestor.batching import (
     BodyError,
@@ -20,8 +22,8 @@ from services.ingestor.batching import (
     parse_ndjson_body,
     validate,
 )
-from services.ingestor.idempotency import IdempotencyStore
-from services.ingestor.publisher import SERVICE, RawPublisher
+from services.ingestor.ports import IdempotencyKeys, WholePublisher
+from services.ingestor.publisher import SERVICE
 
 NDJSON_TYPES = (
     "application/x-ndjson",
@@ -29,7 +31,10 @@ NDJSON_TYPES = (
     "application/jsonl",
     "application/json-lines",
 )
-ANONYMOUS = "anonyme"  # the producer when authentication is off (local runs)
+# When authentication is off (local runs), requests share idempotency keys
+# under this name, and their records carry no producer, like files and
+# Kafka-native records: all of them are one unidentified producer.
+ANONYMOUS = "anonyme"
 
 
 class Rejected(BaseModel):
@@ -41,6 +46,38 @@ class Accepted(BaseModel):
     accepted: int
     batch_ids: list[str]
     rejected: list[Rejected] = []
+
+
+class Refusal(BaseModel):
+    """A refused request: nothing of it was published."""
+
+    detail: str
+    errors: list[Rejected] | None = Field(None, description="Each bad line and why.")
+
+
+def request_body_schema(max_records: int) -> dict[str, Any]:
+    """What ``POST /observations`` reads, for OpenAPI (FastAPI cannot infer it:
+    the handler reads the raw body to accept three forms)."""
+    record = RawObservation.model_json_schema()
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [record, {"type": "array", "items": record, "maxItems": max_records}]
+                }
+            },
+            **{
+                media: {
+                    "schema": {
+                        "type": "string",
+                        "description": "One RawObservation as JSON per line.",
+                    }
+                }
+                for media in NDJSON_TYPES[:1]
+            },
+        },
+    }
 
 
 def refuse(
@@ -58,11 +95,24 @@ def refuse(
     return JSONResponse(status_code=status, content=content, headers=headers)
 
 
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed ``limit`` bytes
+    (whatever Content-Length says, and without holding more than that)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def create_app(
-    publisher: RawPublisher,
+    publisher: WholePublisher,
     *,
     producers: Producers,
-    idempotency: IdempotencyStore,
+    idempotency: IdempotencyKeys,
     max_body_bytes: int,
     max_records: int,
 ) -> FastAPI:
@@ -73,6 +123,12 @@ def create_app(
     )
     app.mount("/metrics", make_asgi_app())
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameters(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """Bad query parameters or headers, answered like every other refusal."""
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return refuse(422, f"invalid request: {problems}", "invalid_parameters")
+
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok", "service": SERVICE}
@@ -82,13 +138,17 @@ def create_app(
         status_code=202,
         response_model=Accepted,
         responses={
-            400: {"description": "Unreadable body"},
-            401: {"description": "Missing or unknown bearer token"},
-            409: {"description": "A request with this Idempotency-Key is in progress"},
-            413: {"description": "Body or record count over the limit"},
-            422: {"description": "Invalid records (each line named); nothing published"},
-            503: {"description": "Broker unavailable: nothing published, retry later"},
+            status: {"model": Refusal, "description": description}
+            for status, description in (
+                (400, "Unreadable body"),
+                (401, "Missing or unknown bearer token"),
+                (409, "A request with this Idempotency-Key is in progress"),
+                (413, "Body or record count over the limit"),
+                (422, "Invalid records (each line named), or no record; nothing published"),
+                (503, "Broker unavailable: nothing published, retry later"),
+            )
         },
+        openapi_extra={"requestBody": request_body_schema(max_records)},
     )
     async def post_observations(
         request: Request,
@@ -113,20 +173,21 @@ def create_app(
                 "unauthorized",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        if int(request.headers.get("content-length") or 0) > max_body_bytes:
-            return refuse(413, f"body larger than {max_body_bytes} bytes", "too_large")
-        body = await request.body()
-        if len(body) > max_body_bytes:
+        body = await read_body(request, max_body_bytes)
+        if body is None:
             return refuse(413, f"body larger than {max_body_bytes} bytes", "too_large")
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         parse = parse_ndjson_body if content_type in NDJSON_TYPES else parse_json_body
         try:
-            parsed = validate(parse(body))
+            # Off the event loop: a body of several MB takes a while to parse.
+            parsed = await asyncio.to_thread(lambda: validate(parse(body)))
         except BodyError as exc:
             return refuse(
                 400, "unreadable body, nothing was published", "unreadable_body", exc.errors
             )
         count = len(parsed.records) + len(parsed.errors)
+        if count == 0:
+            return refuse(422, "the body holds no record, nothing was published", "no_records")
         if count > max_records:
             return refuse(
                 413, f"{count} records, more than {max_records} per request", "too_many_records"
@@ -160,17 +221,25 @@ def create_app(
         metrics.RECORDS_IN.labels(SERVICE).inc(len(records))
         try:
             published = await asyncio.to_thread(
-                publisher.publish_whole, records, source="http", producer=producer
+                publisher.publish_whole,
+                records,
+                source="http",
+                producer=producer if producers.required else None,
             )
-        except DeliveryError as exc:
+        except BaseException as exc:
+            # Nothing was published: the key is free for the producer's retry.
             if idempotency_key:
                 await asyncio.to_thread(idempotency.release, producer, idempotency_key)
-            return refuse(
-                503,
-                f"broker unavailable, nothing was published: {exc}",
-                "broker_unavailable",
-                headers={"Retry-After": "5"},
-            )
+            if isinstance(exc, MessageTooLarge):
+                return refuse(413, f"too large for one Kafka message: {exc}", "too_large")
+            if isinstance(exc, DeliveryError):
+                return refuse(
+                    503,
+                    f"broker unavailable, nothing was published: {exc}",
+                    "broker_unavailable",
+                    headers={"Retry-After": "5"},
+                )
+            raise
         answer = Accepted(
             accepted=published.records,
             batch_ids=published.batch_ids,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from itte import metrics
-from itte.kafka import BlockingProducer
+from itte.kafka import MAX_MESSAGE_BYTES, BlockingProducer, MessageTooLarge
 from schemas import raw
 from services.ingestor.batching import batches, encode_batch
 
@@ -31,6 +31,16 @@ class RawPublisher:
         """One envelope, hence one Kafka message: the broker takes all or nothing."""
         [batch] = batches(records, source=source, producer=producer, size=max(len(records), 1))
         return Published(self._send([batch]), [batch.batch_id])
+
+    @staticmethod
+    def _encoded(pending: list[raw.RawBatch]) -> Iterator[tuple[str, bytes]]:
+        for batch in pending:
+            value = encode_batch(batch)
+            if len(value) > MAX_MESSAGE_BYTES:
+                raise MessageTooLarge(
+                    f"{len(value)} bytes once in its envelope, more than {MAX_MESSAGE_BYTES}"
+                )
+            yield batch.batch_id, value
 
     def publish(
         self,
@@ -59,7 +69,7 @@ class RawPublisher:
 
     def _send(self, pending: list[raw.RawBatch]) -> int:
         with metrics.BATCH_SECONDS.labels(SERVICE).time():
-            self._producer.send_all(raw.TOPIC, ((b.batch_id, encode_batch(b)) for b in pending))
+            self._producer.send_all(raw.TOPIC, self._encoded(pending))
         sent = sum(len(b.records) for b in pending)
         metrics.RECORDS_OUT.labels(SERVICE, raw.TOPIC).inc(sent)
         return sent

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from itte.kafka import MAX_MESSAGE_BYTES
 from itte.settings import CommonSettings
 
 
@@ -9,7 +10,12 @@ class IngestorSettings(CommonSettings):
     ingestor_host: str = "127.0.0.1"
     ingestor_port: int = 8001
     batch_records: int = Field(500, ge=1, le=10_000, description="Records per Kafka message.")
-    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        le=MAX_MESSAGE_BYTES // 2,
+        description="HTTP body limit; any body within it fits one Kafka message.",
+    )
     delivery_timeout_ms: int = Field(10_000, ge=1000, description="Broker ack deadline.")
     max_records_per_request: int = Field(
         20_000, ge=1, description="HTTP: one request is one Kafka message, so it is bounded."

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from decimal import Decimal
+from decimal import Decimal, localcontext
+from typing import Any
 
 from schemas.clean import CleanObservation
 from services.aggregator.rules import AggregationRules
@@ -16,6 +16,9 @@ from services.aggregator.transform import (
     commune_keys_needed,
     plan,
 )
+from services.ingestor.idempotency import Previous, body_digest
+from services.ingestor.publisher import Published
+from tests import oracle
 
 Row = tuple[Decimal, int, Decimal, Decimal]  # valeur, nb_valeurs, numerateur, denominateur
 EMPTY: Row = (Decimal(0), 0, Decimal(0), Decimal(0))
@@ -30,9 +33,20 @@ class MemoryAggregates:
         self.observations: dict[ObsKey, CleanObservation] = {}
         self.aggregates: dict[AggKey, Row] = {}
         self.stale = 0
+        self.foreign = 0
+        self.received: list[list[CleanObservation]] = []
 
     def apply(self, records: list[CleanObservation]) -> None:
-        stored = {k: Stored(o.valeur, o.version, o.record_id) for k, o in self.observations.items()}
+        with localcontext() as exact:  # the store's NUMERIC columns never round
+            exact.prec = 200
+            self._apply(records)
+
+    def _apply(self, records: list[CleanObservation]) -> None:
+        self.received.append(list(records))
+        stored = {
+            k: Stored(o.valeur, o.version_explicite, o.version, o.recu, o.record_id, o.producteur)
+            for k, o in self.observations.items()
+        }
         needed = commune_keys_needed(records, self.rules)
         communes = {
             k: CommuneState(row[0], row[1])
@@ -41,6 +55,7 @@ class MemoryAggregates:
         }
         result = plan(records, stored, communes, self.ancestors, self.rules)
         self.stale += result.stale
+        self.foreign += len(result.foreign)
         for record in result.writes:
             self.observations[record.key] = record
         for key, d in result.deltas.items():
@@ -64,52 +79,48 @@ class MemoryAggregates:
             self.aggregates[key] = (extreme, *self.aggregates[key][1:])
 
     def recompute(self) -> dict[AggKey, Row]:
-        """The truth, from scratch, by the rules of the README (not by deltas)."""
-        per_commune: dict[tuple[str, str, int, str], list[Decimal | None]] = defaultdict(list)
-        for o in self.observations.values():
-            per_commune[(o.indicateur, o.sous_champ, o.annee, o.commune)].append(o.valeur)
-        value = {
-            k: (sum((v for v in vs if v is not None), Decimal(0)), sum(v is not None for v in vs))
-            for k, vs in per_commune.items()
-        }
-        truth: dict[AggKey, list] = {}
-
-        def row(key: AggKey) -> list:
-            return truth.setdefault(key, [Decimal(0), 0, Decimal(0), Decimal(0), []])
-
-        for (i, s, y, c), (v, n) in value.items():
-            r = row((i, s, y, "commune", c))
-            r[0], r[1] = v, n
-            kind = self.rules.kind(i)
-            for level in self.ancestors(c):
-                if kind in ("somme", "nombre", "min", "max"):
-                    a = row((i, s, y, *level))
-                    a[1] += n > 0
-                    a[0] += v if kind == "somme" else int(kind == "nombre" and n > 0 and v != 0)
-                    if n > 0:
-                        a[4].append(v)
-        pair_rules = {r for rs in self.rules.pairs_by_member.values() for r in rs}
-        for rule in pair_rules:
-            for (i, s, y, c), (lv, ln) in value.items():
-                if i != rule.left or ln == 0:
-                    continue
-                rv, rn = value.get((rule.right, s, y, c), (Decimal(0), 0))
-                if rn == 0:
-                    continue
-                num, den = (lv, rv) if rule.kind == "ratio" else (lv * rv, rv)
-                for level in [("commune", c), *self.ancestors(c)]:
-                    r = row((rule.target, s, y, *level))
-                    r[2] += num
-                    r[3] += den
-                    if not (level[0] == "commune" and rule.kind == "moyenne_ponderee"):
-                        r[1] += 1
-        result: dict[AggKey, Row] = {}
-        for key, (v, n, num, den, members) in truth.items():
-            kind = self.rules.kind(key[0])
-            if key[3] != "commune" and kind in ("min", "max"):
-                v = (min if kind == "min" else max)(members, default=Decimal(0))
-            result[key] = (v, n, num, den)
-        return result
+        """The truth from every record received (tests/oracle.py), not from
+        what plan() chose to write."""
+        kept = oracle.winners(self.received)
+        return oracle.aggregates(kept.values(), self.ancestors, self.rules)
 
     def nonempty(self, table: dict[AggKey, Row]) -> dict[AggKey, Row]:
         return {k: v for k, v in table.items() if v != EMPTY}
+
+
+class MemoryPublisher:
+    """Implements services.ingestor.ports.WholePublisher: keeps what it is given."""
+
+    def __init__(self, fail_with: BaseException | None = None) -> None:
+        self.published: list[tuple[list[dict[str, Any]], str | None]] = []
+        self.fail_with = fail_with
+
+    def publish_whole(
+        self, records: list[dict[str, Any]], *, source: str, producer: str | None
+    ) -> Published:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.published.append((records, producer))
+        return Published(len(records), [f"batch-{len(self.published)}"])
+
+
+class MemoryIdempotencyKeys:
+    """Implements services.ingestor.ports.IdempotencyKeys in a dictionary."""
+
+    def __init__(self) -> None:
+        self.keys: dict[tuple[str, str], tuple[str, int | None, Any]] = {}
+
+    def claim(self, producer: str, key: str, body: bytes) -> Previous | None:
+        held = self.keys.get((producer, key))
+        if held is None:
+            self.keys[(producer, key)] = (body_digest(body), None, None)
+            return None
+        digest, status, response = held
+        return Previous(digest == body_digest(body), status, response)
+
+    def complete(self, producer: str, key: str, status: int, response: Any) -> None:
+        digest, _, _ = self.keys[(producer, key)]
+        self.keys[(producer, key)] = (digest, status, response)
+
+    def release(self, producer: str, key: str) -> None:
+        self.keys.pop((producer, key), None)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from itte.catalogue import parse
 from itte.referential import load
+from schemas import limits
 from schemas.clean import CleanObservation
 from services.aggregator.rules import AggregationRules
 from services.aggregator.store import ancestors_from
@@ -68,6 +69,9 @@ def obs(
     source: str | None = None,
     indicateur: str = "pop",
     rid: str | None = None,
+    explicit: bool = False,
+    recu: int = 0,
+    producteur: str | None = None,
 ) -> CleanObservation:
     return CleanObservation(
         record_id=rid or f"r{version}",
@@ -77,6 +81,9 @@ def obs(
         commune_source=source or commune,
         valeur=None if valeur is None else Decimal(valeur),
         version=version,
+        version_explicite=explicit,
+        recu=recu,
+        producteur=producteur,
     )
 
 
@@ -193,13 +200,27 @@ def test_not_aggregable_stays_at_commune_level() -> None:
     assert {k[3] for k in s.aggregates} == {"commune"}
 
 
+# Values at the documented bounds (schemas/limits.py), negative ones, equal
+# versions, explicit and implicit versions, record indexes past 9, several
+# years and sub-fields: where a wrong winner or a rounding would show.
+BOUND = Decimal(10) ** limits.MAX_INTEGER_DIGITS - Decimal("1e-9")
+values = st.one_of(
+    st.none(),
+    st.decimals(-1000, 1000, places=3, allow_nan=False),
+    st.decimals(-BOUND, BOUND, places=limits.MAX_DECIMAL_PLACES, allow_nan=False),
+    st.sampled_from([BOUND, -BOUND, Decimal("1e-9"), Decimal(0)]),
+)
 events = st.lists(
     st.tuples(
         st.sampled_from(COMMUNES),
         st.sampled_from([None, "01015", "01340"]),  # source code override (merged commune)
-        st.one_of(st.none(), st.decimals(-1000, 1000, places=3, allow_nan=False)),
-        st.integers(1, 6),  # version: small range, so ties and reorderings happen
+        values,
+        st.integers(1, 4),  # version: small range, so ties and reorderings happen
+        st.booleans(),  # explicit version?
+        st.integers(1, 3),  # accepted at (µs): ties too
+        st.integers(0, 12),  # index in its batch: b:9 against b:10
         st.sampled_from(KINDS),
+        st.sampled_from([("total", 2024), ("total", 2025), ("18-25 ans", 2024)]),
     ),
     max_size=60,
 )
@@ -211,18 +232,77 @@ def test_running_aggregates_equal_a_recomputation(
     drawn: list, batch: int, rng: random.Random
 ) -> None:
     records = [
-        obs(
-            "01015" if source else commune,
-            None if value is None else str(value),
-            version,
-            source=source,
+        CleanObservation(
+            record_id=f"b{i % 2}:{index:06d}",
             indicateur=ind,
-            rid=f"{i % 3}",
+            sous_champ=sous_champ,
+            annee=annee,
+            commune="01015" if source else commune,
+            commune_source=source or commune,
+            valeur=value,
+            version=version,
+            version_explicite=explicit,
+            recu=recu,
         )
-        for i, (commune, source, value, version, ind) in enumerate(drawn)
+        for i, (
+            commune,
+            source,
+            value,
+            version,
+            explicit,
+            recu,
+            index,
+            ind,
+            (sous_champ, annee),
+        ) in enumerate(drawn)
     ]
     replay = records + rng.sample(records, len(records) // 2)  # duplicates, any order
+    rng.shuffle(replay)
     s = store()
     for start in range(0, len(replay), batch):
         s.apply(replay[start : start + batch])
-    assert s.nonempty(s.aggregates) == s.nonempty(s.recompute())
+    assert s.nonempty(s.aggregates) == s.recompute()
+
+
+def test_an_explicit_version_beats_the_acceptance_time_and_then_orders() -> None:
+    s = store()
+    s.apply([obs("74010", "10", 1_700_000_000_000_000)])  # implicit: the time it was accepted
+    s.apply([obs("74010", "12", 3, explicit=True)])  # the README's "version": 3
+    s.apply([obs("74010", "11", 1_800_000_000_000_000)])  # implicit, later: stale
+    s.apply([obs("74010", "9", 2, explicit=True)])  # explicit, lower: stale
+    assert s.aggregates[("pop", "total", 2024, "commune", "74010")][:2] == (Decimal(12), 1)
+    assert s.stale == 2
+    s.apply([obs("74010", "13", 4, explicit=True)])
+    assert s.aggregates[("pop", "total", 2024, "commune", "74010")][:2] == (Decimal(13), 1)
+
+
+def test_equal_versions_the_later_accepted_then_the_later_record_wins() -> None:
+    s = store()
+    s.apply([obs("74010", "1", 5, explicit=True, recu=2, rid="b:000010")])
+    s.apply([obs("74010", "2", 5, explicit=True, recu=1, rid="c:000011")])  # accepted earlier
+    assert s.aggregates[("pop", "total", 2024, "commune", "74010")][0] == Decimal(1)
+    s.apply(
+        [
+            obs("74010", "3", 5, explicit=True, recu=2, rid="b:000009"),
+            obs("74010", "4", 5, explicit=True, recu=2, rid="b:000011"),
+        ]
+    )
+    assert s.aggregates[("pop", "total", 2024, "commune", "74010")][0] == Decimal(4)
+
+
+def test_a_producer_cannot_overwrite_nor_freeze_another_producers_value() -> None:
+    s = store()
+    s.apply([obs("74010", "10", 1, producteur="ademe")])
+    s.apply([obs("74010", "99", limits.MAX_VERSION, explicit=True, producteur="intrus")])
+    s.apply([obs("74010", "11", 2, producteur="ademe")])
+    assert s.aggregates[("pop", "total", 2024, "commune", "74010")][0] == Decimal(11)
+    assert s.foreign == 1
+    # In one batch, the earliest accepted record's producer owns a new key.
+    s.apply(
+        [
+            obs("74042", "5", 9, recu=20, producteur="intrus", rid="z"),
+            obs("74042", "6", 1, recu=10, producteur="ademe", rid="a"),
+        ]
+    )
+    assert s.aggregates[("pop", "total", 2024, "commune", "74042")][0] == Decimal(6)
+    assert s.foreign == 2

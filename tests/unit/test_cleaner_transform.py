@@ -77,7 +77,7 @@ def test_normalizes_a_record() -> None:
         "habitants",
         "total",
     )
-    assert obs.record_id == "b1:0"
+    assert obs.record_id == "b1:000000"
     assert obs.version == int(RECEIVED.timestamp() * 1_000_000)
 
 
@@ -130,7 +130,7 @@ def test_invalid_records_are_dead_lettered_with_a_reason(record: Any, reason: st
     result = run(envelope(record))
     assert result.clean == []
     [dead] = result.dead
-    assert (dead.reason, dead.stage, dead.record_id) == (reason, "cleaner", "b1:0")
+    assert (dead.reason, dead.stage, dead.record_id) == (reason, "cleaner", "b1:000000")
     assert dead.detail
 
 
@@ -141,7 +141,7 @@ def test_every_record_is_either_clean_or_dead() -> None:
     ]
     result = run(envelope(*records))
     ids = [o.record_id for o in result.clean] + [d.record_id for d in result.dead]
-    assert sorted(ids) == [f"b1:{i}" for i in range(5)]
+    assert sorted(ids) == [f"b1:{i:06d}" for i in range(5)]
     assert len(result.clean) == 3
 
 
@@ -190,7 +190,7 @@ def test_bare_record_from_a_kafka_native_producer() -> None:
         {"indicateur": "x", "commune": "33063", "annee": 2021, "valeur": 2.5}
     ).encode()
     [obs] = run(value).clean
-    assert obs.record_id == "kafka:indicators.raw:2:41:0"
+    assert obs.record_id == "kafka:indicators.raw:2:41:000000"
     assert obs.version == ORIGIN.timestamp_ms * 1000
     assert obs.valeur == Decimal("2.5")
 

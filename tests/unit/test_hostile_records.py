@@ -67,7 +67,7 @@ def test_any_json_in_any_field_costs_only_its_record(batch: list[Any], good_at: 
     batch.insert(min(good_at, len(batch)), GOOD)
     result = clean_message(dumps_envelope(*batch), ORIGIN, RULES)
     assert len(result.clean) + len(result.dead) == len(batch)
-    assert any(o.record_id == f"b1:{min(good_at, len(batch) - 1)}" for o in result.clean)
+    assert any(o.record_id == f"b1:{min(good_at, len(batch) - 1):06d}" for o in result.clean)
     accounted(dumps_envelope(*batch), len(batch))
 
 
@@ -112,7 +112,7 @@ def test_the_issues_odd_records_are_dead_lettered(field: str, value: Any, reason
     result = clean_message(dumps_envelope({**GOOD, field: value}, GOOD), ORIGIN, RULES)
     [dead] = result.dead
     [good] = result.clean
-    assert (dead.reason, dead.record_id, good.record_id) == (reason, "b1:0", "b1:1")
+    assert (dead.reason, dead.record_id, good.record_id) == (reason, "b1:000000", "b1:000001")
     assert "\x00" not in dead.model_dump_json() and "Jeanne" not in dead.detail
 
 
@@ -181,6 +181,6 @@ def test_an_unforeseen_error_costs_its_record_only(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(transform, "parse_value", fragile)
     result = clean_message(envelope(GOOD, {**GOOD, "valeur": "boom"}, GOOD), ORIGIN, RULES)
     [dead] = result.dead
-    assert [o.record_id for o in result.clean] == ["b1:0", "b1:2"]
-    assert (dead.record_id, dead.reason) == ("b1:1", "internal_error")
+    assert [o.record_id for o in result.clean] == ["b1:000000", "b1:000002"]
+    assert (dead.record_id, dead.reason) == ("b1:000001", "internal_error")
     assert "RuntimeError" in dead.detail and "Jeanne" not in dead.model_dump_json()
