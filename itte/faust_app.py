@@ -92,7 +92,7 @@ def make_app(
     app = App(
         app_id,
         broker=";".join(f"kafka://{server}" for server in bootstrap.split(",")),
-        # Fast group joins on the embedded broker (DESIGN.md: ~3 s, not 23 s).
+        # Fast group joins on the embedded broker (docs/measurements.md: ~3 s, not 23 s).
         broker_session_timeout=6,
         broker_heartbeat_interval=1,
         consumer_auto_offset_reset="earliest",

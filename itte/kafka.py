@@ -14,7 +14,7 @@ from schemas import aggregates, clean, deadletter, raw
 log = logging.getLogger(__name__)
 
 # Faster group joins than librdkafka's defaults (about 3 s instead of 23 s on
-# the embedded broker, see DESIGN.md); still safe for long batches because
+# the embedded broker, see docs/measurements.md); still safe for long batches because
 # processing never blocks the heartbeat thread.
 CONSUMER_DEFAULTS: dict[str, Any] = {
     "session.timeout.ms": 6000,

@@ -44,7 +44,7 @@ JOIN unnest(%s::text[], %s::text[], %s::int[], %s::text[]) AS k(i, s, a, c)
 """
 
 # Batches are written with COPY into temporary tables, then merged in one
-# statement each: several times faster than row-by-row upserts (DESIGN.md).
+# statement each: faster than row-by-row upserts (docs/measurements.md).
 TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS incoming_observations (
     indicateur text, sous_champ text, annee int, commune_source text, commune text,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from itte.kafka import MAX_MESSAGE_BYTES, PRODUCER_DEFAULTS
 from services.aggregator.settings import AggregatorSettings
 from services.api.settings import ApiSettings
 from services.cleaner.settings import CleanerSettings
@@ -46,3 +47,11 @@ def test_prometheus_scrapes_every_service_on_its_port() -> None:
         t for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]
     }
     assert targets == {f"{name}:{port}" for name, port in PORTS.items()}
+
+
+def test_kafka_takes_the_largest_message_itte_writes() -> None:
+    kafka = compose()["services"]["kafka"]["environment"]
+    assert int(kafka["KAFKA_MESSAGE_MAX_BYTES"]) >= PRODUCER_DEFAULTS["message.max.bytes"]
+    assert PRODUCER_DEFAULTS["message.max.bytes"] > MAX_MESSAGE_BYTES
+    body_limit = IngestorSettings.model_fields["max_body_bytes"]
+    assert body_limit.default * 2 <= MAX_MESSAGE_BYTES
