@@ -7,9 +7,12 @@ replaced by their keyed hash before a record is dead-lettered.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from schemas import limits
 
 TOPIC = "indicators.deadletter"
 
@@ -21,6 +24,16 @@ class DeadLetter(BaseModel):
     detail: str = Field(description="Human-readable explanation.")
     payload: dict[str, Any] | None = Field(description="The record, PII hashed.")
     at: datetime
+
+
+def kept(value: Any) -> Any:
+    """A payload value as a dead letter may carry it: within the bounds, or
+    replaced by why it was not kept (a NUL, 5,000 characters, NaN...)."""
+    try:
+        limits.check_scalar(value)
+    except limits.OutOfBounds as exc:
+        return f"(not kept: {exc})"
+    return str(value) if isinstance(value, Decimal | float) else value
 
 
 def encode(letter: DeadLetter) -> bytes:

@@ -21,7 +21,7 @@ from itte.faust_app import make_app, raw_topic, stop_on_unexpected
 from itte.kafka import BlockingProducer, ensure_topics
 from itte.retry import Health, retry_transient
 from schemas import clean, deadletter
-from schemas.clean import CleanBatch, CleanObservation
+from schemas.clean import CleanBatch, CleanObservation, record_id
 from schemas.deadletter import DeadLetter
 from schemas.raw import describe
 from services.aggregator.publisher import OutboxRelay
@@ -64,14 +64,26 @@ def decode_one_by_one(value: bytes) -> tuple[list[CleanObservation], list[DeadLe
             records.append(CleanObservation.model_validate(item))
         except Exception as exc:
             detail = describe(exc) if isinstance(exc, ValidationError) else type(exc).__name__
-            dead.append(letter(f"{batch_id}:{index}", "invalid_schema", detail))
+            dead.append(
+                letter(own_id(item) or record_id(batch_id, index), "invalid_schema", detail)
+            )
     return records, dead
+
+
+def own_id(item: Any) -> str | None:
+    """The record's own id, when it has a usable one."""
+    found = item.get("record_id") if isinstance(item, dict) else None
+    return found if isinstance(found, str) and 0 < len(found) <= 200 else None
 
 
 def letter(
     record_id: str, reason: str, detail: str, record: CleanObservation | None = None
 ) -> DeadLetter:
-    payload = None if record is None else record.model_dump(mode="json", exclude={"pii"})
+    payload = (
+        None
+        if record is None
+        else {k: deadletter.kept(v) for k, v in record.model_dump(exclude={"pii"}).items()}
+    )
     return DeadLetter(
         record_id=record_id,
         stage=SERVICE,

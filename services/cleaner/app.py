@@ -65,7 +65,7 @@ def build(settings: CleanerSettings) -> faust.App:
         ):
             await clean_out.send(key=batch_id.encode(), value=value)
         for dead in result.dead:
-            await dead_out.send(key=dead.record_id.encode(), value=dead.model_dump_json().encode())
+            await dead_out.send(key=dead.record_id.encode(), value=deadletter.encode(dead))
             metrics.DEAD_LETTERS.labels(SERVICE, dead.reason).inc()
         metrics.RECORDS_IN.labels(SERVICE).inc(len(result.clean) + len(result.dead))
         metrics.RECORDS_OUT.labels(SERVICE, clean.TOPIC).inc(len(result.clean))

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from itte.errors import unexpected
 from itte.referential import Referential, is_renumbering
-from schemas import limits
+from schemas import deadletter, limits
 from schemas.catalogue import ADDITIVE, Catalogue
 from schemas.clean import CleanObservation
 from schemas.clean import record_id as clean_record_id
@@ -241,21 +241,13 @@ def redact(record: Any, hasher: PiiHasher) -> dict[str, Any] | None:
     kept: dict[str, Any] = {}
     for name, value in record.items():
         if name in KNOWN_FIELDS and name not in hasher.fields:
-            kept[name] = _bounded_copy(value)
+            kept[name] = deadletter.kept(value)
     try:
         hashes = hasher.hash_fields(record)
     except UnicodeEncodeError:
         hashes = {}
     kept.update({k: f"hmac-sha256:{v}" for k, v in hashes.items()})
     return kept
-
-
-def _bounded_copy(value: Any) -> Any:
-    try:
-        limits.check_scalar(value)
-    except limits.OutOfBounds as exc:
-        return f"(not kept: {exc})"
-    return str(value) if isinstance(value, Decimal | float) else value
 
 
 def dead_letter(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,19 +28,10 @@ class RawPublisher:
     def publish_whole(
         self, records: list[dict[str, Any]], *, source: str, producer: str | None
     ) -> Published:
-        """One envelope, hence one Kafka message: the broker takes all or nothing."""
+        """One envelope, hence one Kafka message: the broker takes all or nothing
+        (:class:`MessageTooLarge` if it cannot be one message)."""
         [batch] = batches(records, source=source, producer=producer, size=max(len(records), 1))
-        return Published(self._send([batch]), [batch.batch_id])
-
-    @staticmethod
-    def _encoded(pending: list[raw.RawBatch]) -> Iterator[tuple[str, bytes]]:
-        for batch in pending:
-            value = encode_batch(batch)
-            if len(value) > MAX_MESSAGE_BYTES:
-                raise MessageTooLarge(
-                    f"{len(value)} bytes once in its envelope, more than {MAX_MESSAGE_BYTES}"
-                )
-            yield batch.batch_id, value
+        return self._send(encoded(batch, split=False))
 
     def publish(
         self,
@@ -53,23 +44,46 @@ class RawPublisher:
         """Publish and wait for the broker's acknowledgement of every record.
 
         Large inputs are sent in rounds of ``messages_per_flush`` envelopes,
-        so a file of any size streams through in constant memory.
+        so a file of any size streams through in constant memory. An envelope
+        too large for one message (very long records) is cut in halves.
         """
-        count, ids, pending = 0, [], []
+        count, ids = 0, list[str]()
+        pending: list[tuple[raw.RawBatch, bytes]] = []
         for batch in batches(records, source=source, producer=producer, size=self._batch_records):
-            pending.append(batch)
+            pending += encoded(batch, split=True)
             if len(pending) >= messages_per_flush:
-                count += self._send(pending)
-                ids += [b.batch_id for b in pending]
-                pending = []
+                published = self._send(pending)
+                count, ids, pending = count + published.records, ids + published.batch_ids, []
         if pending:
-            count += self._send(pending)
-            ids += [b.batch_id for b in pending]
+            published = self._send(pending)
+            count, ids = count + published.records, ids + published.batch_ids
         return Published(count, ids)
 
-    def _send(self, pending: list[raw.RawBatch]) -> int:
+    def _send(self, pending: list[tuple[raw.RawBatch, bytes]]) -> Published:
         with metrics.BATCH_SECONDS.labels(SERVICE).time():
-            self._producer.send_all(raw.TOPIC, self._encoded(pending))
-        sent = sum(len(b.records) for b in pending)
+            self._producer.send_all(raw.TOPIC, ((b.batch_id, value) for b, value in pending))
+        sent = sum(len(b.records) for b, _ in pending)
         metrics.RECORDS_OUT.labels(SERVICE, raw.TOPIC).inc(sent)
-        return sent
+        return Published(sent, [b.batch_id for b, _ in pending])
+
+
+def encoded(batch: raw.RawBatch, *, split: bool) -> list[tuple[raw.RawBatch, bytes]]:
+    """The envelope and its JSON, within MAX_MESSAGE_BYTES: cut in halves if
+    ``split`` (each half its own batch id), else :class:`MessageTooLarge`."""
+    value = encode_batch(batch)
+    if len(value) <= MAX_MESSAGE_BYTES:
+        return [(batch, value)]
+    if not split or len(batch.records) == 1:
+        raise MessageTooLarge(
+            f"{len(value)} bytes once in its envelope, more than {MAX_MESSAGE_BYTES}"
+        )
+    middle = len(batch.records) // 2
+    halves = (batch.records[:middle], batch.records[middle:])
+    return [
+        part
+        for suffix, records in zip("ab", halves, strict=True)
+        for part in encoded(
+            batch.model_copy(update={"batch_id": batch.batch_id + suffix, "records": records}),
+            split=True,
+        )
+    ]

@@ -114,3 +114,17 @@ def test_broker_down_is_503_and_the_key_can_be_retried(database_url: str) -> Non
     assert "nothing was published" in response.json()["detail"]
     again = down.post("/observations", json=[record()], headers=key)
     assert again.status_code == 503  # not 409: the failed claim was released
+
+
+def test_a_request_at_the_documented_limits_publishes_whole(servers, database_url) -> None:
+    """20,000 records in 9.5 MB (failed at the message size before): one message."""
+    limits = {"body": 16 * 1024 * 1024, "records": 20_000}
+    client = client_for(servers.kafka_bootstrap_servers, database_url, **limits)
+    body = json.dumps([record(i, libelle_indicateur="x" * 390) for i in range(20_000)]).encode()
+    assert 9_000_000 < len(body) < limits["body"]
+    response = client.post(
+        "/observations", content=body, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 202, response.text
+    [envelope] = envelopes(servers, response.json()["batch_ids"])
+    assert len(envelope["records"]) == 20_000

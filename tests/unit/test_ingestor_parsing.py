@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from itte.kafka import MessageTooLarge
 from services.ingestor.batching import (
     BodyError,
     Parsed,
@@ -65,3 +66,20 @@ def test_batches_cut_records_into_envelopes() -> None:
     cut = list(batches(({"i": i} for i in range(7)), source="t", size=3))
     assert [len(b.records) for b in cut] == [3, 3, 1]
     assert len({b.batch_id for b in cut}) == 3
+
+
+def test_an_envelope_too_large_for_one_message_is_halved_unless_it_must_be_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from services.ingestor import publisher
+    from services.ingestor.batching import batches
+
+    monkeypatch.setattr(publisher, "MAX_MESSAGE_BYTES", 2_000)
+    records = [{"indicateur": "x", "commune": "33063", "libelle_indicateur": "y" * 300}] * 10
+    [batch] = batches(records, source="t", size=10)
+    parts = publisher.encoded(batch, split=True)
+    assert all(len(value) <= 2_000 for _, value in parts) and len(parts) > 1
+    assert [r for b, _ in parts for r in b.records] == records
+    assert len({b.batch_id for b, _ in parts}) == len(parts)
+    with pytest.raises(MessageTooLarge):
+        publisher.encoded(batch, split=False)
