@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import random
-from decimal import Decimal
 
 import psycopg
 import pytest
@@ -16,13 +15,13 @@ from hypothesis import strategies as st
 
 from itte import catalogue
 from itte.referential import load
-from schemas import limits
 from services.aggregator.rules import AggregationRules
 from services.aggregator.store import ancestors_from
 from services.aggregator.verify import check, rebuild
 from services.api.app import create_app, read_only_engine
 from tests import oracle
 from tests.conftest import TEST_CATALOGUE
+from tests.strategies import values_within_bounds
 
 COMMUNES = ["74010", "74042", "74164", "01010", "74029", "22016", "33063"]
 KINDS = ["pop", "co2", "equipee", "tmax", "tmin", "part", "local"]
@@ -82,14 +81,13 @@ def test_catalogue_is_served(database_url) -> None:
     assert catalogue["part"]["poids"] == "pop"
 
 
-BOUND = Decimal(10) ** limits.MAX_INTEGER_DIGITS - Decimal("1e-9")
 events = st.lists(
     st.tuples(
         st.sampled_from([*COMMUNES, "01340"]),  # 01340: a former code of 01015 (merged)
         st.one_of(
             st.none(),
             st.decimals(-500, 500, places=2, allow_nan=False),
-            st.decimals(-BOUND, BOUND, places=limits.MAX_DECIMAL_PLACES, allow_nan=False),
+            values_within_bounds,
         ),
         st.integers(1, 4),
         st.sampled_from(KINDS),

@@ -12,6 +12,7 @@ from schemas import limits
 from schemas.clean import CleanObservation
 from services.aggregator.rules import AggregationRules
 from services.aggregator.store import ancestors_from
+from tests.strategies import values_within_bounds
 from tests.unit.fakes import MemoryAggregates
 
 RULES = AggregationRules.from_catalogue(
@@ -203,12 +204,10 @@ def test_not_aggregable_stays_at_commune_level() -> None:
 # Values at the documented bounds (schemas/limits.py), negative ones, equal
 # versions, explicit and implicit versions, record indexes past 9, several
 # years and sub-fields: where a wrong winner or a rounding would show.
-BOUND = Decimal(10) ** limits.MAX_INTEGER_DIGITS - Decimal("1e-9")
 values = st.one_of(
     st.none(),
     st.decimals(-1000, 1000, places=3, allow_nan=False),
-    st.decimals(-BOUND, BOUND, places=limits.MAX_DECIMAL_PLACES, allow_nan=False),
-    st.sampled_from([BOUND, -BOUND, Decimal("1e-9"), Decimal(0)]),
+    values_within_bounds,
 )
 events = st.lists(
     st.tuples(

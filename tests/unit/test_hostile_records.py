@@ -16,6 +16,7 @@ from schemas.clean import CleanBatch, encode_batches
 from schemas.deadletter import DeadLetter
 from schemas.raw import RawObservation, schema_problem
 from services.cleaner.transform import clean_message
+from tests.strategies import values_within_bounds
 from tests.unit.test_cleaner_transform import ORIGIN, RULES, envelope
 
 GOOD = {"indicateur": "x", "commune": "33063", "annee": 2020, "valeur": "12,5"}
@@ -184,3 +185,9 @@ def test_an_unforeseen_error_costs_its_record_only(monkeypatch: pytest.MonkeyPat
     assert [o.record_id for o in result.clean] == ["b1:000000", "b1:000002"]
     assert (dead.record_id, dead.reason) == ("b1:000001", "internal_error")
     assert "RuntimeError" in dead.detail and "Jeanne" not in dead.model_dump_json()
+
+
+@given(values_within_bounds)
+def test_every_value_the_tests_call_within_bounds_is_accepted(value: Decimal) -> None:
+    assert schema_problem({**GOOD, "valeur": str(value)}) is None
+    assert schema_problem({**GOOD, "valeur": value}) is None
