@@ -23,11 +23,12 @@ commune reported under its former codes).
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, localcontext
-from typing import NamedTuple
+from typing import NamedTuple, ParamSpec, TypeVar
 
 from schemas.clean import CleanObservation
 from schemas.limits import EXACT_PRECISION
@@ -39,6 +40,8 @@ AggKey = tuple[str, str, int, str, str]  # indicateur, sous_champ, annee, niveau
 Ancestors = Callable[[str], Iterable[tuple[str, str]]]  # commune -> (niveau, code)...
 
 ZERO = Decimal(0)
+P = ParamSpec("P")
+R = TypeVar("R")
 # Values within schemas/limits.py need far fewer digits than this; a sum that
 # would still need more raises instead of rounding.
 EXACT = Context(
@@ -165,6 +168,20 @@ def commune_keys_needed(
     return keys
 
 
+def exact(function: Callable[P, R]) -> Callable[P, R]:
+    """Run ``function`` under EXACT: its Decimal arithmetic never rounds in
+    silence (it raises ``decimal.Inexact``, and the store's caller isolates
+    the record)."""
+
+    @functools.wraps(function)
+    def within(*args: P.args, **kwargs: P.kwargs) -> R:
+        with localcontext(EXACT):
+            return function(*args, **kwargs)
+
+    return within
+
+
+@exact
 def plan(
     records: list[CleanObservation],
     stored: Mapping[ObsKey, Stored],
@@ -172,21 +189,7 @@ def plan(
     ancestors: Ancestors,
     rules: AggregationRules,
 ) -> Plan:
-    """``communes``: the rows that exist among :func:`commune_keys_needed`.
-
-    Exact or nothing: Decimal arithmetic here never rounds in silence (it
-    raises ``decimal.Inexact``, and the store's caller isolates the record)."""
-    with localcontext(EXACT):
-        return _plan(records, stored, communes, ancestors, rules)
-
-
-def _plan(
-    records: list[CleanObservation],
-    stored: Mapping[ObsKey, Stored],
-    communes: Mapping[CommuneKey, CommuneState],
-    ancestors: Ancestors,
-    rules: AggregationRules,
-) -> Plan:
+    """``communes``: the rows that exist among :func:`commune_keys_needed`."""
     owned, foreign = split_by_owner(records, stored)
     latest = latest_per_key(owned)
     result = Plan(stale=len(owned) - len(latest), foreign=foreign)

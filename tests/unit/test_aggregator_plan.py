@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import random
-from decimal import Decimal
+from decimal import Decimal, Inexact
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -305,3 +306,9 @@ def test_a_producer_cannot_overwrite_nor_freeze_another_producers_value() -> Non
     )
     assert s.aggregates[("pop", "total", 2024, "commune", "74042")][0] == Decimal(6)
     assert s.foreign == 2
+
+
+def test_a_sum_that_would_round_raises_instead() -> None:
+    digits = limits.EXACT_PRECISION + 2
+    with pytest.raises(Inexact):
+        store().apply([obs("74010", "1" + "0" * (digits - 2) + "1")])
