@@ -33,6 +33,9 @@ MAX_VERSION = 2**53 - 1
 EXACT_PRECISION = 100
 
 
+NO_NUL = r"^[^\x00]*$"  # Postgres text cannot hold a NUL
+
+
 class OutOfBounds(ValueError):
     """A value outside the bounds above; the message never echoes the value."""
 
@@ -69,9 +72,10 @@ def check_number(number: Decimal) -> Decimal:
     if not number:
         return number
     _, digits, exponent = number.as_tuple()
-    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
-    if isinstance(exponent, int) and exponent + trailing_zeros < -MAX_DECIMAL_PLACES:
-        raise OutOfBounds(f"more than {MAX_DECIMAL_PLACES} decimal places")
+    if isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES:  # trailing zeros count not
+        trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+        if exponent + trailing_zeros < -MAX_DECIMAL_PLACES:
+            raise OutOfBounds(f"more than {MAX_DECIMAL_PLACES} decimal places")
     return number
 
 

@@ -9,15 +9,16 @@ dead-letters what does not fit, record by record.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -28,16 +29,17 @@ from schemas import limits
 TOPIC = "indicators.raw"
 
 
-def _bounded(limit: int) -> AfterValidator:
-    def check(text: str) -> str:
-        limits.check_text(text, limit)
-        return text
-
-    return AfterValidator(check)
+def _bounded(limit: int) -> StringConstraints:
+    """At most ``limit`` characters, no NUL, valid Unicode (a pattern needs a
+    real Unicode string: pydantic-core refuses lone surrogates), all checked
+    in pydantic-core, not in Python: this runs for every record."""
+    return StringConstraints(max_length=limit, pattern=limits.NO_NUL)
 
 
 KeyText = Annotated[str, _bounded(limits.MAX_KEY_CHARS)]
 Text = Annotated[str, _bounded(limits.MAX_TEXT_CHARS)]
+# An extra field: text, a finite number, a boolean or null; nothing nested.
+Extra = Text | int | Annotated[float, Field(allow_inf_nan=False)] | bool | None
 
 
 class RawObservation(BaseModel):
@@ -73,20 +75,28 @@ class RawObservation(BaseModel):
         "Default: the time it was accepted.",
     )
 
+    # Undeclared fields are kept (the cleaner hashes the personal ones) but
+    # bounded like the declared ones.
+    __pydantic_extra__: dict[str, Extra] = Field(init=False)
+
     @model_validator(mode="before")
     @classmethod
-    def _bounded_record(cls, data: Any) -> Any:
-        """Any field, declared or not: a bounded name and a bounded scalar value."""
+    def _bounded_names(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
         if len(data) > limits.MAX_FIELDS:
             raise ValueError(f"more than {limits.MAX_FIELDS} fields")
         for name, value in data.items():
-            try:
-                limits.check_text(str(name), limits.MAX_FIELD_NAME_CHARS)
-                limits.check_scalar(value)
-            except limits.OutOfBounds as exc:
-                raise ValueError(f"field {_safe_name(name)}: {exc}") from None
+            if name not in DECLARED:
+                try:
+                    limits.check_text(str(name), limits.MAX_FIELD_NAME_CHARS)
+                except limits.OutOfBounds as exc:
+                    raise ValueError(f"a field name is {exc}") from None
+                if isinstance(value, float) and not math.isfinite(value):
+                    # Else text would take it (coerce_numbers_to_str) as "nan".
+                    raise ValueError(f"{name}: NaN and Infinity are not numbers")
+            elif isinstance(value, float) and not math.isfinite(value) and name != "valeur":
+                raise ValueError(f"{name}: NaN and Infinity are not numbers")
         return data
 
     @field_validator("valeur", mode="before")
@@ -94,8 +104,10 @@ class RawObservation(BaseModel):
     def _bounded_value(cls, value: Any) -> Any:
         if isinstance(value, bool):
             raise ValueError("a boolean is not a value")
-        if isinstance(value, int | float | Decimal):
-            limits.check_number(Decimal(str(value)) if isinstance(value, float) else Decimal(value))
+        if isinstance(value, float):
+            limits.check_number(Decimal(repr(value)))
+        elif isinstance(value, int | Decimal):
+            limits.check_number(Decimal(value))
         elif isinstance(value, str):
             number = limits.decimal_from_text(value)
             if number is not None and number.is_finite():  # "NaN" text: invalid_value later
@@ -103,12 +115,7 @@ class RawObservation(BaseModel):
         return value
 
 
-def _safe_name(name: object) -> str:
-    """A field name fit to quote in an error (names are not personal data)."""
-    text = str(name)
-    if len(text) > limits.MAX_FIELD_NAME_CHARS or "\x00" in text:
-        return "(a name out of bounds)"
-    return repr(text.encode("utf-8", "replace").decode())
+DECLARED = frozenset(RawObservation.model_fields)
 
 
 class RawBatchHeader(BaseModel):
@@ -126,11 +133,32 @@ class RawBatch(RawBatchHeader):
     records: list[dict[str, Any]]
 
 
+# Plainer words for the errors the bounds raise (the only pattern is NO_NUL).
+MESSAGES = {
+    "string_pattern_mismatch": "contains a NUL character",
+    "string_unicode": "is not valid Unicode (a lone surrogate)",
+}
+
+
+EXTRA_RULE = (
+    f"an extra field must be text (at most {limits.MAX_TEXT_CHARS} characters, no NUL), "
+    "a finite number, a boolean or null"
+)
+
+
 def describe(exc: ValidationError) -> str:
-    """Validation errors without the offending input, which may be personal."""
+    """Validation errors without the offending input, which may be personal:
+    one line per field, its union's alternatives folded into one."""
+    by_field: dict[str, list[str]] = {}
+    for e in exc.errors(include_input=False, include_url=False):
+        field = str(e["loc"][0]) if e["loc"] else "record"
+        messages = by_field.setdefault(field, [])
+        message = MESSAGES.get(e["type"], e["msg"]).removeprefix("Value error, ")
+        if message not in messages:
+            messages.append(message)
     return "; ".join(
-        f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-        for e in exc.errors(include_input=False, include_url=False)
+        f"{field}: " + (EXTRA_RULE if field not in DECLARED and len(m) > 1 else " or ".join(m))
+        for field, m in by_field.items()
     )
 
 
