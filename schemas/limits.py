@@ -9,6 +9,7 @@ a clear error at the edge and never travels further.
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -79,15 +80,29 @@ def check_number(number: Decimal) -> Decimal:
     return number
 
 
-def decimal_from_text(text: str) -> Decimal | None:
-    """``12,5``, ``1 234.5`` or ``-3e2`` as a Decimal; None if not a number."""
-    compact = text.strip().replace("\u202f", "").replace("\xa0", "").replace(" ", "")
+# Numbers written this way are within the bounds by their shape alone: the
+# common case is checked by one match instead of Decimal arithmetic.
+PLAIN_NUMBER = re.compile(
+    rf"[+-]?[0-9]{{1,{MAX_INTEGER_DIGITS}}}(?:\.[0-9]{{0,{MAX_DECIMAL_PLACES}}})?"
+)
+
+
+def number_from_text(text: str) -> Decimal | None:
+    """``12,5``, ``1 234.5`` or ``-3e2`` as a Decimal, checked with
+    :func:`check_number` when finite; None if not a number at all."""
+    compact = text.strip()
+    if " " in compact or "\xa0" in compact or "\u202f" in compact:  # thousands separators
+        compact = compact.replace("\u202f", "").replace("\xa0", "").replace(" ", "")
     if len(compact) > MAX_VALUE_CHARS:
         raise OutOfBounds(f"longer than {MAX_VALUE_CHARS} characters")
+    compact = compact.replace(",", ".")
+    if PLAIN_NUMBER.fullmatch(compact):
+        return Decimal(compact)
     try:
-        return Decimal(compact.replace(",", "."))
+        number = Decimal(compact)
     except InvalidOperation:
         return None
+    return check_number(number) if number.is_finite() else number
 
 
 def _finite(number: float | Decimal) -> bool:

@@ -109,9 +109,7 @@ class RawObservation(BaseModel):
         elif isinstance(value, int | Decimal):
             limits.check_number(Decimal(value))
         elif isinstance(value, str):
-            number = limits.decimal_from_text(value)
-            if number is not None and number.is_finite():  # "NaN" text: invalid_value later
-                limits.check_number(number)
+            limits.number_from_text(value)  # out of bounds: raises; "NaN": invalid_value later
         return value
 
 

@@ -137,10 +137,12 @@ def parse_value(valeur: object) -> tuple[Decimal | None, str | None]:
             text = str(valeur).strip()
             if text.casefold() in MISSING_MARKERS:
                 return None, text.casefold() or "vide"
-            parsed = limits.decimal_from_text(text)
+            parsed = limits.number_from_text(text)
             if parsed is None:
                 raise Rejected("invalid_value", "not a number nor a secret/missing marker")
-            number = parsed
+            if not parsed.is_finite():
+                raise Rejected("invalid_value", "not a finite number")
+            return parsed, None
         return limits.check_number(number), None
     except limits.OutOfBounds as exc:
         raise Rejected("invalid_value", str(exc)) from None

@@ -154,6 +154,19 @@ def test_poison_costs_only_itself_through_the_services(stack: Stack) -> None:
     texts = [v for d in dead.values() for v in (d["payload"] or {}).values() if isinstance(v, str)]
     assert texts and not any("\x00" in t for t in texts)
 
+    # Accounting: each record the cleaner received is clean or dead, once.
+    received = {f"{http_batch}:{i:06d}" for i in range(answer["accepted"])} | {
+        f"e2e-poison-raw:{i:06d}" for i in range(len(records))
+    }
+    clean_ids = {
+        r["record_id"]
+        for m in read_all(bootstrap, clean.TOPIC)
+        for r in json.loads(m.value())["records"]
+        if r["record_id"] in received
+    }
+    dead_ids = {i for i in dead if i in received}
+    assert clean_ids.isdisjoint(dead_ids) and clean_ids | dead_ids == received
+
     # The stream goes on: every service is up and a good record sent alone lands.
     for name, process in stack.processes.items():
         assert process.poll() is None, f"{name} stopped:\n{stack.log_tail(name)}"

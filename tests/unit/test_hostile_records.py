@@ -191,3 +191,25 @@ def test_an_unforeseen_error_costs_its_record_only(monkeypatch: pytest.MonkeyPat
 def test_every_value_the_tests_call_within_bounds_is_accepted(value: Decimal) -> None:
     assert schema_problem({**GOOD, "valeur": str(value)}) is None
     assert schema_problem({**GOOD, "valeur": value}) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("999999999999999999999,999999999", Decimal("999999999999999999999.999999999")),
+        ("-1 234,5", Decimal("-1234.5")),
+        ("0000000000000000000000000001.5", Decimal("1.5")),  # past the fast path, in bounds
+        ("1.5000000000000", Decimal("1.5")),
+        ("1e20", Decimal("1e20")),
+        ("douze", None),
+        ("1.2.3", None),
+    ],
+)
+def test_numbers_as_text(text: str, expected: Decimal | None) -> None:
+    assert limits.number_from_text(text) == expected
+
+
+@pytest.mark.parametrize("text", ["1e21", "1000000000000000000000", "0.0000000001", "9" * 65])
+def test_numbers_as_text_out_of_bounds(text: str) -> None:
+    with pytest.raises(limits.OutOfBounds):
+        limits.number_from_text(text)
