@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from itte import faust_app
 from schemas.deadletter import DeadLetter, encode
-from services.aggregator.app import decode
+from services.aggregator.letters import decode
 from tests.unit.test_hostile_records import dumps, json_values
 
 GOOD = {

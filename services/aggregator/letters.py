@@ -1,0 +1,102 @@
+"""What the aggregator reads and what it refuses: clean messages decoded record
+by record when they must be, and the dead letters of the records it refuses."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from pydantic import ValidationError
+
+from itte.errors import unexpected
+from schemas import deadletter
+from schemas.clean import CleanBatch, CleanObservation, record_id
+from schemas.deadletter import DeadLetter
+from schemas.raw import describe
+
+STAGE = "aggregator"
+
+
+def decode(values: list[bytes]) -> tuple[list[CleanObservation], list[DeadLetter]]:
+    """Clean records, and a dead letter for each record (or message) that is not one."""
+    records: list[CleanObservation] = []
+    dead: list[DeadLetter] = []
+    for value in values:
+        try:
+            records += CleanBatch.model_validate_json(value).records
+        except ValidationError:  # the fast path failed: record by record
+            good, bad = decode_one_by_one(value)
+            records += good
+            dead += bad
+    return records, dead
+
+
+def decode_one_by_one(value: bytes) -> tuple[list[CleanObservation], list[DeadLetter]]:
+    message_id = f"aggregator:sha256:{hashlib.sha256(value).hexdigest()[:24]}"
+    try:
+        document = json.loads(value)
+        items = document["records"]
+        batch_id = str(document.get("batch_id", message_id))[:200]
+        if not isinstance(items, list):
+            raise TypeError("records is not a list")
+    except Exception as exc:  # not JSON, nested too deep, not an envelope
+        return [], [letter(message_id, "invalid_message", f"not a CleanBatch: {exc!r}"[:300])]
+    records: list[CleanObservation] = []
+    dead: list[DeadLetter] = []
+    for index, item in enumerate(items):
+        try:
+            records.append(CleanObservation.model_validate(item))
+        except Exception as exc:
+            detail = describe(exc) if isinstance(exc, ValidationError) else type(exc).__name__
+            dead.append(
+                letter(own_id(item) or record_id(batch_id, index), "invalid_schema", detail)
+            )
+    return records, dead
+
+
+def own_id(item: Any) -> str | None:
+    """The record's own id, when it has a usable one."""
+    found = item.get("record_id") if isinstance(item, dict) else None
+    return found if isinstance(found, str) and 0 < len(found) <= 200 else None
+
+
+def letter(
+    record_id: str, reason: str, detail: str, record: CleanObservation | None = None
+) -> DeadLetter:
+    payload = (
+        None
+        if record is None
+        else {k: deadletter.kept(v) for k, v in record.model_dump(exclude={"pii"}).items()}
+    )
+    return DeadLetter(
+        record_id=record_id,
+        stage=STAGE,
+        reason=reason,
+        detail=detail,
+        payload=payload,
+        at=datetime.now(UTC),
+    )
+
+
+def unplaced_letter(record: CleanObservation) -> DeadLetter:
+    detail = f"commune {record.commune} is not in the aggregator's referential"
+    return letter(record.record_id, "unknown_code", detail, record)
+
+
+def foreign_letter(record: CleanObservation, owner: str | None) -> DeadLetter:
+    detail = (
+        f"this observation belongs to producer {owner or '(unidentified)'}; "
+        "only its owner can change it"
+    )
+    return letter(record.record_id, "other_producer", detail, record)
+
+
+def refused_letter(record: CleanObservation, exc: Exception) -> DeadLetter:
+    if isinstance(exc, psycopg.Error):
+        detail = f"Postgres refused it: SQLSTATE {exc.sqlstate} ({type(exc).__name__})"
+        return letter(record.record_id, "database_error", detail, record)
+    detail = unexpected(exc, "aggregating a record")
+    return letter(record.record_id, "internal_error", detail, record)
