@@ -102,14 +102,18 @@ class RawObservation(BaseModel):
     @field_validator("valeur", mode="before")
     @classmethod
     def _bounded_value(cls, value: Any) -> Any:
+        """A number within bounds, as a Decimal (text is parsed here once, the
+        cleaner reads the result); other text (markers, "NaN") stays text."""
         if isinstance(value, bool):
             raise ValueError("a boolean is not a value")
         if isinstance(value, float):
-            limits.check_number(Decimal(repr(value)))
-        elif isinstance(value, int | Decimal):
-            limits.check_number(Decimal(value))
-        elif isinstance(value, str):
-            limits.number_from_text(value)  # out of bounds: raises; "NaN": invalid_value later
+            return limits.check_number(Decimal(repr(value)))
+        if isinstance(value, int | Decimal):
+            return limits.check_number(Decimal(value))
+        if isinstance(value, str):
+            number = limits.number_from_text(value)  # out of bounds: raises
+            if number is not None and number.is_finite():
+                return number
         return value
 
 
