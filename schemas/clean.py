@@ -66,16 +66,22 @@ def encode_batches(
     larger, ``max_bytes`` bytes: the aggregator's transactions and the Kafka
     messages stay bounded whatever the size of the request they came from.
     """
-    part, size = 0, 0
+    part = 0
     chunk: list[bytes] = []
+    size = _envelope_bytes(f"{batch_id}/{part}")
     for record in records:
         if chunk and (len(chunk) >= max_records or size + len(record) > max_bytes):
             yield _batch(f"{batch_id}/{part}", chunk)
-            part, chunk, size = part + 1, [], 0
+            part, chunk = part + 1, []
+            size = _envelope_bytes(f"{batch_id}/{part}")
         chunk.append(record)
-        size += len(record) + 1
+        size += len(record) + (len(chunk) > 1)  # the comma before it
     if chunk:
         yield _batch(f"{batch_id}/{part}", chunk)
+
+
+def _envelope_bytes(batch_id: str) -> int:
+    return len(_batch(batch_id, [])[1])
 
 
 def _batch(batch_id: str, records: list[bytes]) -> tuple[str, bytes]:
