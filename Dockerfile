@@ -4,6 +4,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY itte itte
+COPY common common
 COPY schemas schemas
 COPY services services
 RUN pip install --no-cache-dir . && useradd --system --home /app itte

@@ -30,6 +30,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy tests/unit/fakes.py  # each fake implements its port
 	$(BIN)/python -m scripts.check_schemas
 
 unit: install

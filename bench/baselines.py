@@ -24,9 +24,9 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.data import as_json, observations, write_long_csv
-from itte import db
-from itte.kafka import PRODUCER_DEFAULTS
-from itte.referential import load
+from common import db
+from common.kafka import PRODUCER_DEFAULTS
+from common.referential import load
 
 PARTITIONS = 4
 

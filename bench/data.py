@@ -16,7 +16,7 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
-from itte.referential import load
+from common.referential import load
 
 RESULTS = Path(__file__).parent / "results"
 YEARS = (2022, 2023, 2024)

@@ -71,7 +71,7 @@ def tail_topic(consumer: Consumer, seen: Visibility, stop: threading.Event) -> N
 def aggregates_consumer(bootstrap: str) -> Consumer:
     """Reads only what is published from now on."""
     consumer = Consumer(
-        # A short fetch wait: the embedded broker holds fetches (see itte.faust_app).
+        # A short fetch wait: the embedded broker holds fetches (see common.faust_app).
         {"bootstrap.servers": bootstrap, "group.id": "bench-freshness", "fetch.wait.max.ms": 10}
     )
     partitions = consumer.list_topics(aggregates.TOPIC, timeout=30).topics[aggregates.TOPIC]

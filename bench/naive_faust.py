@@ -25,10 +25,10 @@ from sqlalchemy import text
 
 from bench.baselines import create_topic, start_producer
 from bench.stack import named, wait_until_counted
-from itte import db
-from itte.embedded import free_port
-from itte.referential import load
-from itte.runner import wait_http
+from common import db
+from common.embedded import free_port
+from common.referential import load
+from itte.processes import wait_http
 from schemas.raw import RawObservation
 
 TABLES = """

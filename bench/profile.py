@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-OURS = ("itte/", "services/", "schemas/")
+OURS = ("itte/", "common/", "services/", "schemas/")
 # Entry points every sample goes through: they say nothing of where time goes.
-WRAPPERS = ("(itte/__main__.py)", "(itte/cli.py)", "run (itte/faust_app.py)")
+WRAPPERS = ("(itte/__main__.py)", "(itte/cli.py)", "run (common/faust_app.py)")
 
 
 def package(frame: str) -> str:

@@ -26,7 +26,7 @@ from bench.data import RESULTS
 from bench.environment import describe_machine, versions
 from bench.report import render
 from bench.stack import given_or_embedded
-from itte.embedded import stop_embedded
+from common.embedded import stop_embedded
 
 ROOT = Path(__file__).parents[1]
 WORKLOADS = ("w1", "w2", "w3", "profile")

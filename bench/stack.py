@@ -14,10 +14,10 @@ from pathlib import Path
 import psutil
 import psycopg
 
-from itte import catalogue, db
-from itte.embedded import Servers, ensure_servers, free_port, stop_embedded
-from itte.kafka import ensure_topics
-from itte.runner import start_services, stop_services, wait_http
+from common import db, migrations
+from common.embedded import Servers, ensure_servers, free_port, stop_embedded
+from common.kafka import ensure_topics
+from itte.processes import Processes, wait_http
 
 # Cheap to poll on millions of rows (a handful of France-level rows), and
 # committed in the same transaction as every other aggregate of the records.
@@ -117,7 +117,7 @@ def running_stack(
     servers = given_or_embedded(state)
     try:
         ensure_topics(servers.kafka_bootstrap_servers, 4)
-        db.ensure_schema(db.make_engine(servers.database_url), catalogue.load(catalogue_path))
+        migrations.upgrade(db.make_engine(servers.database_url))
         ports = {name: free_port() for name in ("API", "INGESTOR", "CLEANER", "AGGREGATOR")}
         env = {
             **os.environ,
@@ -129,14 +129,15 @@ def running_stack(
             **{f"ITTE_{name}_PORT": str(port) for name, port in ports.items()},
             **{f"ITTE_{name}": value for name, value in settings.items()},
         }
-        processes = start_services(env, state / "logs")
+        processes = Processes(env, state / "logs")
+        processes.start_all()
         try:
-            stack = Stack(servers, env, ports, state / "logs", processes)
-            wait_http(stack.url("api", "/health"), 120, processes["api"])
-            wait_http(stack.url("ingestor", "/health"), 120, processes["ingestor"])
-            wait_http(stack.url("aggregator", "/health"), 120, processes["aggregator"])
+            stack = Stack(servers, env, ports, state / "logs", processes.running)
+            wait_http(stack.url("api", "/health"), 120, processes.running["api"])
+            wait_http(stack.url("ingestor", "/health"), 120, processes.running["ingestor"])
+            wait_http(stack.url("aggregator", "/health"), 120, processes.running["aggregator"])
             yield stack
         finally:
-            stop_services(processes)
+            processes.stop_all()
     finally:
         stop_embedded(state)

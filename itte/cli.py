@@ -4,8 +4,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from common.embedded import Servers
+    from common.settings import CommonSettings
+
+
+def _servers(settings: CommonSettings, log_level: str | None = None) -> Servers:
+    """Logging set up, and the servers' addresses: the configured ones, else
+    the embedded servers (started if needed)."""
+    from common.embedded import servers_for
+
+    _logging(log_level or settings.log_level)
+    return servers_for(settings)
 
 
 def _logging(level: str) -> None:
@@ -23,47 +37,56 @@ def main() -> None:
 @main.command()
 def ingestor() -> None:
     """HTTP ingestion service (POST /observations)."""
-    from services.ingestor.main import serve
+    from services.ingestor import bootstrap
     from services.ingestor.settings import IngestorSettings
 
     settings = IngestorSettings()
-    _logging(settings.log_level)
-    serve(settings)
+    bootstrap.serve(settings, _servers(settings))
 
 
 @main.command()
 def cleaner() -> None:
     """Cleaning service (faust): indicators.raw → indicators.clean."""
-    from itte.faust_app import run
-    from services.cleaner.app import build
+    from common.faust_app import run
+    from services.cleaner import bootstrap
     from services.cleaner.settings import CleanerSettings
 
     settings = CleanerSettings()
-    _logging(settings.log_level)
-    run(build(settings), settings.log_level)
+    run(bootstrap.build(settings, _servers(settings)), settings.log_level)
 
 
 @main.command()
 def aggregator() -> None:
     """Aggregation service (faust): indicators.clean → Postgres → indicators.aggregates."""
-    from itte.faust_app import run
-    from services.aggregator.app import build
+    from common.faust_app import run
+    from services.aggregator import bootstrap
     from services.aggregator.settings import AggregatorSettings
 
     settings = AggregatorSettings()
-    _logging(settings.log_level)
-    run(build(settings), settings.log_level)
+    run(bootstrap.build(settings, _servers(settings)), settings.log_level)
 
 
 @main.command()
 def api() -> None:
     """Query API (GET /indicateurs)."""
-    from services.api.main import serve
+    from services.api import bootstrap
     from services.api.settings import ApiSettings
 
     settings = ApiSettings()
+    bootstrap.serve(settings, _servers(settings))
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database to the schema of this version, and load the referential."""
+    from common import db, migrations
+    from common.embedded import database_address
+    from common.settings import CommonSettings
+
+    settings = CommonSettings()
     _logging(settings.log_level)
-    serve(settings)
+    migrations.upgrade(db.make_engine(database_address(settings)))
+    click.echo(f"the database is at revision {migrations.head()}")
 
 
 @main.command()
@@ -89,19 +112,22 @@ def ingest(
 
     Exit status 1 when records were rejected (they are in <file>.rejets.ndjson).
     """
+    from services.ingestor import bootstrap
+    from services.ingestor.file_ingest import ingest_files
     from services.ingestor.files import Mapping
-    from services.ingestor.main import ingest_files
     from services.ingestor.settings import IngestorSettings
 
     settings = IngestorSettings()
-    _logging("WARNING")
-    summaries = ingest_files(
-        settings,
-        list(paths),
-        producer=producer,
-        fmt=fmt,  # type: ignore[arg-type]
-        mapping=Mapping.load(mapping) if mapping else None,
-        show_progress=True,
+    servers = _servers(settings, "WARNING")  # the progress bars tell
+    summaries = list(
+        ingest_files(
+            bootstrap.publisher(settings, servers),
+            list(paths),
+            producer=producer,
+            fmt=fmt,
+            mapping=Mapping.load(mapping) if mapping else None,
+            show_progress=True,
+        )
     )
     for summary in summaries:
         click.echo(str(summary))
@@ -135,15 +161,15 @@ def pull(
     producer: str | None,
 ) -> None:
     """Read observations from a SQL database, incrementally, to indicators.raw."""
-    from services.ingestor.main import build_publisher
+    from services.ingestor import bootstrap
     from services.ingestor.pull import pull as run_pull
     from services.ingestor.settings import IngestorSettings
 
     settings = IngestorSettings()
-    _logging(settings.log_level)
+    servers = _servers(settings)
     state = settings.state_dir / f"pull-{name}.json"
     for result in run_pull(
-        build_publisher(settings),
+        bootstrap.publisher(settings, servers),
         every=every,
         url=url,
         query=query,
@@ -162,26 +188,20 @@ def pull(
 @click.option("--demo/--no-demo", default=True, help="Ingest the bundled demo data.")
 def up(demo: bool) -> None:
     """Run broker, Postgres and the four services until Ctrl-C."""
-    from itte.runner import up as run_up
-    from services.api.settings import ApiSettings
-    from services.ingestor.settings import IngestorSettings
+    from itte.up import UpSettings
+    from itte.up import up as run_up
 
-    settings = ApiSettings()
+    settings = UpSettings()
     _logging(settings.log_level)
-    run_up(
-        settings,
-        demo=demo,
-        api_port=settings.api_port,
-        ingestor_port=IngestorSettings().ingestor_port,
-    )
+    run_up(settings, demo=demo)
 
 
 @main.command()
 @click.option("--show", default=20, show_default=True, help="Differences to print.")
 def check(show: int) -> None:
     """Compare running aggregates with a recomputation; exit 1 on any difference."""
-    from itte.embedded import database_address
-    from itte.settings import CommonSettings
+    from common.embedded import database_address
+    from common.settings import CommonSettings
     from services.aggregator.verify import check as run_check
 
     report = run_check(database_address(CommonSettings()))
@@ -194,8 +214,8 @@ def check(show: int) -> None:
 @main.command()
 def rebuild() -> None:
     """Recompute every aggregate from the stored observations (changes get published)."""
-    from itte.embedded import database_address
-    from itte.settings import CommonSettings
+    from common.embedded import database_address
+    from common.settings import CommonSettings
     from services.aggregator.verify import rebuild as run_rebuild
 
     counts = run_rebuild(database_address(CommonSettings()))
@@ -223,8 +243,8 @@ def servers() -> None:
 @servers.command("start")
 def servers_start() -> None:
     """Start them (or find them running) and print their addresses."""
-    from itte.embedded import ensure_servers
-    from itte.settings import CommonSettings
+    from common.embedded import ensure_servers
+    from common.settings import CommonSettings
 
     s = CommonSettings()
     found = ensure_servers(
@@ -238,8 +258,8 @@ def servers_start() -> None:
 
 @servers.command("stop")
 def servers_stop() -> None:
-    from itte.embedded import stop_embedded
-    from itte.settings import CommonSettings
+    from common.embedded import stop_embedded
+    from common.settings import CommonSettings
 
     stop_embedded(CommonSettings().state_dir)
 

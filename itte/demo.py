@@ -7,7 +7,7 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
-from itte import referential
+from common import referential
 
 YEAR = 2026  # populations attached to the 2026 COG edition
 HEADER = [

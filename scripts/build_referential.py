@@ -6,7 +6,7 @@ the Licence Ouverte / Open Licence 2.0, code under MIT); version 6.0.0 is the
 
     python scripts/build_referential.py [--version 6.0.0]
 
-It needs ``npm`` on the PATH and writes ``itte/referential/data/*.csv.gz``
+It needs ``npm`` on the PATH and writes ``common/referential/data/*.csv.gz``
 (byte-for-byte reproducible: sorted rows, gzip without timestamps).
 """
 

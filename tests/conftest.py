@@ -12,9 +12,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from itte import catalogue, db
-from itte.embedded import Servers, ensure_servers, stop_embedded
-from itte.kafka import ensure_topics
+from common import catalogue, db, migrations
+from common.embedded import Servers, ensure_servers, stop_embedded
+from common.kafka import ensure_topics
 
 TEST_CATALOGUE = Path(__file__).parent / "catalogue.toml"
 
@@ -34,14 +34,18 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 @pytest.fixture(scope="session")
 def database_factory(servers: Servers) -> Callable[[], str]:
-    """Returns a function that creates a fresh database with itte's schema."""
+    """Returns a function that creates a fresh database, migrated, with the
+    test catalogue loaded (as the aggregator loads its own at start)."""
 
     def create() -> str:
         name = f"itte_test_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(servers.database_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         url = with_database(servers.database_url, name)
-        db.ensure_schema(db.make_engine(url), catalogue.load(TEST_CATALOGUE))
+        engine = db.make_engine(url)
+        migrations.upgrade(engine)
+        db.load_catalogue(engine, catalogue.load(TEST_CATALOGUE))
+        engine.dispose()
         return url
 
     return create

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from pydantic import ValidationError
 
-from itte.errors import unexpected
+from common.errors import unexpected
 from schemas import deadletter
 from schemas.clean import CleanBatch, CleanObservation, record_id
 from schemas.deadletter import DeadLetter

@@ -1,9 +1,10 @@
-"""Outbox relay: committed aggregate changes → ``indicators.aggregates``.
+"""Kafka adapters of the aggregator: the outbox relay (committed aggregate
+changes → ``indicators.aggregates``) and the dead letters.
 
 Every change of an EPCI, département, région or France aggregate is
 published; commune rows are not (they restate the observations themselves).
 
-Runs after every batch and on a timer, so changes committed just before a
+The relay runs after every batch and on a timer, so changes committed just before a
 crash are published after the restart. At least once, on a compacted topic
 keyed by aggregate: a repeated message only restates the latest value.
 """
@@ -16,10 +17,12 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from itte import db
-from itte.kafka import BlockingProducer
+from common import db
+from common.kafka import BlockingProducer
 from schemas import aggregates as topic
+from schemas import deadletter
 from schemas.aggregates import AggregateChange
+from schemas.deadletter import DeadLetter
 
 SELECT_PENDING = """
 SELECT indicateur, sous_champ, annee, niveau, code, valeur, unite, communes_renseignees,
@@ -79,3 +82,14 @@ class OutboxRelay:
             ]
             conn.execute(MARK_PUBLISHED, [list(col) for col in zip(*keys, strict=True)])
             published += len(changes)
+
+
+class KafkaDeadLetters:
+    def __init__(self, producer: BlockingProducer) -> None:
+        self._producer = producer
+
+    def send(self, letters: list[DeadLetter]) -> None:
+        if letters:
+            self._producer.send_all(
+                deadletter.TOPIC, ((d.record_id, deadletter.encode(d)) for d in letters)
+            )

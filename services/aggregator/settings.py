@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from itte.settings import CommonSettings
+from common.settings import CommonSettings
 
 
 class AggregatorSettings(CommonSettings):

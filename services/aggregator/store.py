@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from itte import db, referential
+from common import db, referential
 from schemas.clean import CleanObservation
+from services.aggregator.ports import ApplyResult
 from services.aggregator.rules import AggregationRules
 from services.aggregator.transform import (
     CommuneKey,
@@ -134,21 +134,6 @@ def lock_bucket(key: CommuneKey) -> int:
     return zlib.crc32(f"{sous_champ}|{annee}|{commune}".encode()) % LOCK_BUCKETS
 
 
-def ancestors_from(ref: referential.Referential) -> dict[str, list[tuple[str, str]]]:
-    """Every commune's territories: départements and régions come from the
-    commune itself, never from its EPCI (89 EPCI span several départements)."""
-    table: dict[str, list[tuple[str, str]]] = {}
-    for c in ref.communes.values():
-        levels = [("epci", c.epci)] if c.epci else []
-        levels += [
-            ("departement", c.departement),
-            ("region", c.region),
-            ("france", referential.FRANCE),
-        ]
-        table[c.code] = levels
-    return table
-
-
 def _columns(keys: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
     columns: list[list[Any]] = [[] for _ in range(width)]
     for key in keys:
@@ -157,21 +142,12 @@ def _columns(keys: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return columns
 
 
-@dataclass(frozen=True)
-class ApplyResult:
-    written: int
-    stale: int
-    aggregates_changed: int
-    unplaced: list[CleanObservation]  # commune outside this referential: dead-letter them
-    foreign: list[tuple[CleanObservation, str | None]]  # another producer's: with the owner
-
-
 class AggregateStore:
     def __init__(
         self, database_url: str, ref: referential.Referential, rules: AggregationRules
     ) -> None:
         self._database_url = database_url
-        self._ancestors = ancestors_from(ref)
+        self._ancestors = referential.ancestors(ref)
         self._rules = rules
         self._conn: psycopg.Connection[Any] | None = None
 

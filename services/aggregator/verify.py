@@ -14,11 +14,13 @@ from typing import Any
 
 import psycopg
 
+from common.referential import FRANCE
+
 AggKey = tuple[str, str, int, str, str]
 
 # The rules of transform.py, restated as one query over the stored observations
 # and the catalogue table.
-RECOMPUTE = """
+RECOMPUTE = f"""
 WITH per_commune AS (
     SELECT indicateur, sous_champ, annee, commune, coalesce(sum(valeur), 0) AS v,
            count(valeur) AS n, max(unite) AS u
@@ -26,7 +28,7 @@ WITH per_commune AS (
 ), levels AS (
     SELECT c.code AS commune, l.niveau, l.code FROM communes c
     CROSS JOIN LATERAL (VALUES ('epci', c.epci), ('departement', c.departement),
-        ('region', c.region), ('france', 'FR')) AS l(niveau, code)
+        ('region', c.region), ('france', '{FRANCE}')) AS l(niveau, code)
     WHERE l.code IS NOT NULL
 ), pairs AS (
     SELECT id AS target, numerateur AS l, denominateur AS r, agregation AS kind

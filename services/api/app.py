@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -13,9 +12,8 @@ from fastapi import Depends, FastAPI, Query
 from prometheus_client import make_asgi_app
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from itte.db import indicators, make_engine, referential_meta
+from common.db import indicators, make_engine, referential_meta
 from schemas import limits
 from schemas.aggregates import Niveau
 from schemas.catalogue import Indicator
@@ -79,21 +77,6 @@ def to_public(row: Any, exact: bool = False) -> IndicateurPublic:
         complet=reporting == total,
         mis_a_jour=row.updated_at,
     )
-
-
-def wait_for_schema(engine: Engine, timeout: float = 120.0) -> None:
-    """The aggregator creates the schema; the read-only API waits for it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with engine.connect() as conn:
-                if conn.execute(select(referential_meta.c.version)).scalar():
-                    return
-        except (OperationalError, ProgrammingError):
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("the database schema did not appear; is the aggregator running?")
-        time.sleep(0.5)
 
 
 def filters(

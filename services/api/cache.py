@@ -1,7 +1,7 @@
 """Responses of the read endpoints, kept until the data they show changes.
 
 The aggregates change only when a writer commits, and every such commit
-notifies ``itte.db.CHANGES_CHANNEL`` (a statement trigger). A listener thread
+notifies ``common.db.CHANGES_CHANNEL`` (a statement trigger). A listener thread
 bumps a generation number on each notification; a response is served from
 memory only if it was computed in the current generation. While the listener
 is not connected (start-up, database restart) nothing is served from memory.
@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 from cachetools import LRUCache
 
-from itte.db import CHANGES_CHANNEL
+from common.db import CHANGES_CHANNEL
 from services.api.metrics import CACHE, LATENCY, REQUESTS
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
-from itte.db import aggregate_values, communes
-from itte.referential import FRANCE
+from common.db import aggregate_values, communes
+from common.referential import FRANCE
 
 AREA_ORDER = ("commune", "epci", "departement", "region")  # finest first
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 def normalize(value: object) -> str:
@@ -48,3 +50,13 @@ class PiiHasher:
             for name, value in record.items()
             if name in self.fields and value not in (None, "")
         }
+
+
+def local_key(path: Path) -> bytes:
+    """The key kept at ``path`` (owner-only), generated at the first call: for
+    local runs only, where no key is configured."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip().encode()

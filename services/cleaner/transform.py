@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from itte.errors import unexpected
-from itte.referential import Referential, is_renumbering
+from common.errors import unexpected
+from common.referential import Referential, is_renumbering
 from schemas import deadletter, limits
 from schemas.catalogue import ADDITIVE, Catalogue
 from schemas.clean import CleanObservation

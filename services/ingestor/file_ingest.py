@@ -8,6 +8,7 @@ the record), which can be fixed and ingested again.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,10 +17,13 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
+from common import metrics
 from schemas.raw import schema_problem
 from services.ingestor.files import Mapping, read_file
 from services.ingestor.layouts import Format
-from services.ingestor.publisher import RawPublisher
+from services.ingestor.publisher import SERVICE, RawPublisher
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -107,3 +111,14 @@ def ingest_file(
     if not summary.rejected:
         summary.rejects_path = None
     return summary
+
+
+def ingest_files(
+    publisher: RawPublisher, paths: list[Path], **options: Any
+) -> Iterator[FileSummary]:
+    """:func:`ingest_file` for each path, in turn (``options``: its keywords)."""
+    for path in paths:
+        summary = ingest_file(publisher, path, **options)
+        metrics.RECORDS_IN.labels(SERVICE).inc(summary.read)
+        log.info("%s", summary)
+        yield summary

@@ -4,28 +4,19 @@ Kept in Postgres so that a restarted ingestor (or another replica) knows them.
 A key is claimed before publishing and completed with the answer after; a
 claim left by a crashed ingestor can be taken over once it is stale (the
 records may then be published twice, which the aggregator absorbs).
+
+The table, ``ingest_requests``, comes with the migrations; each call opens
+its own connection (requests are few and far between, compared with records).
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS ingest_requests (
-    producer text NOT NULL,
-    key text NOT NULL,
-    body_sha256 text NOT NULL,
-    status int,
-    response jsonb,
-    claimed_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (producer, key)
-)
-"""
+from services.ingestor.ports import Previous, body_digest
 
 CLAIM = """
 INSERT INTO ingest_requests AS r (producer, key, body_sha256) VALUES (%s, %s, %s)
@@ -36,25 +27,10 @@ RETURNING true
 """
 
 
-@dataclass(frozen=True)
-class Previous:
-    """What an earlier request with the same key left."""
-
-    same_body: bool
-    status: int | None  # None: still being processed
-    response: Any
-
-
-def body_digest(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
-
-
 class IdempotencyStore:
     def __init__(self, database_url: str, stale_after_seconds: float = 60.0) -> None:
         self._database_url = database_url
         self._stale = stale_after_seconds
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(SCHEMA)
 
     def claim(self, producer: str, key: str, body: bytes) -> Previous | None:
         """None: the key is ours to process. Otherwise what happened before."""
@@ -79,7 +55,6 @@ class IdempotencyStore:
             )
 
     def release(self, producer: str, key: str) -> None:
-        """Forget a claim whose request failed, so that a retry can go through."""
         with psycopg.connect(self._database_url, autocommit=True) as conn:
             conn.execute(
                 "DELETE FROM ingest_requests WHERE producer = %s AND key = %s AND status IS NULL",

@@ -1,12 +1,31 @@
-"""What the ingestor's HTTP handler needs from the outside, as small protocols:
-the Kafka and Postgres adapters implement them, and so do the unit tests' fakes."""
+"""What the ingestor's handlers need from the outside, as small protocols:
+the Kafka and Postgres adapters implement them, and so do the unit tests' fakes
+(tests/unit/fakes.py)."""
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from services.ingestor.idempotency import Previous
-from services.ingestor.publisher import Published
+
+@dataclass(frozen=True)
+class Published:
+    records: int
+    batch_ids: list[str]
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What an earlier request with the same idempotency key left."""
+
+    same_body: bool
+    status: int | None  # None: still being processed
+    response: Any
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
 
 
 class WholePublisher(Protocol):
@@ -24,4 +43,6 @@ class IdempotencyKeys(Protocol):
 
     def complete(self, producer: str, key: str, status: int, response: Any) -> None: ...
 
-    def release(self, producer: str, key: str) -> None: ...
+    def release(self, producer: str, key: str) -> None:
+        """Forget a claim whose request failed, so that a retry can go through."""
+        ...

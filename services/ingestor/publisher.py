@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from itte import metrics
-from itte.kafka import MAX_MESSAGE_BYTES, BlockingProducer, MessageTooLarge
+from common import metrics
+from common.kafka import MAX_MESSAGE_BYTES, BlockingProducer, MessageTooLarge
 from schemas import raw
 from services.ingestor.batching import batches, encode_batch
+from services.ingestor.ports import Published
 
 SERVICE = "ingestor"
-
-
-@dataclass(frozen=True)
-class Published:
-    records: int
-    batch_ids: list[str]
 
 
 class RawPublisher:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from itte.kafka import MAX_MESSAGE_BYTES
-from itte.settings import CommonSettings
+from common.kafka import MAX_MESSAGE_BYTES
+from common.settings import CommonSettings
 
 
 class IngestorSettings(CommonSettings):

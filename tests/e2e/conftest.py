@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from itte.embedded import Servers, ensure_broker, stop_embedded
-from itte.kafka import ensure_topics
-from tests.e2e.stack import SERVICES, Stack
+from common.embedded import Servers, ensure_broker, stop_embedded
+from common.kafka import ensure_topics
+from itte.processes import SERVICES
+from tests.e2e.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

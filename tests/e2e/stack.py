@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from itte.embedded import Servers, free_port
+from common.embedded import Servers, free_port
+from itte.processes import SERVICES, Processes
 from services.ingestor.auth import hash_token
 
 T = TypeVar("T")
-SERVICES = ("ingestor", "cleaner", "aggregator", "api")
 PORT_SETTING = {
     "ingestor": "ITTE_INGESTOR_PORT",
     "cleaner": "ITTE_CLEANER_PORT",
@@ -59,39 +58,33 @@ def post(url: str, body: bytes, content_type: str = "application/json") -> tuple
         return error.code, json.loads(error.read())
 
 
-class Stack:
+class Stack(Processes):
+    """The four services on their own ports, configured as in production."""
+
     def __init__(self, servers: Servers, workdir: Path) -> None:
         self.workdir = workdir
         self.ports = {name: free_port() for name in SERVICES}
-        self.env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
-            "DATABASE_URL": servers.database_url,
-            "ITTE_STATE_DIR": str(workdir / "state"),
-            "ITTE_PII_KEY": "e2e-test-key-not-secret-0123456789",
-            "ITTE_ENVIRONMENT": "production",
-            "ITTE_PRODUCER_TOKENS": json.dumps({"e2e": hash_token(PRODUCER_TOKEN)}),
-            "ITTE_CATALOGUE": str(Path(__file__).parents[1] / "catalogue.toml"),
-            **{PORT_SETTING[name]: str(port) for name, port in self.ports.items()},
-        }
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        super().__init__(
+            {
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
+                "DATABASE_URL": servers.database_url,
+                "ITTE_STATE_DIR": str(workdir / "state"),
+                "ITTE_PII_KEY": "e2e-test-key-not-secret-0123456789",
+                "ITTE_ENVIRONMENT": "production",
+                "ITTE_PRODUCER_TOKENS": json.dumps({"e2e": hash_token(PRODUCER_TOKEN)}),
+                "ITTE_CATALOGUE": str(Path(__file__).parents[1] / "catalogue.toml"),
+                **{PORT_SETTING[name]: str(port) for name, port in self.ports.items()},
+            },
+            log_dir=workdir,
+        )
 
     def url(self, name: str, path: str = "") -> str:
         return f"http://127.0.0.1:{self.ports[name]}{path}"
 
-    def start(self, name: str) -> None:
-        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115
-        self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "itte", name],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-
     def ready(self, name: str, timeout: float = 90) -> None:
         def healthy() -> bool:
-            process = self.processes[name]
+            process = self.running[name]
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited:\n{self.log_tail(name)}")
             health = get_json(self.url(name, "/health"))
@@ -103,29 +96,9 @@ class Stack:
         eventually(healthy, timeout, f"{name} to be ready")
 
     def start_all(self) -> None:
-        for name in SERVICES:
-            self.start(name)
+        super().start_all()
         for name in SERVICES:
             self.ready(name)
-
-    def kill(self, name: str) -> None:
-        process = self.processes[name]
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
-
-    def stop_all(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-    def log_tail(self, name: str, lines: int = 40) -> str:
-        path = self.workdir / f"{name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def ingest_file(self, path: Path) -> str:
         done = subprocess.run(

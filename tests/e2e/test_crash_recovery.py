@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from itte.referential import load
+from common.referential import load
 from schemas import aggregates
 from services.aggregator.verify import check
 from tests.e2e.stack import Stack, eventually, get_json, post

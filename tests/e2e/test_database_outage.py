@@ -9,7 +9,7 @@ import urllib.request
 import psycopg
 from psycopg import sql
 
-from itte.referential import load
+from common.referential import load
 from services.aggregator.verify import check
 from tests.conftest import with_database
 from tests.e2e.stack import Stack, eventually, get_json, post

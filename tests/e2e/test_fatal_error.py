@@ -8,7 +8,7 @@ import json
 
 import psycopg
 
-from itte.faust_app import EXIT_UNEXPECTED
+from common.faust_app import EXIT_UNEXPECTED
 from services.aggregator.verify import check
 from tests.e2e.stack import Stack, eventually, get_json, post
 
@@ -25,13 +25,13 @@ def test_a_fatal_error_stops_the_aggregator_and_loses_nothing(stack: Stack) -> N
     try:
         status, _ = post(stack.url("ingestor", "/observations"), json.dumps([record]).encode())
         assert status == 202
-        aggregator = stack.processes["aggregator"]
+        aggregator = stack.running["aggregator"]
         eventually(lambda: aggregator.poll() is not None, 60, "the aggregator to stop")
         assert aggregator.returncode == EXIT_UNEXPECTED
         assert "UndefinedTable" in stack.log_tail("aggregator", 60)
     finally:
         rename(url, "observations_away", "observations")
-        if stack.processes["aggregator"].poll() is not None:  # as a supervisor would
+        if stack.running["aggregator"].poll() is not None:  # as a supervisor would
             stack.start("aggregator")
             stack.ready("aggregator")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from itte.referential import load
+from common.referential import load
 from tests.e2e.stack import Stack, eventually, get_json
 
 COMMUNES = sorted(c.code for c in load().communes.values() if c.departement == "2B")

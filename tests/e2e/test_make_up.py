@@ -11,8 +11,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from itte.embedded import free_port
-from itte.referential import load
+from common.embedded import free_port
+from common.referential import load
 from tests.e2e.stack import eventually, get_json
 
 

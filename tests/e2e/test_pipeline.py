@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 
-from itte.referential import load
+from common.referential import load
 from schemas import clean, deadletter
 from tests.e2e.stack import Stack, eventually, get_json, post
 from tests.integration.test_kafka import read_all

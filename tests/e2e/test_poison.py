@@ -168,7 +168,7 @@ def test_poison_costs_only_itself_through_the_services(stack: Stack) -> None:
     assert clean_ids.isdisjoint(dead_ids) and clean_ids | dead_ids == received
 
     # The stream goes on: every service is up and a good record sent alone lands.
-    for name, process in stack.processes.items():
+    for name, process in stack.running.items():
         assert process.poll() is None, f"{name} stopped:\n{stack.log_tail(name)}"
     status, _ = post(stack.url("ingestor", "/observations"), json.dumps(good(7000)).encode())
     served += 7000

@@ -13,11 +13,10 @@ import psycopg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from itte import catalogue
-from itte.referential import load
+from common import catalogue
+from common.referential import ancestors, load
 from schemas.clean import CleanObservation
 from services.aggregator.rules import AggregationRules
-from services.aggregator.store import ancestors_from
 from services.aggregator.verify import check
 from tests import oracle
 from tests.conftest import TEST_CATALOGUE
@@ -31,7 +30,7 @@ ADDITIVE = {"pop", "co2", "equipee"}
 SOUS_CHAMPS = ["total", "moins de 25 ans"]
 YEARS = itertools.count(1900, 2)  # each example uses two years of its own
 RULES = AggregationRules.from_catalogue(catalogue.load(TEST_CATALOGUE))
-ANCESTORS = ancestors_from(load())
+ANCESTORS = ancestors(load())
 
 histories = st.lists(
     st.tuples(

@@ -9,8 +9,8 @@ import json
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
-from itte.kafka import CONSUMER_DEFAULTS, BlockingProducer
-from itte.referential import load
+from common.kafka import CONSUMER_DEFAULTS, BlockingProducer
+from common.referential import load
 from schemas import clean
 from tests.e2e.stack import Stack, eventually, post
 from tests.integration.test_kafka import read_all

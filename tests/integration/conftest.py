@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from itte import catalogue
-from itte.referential import load
+from common import catalogue
+from common.referential import load
 from schemas.clean import CleanObservation
 from services.aggregator.rules import AggregationRules
 from services.aggregator.store import AggregateStore

@@ -3,8 +3,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from itte.referential import load
-from services.api.app import create_app, read_only_engine, wait_for_schema
+from common import migrations
+from common.referential import load
+from services.api.app import create_app, read_only_engine
 
 EPCI_01_74 = "200070852"
 
@@ -22,7 +23,7 @@ def client(store, obs, database_url) -> TestClient:
         ]
     )
     engine = read_only_engine(database_url, pool_size=2)
-    wait_for_schema(engine, timeout=5)
+    migrations.require_current(engine)
     return TestClient(create_app(engine))
 
 

@@ -10,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from services.api.app import create_app, read_only_engine, wait_for_schema
+from common import migrations
+from services.api.app import create_app, read_only_engine
 
 DEPARTEMENT_33 = {"departement": "33", "indicateur": "pop"}
 
@@ -19,7 +20,7 @@ DEPARTEMENT_33 = {"departement": "33", "indicateur": "pop"}
 def client(store, obs, database_url) -> Iterator[TestClient]:
     store.apply([obs("33063", "100")])
     engine = read_only_engine(database_url, pool_size=2)
-    wait_for_schema(engine, timeout=5)
+    migrations.require_current(engine)
     with TestClient(create_app(engine, cache_bytes=1 << 20)) as client:  # runs the lifespan
         wait_until(lambda: hits_after(client, DEPARTEMENT_33) > 0)  # the listener is up
         yield client

@@ -13,12 +13,12 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from itte import catalogue
-from itte.referential import load
+from common import catalogue, migrations
+from common.referential import load
 from schemas.clean import CleanObservation
 from services.aggregator.rules import AggregationRules
 from services.aggregator.store import AggregateStore
-from services.api.app import create_app, read_only_engine, wait_for_schema
+from services.api.app import create_app, read_only_engine
 from tests.conftest import TEST_CATALOGUE
 
 # 30 significant digits: the bounds of schemas/limits.py, where floats round.
@@ -33,7 +33,7 @@ def app(database_factory: Callable[[], str]) -> Any:
     store.apply([observation("33063", BIG, "r1"), observation("33064", "-0.000000001", "r2")])
     store.close()
     engine = read_only_engine(database_url, pool_size=2)
-    wait_for_schema(engine, timeout=5)
+    migrations.require_current(engine)
     return create_app(engine)
 
 

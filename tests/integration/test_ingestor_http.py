@@ -8,10 +8,11 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from itte.embedded import Servers
-from itte.kafka import BlockingProducer
+from common.embedded import Servers
+from common.kafka import BlockingProducer
 from schemas import raw
 from services.ingestor.auth import Producers, hash_token
+from services.ingestor.handlers import Observations
 from services.ingestor.http import create_app
 from services.ingestor.idempotency import IdempotencyStore
 from services.ingestor.publisher import RawPublisher
@@ -29,14 +30,14 @@ def client_for(bootstrap: str, database_url: str, **overrides: int) -> TestClien
     # log_level 0: the broker-down test would fill the output with connection errors
     quiet = {"message.timeout.ms": 2000, "log_level": 0}
     publisher = RawPublisher(BlockingProducer(bootstrap, **quiet), 500)
-    app = create_app(
+    observations = Observations(
         publisher,
+        IdempotencyStore(database_url),
         producers=Producers.parse(json.dumps({"ademe": hash_token(TOKEN)})),
-        idempotency=IdempotencyStore(database_url),
         max_body_bytes=overrides.get("body", 10_000),
         max_records=overrides.get("records", 50),
     )
-    return TestClient(app)
+    return TestClient(create_app(observations))
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import psycopg
 
-from itte.errors import isolate
+from common.errors import isolate
 from schemas.clean import CleanObservation
 from services.aggregator.store import AggregateStore
 

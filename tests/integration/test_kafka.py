@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from itte.embedded import Servers
-from itte.kafka import CONSUMER_DEFAULTS, BlockingProducer, DeliveryError, ensure_topics
+from common.embedded import Servers
+from common.kafka import CONSUMER_DEFAULTS, BlockingProducer, DeliveryError, ensure_topics
 from schemas import aggregates, raw
 from services.aggregator.publisher import OutboxRelay
 

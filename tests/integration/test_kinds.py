@@ -13,10 +13,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from itte import catalogue
-from itte.referential import load
+from common import catalogue
+from common.referential import ancestors, load
 from services.aggregator.rules import AggregationRules
-from services.aggregator.store import ancestors_from
 from services.aggregator.verify import check, rebuild
 from services.api.app import create_app, read_only_engine
 from tests import oracle
@@ -28,7 +27,7 @@ KINDS = ["pop", "co2", "equipee", "tmax", "tmin", "part", "local"]
 YEARS = itertools.count(1950)
 ADDITIVE = {"pop", "co2", "equipee"}
 REF = load()
-ANCESTORS = ancestors_from(REF)
+ANCESTORS = ancestors(REF)
 RULES = AggregationRules.from_catalogue(catalogue.load(TEST_CATALOGUE))
 
 

@@ -6,8 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-from itte.embedded import Servers
-from itte.kafka import BlockingProducer
+from common.embedded import Servers
+from common.kafka import BlockingProducer
 from schemas import raw
 from services.ingestor.publisher import RawPublisher
 from services.ingestor.pull import pull_once

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import psycopg
 
-from itte.referential import load
+from common.referential import load
 from services.aggregator.verify import check
 
 EPCI_01_74 = "200070852"  # spans Ain (01) and Haute-Savoie (74)

@@ -1,23 +1,31 @@
-"""In-memory stand-ins for the aggregator's Postgres state (unit tests only)."""
+"""In-memory implementations of the services' ports (services/*/ports.py),
+for unit tests: the handlers run against them with no broker and no database."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from decimal import Decimal, localcontext
 from typing import Any
 
 from schemas.clean import CleanObservation
+from schemas.deadletter import DeadLetter
+from services.aggregator.ports import Aggregates, ApplyResult, DeadLetters, Outbox
 from services.aggregator.rules import AggregationRules
 from services.aggregator.transform import (
     AggKey,
-    Ancestors,
     CommuneState,
     ObsKey,
     Stored,
     commune_keys_needed,
     plan,
 )
-from services.ingestor.idempotency import Previous, body_digest
-from services.ingestor.publisher import Published
+from services.ingestor.ports import (
+    IdempotencyKeys,
+    Previous,
+    Published,
+    WholePublisher,
+    body_digest,
+)
 from tests import oracle
 
 Row = tuple[Decimal, int, Decimal, Decimal]  # valeur, nb_valeurs, numerateur, denominateur
@@ -25,23 +33,45 @@ EMPTY: Row = (Decimal(0), 0, Decimal(0), Decimal(0))
 
 
 class MemoryAggregates:
-    """Applies plans the way AggregateStore does, to dictionaries."""
+    """Implements services.aggregator.ports.Aggregates over dictionaries, with
+    the same pure plan() as AggregateStore. ``refuse`` names the error a
+    record would meet in Postgres (None: none); like a transaction, a batch
+    holding such a record changes nothing."""
 
-    def __init__(self, ancestors: Ancestors, rules: AggregationRules) -> None:
-        self.ancestors = ancestors
+    def __init__(
+        self,
+        ancestors: Mapping[str, list[tuple[str, str]]],
+        rules: AggregationRules,
+        refuse: Callable[[CleanObservation], Exception | None] = lambda _: None,
+    ) -> None:
+        self.places = ancestors
+        self.ancestors = ancestors.__getitem__
         self.rules = rules
+        self.refuse = refuse
+        self.closed = 0
         self.observations: dict[ObsKey, CleanObservation] = {}
         self.aggregates: dict[AggKey, Row] = {}
         self.stale = 0
         self.foreign = 0
         self.received: list[list[CleanObservation]] = []
 
-    def apply(self, records: list[CleanObservation]) -> None:
+    def apply(self, records: list[CleanObservation]) -> ApplyResult:
+        for record in records:
+            if (error := self.refuse(record)) is not None:
+                raise error
+        unplaced = [r for r in records if r.commune not in self.places]
+        records = [r for r in records if r.commune in self.places]
         with localcontext() as exact:  # the store's NUMERIC columns never round
             exact.prec = 200
-            self._apply(records)
+            written, stale, foreign = self._apply(records)
+        return ApplyResult(len(written), stale, 0, unplaced, foreign)
 
-    def _apply(self, records: list[CleanObservation]) -> None:
+    def close(self) -> None:
+        self.closed += 1
+
+    def _apply(
+        self, records: list[CleanObservation]
+    ) -> tuple[list[CleanObservation], int, list[tuple[CleanObservation, str | None]]]:
         self.received.append(list(records))
         stored = {
             k: Stored(o.valeur, o.version_explicite, o.version, o.recu, o.record_id, o.producteur)
@@ -77,6 +107,7 @@ class MemoryAggregates:
             ]
             extreme = (min if kind == "min" else max)(members, default=Decimal(0))
             self.aggregates[key] = (extreme, *self.aggregates[key][1:])
+        return result.writes, result.stale, result.foreign
 
     def recompute(self) -> dict[AggKey, Row]:
         """The truth from every record received (tests/oracle.py), not from
@@ -124,3 +155,35 @@ class MemoryIdempotencyKeys:
 
     def release(self, producer: str, key: str) -> None:
         self.keys.pop((producer, key), None)
+
+
+class MemoryDeadLetters:
+    """Implements services.aggregator.ports.DeadLetters."""
+
+    def __init__(self) -> None:
+        self.sent: list[DeadLetter] = []
+
+    def send(self, letters: list[DeadLetter]) -> None:
+        self.sent += letters
+
+
+class MemoryOutbox:
+    """Implements services.aggregator.ports.Outbox: counts the relays."""
+
+    def __init__(self) -> None:
+        self.relays = 0
+
+    def publish_pending(self) -> int:
+        self.relays += 1
+        return 0
+
+
+def _implements(
+    aggregates: MemoryAggregates,
+    letters: MemoryDeadLetters,
+    outbox: MemoryOutbox,
+    publisher: MemoryPublisher,
+    keys: MemoryIdempotencyKeys,
+) -> tuple[Aggregates, DeadLetters, Outbox, WholePublisher, IdempotencyKeys]:
+    """Never called: mypy (`make lint`) checks here that each fake implements its port."""
+    return aggregates, letters, outbox, publisher, keys

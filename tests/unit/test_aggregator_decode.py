@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from itte import faust_app
+from common import faust_app
 from schemas.deadletter import DeadLetter, encode
 from services.aggregator.letters import decode
 from tests.unit.test_hostile_records import dumps, json_values

@@ -7,12 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from itte.catalogue import parse
-from itte.referential import load
+from common.catalogue import parse
+from common.referential import ancestors, load
 from schemas import limits
 from schemas.clean import CleanObservation
 from services.aggregator.rules import AggregationRules
-from services.aggregator.store import ancestors_from
 from tests.strategies import values_within_bounds
 from tests.unit.fakes import MemoryAggregates
 
@@ -57,7 +56,7 @@ agregation = "non_agregeable"
 )
 KINDS = ["pop", "co2", "equipee", "tmax", "tmin", "part", "local"]
 
-ANCESTORS = ancestors_from(load())
+ANCESTORS = ancestors(load())
 # Communes of two EPCI of Haute-Savoie, Bordeaux, an island with no EPCI (22016,
 # Île-de-Bréhat), and a merged commune (01015, which absorbed 01340).
 COMMUNES = ["74010", "74042", "74164", "33063", "22016", "01015"]
@@ -90,7 +89,7 @@ def obs(
 
 
 def store() -> MemoryAggregates:
-    return MemoryAggregates(ANCESTORS.__getitem__, RULES)
+    return MemoryAggregates(ANCESTORS, RULES)
 
 
 def test_sums_every_level_from_communes() -> None:

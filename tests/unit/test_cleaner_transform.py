@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from itte.catalogue import parse
-from itte.referential import load
+from common.catalogue import parse
+from common.referential import load
 from services.cleaner.pii import PiiHasher
 from services.cleaner.transform import MessageOrigin, Rules, clean_message, parse_value
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from itte.kafka import MAX_MESSAGE_BYTES, PRODUCER_DEFAULTS
+from common.kafka import MAX_MESSAGE_BYTES, PRODUCER_DEFAULTS
 from services.aggregator.settings import AggregatorSettings
 from services.api.settings import ApiSettings
 from services.cleaner.settings import CleanerSettings
@@ -41,6 +41,17 @@ def test_every_service_runs_its_itte_command_against_kafka_and_postgres() -> Non
     assert "${ITTE_PRODUCER_TOKENS:?" in services["ingestor"]["environment"]["ITTE_PRODUCER_TOKENS"]
 
 
+def test_the_schema_is_migrated_before_any_service_starts() -> None:
+    services = compose()["services"]
+    migrate = services["migrate"]
+    assert migrate["command"] == "migrate" and migrate["restart"] == "no"
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert migrate["environment"]["DATABASE_URL"] == services["api"]["environment"]["DATABASE_URL"]
+    for name in PORTS:
+        after = services[name]["depends_on"]["migrate"]["condition"]
+        assert after == "service_completed_successfully"
+
+
 def test_prometheus_scrapes_every_service_on_its_port() -> None:
     config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
     targets = {
@@ -55,3 +66,13 @@ def test_kafka_takes_the_largest_message_itte_writes() -> None:
     assert PRODUCER_DEFAULTS["message.max.bytes"] > MAX_MESSAGE_BYTES
     body_limit = IngestorSettings.model_fields["max_body_bytes"]
     assert body_limit.default * 2 <= MAX_MESSAGE_BYTES
+
+
+def test_the_image_holds_every_package() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    dockerfile = (ROOT / "Dockerfile").read_text().splitlines()
+    for package in (p.rstrip("*") for p in packages):
+        assert f"COPY {package} {package}" in dockerfile

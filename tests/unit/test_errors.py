@@ -8,8 +8,8 @@ import psycopg
 import pytest
 from psycopg import errors as pg
 
-from itte.errors import classify, isolate
-from itte.kafka import DeliveryError
+from common.errors import classify, isolate
+from common.kafka import DeliveryError
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import asyncio
 
 import aiokafka
 
-from itte.faust_app import FETCH_MAX_WAIT_MS, make_app
+from common.faust_app import FETCH_MAX_WAIT_MS, make_app
 
 
 def test_consumers_ask_for_short_fetch_waits_and_buffer_little() -> None:

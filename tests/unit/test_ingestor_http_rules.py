@@ -12,8 +12,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from itte.kafka import DeliveryError, MessageTooLarge
+from common.kafka import DeliveryError, MessageTooLarge
 from services.ingestor.auth import Producers, hash_token
+from services.ingestor.handlers import Observations
 from services.ingestor.http import create_app
 from tests.unit.fakes import MemoryIdempotencyKeys, MemoryPublisher
 
@@ -23,13 +24,14 @@ GOOD = {"indicateur": "pop", "commune": "33063", "annee": 2020, "valeur": 1}
 
 
 def make_app(publisher: MemoryPublisher, keys: MemoryIdempotencyKeys | None = None) -> Any:
-    return create_app(
+    observations = Observations(
         publisher,
+        keys or MemoryIdempotencyKeys(),
         producers=Producers.parse(json.dumps({"ademe": hash_token(TOKEN)})),
-        idempotency=keys or MemoryIdempotencyKeys(),
         max_body_bytes=200_000,
         max_records=100,
     )
+    return create_app(observations)
 
 
 @pytest.fixture

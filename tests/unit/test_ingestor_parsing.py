@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from itte.kafka import MessageTooLarge
+from common.kafka import MessageTooLarge
 from services.ingestor.batching import (
     BodyError,
     Parsed,

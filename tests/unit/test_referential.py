@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from itte.referential import load
+from common.referential import load
 
 
 def test_2026_edition_counts() -> None:

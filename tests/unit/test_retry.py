@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from itte.retry import Health, retry_transient
+from common.retry import Health, retry_transient
 
 log = logging.getLogger("test")
 

@@ -13,8 +13,8 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from itte.kafka import MAX_MESSAGE_BYTES
-from itte.retry import Health
+from common.kafka import MAX_MESSAGE_BYTES
+from common.retry import Health
 
 # faust asks the broker to hold each fetch up to 1.5 s (hard-coded). A broker
 # that does not answer a held fetch as soon as data arrives (the embedded one,
@@ -98,7 +98,7 @@ def make_app(
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         topic_partitions=partitions,
-        topic_allow_declare=False,  # itte.kafka.ensure_topics creates them
+        topic_allow_declare=False,  # common.kafka.ensure_topics creates them
         web_host=web_host,
         web_port=web_port,
         web_in_thread=False,

@@ -43,7 +43,7 @@ async def retry_transient(
 ) -> T:
     """Await ``attempt()`` until it succeeds; back off exponentially on a transient error.
 
-    ``transient``: exception types, or a predicate (``itte.errors.is_transient``).
+    ``transient``: exception types, or a predicate (``common.errors.is_transient``).
     Other exceptions propagate: the process should stop and replay from its
     last committed offsets rather than guess.
     """

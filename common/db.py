@@ -1,4 +1,6 @@
-"""Postgres schema shared by the aggregator (writer) and the API (reader).
+"""The Postgres tables, as SQLAlchemy sees them: the aggregator writes, the API reads.
+
+The migrations (``common/migrations``) create them; a test checks that both agree.
 
 Domain words stay French as in the source data (indicateur, annee, valeur,
 sous_champ); values are NUMERIC so running sums stay exact under corrections.
@@ -34,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from itte import referential
+from common import referential
 from schemas.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
@@ -148,31 +150,20 @@ indicators = Table(
     Column("poids", Text),
 )
 
-# What readers see: each aggregate with its territory and its value computed
-# by its indicator's rule. The API and the outbox relay both read this view.
-AGGREGATE_VALUES_VIEW = """
-CREATE OR REPLACE VIEW aggregate_values AS
-SELECT a.indicateur, a.sous_champ, a.annee, a.niveau, a.code, t.nom,
-       coalesce(i.agregation, 'non_agregeable') AS agregation,
-       CASE
-           WHEN a.nb_valeurs = 0 THEN NULL
-           WHEN i.agregation = 'ratio'
-               THEN a.numerateur / NULLIF(a.denominateur, 0) * i.facteur
-           WHEN i.agregation = 'moyenne_ponderee' AND a.niveau <> 'commune'
-               THEN a.numerateur / NULLIF(a.denominateur, 0)
-           ELSE a.valeur
-       END AS valeur,
-       coalesce(i.unite, a.unite) AS unite,
-       CASE WHEN a.niveau = 'commune' THEN least(a.nb_valeurs, 1) ELSE a.nb_valeurs END
-           AS communes_renseignees,
-       t.communes_total, a.revision, a.published_revision, a.updated_at
-FROM aggregates a
-JOIN territories t ON (t.niveau, t.code) = (a.niveau, a.code)
-LEFT JOIN indicators i ON i.id = a.indicateur
-"""
+ingest_requests = Table(
+    "ingest_requests",
+    metadata,
+    Column("producer", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("body_sha256", Text, nullable=False),
+    Column("status", Integer),
+    Column("response", JSONB),
+    Column("claimed_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
 
-# The view, described for SQLAlchemy queries (created by the DDL above, not by
-# create_all, hence its own MetaData).
+# The view of what readers see (each aggregate with its territory and its
+# value by its indicator's rule), described for SQLAlchemy queries; the
+# migrations create it, hence its own MetaData.
 aggregate_values = Table(
     "aggregate_values",
     MetaData(),
@@ -188,8 +179,6 @@ aggregate_values = Table(
     Column("published_revision", BigInteger),
     Column("updated_at", DateTime(timezone=True)),
 )
-
-_SCHEMA_LOCK = 7_277_410  # advisory lock id: services may start together
 
 
 def sqlalchemy_url(database_url: str) -> str:
@@ -252,56 +241,21 @@ def _territory_rows(ref: referential.Referential) -> list[dict[str, Any]]:
     return rows
 
 
-# Readers that cache (the API) learn of every change to what they serve: each
-# statement that writes these tables notifies CHANGES_CHANNEL, delivered when
-# its transaction commits (Postgres folds repeats within a transaction).
+# Readers that cache (the API) learn of every change to aggregates,
+# indicators and territories on this channel (a statement trigger, see
+# migrations/versions/0001_baseline.py), when the writing transaction commits.
 CHANGES_CHANNEL = "itte_changes"
-SERVED_TABLES = ("aggregates", "indicators", "territories")
-NOTIFY_FUNCTION = f"""
-CREATE OR REPLACE FUNCTION itte_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('{CHANGES_CHANNEL}', TG_TABLE_NAME);
-    RETURN NULL;
-END $$
-"""
-NOTIFY_TRIGGERS = tuple(
-    f"CREATE OR REPLACE TRIGGER itte_notify_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE "
-    f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION itte_notify_change()"
-    for table in SERVED_TABLES
-)
-
-# Columns added after the first release of a table (create_all adds no column).
-MIGRATIONS = (
-    "ALTER TABLE aggregates ADD COLUMN IF NOT EXISTS numerateur numeric NOT NULL DEFAULT 0",
-    "ALTER TABLE aggregates ADD COLUMN IF NOT EXISTS denominateur numeric NOT NULL DEFAULT 0",
-    "ALTER TABLE observations ADD COLUMN IF NOT EXISTS producteur text",
-    "ALTER TABLE observations ADD COLUMN IF NOT EXISTS version_explicite boolean NOT NULL "
-    "DEFAULT false",
-    "ALTER TABLE observations ADD COLUMN IF NOT EXISTS recu bigint NOT NULL DEFAULT 0",
-)
 
 
-def ensure_schema(engine: Engine, catalogue: Catalogue | None = None) -> None:
-    """Create or migrate tables, load the referential once per version, and the
-    catalogue (when given) at every start."""
+def load_catalogue(engine: Engine, catalogue: Catalogue) -> None:
+    """Replace the indicators table by ``catalogue`` (the aggregator's, at each start)."""
     with engine.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
-        metadata.create_all(conn)
-        for statement in MIGRATIONS:
-            conn.execute(text(statement))
-        conn.execute(text(AGGREGATE_VALUES_VIEW))
-        conn.execute(text(NOTIFY_FUNCTION))
-        for statement in NOTIFY_TRIGGERS:
-            conn.execute(text(statement))
-        _load_referential(conn, referential.load())
-        if catalogue is not None:
-            conn.execute(indicators.delete())
-            conn.execute(
-                insert(indicators), [i.model_dump() for i in catalogue.indicateurs.values()]
-            )
+        conn.execute(indicators.delete())
+        conn.execute(insert(indicators), [i.model_dump() for i in catalogue.indicateurs.values()])
 
 
-def _load_referential(conn: Connection, ref: referential.Referential) -> None:
+def load_referential(conn: Connection, ref: referential.Referential) -> None:
+    """Communes, territories and former codes, reloaded when the version changes."""
     if conn.execute(select(referential_meta.c.version)).scalar() == ref.version:
         return
     for table in (communes, territories, former_codes, referential_meta):

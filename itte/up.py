@@ -1,0 +1,78 @@
+"""``itte up``: the whole pipeline as separate processes, until Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from common import db, migrations
+from common.embedded import servers_for, stop_embedded
+from common.kafka import ensure_topics
+from itte.demo import write_demo
+from itte.processes import Processes, wait_http
+from services.api.settings import ApiSettings
+from services.ingestor import bootstrap as ingestor
+from services.ingestor.file_ingest import ingest_files
+from services.ingestor.settings import IngestorSettings
+
+
+class UpSettings(IngestorSettings, ApiSettings):
+    """What ``itte up`` needs: the common settings, the two HTTP ports it hands
+    to the services, and the ingestor's for the demo data."""
+
+
+def up(settings: UpSettings, *, demo: bool) -> None:
+    embedded = settings.kafka_bootstrap_servers is None or settings.database_url is None
+    servers = servers_for(settings)
+    ensure_topics(servers.kafka_bootstrap_servers, settings.topic_partitions)
+    migrations.upgrade(db.make_engine(servers.database_url))
+    # The services read the same settings from their environment; the
+    # addresses are the ones just resolved (embedded servers started once).
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
+        "DATABASE_URL": servers.database_url,
+        "ITTE_STATE_DIR": str(settings.state_dir.resolve()),
+        "ITTE_API_PORT": str(settings.api_port),
+        "ITTE_INGESTOR_PORT": str(settings.ingestor_port),
+    }
+    processes = Processes(env, settings.state_dir / "logs")
+    processes.start_all()
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    api = f"http://127.0.0.1:{settings.api_port}"
+    ingest = f"http://127.0.0.1:{settings.ingestor_port}"
+    try:
+        wait_http(f"{ingest}/health", 120, processes.running["ingestor"])
+        wait_http(f"{api}/health", 120, processes.running["api"])
+        print(f"itte is up. Logs: {processes.log_dir}/", flush=True)
+        if demo:
+            files = write_demo(settings.state_dir / "demo")
+            publisher = ingestor.publisher(settings, servers)
+            for summary in ingest_files(publisher, files, show_progress=False):
+                print(f"  demo data: {summary}", flush=True)
+        print(
+            f"\n  API        {api}/indicateurs   (docs: /docs)\n"
+            f"  ingest     POST {ingest}/observations\n"
+            f"  try        curl '{api}/indicateurs?niveau=epci"
+            f"&departement=74&indicateur=population'\n\nCtrl-C stops everything.",
+            flush=True,
+        )
+        while not stopping:
+            if (name := processes.exited()) is not None:
+                code = processes.running[name].returncode
+                raise RuntimeError(f"{name} exited with {code}, see {processes.log_dir}/{name}.log")
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("stopping...", flush=True)
+        processes.stop_all()
+        if embedded:
+            stop_embedded(settings.state_dir)

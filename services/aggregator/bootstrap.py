@@ -1,0 +1,45 @@
+"""The one place where the aggregator's adapters are built, from settings read
+once by the command (``itte aggregator``)."""
+
+from __future__ import annotations
+
+import faust
+
+from common import catalogue, db, migrations, referential
+from common.embedded import Servers
+from common.faust_app import make_app
+from common.kafka import BlockingProducer, ensure_topics
+from common.retry import Health
+from services.aggregator.app import attach
+from services.aggregator.handlers import Batches
+from services.aggregator.publisher import KafkaDeadLetters, OutboxRelay
+from services.aggregator.rules import AggregationRules
+from services.aggregator.settings import AggregatorSettings
+from services.aggregator.store import AggregateStore
+
+
+def build(settings: AggregatorSettings, servers: Servers) -> faust.App:
+    engine = db.make_engine(servers.database_url)
+    migrations.require_current(engine)
+    indicators = catalogue.load(settings.catalogue)
+    db.load_catalogue(engine, indicators)  # what the API shows is what we aggregate by
+    engine.dispose()
+    ensure_topics(servers.kafka_bootstrap_servers, settings.topic_partitions)
+    store = AggregateStore(
+        servers.database_url, referential.load(), AggregationRules.from_catalogue(indicators)
+    )
+    producer = BlockingProducer(servers.kafka_bootstrap_servers)
+    outbox = OutboxRelay(servers.database_url, producer)
+    health = Health()
+    app = make_app(
+        "itte-aggregator",
+        servers.kafka_bootstrap_servers,
+        web_host=settings.aggregator_host,
+        web_port=settings.aggregator_port,
+        partitions=settings.topic_partitions,
+        buffered_messages=2 * settings.batch_messages,  # the next batch, fetched ahead
+        state=health,
+    )
+    batches = Batches(store, KafkaDeadLetters(producer), outbox)
+    attach(app, batches, settings, store=store, outbox=outbox, health=health)
+    return app

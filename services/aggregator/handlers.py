@@ -1,0 +1,53 @@
+"""One batch of clean messages, handled in one transaction (more only to
+isolate a record Postgres refuses): decode, apply, dead-letter what was
+refused, publish the changes. Blocking: the entrypoint runs it in a thread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common import metrics
+from common.errors import isolate
+from services.aggregator.letters import decode, foreign_letter, refused_letter, unplaced_letter
+from services.aggregator.ports import Aggregates, DeadLetters, Outbox
+
+SERVICE = "aggregator"
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    records: int  # decoded
+    stale: int  # older than what was stored: no change
+    dead: dict[str, int]  # dead letters by reason
+    published: int  # aggregate changes put on the topic
+
+
+class Batches:
+    def __init__(self, store: Aggregates, letters: DeadLetters, outbox: Outbox) -> None:
+        self.store = store
+        self.letters = letters
+        self.outbox = outbox
+
+    def handle(self, values: list[bytes]) -> BatchOutcome:
+        """Raises only what is not a record's fault (transient or fatal,
+        common/errors.py): then nothing of the batch is acknowledged."""
+        with metrics.BATCH_SECONDS.labels(SERVICE).time():
+            records, dead = decode(values)
+            results, refused = isolate(self.store.apply, records)
+            dead += [refused_letter(record, exc) for record, exc in refused]
+            dead += [unplaced_letter(r) for result in results for r in result.unplaced]
+            dead += [foreign_letter(*f) for result in results for f in result.foreign]
+            self.letters.send(dead)
+            published = self.outbox.publish_pending()
+        reasons: dict[str, int] = {}
+        for d in dead:
+            reasons[d.reason] = reasons.get(d.reason, 0) + 1
+        outcome = BatchOutcome(
+            len(records), sum(result.stale for result in results), reasons, published
+        )
+        metrics.RECORDS_IN.labels(SERVICE).inc(outcome.records)
+        metrics.STALE.labels(SERVICE).inc(outcome.stale)
+        metrics.AGGREGATES_PUBLISHED.labels(SERVICE).inc(published)
+        for reason, n in reasons.items():
+            metrics.DEAD_LETTERS.labels(SERVICE, reason).inc(n)
+        return outcome

@@ -1,0 +1,43 @@
+"""What the aggregator's batch handler needs from the outside, as small
+protocols: the Postgres and Kafka adapters implement them, and so do the
+unit tests' fakes (tests/unit/fakes.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from schemas.clean import CleanObservation
+from schemas.deadletter import DeadLetter
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    written: int
+    stale: int
+    aggregates_changed: int
+    unplaced: list[CleanObservation]  # commune outside this referential: dead-letter them
+    foreign: list[tuple[CleanObservation, str | None]]  # another producer's: with the owner
+
+
+class Aggregates(Protocol):
+    def apply(self, records: list[CleanObservation]) -> ApplyResult:
+        """Store the records and move every aggregate above them, atomically;
+        replaying records already applied changes nothing."""
+        ...
+
+    def close(self) -> None:
+        """Drop the connection (the next call reconnects)."""
+        ...
+
+
+class Outbox(Protocol):
+    def publish_pending(self) -> int:
+        """Publish every committed aggregate change not yet published; how many."""
+        ...
+
+
+class DeadLetters(Protocol):
+    def send(self, letters: list[DeadLetter]) -> None:
+        """All of them acknowledged by the broker, or an error."""
+        ...

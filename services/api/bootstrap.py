@@ -1,0 +1,39 @@
+"""The one place where the API is built, from settings read once by the
+command (``itte api``), or by each worker process when there are several."""
+
+from __future__ import annotations
+
+import uvicorn
+from fastapi import FastAPI
+
+from common import migrations
+from common.embedded import Servers, servers_for
+from services.api.app import create_app, read_only_engine
+from services.api.settings import ApiSettings
+
+
+def http_app(settings: ApiSettings, servers: Servers) -> FastAPI:
+    engine = read_only_engine(servers.database_url, settings.api_pool_size)
+    migrations.require_current(engine)
+    return create_app(engine, cache_bytes=settings.api_cache_mb * 2**20)
+
+
+def app_in_worker() -> FastAPI:
+    """uvicorn's factory when ``api_workers`` > 1: each worker is a process of
+    its own (no connection is shared) and reads its settings as the command did."""
+    settings = ApiSettings()
+    return http_app(settings, servers_for(settings))
+
+
+def serve(settings: ApiSettings, servers: Servers) -> None:
+    app: FastAPI | str = http_app(settings, servers)
+    if settings.api_workers > 1:  # uvicorn then needs the factory by name
+        app = "services.api.bootstrap:app_in_worker"
+    uvicorn.run(
+        app,
+        factory=settings.api_workers > 1,
+        workers=settings.api_workers,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+    )

@@ -1,0 +1,49 @@
+"""The one place where the cleaner is built, from settings read once by the
+command (``itte cleaner``)."""
+
+from __future__ import annotations
+
+import faust
+
+from common import catalogue, referential
+from common.embedded import Servers
+from common.faust_app import make_app
+from common.kafka import ensure_topics
+from services.cleaner.app import attach
+from services.cleaner.handlers import Cleaner
+from services.cleaner.pii import PiiHasher, local_key
+from services.cleaner.settings import CleanerSettings
+from services.cleaner.transform import Rules
+
+
+def hasher(settings: CleanerSettings) -> PiiHasher:
+    """The configured key; a local run without one gets a generated key kept
+    in the state folder, a production run refuses to start."""
+    if settings.pii_key is not None:
+        key = settings.pii_key.get_secret_value().encode()
+    elif settings.environment == "local":
+        key = local_key(settings.state_dir / "pii.key")
+    else:
+        raise SystemExit("ITTE_PII_KEY must be set outside local runs")
+    return PiiHasher.create(key, settings.pii_fields.split(","), settings.pii_key_id)
+
+
+def build(settings: CleanerSettings, servers: Servers) -> faust.App:
+    ensure_topics(servers.kafka_bootstrap_servers, settings.topic_partitions)
+    rules = Rules(
+        ref=referential.load(),
+        hasher=hasher(settings),
+        catalogue=catalogue.load(settings.catalogue),
+        accept_unknown=settings.unknown_indicators == "non_agregeable",
+    )
+    app = make_app(
+        "itte-cleaner",
+        servers.kafka_bootstrap_servers,
+        web_host=settings.cleaner_host,
+        web_port=settings.cleaner_port,
+        partitions=settings.topic_partitions,
+        # A raw message may be a whole HTTP request (up to 20,000 records).
+        buffered_messages=16,
+    )
+    attach(app, Cleaner(rules, batch_records=settings.clean_batch_records))
+    return app

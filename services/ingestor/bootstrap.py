@@ -1,0 +1,48 @@
+"""The one place where the ingestor's adapters are built, from settings read
+once by the command (``itte ingestor``, ``itte ingest``, ``itte pull``)."""
+
+from __future__ import annotations
+
+import uvicorn
+from fastapi import FastAPI
+
+from common.embedded import Servers
+from common.kafka import BlockingProducer, ensure_topics
+from services.ingestor.auth import Producers
+from services.ingestor.handlers import Observations
+from services.ingestor.http import create_app
+from services.ingestor.idempotency import IdempotencyStore
+from services.ingestor.publisher import RawPublisher
+from services.ingestor.settings import IngestorSettings
+
+
+def publisher(settings: IngestorSettings, servers: Servers) -> RawPublisher:
+    ensure_topics(servers.kafka_bootstrap_servers, settings.topic_partitions)
+    producer = BlockingProducer(
+        servers.kafka_bootstrap_servers, **{"message.timeout.ms": settings.delivery_timeout_ms}
+    )
+    return RawPublisher(producer, settings.batch_records)
+
+
+def http_app(settings: IngestorSettings, servers: Servers) -> FastAPI:
+    producers = Producers.parse(settings.producer_tokens)
+    if settings.environment != "local" and not producers.required:
+        raise SystemExit("ITTE_PRODUCER_TOKENS must be set outside local runs")
+    return create_app(
+        Observations(
+            publisher(settings, servers),
+            IdempotencyStore(servers.database_url, settings.idempotency_stale_seconds),
+            producers=producers,
+            max_body_bytes=settings.max_body_bytes,
+            max_records=settings.max_records_per_request,
+        )
+    )
+
+
+def serve(settings: IngestorSettings, servers: Servers) -> None:
+    uvicorn.run(
+        http_app(settings, servers),
+        host=settings.ingestor_host,
+        port=settings.ingestor_port,
+        log_level=settings.log_level.lower(),
+    )

@@ -1,0 +1,206 @@
+"""What ``POST /observations`` does, without HTTP: from the producer and the
+bytes of a request to the answer (status, body, headers). The route in
+``http.py`` only reads the request, calls :meth:`Observations.submit` and
+writes the answer; the unit tests call it with the fakes of the ports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from common import metrics
+from common.kafka import DeliveryError, MessageTooLarge
+from services.ingestor.auth import Producers
+from services.ingestor.batching import (
+    BodyError,
+    LineError,
+    Parsed,
+    parse_json_body,
+    parse_ndjson_body,
+    validate,
+)
+from services.ingestor.ports import IdempotencyKeys, WholePublisher
+from services.ingestor.publisher import SERVICE
+
+NDJSON_TYPES = (
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/jsonl",
+    "application/json-lines",
+)
+# When authentication is off (local runs), requests share idempotency keys
+# under this name, and their records carry no producer, like files and
+# Kafka-native records: all of them are one unidentified producer.
+ANONYMOUS = "anonyme"
+Mode = Literal["atomic", "partial"]
+
+
+class Rejected(BaseModel):
+    line: int
+    error: str
+
+
+class Accepted(BaseModel):
+    accepted: int
+    batch_ids: list[str]
+    rejected: list[Rejected] = []
+
+
+class Refusal(BaseModel):
+    """A refused request: nothing of it was published."""
+
+    detail: str
+    errors: list[Rejected] | None = Field(None, description="Each bad line and why.")
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    content: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Submission:
+    producer: str  # ANONYMOUS when authentication is off
+    body: bytes | None  # None: over the body limit
+    content_type: str = "application/json"
+    mode: Mode = "atomic"
+    idempotency_key: str | None = None
+
+
+def refuse(
+    status: int,
+    detail: str,
+    reason: str,
+    errors: list[LineError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Answer:
+    """Refuse a request whole: nothing of it is published."""
+    metrics.REFUSED.labels(SERVICE, reason).inc()
+    content: dict[str, Any] = {"detail": detail}
+    if errors is not None:
+        content["errors"] = [{"line": e.line, "error": e.error} for e in errors]
+    return Answer(status, content, headers or {})
+
+
+class Observations:
+    """The rules of a push: authentication, limits, validation, idempotency,
+    one Kafka message per request."""
+
+    def __init__(
+        self,
+        publisher: WholePublisher,
+        idempotency: IdempotencyKeys,
+        *,
+        producers: Producers,
+        max_body_bytes: int,
+        max_records: int,
+    ) -> None:
+        self.publisher = publisher
+        self.idempotency = idempotency
+        self.producers = producers
+        self.max_body_bytes = max_body_bytes
+        self.max_records = max_records
+
+    def authenticate(self, authorization: str | None) -> str | Answer:
+        """The producer's name, or the 401 to answer before reading the body."""
+        if not self.producers.required:
+            return ANONYMOUS
+        producer = self.producers.identify(authorization)
+        if producer is None:
+            return refuse(
+                401,
+                "a valid bearer token is required",
+                "unauthorized",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return producer
+
+    def submit(self, request: Submission) -> Answer:
+        """Blocking (parsing, the database, the broker): run it off the event loop."""
+        parsed = self._parse(request)
+        if isinstance(parsed, Answer):
+            return parsed
+        key = request.idempotency_key
+        if key:
+            previous = self.idempotency.claim(request.producer, key, request.body or b"")
+            if previous is not None:
+                if not previous.same_body:
+                    return refuse(
+                        422,
+                        "this Idempotency-Key was used for another body",
+                        "idempotency_conflict",
+                    )
+                if previous.status is None:
+                    return refuse(
+                        409,
+                        "a request with this Idempotency-Key is in progress",
+                        "idempotency_in_progress",
+                        headers={"Retry-After": "2"},
+                    )
+                return Answer(previous.status, previous.response, {"Idempotent-Replayed": "true"})
+        try:
+            answer = self._publish(request.producer, parsed)
+        except BaseException:
+            # Nothing was published: the key is free for the producer's retry.
+            if key:
+                self.idempotency.release(request.producer, key)
+            raise
+        if key and answer.status == 202:
+            self.idempotency.complete(request.producer, key, answer.status, answer.content)
+        elif key:
+            self.idempotency.release(request.producer, key)
+        return answer
+
+    def _parse(self, request: Submission) -> Parsed | Answer:
+        if request.body is None:
+            return refuse(413, f"body larger than {self.max_body_bytes} bytes", "too_large")
+        parse = parse_ndjson_body if request.content_type in NDJSON_TYPES else parse_json_body
+        try:
+            parsed = validate(parse(request.body))
+        except BodyError as exc:
+            return refuse(
+                400, "unreadable body, nothing was published", "unreadable_body", exc.errors
+            )
+        count = len(parsed.records) + len(parsed.errors)
+        if count == 0:
+            return refuse(422, "the body holds no record, nothing was published", "no_records")
+        if count > self.max_records:
+            return refuse(
+                413,
+                f"{count} records, more than {self.max_records} per request",
+                "too_many_records",
+            )
+        if parsed.errors and (request.mode == "atomic" or not parsed.records):
+            return refuse(
+                422, "invalid records, nothing was published", "invalid_records", parsed.errors
+            )
+        return parsed
+
+    def _publish(self, producer: str, parsed: Parsed) -> Answer:
+        records = [record for _, record in parsed.records]
+        metrics.RECORDS_IN.labels(SERVICE).inc(len(records))
+        try:
+            published = self.publisher.publish_whole(
+                records,
+                source="http",
+                producer=producer if self.producers.required else None,
+            )
+        except MessageTooLarge as exc:
+            return refuse(413, f"too large for one Kafka message: {exc}", "too_large")
+        except DeliveryError as exc:
+            return refuse(
+                503,
+                f"broker unavailable, nothing was published: {exc}",
+                "broker_unavailable",
+                headers={"Retry-After": "5"},
+            )
+        accepted = Accepted(
+            accepted=published.records,
+            batch_ids=published.batch_ids,
+            rejected=[Rejected(line=e.line, error=e.error) for e in parsed.errors],
+        )
+        return Answer(202, accepted.model_dump(mode="json"))

@@ -1,0 +1,108 @@
+"""The aggregator's batch handler against the fakes of its ports: what is
+applied, what is dead-lettered and why, what stops the batch."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from common import catalogue
+from common.referential import ancestors, load
+from schemas.clean import CleanObservation
+from services.aggregator.handlers import Batches
+from services.aggregator.rules import AggregationRules
+from tests.conftest import TEST_CATALOGUE
+from tests.unit.fakes import MemoryAggregates, MemoryDeadLetters, MemoryOutbox
+
+RULES = AggregationRules.from_catalogue(catalogue.load(TEST_CATALOGUE))
+ANCESTORS = ancestors(load())
+
+
+def record(commune: str, valeur: str, rid: str, producteur: str | None = None) -> dict:
+    return {
+        "record_id": rid,
+        "indicateur": "pop",
+        "annee": 2024,
+        "commune": commune,
+        "commune_source": commune,
+        "valeur": valeur,
+        "version": 1,
+        "producteur": producteur,
+    }
+
+
+def message(*records: dict) -> bytes:
+    return json.dumps({"batch_id": "b", "records": list(records)}).encode()
+
+
+def handler(
+    refuse: str | None = None, error: Exception | None = None
+) -> tuple[Batches, MemoryAggregates, MemoryDeadLetters, MemoryOutbox]:
+    """``refuse``: the record id the fake database refuses with ``error``."""
+
+    def refusal(r: CleanObservation) -> Exception | None:
+        return error if r.record_id == refuse else None
+
+    store = MemoryAggregates(ANCESTORS, RULES, refusal)
+    letters, outbox = MemoryDeadLetters(), MemoryOutbox()
+    return Batches(store, letters, outbox), store, letters, outbox
+
+
+def france(store: MemoryAggregates) -> Decimal:
+    return store.aggregates[("pop", "total", 2024, "france", "FR")][0]
+
+
+def test_a_good_batch_is_applied_and_its_changes_relayed() -> None:
+    batches, store, letters, outbox = handler()
+    outcome = batches.handle(
+        [message(record("33063", "2", "a")), message(record("75056", "3", "b"))]
+    )
+    assert (outcome.records, outcome.dead, outbox.relays) == (2, {}, 1)
+    assert france(store) == Decimal(5) and letters.sent == []
+
+
+def test_a_record_the_database_refuses_costs_only_itself() -> None:
+    refused = psycopg.errors.NumericValueOutOfRange("numeric field overflow")
+    batches, store, letters, _ = handler(refuse="bad", error=refused)
+    records = [record(c, "1", f"r{i}") for i, c in enumerate(("33063", "75056", "69123"))]
+    outcome = batches.handle([message(*records[:2], record("33063", "9", "bad"), records[2])])
+    assert outcome.dead == {"database_error": 1}
+    [letter] = letters.sent
+    assert (letter.record_id, letter.stage) == ("bad", "aggregator")
+    assert "SQLSTATE 22003" in letter.detail
+    assert france(store) == Decimal(3)  # the three others, each once
+
+
+def test_undecodable_messages_and_unknown_communes_are_dead_lettered_with_their_reason() -> None:
+    batches, store, letters, _ = handler()
+    outcome = batches.handle(
+        [b"\xff not json", message(record("99999", "1", "nowhere"), record("33063", "4", "ok"))]
+    )
+    assert outcome.dead == {"invalid_message": 1, "unknown_code": 1}
+    assert {d.reason for d in letters.sent} == {"invalid_message", "unknown_code"}
+    assert france(store) == Decimal(4)
+
+
+def test_another_producers_observation_is_refused_to_it() -> None:
+    batches, store, letters, _ = handler()
+    batches.handle([message(record("33063", "4", "first", producteur="ademe"))])
+    outcome = batches.handle([message(record("33063", "1", "second", producteur="autre"))])
+    assert outcome.dead == {"other_producer": 1}
+    assert "ademe" in letters.sent[0].detail and france(store) == Decimal(4)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [psycopg.OperationalError("connection lost"), psycopg.errors.UndefinedTable("gone")],
+    ids=["transient", "fatal"],
+)
+def test_an_error_that_is_not_a_records_fault_stops_the_batch_before_any_letter(
+    error: Exception,
+) -> None:
+    batches, _, letters, outbox = handler(refuse="a", error=error)
+    with pytest.raises(type(error)):
+        batches.handle([message(record("33063", "1", "a"), record("75056", "1", "b"))])
+    assert letters.sent == [] and outbox.relays == 0

@@ -1,0 +1,130 @@
+"""The ingestor's push rules, called directly with the fakes of its ports:
+every status it answers, and what reaches the broker in each case."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from common.kafka import DeliveryError, MessageTooLarge
+from services.ingestor.auth import Producers, hash_token
+from services.ingestor.handlers import ANONYMOUS, Answer, Observations, Submission
+from tests.unit.fakes import MemoryIdempotencyKeys, MemoryPublisher
+
+TOKEN = "itte_unit-test-token"
+GOOD = {"indicateur": "pop", "commune": "33063", "annee": 2020, "valeur": 1}
+BAD = {"commune": "33063", "annee": 2020}  # no indicateur
+
+
+def handler(
+    publisher: MemoryPublisher | None = None,
+    keys: MemoryIdempotencyKeys | None = None,
+    *,
+    auth: bool = True,
+) -> Observations:
+    tokens = json.dumps({"ademe": hash_token(TOKEN)}) if auth else None
+    return Observations(
+        publisher or MemoryPublisher(),
+        keys or MemoryIdempotencyKeys(),
+        producers=Producers.parse(tokens),
+        max_body_bytes=10_000,
+        max_records=3,
+    )
+
+
+def push(h: Observations, *records: object, **options: object) -> Answer:
+    body = json.dumps(list(records)).encode()
+    return h.submit(Submission(producer="ademe", body=body, **options))  # type: ignore[arg-type]
+
+
+def test_only_a_known_token_identifies_a_producer() -> None:
+    h = handler()
+    assert h.authenticate(f"Bearer {TOKEN}") == "ademe"
+    for wrong in (None, "", "Bearer", "Bearer nope", f"Basic {TOKEN}"):
+        answer = h.authenticate(wrong)
+        assert isinstance(answer, Answer) and answer.status == 401
+        assert answer.headers == {"WWW-Authenticate": "Bearer"}
+    assert handler(auth=False).authenticate(None) == ANONYMOUS
+
+
+def test_accepted_records_go_out_in_one_message_with_their_producer() -> None:
+    publisher = MemoryPublisher()
+    answer = push(handler(publisher), GOOD, {**GOOD, "valeur": 2})
+    assert (answer.status, answer.content["accepted"]) == (202, 2)
+    assert publisher.published == [([GOOD, {**GOOD, "valeur": 2}], "ademe")]
+
+
+def test_without_authentication_records_carry_no_producer() -> None:
+    publisher = MemoryPublisher()
+    h = handler(publisher, auth=False)
+    assert h.submit(Submission(ANONYMOUS, json.dumps(GOOD).encode())).status == 202
+    assert publisher.published == [([GOOD], None)]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        (None, 413, "body larger than 10000 bytes"),
+        (b"[1, 2", 400, "unreadable body"),
+        (b"[]", 422, "no record"),
+        (json.dumps([GOOD] * 4).encode(), 413, "4 records, more than 3"),
+    ],
+)
+def test_a_refused_body_publishes_nothing(body: bytes | None, status: int, reason: str) -> None:
+    publisher = MemoryPublisher()
+    answer = handler(publisher).submit(Submission("ademe", body))
+    assert answer.status == status and reason in answer.content["detail"]
+    assert publisher.published == []
+
+
+def test_atomic_refuses_all_partial_keeps_the_good_and_names_the_bad() -> None:
+    publisher = MemoryPublisher()
+    h = handler(publisher)
+    atomic = push(h, GOOD, BAD)
+    assert atomic.status == 422 and [e["line"] for e in atomic.content["errors"]] == [2]
+    assert publisher.published == []
+    partial = push(h, GOOD, BAD, mode="partial")
+    assert partial.status == 202 and [r["line"] for r in partial.content["rejected"]] == [2]
+    assert publisher.published == [([GOOD], "ademe")]
+    assert push(h, BAD, mode="partial").status == 422  # nothing left to accept
+
+
+def test_a_retried_request_is_answered_again_and_published_once() -> None:
+    publisher, keys = MemoryPublisher(), MemoryIdempotencyKeys()
+    h = handler(publisher, keys)
+    first = push(h, GOOD, idempotency_key="k")
+    again = push(h, GOOD, idempotency_key="k")
+    assert (again.status, again.content) == (first.status, first.content)
+    assert again.headers == {"Idempotent-Replayed": "true"} and len(publisher.published) == 1
+    other = push(h, {**GOOD, "valeur": 9}, idempotency_key="k")
+    assert other.status == 422 and "another body" in other.content["detail"]
+
+
+def test_a_key_still_in_progress_is_409() -> None:
+    keys = MemoryIdempotencyKeys()
+    body = json.dumps([GOOD]).encode()
+    keys.claim("ademe", "k", body)  # another replica is on it
+    answer = handler(keys=keys).submit(Submission("ademe", body, idempotency_key="k"))
+    assert answer.status == 409 and answer.headers == {"Retry-After": "2"}
+
+
+@pytest.mark.parametrize(
+    ("failure", "status"), [(DeliveryError("away"), 503), (MessageTooLarge("33 MB"), 413)]
+)
+def test_when_the_broker_takes_nothing_the_key_is_free_for_the_retry(
+    failure: Exception, status: int
+) -> None:
+    keys = MemoryIdempotencyKeys()
+    answer = push(handler(MemoryPublisher(failure), keys), GOOD, idempotency_key="k")
+    assert answer.status == status and keys.keys == {}
+    published = MemoryPublisher()
+    assert push(handler(published, keys), GOOD, idempotency_key="k").status == 202
+    assert len(published.published) == 1
+
+
+def test_an_unexpected_failure_frees_the_key_and_propagates() -> None:
+    keys = MemoryIdempotencyKeys()
+    with pytest.raises(RuntimeError):
+        push(handler(MemoryPublisher(RuntimeError("bug")), keys), GOOD, idempotency_key="k")
+    assert keys.keys == {}

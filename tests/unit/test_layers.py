@@ -1,0 +1,61 @@
+"""Imports only point down: schemas → common → services → the itte command
+(docs/architecture.md). Read from the code's own import statements."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# What each layer may import, besides itself and third-party code.
+ALLOWED = {
+    "schemas": set(),
+    "common": {"schemas"},
+    "services": {"common", "schemas"},
+    "itte": {"services", "common", "schemas"},
+}
+
+
+def imported(path: Path) -> set[str]:
+    """Every module named by an import in the file, at any depth."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def modules(layer: str) -> list[Path]:
+    return sorted((ROOT / layer).rglob("*.py"))
+
+
+@pytest.mark.parametrize("layer", ALLOWED)
+def test_a_layer_imports_only_the_layers_below_it(layer: str) -> None:
+    upward = {
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in modules(layer)
+        for name in imported(path)
+        if (top := name.split(".")[0]) in ALLOWED and top != layer and top not in ALLOWED[layer]
+    }
+    assert not upward
+
+
+def test_no_service_imports_another() -> None:
+    crossing = {
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in modules("services")
+        for name in imported(path)
+        if name.startswith("services.")
+        and name.split(".")[1] != path.relative_to(ROOT / "services").parts[0]
+    }
+    assert not crossing
+
+
+def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from services.api import bootstrap\n")
+    assert "services.api" in imported(module)
