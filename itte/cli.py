@@ -86,7 +86,7 @@ def migrate() -> None:
     settings = CommonSettings()
     _logging(settings.log_level)
     migrations.upgrade(db.make_engine(database_address(settings)))
-    click.echo(f"the database is at revision {migrations.head()}")
+    click.echo(f"the database is at revision {migrations.HEAD}")
 
 
 @main.command()

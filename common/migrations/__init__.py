@@ -3,20 +3,22 @@
 ``itte migrate`` (and ``itte up``, and compose's ``migrate`` service) bring a
 database to the head revision and load the referential; the services only
 check that it is there, and never create a table.
+
+Alembic is imported by :func:`upgrade` alone: the services that only check
+the revision do not carry it (about 10 MB of memory each).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
 from common import db, referential
 
+# The newest file in versions/ (a test keeps the two in step).
+HEAD = "0001"
+SCRIPTS = Path(__file__).parent
 # Advisory lock: two `itte migrate` at once (compose restarts, tests) take turns.
 MIGRATION_LOCK = 7_277_410
 
@@ -25,38 +27,34 @@ class SchemaNotReady(RuntimeError):
     """The database is not at the schema this code expects."""
 
 
-def _config(conn: Connection | None = None) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(Path(__file__).parent))
-    config.attributes["connection"] = conn
-    return config
-
-
-def head() -> str:
-    revision = ScriptDirectory.from_config(_config()).get_current_head()
-    assert revision is not None
-    return revision
-
-
 def current(conn: Connection) -> str | None:
-    return MigrationContext.configure(conn).get_current_revision()
+    """The database's revision; None before any migration."""
+    if conn.execute(text("SELECT to_regclass('alembic_version')")).scalar() is None:
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrate to ``revision``, then load the referential if its version changed."""
+    from alembic import command
+    from alembic.config import Config
+
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
-        command.upgrade(_config(conn), revision)
+        config = Config()
+        config.set_main_option("script_location", str(SCRIPTS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
         if revision == "head":
             db.load_referential(conn, referential.load())
 
 
 def require_current(engine: Engine) -> None:
-    """Raise :class:`SchemaNotReady` unless the database is at the head revision."""
+    """Raise :class:`SchemaNotReady` unless the database is at :data:`HEAD`."""
     with engine.connect() as conn:
         found = current(conn)
-    if found != head():
+    if found != HEAD:
         raise SchemaNotReady(
             f"the database schema is at revision {found or 'none'}, this itte needs "
-            f"{head()}: run `itte migrate` first"
+            f"{HEAD}: run `itte migrate` first"
         )

@@ -13,7 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
 from common import catalogue, db, migrations
@@ -52,7 +54,7 @@ def test_a_fresh_database_gets_exactly_the_tables_the_code_declares(
     migrations.upgrade(engine)
     assert differences(engine) == []
     with engine.connect() as conn:
-        assert migrations.current(conn) == migrations.head()
+        assert migrations.current(conn) == migrations.HEAD
         assert conn.execute(text("SELECT count(*) FROM communes")).scalar() == len(load().communes)
         assert conn.execute(text("SELECT count(*) FROM aggregate_values")).scalar() == 0
     migrations.upgrade(engine)  # again: nothing to do, nothing breaks
@@ -91,6 +93,12 @@ def test_a_database_of_itte_0_1_0_upgrades_and_keeps_its_data(
     assert france == Decimal(8)
     report = check(url)
     assert report.checked > 0 and report.differences == []
+
+
+def test_head_names_the_newest_migration() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(migrations.SCRIPTS))
+    assert ScriptDirectory.from_config(config).get_current_head() == migrations.HEAD
 
 
 def test_a_service_refuses_a_database_that_was_never_migrated(
