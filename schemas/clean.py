@@ -70,12 +70,14 @@ def encode_batches(
     chunk: list[bytes] = []
     size = _envelope_bytes(f"{batch_id}/{part}")
     for record in records:
-        if chunk and (len(chunk) >= max_records or size + len(record) > max_bytes):
+        added = len(record) + bool(chunk)  # with the comma before it
+        if chunk and (len(chunk) >= max_records or size + added > max_bytes):
             yield _batch(f"{batch_id}/{part}", chunk)
             part, chunk = part + 1, []
             size = _envelope_bytes(f"{batch_id}/{part}")
+            added = len(record)
         chunk.append(record)
-        size += len(record) + (len(chunk) > 1)  # the comma before it
+        size += added
     if chunk:
         yield _batch(f"{batch_id}/{part}", chunk)
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from schemas import limits
@@ -163,6 +163,7 @@ def test_the_former_corsican_number_is_the_same_commune_not_a_merge() -> None:
     st.integers(1, 6),
     st.integers(1, 2_000),
 )
+@example(lengths=[0, 0], max_records=2, max_bytes=59)  # the comma between two records
 def test_clean_messages_are_bounded_in_records_and_bytes(
     lengths: list[int], max_records: int, max_bytes: int
 ) -> None:
