@@ -16,7 +16,6 @@ import socket
 import subprocess
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,10 +30,52 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
 
 
-@dataclass(frozen=True)
+class NotConfigured(SystemExit):
+    """An address is missing where no embedded server may start: the command
+    ends with this message (no traceback), before anything is published."""
+
+
 class Servers:
-    kafka_bootstrap_servers: str
-    database_url: str
+    """The broker's and the database's addresses: the configured ones, else
+    the embedded servers kept in ``state_dir``, started (or joined) at first
+    use, so a service that needs only the database never starts a broker.
+    Outside local runs nothing embedded ever starts: a missing address is
+    :class:`NotConfigured`."""
+
+    def __init__(
+        self,
+        kafka_bootstrap_servers: str | None = None,
+        database_url: str | None = None,
+        *,
+        state_dir: Path = Path(".itte"),
+        local: bool = True,
+        kafka_security: dict[str, str] | None = None,
+    ) -> None:
+        self.kafka_security = kafka_security or {}  # librdkafka keys, for every client
+        self._kafka = kafka_bootstrap_servers
+        self._database = database_url
+        self._state_dir = state_dir
+        self._local = local
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        if self._kafka is None:
+            self._kafka = ensure_broker(self._embedded("KAFKA_BOOTSTRAP_SERVERS"))
+        return self._kafka
+
+    @property
+    def database_url(self) -> str:
+        if self._database is None:
+            self._database = ensure_postgres(self._embedded("DATABASE_URL"))
+        return self._database
+
+    def _embedded(self, variable: str) -> Path:
+        if not self._local:
+            raise NotConfigured(
+                f"{variable} is not set: outside local runs (ITTE_ENVIRONMENT=production) "
+                "itte never starts an embedded server; set it to your server's address"
+            )
+        return self._state_dir
 
 
 def free_port() -> int:
@@ -142,16 +183,18 @@ def stop_embedded(state_dir: Path) -> None:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
 
 
-def kafka_address(settings: CommonSettings) -> str:
-    """The configured broker, else the embedded one (started if needed)."""
-    return settings.kafka_bootstrap_servers or ensure_broker(settings.state_dir)
+def servers_for(settings: CommonSettings) -> Servers:
+    """The configured addresses; embedded servers for the missing ones, in
+    local runs only, started when first needed."""
+    return Servers(
+        settings.kafka_bootstrap_servers,
+        settings.database_url,
+        state_dir=settings.state_dir,
+        local=settings.environment == "local",
+        kafka_security=settings.kafka_security(),
+    )
 
 
 def database_address(settings: CommonSettings) -> str:
-    """The configured database, else the embedded Postgres (started if needed)."""
-    return settings.database_url or ensure_postgres(settings.state_dir)
-
-
-def servers_for(settings: CommonSettings) -> Servers:
-    """Both addresses, starting the embedded servers for the ones not configured."""
-    return Servers(kafka_address(settings), database_address(settings))
+    """The configured database, else (local runs) the embedded Postgres."""
+    return servers_for(settings).database_url

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from common.embedded import Servers
 from common.kafka import MAX_MESSAGE_BYTES
 from common.retry import Health
 
@@ -76,9 +78,27 @@ class App(faust.App):
         return _Transport(self.conf.broker_consumer, self)
 
 
+def credentials(security: dict[str, str]) -> Any:
+    """librdkafka's security settings (Servers.kafka_security) as faust's."""
+    protocol = security.get("security.protocol", "PLAINTEXT")
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol.endswith("SSL"):
+        context = ssl.create_default_context(cafile=security.get("ssl.ca.location"))
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=security.get("sasl.username"),
+            password=security.get("sasl.password"),
+            mechanism=security.get("sasl.mechanism", "PLAIN"),
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context)
+
+
 def make_app(
     app_id: str,
-    bootstrap: str,
+    servers: Servers,
     *,
     web_host: str,
     web_port: int,
@@ -91,7 +111,10 @@ def make_app(
     records each in memory: over 400 MB in the aggregator on a 1M-record load."""
     app = App(
         app_id,
-        broker=";".join(f"kafka://{server}" for server in bootstrap.split(",")),
+        broker=";".join(
+            f"kafka://{server}" for server in servers.kafka_bootstrap_servers.split(",")
+        ),
+        broker_credentials=credentials(servers.kafka_security),
         # Fast group joins on the embedded broker (docs/measurements.md: ~3 s, not 23 s).
         broker_session_timeout=6,
         broker_heartbeat_interval=1,

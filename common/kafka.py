@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas import aggregates, clean, deadletter, raw
+
+if TYPE_CHECKING:
+    from common.embedded import Servers
+    from common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +45,41 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 }
 
 
-def topic_specs(partitions: int) -> list[NewTopic]:
+def topic_specs(
+    partitions: int, replication_factor: int = 1, min_insync_replicas: int = 1
+) -> list[NewTopic]:
+    durable = {"min.insync.replicas": str(min_insync_replicas)} if replication_factor > 1 else {}
     return [
-        NewTopic(raw.TOPIC, partitions, 1, config={"max.message.bytes": str(MAX_MESSAGE_BYTES)}),
-        NewTopic(clean.TOPIC, partitions, 1),
-        NewTopic(deadletter.TOPIC, 1, 1),
-        NewTopic(aggregates.TOPIC, partitions, 1, config={"cleanup.policy": "compact"}),
+        NewTopic(
+            raw.TOPIC,
+            partitions,
+            replication_factor,
+            config={"max.message.bytes": str(MAX_MESSAGE_BYTES), **durable},
+        ),
+        NewTopic(clean.TOPIC, partitions, replication_factor, config=durable),
+        NewTopic(deadletter.TOPIC, 1, replication_factor, config=durable),
+        NewTopic(
+            aggregates.TOPIC,
+            partitions,
+            replication_factor,
+            config={"cleanup.policy": "compact", **durable},
+        ),
     ]
 
 
-def ensure_topics(bootstrap: str, partitions: int) -> None:
+def ensure_topics(
+    bootstrap: str,
+    partitions: int,
+    *,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
+    security: dict[str, str] | None = None,
+) -> None:
     """Create itte's topics if missing; safe to call from every service."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **(security or {})})
     existing = admin.list_topics(timeout=30).topics
-    missing = [t for t in topic_specs(partitions) if t.topic not in existing]
+    specs = topic_specs(partitions, replication_factor, min_insync_replicas)
+    missing = [t for t in specs if t.topic not in existing]
     if not missing:
         return
     for name, future in admin.create_topics(missing, operation_timeout=30).items():
@@ -64,6 +89,18 @@ def ensure_topics(bootstrap: str, partitions: int) -> None:
         except KafkaException as exc:
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                 raise
+
+
+def ensure_topics_for(settings: CommonSettings, servers: Servers) -> None:
+    """The topics as the settings lay them out (partitions, replication)."""
+    factor, insync = settings.replication()
+    ensure_topics(
+        servers.kafka_bootstrap_servers,
+        settings.topic_partitions,
+        replication_factor=factor,
+        min_insync_replicas=insync,
+        security=servers.kafka_security,
+    )
 
 
 class DeliveryError(RuntimeError):

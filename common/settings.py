@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,7 +17,11 @@ class CommonSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="ITTE_", frozen=True, extra="ignore", populate_by_name=True
+        env_prefix="ITTE_",
+        frozen=True,
+        extra="ignore",
+        populate_by_name=True,
+        env_ignore_empty=True,  # compose passes unset optional variables as ""
     )
 
     kafka_bootstrap_servers: str | None = Field(None, validation_alias="KAFKA_BOOTSTRAP_SERVERS")
@@ -31,3 +35,35 @@ class CommonSettings(BaseSettings):
     environment: Literal["local", "production"] = Field(
         "local", description="`production` refuses generated secrets."
     )
+    replication_factor: int | None = Field(
+        None, ge=1, description="Replicas of each topic; default 3, or 1 on the embedded broker."
+    )
+    min_insync_replicas: int | None = Field(
+        None, ge=1, description="Replicas that must acknowledge; default replication_factor − 1."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle of the brokers (PEM).")
+
+    def replication(self) -> tuple[int, int]:
+        """(replication factor, min.insync.replicas) of the topics itte creates:
+        right for a 3-broker cluster by default, 1 on the single embedded broker."""
+        factor = self.replication_factor or (1 if self.kafka_bootstrap_servers is None else 3)
+        return factor, self.min_insync_replicas or max(1, factor - 1)
+
+    def kafka_security(self) -> dict[str, str]:
+        """librdkafka's security settings, for every client (empty: PLAINTEXT)."""
+        config: dict[str, str] = {}
+        if self.kafka_security_protocol != "PLAINTEXT":
+            config["security.protocol"] = self.kafka_security_protocol
+        if self.kafka_sasl_mechanism:
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            config["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password:
+            config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_cafile:
+            config["ssl.ca.location"] = str(self.kafka_ssl_cafile)
+        return config

@@ -8,7 +8,7 @@ import time
 
 from common import db, migrations
 from common.embedded import servers_for, stop_embedded
-from common.kafka import ensure_topics
+from common.kafka import ensure_topics_for
 from itte.demo import write_demo
 from itte.processes import Processes, wait_http
 from services.api.settings import ApiSettings
@@ -25,7 +25,7 @@ class UpSettings(IngestorSettings, ApiSettings):
 def up(settings: UpSettings, *, demo: bool) -> None:
     embedded = settings.kafka_bootstrap_servers is None or settings.database_url is None
     servers = servers_for(settings)
-    ensure_topics(servers.kafka_bootstrap_servers, settings.topic_partitions)
+    ensure_topics_for(settings, servers)
     migrations.upgrade(db.make_engine(servers.database_url))
     # The services read the same settings from their environment; the
     # addresses are the ones just resolved (embedded servers started once).

@@ -8,7 +8,7 @@ import faust
 from common import catalogue, db, migrations, referential
 from common.embedded import Servers
 from common.faust_app import make_app
-from common.kafka import BlockingProducer, ensure_topics
+from common.kafka import BlockingProducer, ensure_topics_for
 from common.retry import Health
 from services.aggregator.app import attach
 from services.aggregator.handlers import Batches
@@ -24,16 +24,16 @@ def build(settings: AggregatorSettings, servers: Servers) -> faust.App:
     indicators = catalogue.load(settings.catalogue)
     db.load_catalogue(engine, indicators)  # what the API shows is what we aggregate by
     engine.dispose()
-    ensure_topics(servers.kafka_bootstrap_servers, settings.topic_partitions)
+    ensure_topics_for(settings, servers)
     store = AggregateStore(
         servers.database_url, referential.load(), AggregationRules.from_catalogue(indicators)
     )
-    producer = BlockingProducer(servers.kafka_bootstrap_servers)
+    producer = BlockingProducer(servers.kafka_bootstrap_servers, **servers.kafka_security)
     outbox = OutboxRelay(servers.database_url, producer)
     health = Health()
     app = make_app(
         "itte-aggregator",
-        servers.kafka_bootstrap_servers,
+        servers,
         web_host=settings.aggregator_host,
         web_port=settings.aggregator_port,
         partitions=settings.topic_partitions,

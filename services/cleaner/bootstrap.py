@@ -8,7 +8,7 @@ import faust
 from common import catalogue, referential
 from common.embedded import Servers
 from common.faust_app import make_app
-from common.kafka import ensure_topics
+from common.kafka import ensure_topics_for
 from services.cleaner.app import attach
 from services.cleaner.handlers import Cleaner
 from services.cleaner.pii import PiiHasher, local_key
@@ -29,7 +29,7 @@ def hasher(settings: CleanerSettings) -> PiiHasher:
 
 
 def build(settings: CleanerSettings, servers: Servers) -> faust.App:
-    ensure_topics(servers.kafka_bootstrap_servers, settings.topic_partitions)
+    ensure_topics_for(settings, servers)
     rules = Rules(
         ref=referential.load(),
         hasher=hasher(settings),
@@ -38,7 +38,7 @@ def build(settings: CleanerSettings, servers: Servers) -> faust.App:
     )
     app = make_app(
         "itte-cleaner",
-        servers.kafka_bootstrap_servers,
+        servers,
         web_host=settings.cleaner_host,
         web_port=settings.cleaner_port,
         partitions=settings.topic_partitions,

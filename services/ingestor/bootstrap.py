@@ -7,7 +7,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from common.embedded import Servers
-from common.kafka import BlockingProducer, ensure_topics
+from common.kafka import BlockingProducer, ensure_topics_for
 from services.ingestor.auth import Producers
 from services.ingestor.handlers import Observations
 from services.ingestor.http import create_app
@@ -17,9 +17,11 @@ from services.ingestor.settings import IngestorSettings
 
 
 def publisher(settings: IngestorSettings, servers: Servers) -> RawPublisher:
-    ensure_topics(servers.kafka_bootstrap_servers, settings.topic_partitions)
+    ensure_topics_for(settings, servers)
     producer = BlockingProducer(
-        servers.kafka_bootstrap_servers, **{"message.timeout.ms": settings.delivery_timeout_ms}
+        servers.kafka_bootstrap_servers,
+        **servers.kafka_security,
+        **{"message.timeout.ms": settings.delivery_timeout_ms},
     )
     return RawPublisher(producer, settings.batch_records)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
 
 from common.kafka import MAX_MESSAGE_BYTES, PRODUCER_DEFAULTS
+from common.settings import CommonSettings
 from services.aggregator.settings import AggregatorSettings
 from services.api.settings import ApiSettings
 from services.cleaner.settings import CleanerSettings
@@ -37,8 +39,52 @@ def test_every_service_runs_its_itte_command_against_kafka_and_postgres() -> Non
         assert env["DATABASE_URL"].startswith("postgresql://")
         assert env["ITTE_ENVIRONMENT"] == "production"
         assert env[f"ITTE_{name.upper()}_HOST"] == "0.0.0.0"
-        assert "${ITTE_PII_KEY:?" in env["ITTE_PII_KEY"]  # required, never a default
+    # Only the cleaner hashes personal fields: only it holds the key, required.
+    holders = {
+        name
+        for name, service in services.items()
+        if "ITTE_PII_KEY" in service.get("environment", {})
+    }
+    assert holders == {"cleaner"}
+    assert "${ITTE_PII_KEY:?" in services["cleaner"]["environment"]["ITTE_PII_KEY"]
     assert "${ITTE_PRODUCER_TOKENS:?" in services["ingestor"]["environment"]["ITTE_PRODUCER_TOKENS"]
+
+
+def test_kafka_keeps_its_log_on_its_volume() -> None:
+    kafka = compose()["services"]["kafka"]
+    [volume] = kafka["volumes"]
+    assert volume.split(":")[1] == kafka["environment"]["KAFKA_LOG_DIRS"]
+
+
+def test_topics_are_replicated_as_the_single_broker_allows() -> None:
+    services = compose()["services"]
+    brokers = len([n for n in services if services[n].get("image", "").startswith("apache/kafka")])
+    for name in (*PORTS, "migrate"):
+        env = services[name]["environment"]
+        settings = CommonSettings(
+            kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+            replication_factor=int(env["ITTE_REPLICATION_FACTOR"]),
+            min_insync_replicas=int(env["ITTE_MIN_INSYNC_REPLICAS"]),
+        )
+        factor, insync = settings.replication()
+        assert factor <= brokers and insync <= factor
+
+
+def test_every_long_running_service_has_a_healthcheck_and_limits() -> None:
+    for name, service in compose()["services"].items():
+        limits = service["deploy"]["resources"]["limits"]
+        assert limits["memory"] and float(limits["cpus"]) > 0, name
+        if name != "migrate":  # runs once and ends
+            assert service["healthcheck"]["test"], name
+    for name, port in PORTS.items():
+        assert compose()["services"][name]["healthcheck"]["test"][-1] == str(port)
+
+
+def test_no_secret_has_a_default() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    for secret in ("POSTGRES_PASSWORD", "ITTE_PII_KEY", "ITTE_PRODUCER_TOKENS"):
+        uses = re.findall(r"\$\{" + secret + r"([^}]*)\}", text)
+        assert uses and all(use.startswith(":?") for use in uses), secret
 
 
 def test_the_schema_is_migrated_before_any_service_starts() -> None:

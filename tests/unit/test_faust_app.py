@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import aiokafka
+import certifi
 
+from common.embedded import Servers, servers_for
 from common.faust_app import FETCH_MAX_WAIT_MS, make_app
+from common.settings import CommonSettings
 
 
 def test_consumers_ask_for_short_fetch_waits_and_buffer_little() -> None:
     async def check() -> None:
         app = make_app(
             "test",
-            "127.0.0.1:1",  # nothing connects: consumers are only built
+            Servers("127.0.0.1:1", "unused"),  # nothing connects: consumers are only built
             web_host="127.0.0.1",
             web_port=1,
             partitions=1,
@@ -29,5 +33,43 @@ def test_consumers_ask_for_short_fetch_waits_and_buffer_little() -> None:
         finally:
             await consumer.stop()
         assert app.conf.stream_buffer_maxsize == 7
+
+    asyncio.run(check())
+
+
+def test_sasl_and_tls_settings_reach_the_faust_consumers_and_the_librdkafka_clients() -> None:
+    cafile = Path(certifi.where())  # any valid CA bundle
+    settings = CommonSettings(
+        kafka_bootstrap_servers="broker:9093",
+        database_url="unused",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="itte",
+        kafka_sasl_password="not-a-real-secret",
+        kafka_ssl_cafile=cafile,
+    )
+    servers = servers_for(settings)
+    assert servers.kafka_security == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "itte",
+        "sasl.password": "not-a-real-secret",
+        "ssl.ca.location": str(cafile),
+    }
+
+    async def check() -> None:
+        app = make_app(
+            "test", servers, web_host="127.0.0.1", web_port=1, partitions=1, buffered_messages=1
+        )
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)
+        try:
+            client = consumer._client
+            assert (client._security_protocol, client._sasl_mechanism) == (
+                "SASL_SSL",
+                "SCRAM-SHA-512",
+            )
+            assert client._sasl_plain_username == "itte" and client._ssl_context is not None
+        finally:
+            await consumer.stop()
 
     asyncio.run(check())
