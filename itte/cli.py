@@ -78,15 +78,21 @@ def api() -> None:
 
 @main.command()
 def migrate() -> None:
-    """Bring the database to the schema of this version, and load the referential."""
+    """Bring the database to the schema of this version, load the referential,
+    and give each service whose password is set its own login."""
     from common import db, migrations
     from common.embedded import database_address
-    from common.settings import CommonSettings
+    from itte.up import MigrateSettings
 
-    settings = CommonSettings()
+    settings = MigrateSettings()
     _logging(settings.log_level)
-    migrations.upgrade(db.make_engine(database_address(settings)))
+    engine = db.make_engine(database_address(settings))
+    migrations.upgrade(engine)
+    passwords = settings.passwords()
+    migrations.grant_logins(engine, passwords)
     click.echo(f"the database is at revision {migrations.HEAD}")
+    for login in passwords:
+        click.echo(f"login {login}: role {migrations.LOGINS[login]}")
 
 
 @main.command()

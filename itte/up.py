@@ -6,15 +6,35 @@ import os
 import signal
 import time
 
+from pydantic import SecretStr
+
 from common import db, migrations
 from common.embedded import servers_for, stop_embedded
 from common.kafka import ensure_topics_for
+from common.settings import CommonSettings
 from itte.demo import write_demo
 from itte.processes import Processes, wait_http
 from services.api.settings import ApiSettings
 from services.ingestor import bootstrap as ingestor
 from services.ingestor.file_ingest import ingest_files
 from services.ingestor.settings import IngestorSettings
+
+
+class MigrateSettings(CommonSettings):
+    """``itte migrate``: the passwords of the services' logins (none: no login
+    is created, the services connect as the owner in DATABASE_URL)."""
+
+    api_db_password: SecretStr | None = None
+    ingestor_db_password: SecretStr | None = None
+    aggregator_db_password: SecretStr | None = None
+
+    def passwords(self) -> dict[str, str]:
+        given = {
+            "itte_api": self.api_db_password,
+            "itte_ingestor": self.ingestor_db_password,
+            "itte_aggregator": self.aggregator_db_password,
+        }
+        return {login: p.get_secret_value() for login, p in given.items() if p is not None}
 
 
 class UpSettings(IngestorSettings, ApiSettings):

@@ -10,6 +10,7 @@ the revision do not carry it (about 10 MB of memory each).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
@@ -17,7 +18,7 @@ from sqlalchemy import Connection, Engine, text
 from common import db, referential
 
 # The newest file in versions/ (a test keeps the two in step).
-HEAD = "0001"
+HEAD = "0002"
 SCRIPTS = Path(__file__).parent
 # Advisory lock: two `itte migrate` at once (compose restarts, tests) take turns.
 MIGRATION_LOCK = 7_277_410
@@ -47,6 +48,37 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
         if revision == "head":
             db.load_referential(conn, referential.load())
+
+
+# The login of each service, and the role (migration 0002) it is a member of.
+LOGINS = {
+    "itte_api": "itte_reader",
+    "itte_ingestor": "itte_ingest",
+    "itte_aggregator": "itte_writer",
+}
+
+
+def grant_logins(engine: Engine, passwords: Mapping[str, str]) -> None:
+    """Create (or give a new password to) the login of each service named in
+    ``passwords``, as a member of its role only."""
+    from psycopg import sql
+
+    with engine.begin() as conn:
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        for login, password in passwords.items():
+            role = LOGINS[login]
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": login}
+            ).scalar()
+            statement = (
+                "ALTER ROLE {} WITH LOGIN PASSWORD {}"
+                if exists
+                else ("CREATE ROLE {} WITH LOGIN PASSWORD {}")
+            )
+            cursor.execute(sql.SQL(statement).format(sql.Identifier(login), sql.Literal(password)))
+            cursor.execute(
+                sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(login))
+            )
 
 
 def require_current(engine: Engine) -> None:

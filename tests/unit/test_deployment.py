@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from common import migrations
 from common.kafka import MAX_MESSAGE_BYTES, PRODUCER_DEFAULTS
 from common.settings import CommonSettings
 from services.aggregator.settings import AggregatorSettings
@@ -36,7 +37,6 @@ def test_every_service_runs_its_itte_command_against_kafka_and_postgres() -> Non
         assert service["command"] == name
         env = service["environment"]
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
-        assert env["DATABASE_URL"].startswith("postgresql://")
         assert env["ITTE_ENVIRONMENT"] == "production"
         assert env[f"ITTE_{name.upper()}_HOST"] == "0.0.0.0"
     # Only the cleaner hashes personal fields: only it holds the key, required.
@@ -48,6 +48,28 @@ def test_every_service_runs_its_itte_command_against_kafka_and_postgres() -> Non
     assert holders == {"cleaner"}
     assert "${ITTE_PII_KEY:?" in services["cleaner"]["environment"]["ITTE_PII_KEY"]
     assert "${ITTE_PRODUCER_TOKENS:?" in services["ingestor"]["environment"]["ITTE_PRODUCER_TOKENS"]
+
+
+def test_each_service_connects_with_its_own_login_and_the_cleaner_not_at_all() -> None:
+    services = compose()["services"]
+    logins = {
+        name: re.match(r"postgresql://([^:]+):", env["DATABASE_URL"]).group(1)  # type: ignore[union-attr]
+        for name, service in services.items()
+        if "DATABASE_URL" in (env := service.get("environment", {}))
+    }
+    assert logins == {
+        "migrate": "itte",  # the owner: it runs the migrations
+        "ingestor": "itte_ingestor",
+        "aggregator": "itte_aggregator",
+        "api": "itte_api",
+    }
+    for login in ("itte_api", "itte_ingestor", "itte_aggregator"):
+        assert login in migrations.LOGINS
+        variable = login.removeprefix("itte_").upper()
+        assert (
+            f"${{ITTE_{variable}_DB_PASSWORD:?"
+            in services["migrate"]["environment"][f"ITTE_{variable}_DB_PASSWORD"]
+        )
 
 
 def test_kafka_keeps_its_log_on_its_volume() -> None:
@@ -82,7 +104,9 @@ def test_every_long_running_service_has_a_healthcheck_and_limits() -> None:
 
 def test_no_secret_has_a_default() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
-    for secret in ("POSTGRES_PASSWORD", "ITTE_PII_KEY", "ITTE_PRODUCER_TOKENS"):
+    secrets = ("POSTGRES_PASSWORD", "ITTE_PII_KEY", "ITTE_PRODUCER_TOKENS")
+    passwords = tuple(f"ITTE_{s}_DB_PASSWORD" for s in ("API", "INGESTOR", "AGGREGATOR"))
+    for secret in secrets + passwords:
         uses = re.findall(r"\$\{" + secret + r"([^}]*)\}", text)
         assert uses and all(use.startswith(":?") for use in uses), secret
 
@@ -92,7 +116,6 @@ def test_the_schema_is_migrated_before_any_service_starts() -> None:
     migrate = services["migrate"]
     assert migrate["command"] == "migrate" and migrate["restart"] == "no"
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
-    assert migrate["environment"]["DATABASE_URL"] == services["api"]["environment"]["DATABASE_URL"]
     for name in PORTS:
         after = services[name]["depends_on"]["migrate"]["condition"]
         assert after == "service_completed_successfully"

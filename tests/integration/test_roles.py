@@ -1,0 +1,91 @@
+"""Least privilege: each service's role can do its work and nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import closing
+from urllib.parse import quote
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import ProgrammingError
+
+from common import catalogue, db, migrations
+from common.referential import load
+from schemas.clean import CleanObservation
+from services.aggregator.rules import AggregationRules
+from services.aggregator.store import AggregateStore
+from services.aggregator.verify import check
+from services.api.app import read_only_engine
+from services.ingestor.idempotency import IdempotencyStore
+from tests.conftest import TEST_CATALOGUE
+
+
+def as_role(url: str, role: str) -> str:
+    """The same database, the session under ``role`` (libpq options)."""
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options={quote(f'-c role={role}')}"
+
+
+def as_login(url: str, login: str, password: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{login}:{quote(password)}@{rest.split('@', 1)[1]}"
+
+
+def refused(url: str, statement: str) -> bool:
+    with psycopg.connect(url, autocommit=True) as conn:
+        try:
+            conn.execute(statement)
+        except psycopg.errors.InsufficientPrivilege:
+            return True
+    return False
+
+
+def test_the_api_role_reads_what_it_serves_and_writes_nothing(database_url: str) -> None:
+    url = as_role(database_url, "itte_reader")
+    with psycopg.connect(url) as conn:
+        conn.execute("SELECT * FROM aggregate_values LIMIT 1")
+        conn.execute("SELECT * FROM indicators, referential_meta LIMIT 1")
+    assert refused(url, "SELECT * FROM observations LIMIT 1")  # hashed personal fields
+    assert refused(url, "SELECT * FROM ingest_requests LIMIT 1")
+    assert refused(url, "DELETE FROM aggregates")
+    assert refused(url, "CREATE TABLE intruder (x int)")
+
+
+def test_a_write_through_the_apis_own_connection_is_refused(database_url: str) -> None:
+    engine = db.make_engine(database_url)
+    migrations.grant_logins(engine, {"itte_api": "api-test-password"})
+    api = read_only_engine(as_login(database_url, "itte_api", "api-test-password"), 1)
+    with api.connect() as conn:
+        assert conn.execute(text("SELECT current_user")).scalar() == "itte_api"
+        # Even with the session's read-only default lifted, the role cannot write.
+        conn.execute(text("SET default_transaction_read_only = off"))
+        with pytest.raises(ProgrammingError, match="permission denied"):
+            conn.execute(text("UPDATE indicators SET libelle = 'x'"))
+    api.dispose()
+    migrations.grant_logins(engine, {"itte_api": "another-password"})  # again: updated
+
+
+def test_the_ingestor_role_touches_only_its_table(database_url: str) -> None:
+    url = as_role(database_url, "itte_ingest")
+    keys = IdempotencyStore(url)
+    assert keys.claim("ademe", "k", b"{}") is None
+    keys.complete("ademe", "k", 202, {"accepted": 1})
+    assert keys.claim("ademe", "k", b"{}") is not None
+    assert refused(url, "SELECT * FROM observations LIMIT 1")
+    assert refused(url, "UPDATE aggregates SET valeur = 0")
+
+
+def test_the_aggregator_role_aggregates_but_cannot_read_idempotency_keys(
+    database_url: str, obs: Callable[..., CleanObservation]
+) -> None:
+    url = as_role(database_url, "itte_writer")
+    db.load_catalogue(db.make_engine(url), catalogue.load(TEST_CATALOGUE))
+    rules = AggregationRules.from_catalogue(catalogue.load(TEST_CATALOGUE))
+    with closing(AggregateStore(url, load(), rules)) as store:
+        result = store.apply([obs("33063", "5"), obs("33001", "3"), obs("33063", "2", 2)])
+    assert result.written == 2
+    assert check(database_url).differences == []
+    assert refused(url, "SELECT * FROM ingest_requests LIMIT 1")
+    assert refused(url, "DELETE FROM communes")
