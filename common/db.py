@@ -159,6 +159,7 @@ ingest_requests = Table(
     Column("status", Integer),
     Column("response", JSONB),
     Column("claimed_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Index("ingest_requests_claimed_at", "claimed_at"),  # to forget expired keys
 )
 
 # The view of what readers see (each aggregate with its territory and its

@@ -13,6 +13,7 @@ from services.ingestor.handlers import Observations
 from services.ingestor.http import create_app
 from services.ingestor.idempotency import IdempotencyStore
 from services.ingestor.publisher import RawPublisher
+from services.ingestor.ratelimit import MovingWindow
 from services.ingestor.settings import IngestorSettings
 
 
@@ -33,10 +34,15 @@ def http_app(settings: IngestorSettings, servers: Servers) -> FastAPI:
     return create_app(
         Observations(
             publisher(settings, servers),
-            IdempotencyStore(servers.database_url, settings.idempotency_stale_seconds),
+            IdempotencyStore(
+                servers.database_url,
+                settings.idempotency_stale_seconds,
+                settings.idempotency_ttl_seconds,
+            ),
             producers=producers,
             max_body_bytes=settings.max_body_bytes,
             max_records=settings.max_records_per_request,
+            rate_limit=MovingWindow(settings.rate_limit) if settings.rate_limit else None,
         )
     )
 

@@ -5,6 +5,7 @@ writes the answer; the unit tests call it with the fakes of the ports."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,7 +22,7 @@ from services.ingestor.batching import (
     parse_ndjson_body,
     validate,
 )
-from services.ingestor.ports import IdempotencyKeys, WholePublisher
+from services.ingestor.ports import IdempotencyKeys, RateLimit, WholePublisher
 from services.ingestor.publisher import SERVICE
 
 NDJSON_TYPES = (
@@ -98,7 +99,9 @@ class Observations:
         producers: Producers,
         max_body_bytes: int,
         max_records: int,
+        rate_limit: RateLimit | None = None,
     ) -> None:
+        self.rate_limit = rate_limit
         self.publisher = publisher
         self.idempotency = idempotency
         self.producers = producers
@@ -121,6 +124,13 @@ class Observations:
 
     def submit(self, request: Submission) -> Answer:
         """Blocking (parsing, the database, the broker): run it off the event loop."""
+        if self.rate_limit and (wait := self.rate_limit.admit(request.producer)) is not None:
+            return refuse(
+                429,
+                "too many requests from this producer, nothing was published",
+                "rate_limited",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
         parsed = self._parse(request)
         if isinstance(parsed, Answer):
             return parsed

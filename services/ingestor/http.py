@@ -97,6 +97,7 @@ def create_app(observations: Observations) -> FastAPI:
                 (409, "A request with this Idempotency-Key is in progress"),
                 (413, "Body or record count over the limit"),
                 (422, "Invalid records (each line named), or no record; nothing published"),
+                (429, "Over this producer's rate limit: nothing published, retry after"),
                 (503, "Broker unavailable: nothing published, retry later"),
             )
         },

@@ -46,3 +46,10 @@ class IdempotencyKeys(Protocol):
     def release(self, producer: str, key: str) -> None:
         """Forget a claim whose request failed, so that a retry can go through."""
         ...
+
+
+class RateLimit(Protocol):
+    def admit(self, producer: str) -> float | None:
+        """None if ``producer`` may send one more request now, else the
+        seconds to wait before it may."""
+        ...

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from pydantic import Field
+from limits import parse
+from pydantic import Field, field_validator
 
 from common.kafka import MAX_MESSAGE_BYTES
 from common.settings import CommonSettings
@@ -24,3 +25,17 @@ class IngestorSettings(CommonSettings):
         None, description='JSON {"producer": "sha256:<hex>"}; `itte token NAME` makes one.'
     )
     idempotency_stale_seconds: float = Field(60.0, gt=0)
+    idempotency_ttl_seconds: float = Field(
+        24 * 3600.0, gt=0, description="A key may be used again this long after its claim."
+    )
+    rate_limit: str | None = Field(
+        None,
+        description='Requests per producer and replica, e.g. "60/minute"; none: unlimited.',
+    )
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _readable_limit(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse(value)  # ValueError names what it could not read
+        return value

@@ -23,6 +23,7 @@ from services.ingestor.ports import (
     IdempotencyKeys,
     Previous,
     Published,
+    RateLimit,
     WholePublisher,
     body_digest,
 )
@@ -178,12 +179,27 @@ class MemoryOutbox:
         return 0
 
 
+class CountingRateLimit:
+    """Implements services.ingestor.ports.RateLimit: ``allowed`` requests per
+    producer, then a wait of ``wait`` seconds."""
+
+    def __init__(self, allowed: int, wait: float = 2.5) -> None:
+        self.allowed = allowed
+        self.wait = wait
+        self.seen: dict[str, int] = {}
+
+    def admit(self, producer: str) -> float | None:
+        self.seen[producer] = self.seen.get(producer, 0) + 1
+        return None if self.seen[producer] <= self.allowed else self.wait
+
+
 def _implements(
     aggregates: MemoryAggregates,
     letters: MemoryDeadLetters,
     outbox: MemoryOutbox,
     publisher: MemoryPublisher,
     keys: MemoryIdempotencyKeys,
-) -> tuple[Aggregates, DeadLetters, Outbox, WholePublisher, IdempotencyKeys]:
+    rate: CountingRateLimit,
+) -> tuple[Aggregates, DeadLetters, Outbox, WholePublisher, IdempotencyKeys, RateLimit]:
     """Never called: mypy (`make lint`) checks here that each fake implements its port."""
-    return aggregates, letters, outbox, publisher, keys
+    return aggregates, letters, outbox, publisher, keys, rate

@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from common.kafka import DeliveryError, MessageTooLarge
 from services.ingestor.auth import Producers, hash_token
 from services.ingestor.handlers import ANONYMOUS, Answer, Observations, Submission
-from tests.unit.fakes import MemoryIdempotencyKeys, MemoryPublisher
+from services.ingestor.ports import RateLimit
+from services.ingestor.ratelimit import MovingWindow
+from services.ingestor.settings import IngestorSettings
+from tests.unit.fakes import CountingRateLimit, MemoryIdempotencyKeys, MemoryPublisher
 
 TOKEN = "itte_unit-test-token"
 GOOD = {"indicateur": "pop", "commune": "33063", "annee": 2020, "valeur": 1}
@@ -22,6 +26,7 @@ def handler(
     keys: MemoryIdempotencyKeys | None = None,
     *,
     auth: bool = True,
+    rate_limit: RateLimit | None = None,
 ) -> Observations:
     tokens = json.dumps({"ademe": hash_token(TOKEN)}) if auth else None
     return Observations(
@@ -30,6 +35,7 @@ def handler(
         producers=Producers.parse(tokens),
         max_body_bytes=10_000,
         max_records=3,
+        rate_limit=rate_limit,
     )
 
 
@@ -128,3 +134,28 @@ def test_an_unexpected_failure_frees_the_key_and_propagates() -> None:
     with pytest.raises(RuntimeError):
         push(handler(MemoryPublisher(RuntimeError("bug")), keys), GOOD, idempotency_key="k")
     assert keys.keys == {}
+
+
+def test_over_its_rate_limit_a_producer_gets_429_and_when_to_retry() -> None:
+    publisher = MemoryPublisher()
+    h = handler(publisher, rate_limit=CountingRateLimit(allowed=2, wait=2.5))
+    assert [push(h, GOOD).status for _ in range(2)] == [202, 202]
+    refused = push(h, GOOD)
+    assert (refused.status, refused.headers) == (429, {"Retry-After": "3"})
+    assert len(publisher.published) == 2  # the refused request published nothing
+    other = h.submit(Submission("autre", json.dumps([GOOD]).encode()))
+    assert other.status == 202  # each producer has its own window
+
+
+def test_the_moving_window_admits_the_limit_then_says_how_long_to_wait() -> None:
+    window = MovingWindow("2/minute")
+    assert [window.admit("ademe"), window.admit("ademe")] == [None, None]
+    wait = window.admit("ademe")
+    assert wait is not None and 0 < wait <= 60
+    assert window.admit("autre") is None
+
+
+def test_an_unreadable_rate_limit_is_refused_at_start() -> None:
+    with pytest.raises(ValidationError, match="rate_limit"):
+        IngestorSettings(rate_limit="lots")
+    assert IngestorSettings(rate_limit="60/minute").rate_limit == "60/minute"
