@@ -67,3 +67,16 @@ class CommonSettings(BaseSettings):
         if self.kafka_ssl_cafile:
             config["ssl.ca.location"] = str(self.kafka_ssl_cafile)
         return config
+
+
+DEFAULT_PII_FIELDS = "nom,prenom,nom_declarant,email,telephone,adresse,contact"
+
+
+class PiiSettings(CommonSettings):
+    """The services that hash personal fields: the ingestor and the cleaner."""
+
+    pii_fields: str = Field(DEFAULT_PII_FIELDS, description="Comma-separated field names.")
+    pii_key: SecretStr | None = Field(
+        None, description="HMAC key, 16 bytes or more; local runs generate one in state_dir."
+    )
+    pii_key_id: str | None = Field(None, description="Default: a fingerprint of the key.")

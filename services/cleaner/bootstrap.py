@@ -9,30 +9,18 @@ from common import catalogue, referential
 from common.embedded import Servers
 from common.faust_app import make_app
 from common.kafka import ensure_topics_for
+from common.pii import hasher_for
 from services.cleaner.app import attach
 from services.cleaner.handlers import Cleaner
-from services.cleaner.pii import PiiHasher, local_key
 from services.cleaner.settings import CleanerSettings
 from services.cleaner.transform import Rules
-
-
-def hasher(settings: CleanerSettings) -> PiiHasher:
-    """The configured key; a local run without one gets a generated key kept
-    in the state folder, a production run refuses to start."""
-    if settings.pii_key is not None:
-        key = settings.pii_key.get_secret_value().encode()
-    elif settings.environment == "local":
-        key = local_key(settings.state_dir / "pii.key")
-    else:
-        raise SystemExit("ITTE_PII_KEY must be set outside local runs")
-    return PiiHasher.create(key, settings.pii_fields.split(","), settings.pii_key_id)
 
 
 def build(settings: CleanerSettings, servers: Servers) -> faust.App:
     ensure_topics_for(settings, servers)
     rules = Rules(
         ref=referential.load(),
-        hasher=hasher(settings),
+        hasher=hasher_for(settings),
         catalogue=catalogue.load(settings.catalogue),
         accept_unknown=settings.unknown_indicators == "non_agregeable",
     )

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from common.errors import unexpected
+from common.pii import PiiHasher
 from common.referential import Referential, is_renumbering
 from schemas import deadletter, limits
 from schemas.catalogue import ADDITIVE, Catalogue
@@ -22,7 +23,6 @@ from schemas.clean import CleanObservation
 from schemas.clean import record_id as clean_record_id
 from schemas.deadletter import DeadLetter
 from schemas.raw import RawBatchHeader, RawObservation, describe
-from services.cleaner.pii import PiiHasher
 
 STAGE = "cleaner"
 # Secret or missing cells in French statistical files: missing, never zero.

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from common.embedded import Servers
 from common.kafka import BlockingProducer, ensure_topics_for
+from common.pii import hasher_for
 from services.ingestor.auth import Producers
 from services.ingestor.handlers import Observations
 from services.ingestor.http import create_app
@@ -24,7 +25,7 @@ def publisher(settings: IngestorSettings, servers: Servers) -> RawPublisher:
         **servers.kafka_security,
         **{"message.timeout.ms": settings.delivery_timeout_ms},
     )
-    return RawPublisher(producer, settings.batch_records)
+    return RawPublisher(producer, settings.batch_records, hasher_for(settings).hide)
 
 
 def http_app(settings: IngestorSettings, servers: Servers) -> FastAPI:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from common import metrics
 from schemas.raw import schema_problem
-from services.ingestor.files import Mapping, read_file
+from services.ingestor.files import Mapping, Unreadable, read_file
 from services.ingestor.layouts import Format
 from services.ingestor.publisher import SERVICE, RawPublisher
 
@@ -47,12 +48,19 @@ class FileSummary:
 
 def problem(record: Any) -> tuple[str, str] | None:
     """(reason, detail) when the record cannot be published, else None."""
-    if isinstance(record, str):
-        return "invalid_json", record
+    if isinstance(record, Unreadable):
+        return "invalid_json", str(record)
     if not isinstance(record, dict):
         return "not_an_object", f"a record must be an object, not {type(record).__name__}"
     detail = schema_problem(record)
     return None if detail is None else ("invalid_schema", detail)
+
+
+def private_file(path: Path) -> TextIO:
+    """Opened for writing, readable by its owner only (it may hold values the
+    producer will fix; personal fields in it are hashed)."""
+    path.unlink(missing_ok=True)
+    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8")
 
 
 def ingest_file(
@@ -90,8 +98,10 @@ def ingest_file(
             summary.rejected[found[0]] += 1
             if rejects is None:
                 assert summary.rejects_path is not None
-                rejects = open(summary.rejects_path, "w", encoding="utf-8")  # noqa: SIM115
-            kept = record if isinstance(record, dict) else {"_valeur": record}
+                rejects = private_file(summary.rejects_path)
+            # Not an object: only its line, reason and type (a bare value may
+            # be personal, and the producer's file holds it anyway).
+            kept = publisher.hide(record) if isinstance(record, dict) else {}
             rejects.write(
                 json.dumps(
                     {**kept, "_ligne": line, "_raison": found[0], "_detail": found[1]},

@@ -19,6 +19,10 @@ from services.ingestor.layouts import Format, detect
 SNIFF_BYTES = 1 << 20
 
 
+class Unreadable(str):
+    """Stands for a line that is not JSON: the parser's message, never the line."""
+
+
 def detect_encoding(sample: bytes) -> str:
     if sample.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig"
@@ -103,7 +107,7 @@ def _json_records(path: Path, progress: Progress) -> Iterator[tuple[int, Any]]:
                 try:
                     yield number, json.loads(line, parse_float=str)
                 except ValueError as exc:
-                    yield number, f"invalid JSON: {exc}"
+                    yield number, Unreadable(f"invalid JSON: {exc}")
 
 
 def read_file(

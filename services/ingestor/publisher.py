@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from common import metrics
@@ -14,17 +14,31 @@ from services.ingestor.ports import Published
 SERVICE = "ingestor"
 
 
+def _unchanged(record: dict[str, Any]) -> dict[str, Any]:
+    return record
+
+
 class RawPublisher:
-    def __init__(self, producer: BlockingProducer, batch_records: int) -> None:
+    """``hide``: replaces the personal fields of a record by their keyed hashes
+    (common.pii.PiiHasher.hide), applied to every record before it leaves."""
+
+    def __init__(
+        self,
+        producer: BlockingProducer,
+        batch_records: int,
+        hide: Callable[[dict[str, Any]], dict[str, Any]] = _unchanged,
+    ) -> None:
         self._producer = producer
         self._batch_records = batch_records
+        self.hide = hide
 
     def publish_whole(
         self, records: list[dict[str, Any]], *, source: str, producer: str | None
     ) -> Published:
         """One envelope, hence one Kafka message: the broker takes all or nothing
         (:class:`MessageTooLarge` if it cannot be one message)."""
-        [batch] = batches(records, source=source, producer=producer, size=max(len(records), 1))
+        hidden = [self.hide(r) for r in records]
+        [batch] = batches(hidden, source=source, producer=producer, size=max(len(records), 1))
         return self._send(encoded(batch, split=False))
 
     def publish(
@@ -43,7 +57,8 @@ class RawPublisher:
         """
         count, ids = 0, list[str]()
         pending: list[tuple[raw.RawBatch, bytes]] = []
-        for batch in batches(records, source=source, producer=producer, size=self._batch_records):
+        hidden = map(self.hide, records)
+        for batch in batches(hidden, source=source, producer=producer, size=self._batch_records):
             pending += encoded(batch, split=True)
             if len(pending) >= messages_per_flush:
                 published = self._send(pending)

@@ -4,10 +4,10 @@ from limits import parse
 from pydantic import Field, field_validator
 
 from common.kafka import MAX_MESSAGE_BYTES
-from common.settings import CommonSettings
+from common.settings import PiiSettings
 
 
-class IngestorSettings(CommonSettings):
+class IngestorSettings(PiiSettings):
     ingestor_host: str = "127.0.0.1"
     ingestor_port: int = 8001
     batch_records: int = Field(500, ge=1, le=10_000, description="Records per Kafka message.")

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from common.catalogue import parse
+from common.pii import PiiHasher
 from common.referential import load
-from services.cleaner.pii import PiiHasher
 from services.cleaner.transform import MessageOrigin, Rules, clean_message, parse_value
 
 HASHER = PiiHasher.create(b"k" * 32, ["nom_declarant", "email"])

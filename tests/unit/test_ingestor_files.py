@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from openpyxl import Workbook
 
+from common.pii import PiiHasher
 from services.ingestor.file_ingest import ingest_file
 from services.ingestor.files import Mapping, read_file
 from services.ingestor.publisher import RawPublisher
@@ -174,3 +175,29 @@ def test_summary_accounts_for_every_record_and_keeps_the_rejects(tmp_path: Path)
     ]
     published = [r for m in producer.messages for r in json.loads(m)["records"]]
     assert [r["valeur"] for r in published] == [0, 1, 3, 4]
+
+
+def test_personal_fields_leave_hashed_and_the_rejects_file_is_private(tmp_path: Path) -> None:
+    hasher = PiiHasher.create(b"k" * 32, ["email", "nom_declarant"])
+    marker = "jeanne.marker@example.org"
+    good = {"indicateur": "co2", "commune": "33063", "annee": 2020, "valeur": 1}
+    path = tmp_path / "people.ndjson"
+    path.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in (
+                {**good, "email": marker, "nom_declarant": "Jeanne Marker"},
+                {"commune": "33063", "email": marker},  # refused: no indicateur
+                json.dumps(marker),  # refused: not an object
+            )
+        )
+    )
+    producer = FakeProducer()
+    publisher = RawPublisher(producer, 500, hasher.hide)  # type: ignore[arg-type]
+    summary = ingest_file(publisher, path, show_progress=False)
+    assert (summary.published, sum(summary.rejected.values())) == (1, 2)
+    written = b"".join(producer.messages) + summary.rejects_path.read_bytes()
+    assert b"marker" not in written.lower()
+    [published] = [r for m in producer.messages for r in json.loads(m)["records"]]
+    assert published["email"] == f"hmac-sha256:{hasher.digest(marker)}"
+    assert summary.rejects_path.stat().st_mode & 0o777 == 0o600

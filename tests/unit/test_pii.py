@@ -4,8 +4,10 @@ import hashlib
 import hmac
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from services.cleaner.pii import PiiHasher
+from common.pii import HASHED, PREFIX, PiiHasher
 
 
 def test_keyed_hash_is_hmac_sha256_of_the_normalized_value() -> None:
@@ -30,3 +32,23 @@ def test_only_declared_non_empty_fields_are_hashed() -> None:
 def test_short_keys_are_refused() -> None:
     with pytest.raises(ValueError):
         PiiHasher.create(b"short", ["nom"])
+
+
+HASHER = PiiHasher.create(b"k" * 32, ["nom_declarant", "email"])
+
+
+@given(st.dictionaries(st.sampled_from(["nom_declarant", "email", "autre"]), st.text(), min_size=1))
+def test_hiding_is_idempotent_and_gives_the_cleaner_the_same_hashes(record: dict) -> None:
+    hidden = HASHER.hide(record)
+    assert HASHER.hide(hidden) == hidden  # hashed at the edge: not hashed again
+    assert HASHER.hash_fields(hidden) == HASHER.hash_fields(record)
+    for name, value in record.items():
+        if name in HASHER.fields and value:
+            assert HASHED.fullmatch(hidden[name])
+            assert hidden[name] == f"{PREFIX}{HASHER.digest(value)}"
+        else:
+            assert hidden[name] == value
+
+
+def test_a_lone_surrogate_still_hashes() -> None:
+    assert HASHED.fullmatch(HASHER.hide({"email": "a\ud800b"})["email"])

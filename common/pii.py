@@ -3,16 +3,30 @@
 A plain SHA-256 of a name is reversed with a dictionary; a keyed hash is not,
 as long as the key stays secret. ``key_id`` names the key in every record so
 keys can rotate without mixing hashes.
+
+Personal fields are hashed at the edge: the ingestor replaces them before
+publishing (HTTP, files, pulls), the cleaner for records that producers write
+straight into Kafka. A value already in the hashed form is kept as it is, so
+both can hold the same key without hashing twice.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from common.settings import PiiSettings
+
+
+PREFIX = "hmac-sha256:"
+HASHED = re.compile(r"hmac-sha256:[0-9a-f]{64}")
 
 
 def normalize(value: object) -> str:
@@ -41,7 +55,17 @@ class PiiHasher:
         )
 
     def digest(self, value: object) -> str:
-        return hmac.new(self.key, normalize(value).encode("utf-8"), hashlib.sha256).hexdigest()
+        """The keyed hash (hex); a value already hashed is its own digest."""
+        if isinstance(value, str) and HASHED.fullmatch(value):
+            return value.removeprefix(PREFIX)
+        # surrogatepass: a lone surrogate still hashes (it never rests in clear)
+        data = normalize(value).encode("utf-8", "surrogatepass")
+        return hmac.new(self.key, data, hashlib.sha256).hexdigest()
+
+    def hide(self, record: dict[str, object]) -> dict[str, object]:
+        """``record`` with each personal field replaced by ``hmac-sha256:<hex>``."""
+        hashes = self.hash_fields(record)
+        return {k: f"{PREFIX}{hashes[k]}" if k in hashes else v for k, v in record.items()}
 
     def hash_fields(self, record: dict[str, object]) -> dict[str, str]:
         """Hashes of the personal fields present (and non-empty) in ``record``."""
@@ -60,3 +84,15 @@ def local_key(path: Path) -> bytes:
         path.touch(mode=0o600)
         path.write_text(secrets.token_hex(32))
     return path.read_text().strip().encode()
+
+
+def hasher_for(settings: PiiSettings) -> PiiHasher:
+    """The configured key; a local run without one gets a generated key kept
+    in the state folder, a production run refuses to start."""
+    if settings.pii_key is not None:
+        key = settings.pii_key.get_secret_value().encode()
+    elif settings.environment == "local":
+        key = local_key(settings.state_dir / "pii.key")
+    else:
+        raise SystemExit("ITTE_PII_KEY must be set outside local runs")
+    return PiiHasher.create(key, settings.pii_fields.split(","), settings.pii_key_id)
