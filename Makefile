@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install up test lint unit integration e2e bench schemas clean
+.PHONY: install up test lint unit integration e2e bench chaos schemas clean
 
 # wrk (Debian package) drives the API benchmark; installed when missing.
 WRK := /usr/bin/wrk
@@ -44,6 +44,9 @@ e2e: install
 
 bench: install $(WRK)  ## W1-W3 side by side, figures in BENCHMARKS.md (about 25 min)
 	$(BIN)/python -m bench.run
+
+chaos: install  ## 10 rounds of faults under load; figures in RELIABILITY.md (about 2 minutes)
+	$(BIN)/python -m tests.chaos --rounds 10 --out RELIABILITY.md
 
 schemas: install  ## regenerate schemas/json from the pydantic models
 	$(BIN)/itte schemas export

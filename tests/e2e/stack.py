@@ -12,6 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
+from psycopg import sql
+
 from common.embedded import Servers, free_port
 from itte.processes import SERVICES, Processes
 from services.ingestor.auth import hash_token
@@ -110,3 +113,34 @@ class Stack(Processes):
         )
         assert done.returncode == 0, done.stderr
         return done.stdout
+
+
+def post_with_retry(stack: Stack, body: list[dict[str, Any]]) -> None:
+    """What a well-behaved producer does: retry until acknowledged."""
+
+    def attempt() -> bool:
+        try:
+            status, _ = post(stack.url("ingestor", "/observations"), json.dumps(body).encode())
+        except (urllib.error.URLError, ConnectionError):
+            return False
+        return status == 202
+
+    eventually(attempt, 90, "the ingestor to accept a post")
+
+
+def allow_connections(database_url: str, allowed: bool) -> None:
+    """Refuse new connections to the database and end the open ones (as a
+    restart does), or allow them again."""
+    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    head, _, tail = database_url.partition("?")
+    admin = head.rsplit("/", 1)[0] + "/postgres" + (f"?{tail}" if tail else "")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
+                sql.Identifier(name), sql.SQL("true" if allowed else "false")
+            )
+        )
+        if not allowed:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+            )

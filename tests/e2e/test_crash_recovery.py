@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import urllib.error
 from decimal import Decimal
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from common.referential import load
 from schemas import aggregates
 from services.aggregator.verify import check
-from tests.e2e.stack import Stack, eventually, get_json, post
+from tests.e2e.stack import Stack, eventually, get_json, post_with_retry
 from tests.integration.test_kafka import read_all
 
 DEPARTEMENTS = ("01", "33", "74", "2A", "29")
@@ -43,19 +42,6 @@ def workload(indicateur: str) -> tuple[list[list[dict]], dict[str, Decimal]]:
             final[code] = value
     size = -(-len(records) // POSTS)
     return [records[i : i + size] for i in range(0, len(records), size)], final
-
-
-def post_with_retry(stack: Stack, body: list[dict]) -> None:
-    """What a well-behaved producer does: retry until acknowledged."""
-
-    def attempt() -> bool:
-        try:
-            status, _ = post(stack.url("ingestor", "/observations"), json.dumps(body).encode())
-        except (urllib.error.URLError, ConnectionError):
-            return False
-        return status == 202
-
-    eventually(attempt, 90, "the ingestor to accept a post")
 
 
 @pytest.mark.parametrize("victim", ["ingestor", "cleaner", "aggregator", "api"])

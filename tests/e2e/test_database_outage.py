@@ -6,13 +6,9 @@ import json
 import urllib.error
 import urllib.request
 
-import psycopg
-from psycopg import sql
-
 from common.referential import load
 from services.aggregator.verify import check
-from tests.conftest import with_database
-from tests.e2e.stack import Stack, eventually, get_json, post
+from tests.e2e.stack import Stack, allow_connections, eventually, get_json, post
 
 
 def aggregator_health(stack: Stack) -> tuple[int, dict]:
@@ -21,21 +17,6 @@ def aggregator_health(stack: Stack) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
-
-
-def allow_connections(database_url: str, allowed: bool) -> None:
-    name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
-    admin = with_database(database_url, "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
-                sql.Identifier(name), sql.SQL("true" if allowed else "false")
-            )
-        )
-        if not allowed:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-            )
 
 
 def test_aggregator_waits_out_a_database_outage(stack: Stack) -> None:

@@ -1,0 +1,221 @@
+"""Chaos: rounds of load with corrections and duplicates while a fault strikes
+(SIGKILL of a random service, or Postgres cutting every connection and
+refusing new ones for a while, as during a restart), then an account of what
+was lost, doubled, and how long recovery took.
+
+``make chaos`` (``python -m tests.chaos``) runs ten rounds on fresh embedded
+servers and writes RELIABILITY.md; ``tests/e2e/test_chaos.py`` runs two rounds
+in ``make test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+
+from common import catalogue, db, migrations
+from common.embedded import Servers, ensure_servers, stop_embedded
+from common.kafka import ensure_topics
+from common.referential import load
+from itte.processes import SERVICES
+from services.aggregator.verify import check
+from tests.conftest import with_database
+from tests.e2e.stack import Stack, allow_connections, get_json, post_with_retry
+
+FAULTS = (*SERVICES, "postgres")
+INDICATOR = "chaos"
+DEPARTEMENTS = ("01", "2B", "33", "974")
+OUTAGE_SECONDS = 4.0
+
+
+@dataclass(frozen=True)
+class Round:
+    number: int
+    fault: str
+    records: int  # posted, duplicates included
+    communes: int  # expected at France level
+    lost: int  # communes missing at France level after recovery
+    doubled: int  # aggregates that differ from a recomputation, or a France total too high
+    exact: bool  # the France total equals the sum of the latest versions sent
+    recovery_seconds: float  # from the end of the fault to every record served
+
+    @property
+    def clean(self) -> bool:
+        return self.lost == 0 and self.doubled == 0 and self.exact
+
+
+def workload(year: int, rng: random.Random) -> tuple[list[list[dict]], dict[str, Decimal]]:
+    """Observations, corrections of a third of them (newer version), and a
+    quarter of the posts sent twice (duplicates)."""
+    communes = sorted(c.code for c in load().communes.values() if c.departement in DEPARTEMENTS)
+    final: dict[str, Decimal] = {}
+    records = []
+    corrected = set(rng.sample(communes, len(communes) // 3))
+    for version, codes in ((1, communes), (2, sorted(corrected))):
+        for code in codes:
+            value = Decimal(rng.randint(0, 100_000)) / 100
+            records.append(
+                {
+                    "indicateur": INDICATOR,
+                    "commune": code,
+                    "annee": year,
+                    "valeur": str(value),
+                    "version": version,
+                }
+            )
+            final[code] = value
+    posts = [records[i : i + 40] for i in range(0, len(records), 40)]
+    posts += rng.sample(posts, len(posts) // 4)
+    return posts, final
+
+
+def france(stack: Stack, year: int) -> dict | None:
+    try:
+        rows = get_json(
+            stack.url("api", f"/indicateurs?niveau=france&indicateur={INDICATOR}&annee={year}")
+        )
+    except (OSError, ValueError):
+        return None
+    return rows[0] if rows else None
+
+
+def strike(stack: Stack, fault: str) -> None:
+    if fault == "postgres":
+        allow_connections(stack.env["DATABASE_URL"], False)
+    else:
+        stack.kill(fault)
+
+
+def mend(stack: Stack, fault: str) -> None:
+    if fault == "postgres":
+        allow_connections(stack.env["DATABASE_URL"], True)
+    else:
+        stack.start(fault)
+        stack.ready(fault, timeout=120)
+
+
+def run_round(stack: Stack, number: int, fault: str, rng: random.Random) -> Round:
+    year = 1950 + number  # each round its own aggregates
+    posts, final = workload(year, rng)
+    strike_at, mend_at = len(posts) // 3, 2 * len(posts) // 3
+    mended_at = time.monotonic()
+    for index, body in enumerate(posts):
+        if index == strike_at:
+            strike(stack, fault)
+            if fault in ("ingestor", "postgres"):
+                # The producer waits for the ingestor; the outage lasts a while.
+                time.sleep(OUTAGE_SECONDS if fault == "postgres" else 0)
+                mend(stack, fault)
+                mended_at = time.monotonic()
+        if index == mend_at and fault not in ("ingestor", "postgres"):
+            mend(stack, fault)
+            mended_at = time.monotonic()
+        post_with_retry(stack, body)
+    total = sum(final.values())
+    deadline, row = time.monotonic() + 180, None
+    while time.monotonic() < deadline:
+        row = france(stack, year)
+        if row and Decimal(str(row["valeur"])) == total:
+            break
+        time.sleep(0.25)
+    recovery = time.monotonic() - mended_at
+    served = row["communes_renseignees"] if row else 0
+    found = Decimal(str(row["valeur"])) if row else None
+    too_high = found is not None and found > total
+    differences = len(check(stack.env["DATABASE_URL"]).differences)
+    return Round(
+        number=number,
+        fault=fault,
+        records=sum(len(p) for p in posts),
+        communes=len(final),
+        lost=max(len(final) - served, 0),
+        doubled=differences + int(too_high),
+        exact=found == total,
+        recovery_seconds=round(recovery, 1),
+    )
+
+
+def report(rounds: list[Round], seconds: float) -> str:
+    lines = [
+        "# Reliability",
+        "",
+        "The last full chaos run (`make chaos`, `tests/chaos.py`): rounds of HTTP",
+        "load with corrections (a third of the communes sent again with a newer",
+        "version) and duplicates (a quarter of the requests sent twice), while a",
+        "fault strikes a third of the way in: SIGKILL of a service (restarted two",
+        "thirds in; the ingestor at once, its producer retrying), or Postgres",
+        f"cutting every connection and refusing new ones for {OUTAGE_SECONDS:.0f} s.",
+        "After each round: the communes served at France level (lost = missing),",
+        "and every aggregate against a recomputation from the stored observations",
+        "(`itte check`; doubled = differences, or a France total above the truth),",
+        "and the France total against the sum of the latest versions sent (exact).",
+        "",
+        f"{len(rounds)} rounds, {sum(r.records for r in rounds):,} records posted, "
+        f"{sum(r.lost for r in rounds)} lost, {sum(r.doubled for r in rounds)} doubled, "
+        f"{seconds / 60:.1f} min.",
+        "",
+        "| round | fault | records posted | communes | lost | doubled | exact | recovery (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.number} | {r.fault} | {r.records:,} | {r.communes:,} | {r.lost} | {r.doubled} "
+        f"| {'yes' if r.exact else '**no**'} | {r.recovery_seconds} |"
+        for r in rounds
+    ]
+    lines += [
+        "",
+        "Recovery: from the end of the fault (the service restarted, Postgres open",
+        "again) to every record of the round served by the API with the exact total.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run(rounds: int, seed: int, workdir: Path) -> list[Round]:
+    servers = ensure_servers(
+        kafka_bootstrap_servers=None, database_url=None, state_dir=workdir / "servers"
+    )
+    try:
+        ensure_topics(servers.kafka_bootstrap_servers, 4)
+        with psycopg.connect(servers.database_url, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE itte_chaos")
+        url = with_database(servers.database_url, "itte_chaos")
+        engine = db.make_engine(url)
+        migrations.upgrade(engine)
+        db.load_catalogue(engine, catalogue.load(Path(__file__).parent / "catalogue.toml"))
+        engine.dispose()
+        stack = Stack(Servers(servers.kafka_bootstrap_servers, url), workdir)
+        stack.start_all()
+        rng = random.Random(seed)
+        try:
+            return [run_round(stack, n, rng.choice(FAULTS), rng) for n in range(1, rounds + 1)]
+        finally:
+            stack.stop_all()
+    finally:
+        stop_embedded(workdir / "servers")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--out", type=Path, default=Path("RELIABILITY.md"))
+    options = parser.parse_args()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="itte-chaos-") as workdir:
+        rounds = run(options.rounds, options.seed, Path(workdir))
+    options.out.write_text(report(rounds, time.monotonic() - started))
+    for r in rounds:
+        print(r)
+    raise SystemExit(0 if all(r.clean for r in rounds) else 1)
+
+
+if __name__ == "__main__":
+    main()
