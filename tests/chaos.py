@@ -51,10 +51,19 @@ class Round:
         return self.lost == 0 and self.doubled == 0 and self.exact
 
 
-def workload(year: int, rng: random.Random) -> tuple[list[list[dict]], dict[str, Decimal]]:
-    """Observations, corrections of a third of them (newer version), and a
-    quarter of the posts sent twice (duplicates)."""
-    communes = sorted(c.code for c in load().communes.values() if c.departement in DEPARTEMENTS)
+def workload(
+    indicateur: str,
+    year: int,
+    rng: random.Random,
+    departements: tuple[str, ...] = DEPARTEMENTS,
+    *,
+    posts: int = 40,
+    duplicated: float = 0.25,
+) -> tuple[list[list[dict]], dict[str, Decimal]]:
+    """About ``posts`` requests of observations, then corrections of a third
+    of them (newer version), and a share ``duplicated`` of the requests sent
+    twice. Also returns the value each commune must end with."""
+    communes = sorted(c.code for c in load().communes.values() if c.departement in departements)
     final: dict[str, Decimal] = {}
     records = []
     corrected = set(rng.sample(communes, len(communes) // 3))
@@ -63,7 +72,7 @@ def workload(year: int, rng: random.Random) -> tuple[list[list[dict]], dict[str,
             value = Decimal(rng.randint(0, 100_000)) / 100
             records.append(
                 {
-                    "indicateur": INDICATOR,
+                    "indicateur": indicateur,
                     "commune": code,
                     "annee": year,
                     "valeur": str(value),
@@ -71,9 +80,9 @@ def workload(year: int, rng: random.Random) -> tuple[list[list[dict]], dict[str,
                 }
             )
             final[code] = value
-    posts = [records[i : i + 40] for i in range(0, len(records), 40)]
-    posts += rng.sample(posts, len(posts) // 4)
-    return posts, final
+    size = -(-len(records) // posts)
+    requests = [records[i : i + size] for i in range(0, len(records), size)]
+    return requests + rng.sample(requests, int(len(requests) * duplicated)), final
 
 
 def france(stack: Stack, year: int) -> dict | None:
@@ -103,7 +112,7 @@ def mend(stack: Stack, fault: str) -> None:
 
 def run_round(stack: Stack, number: int, fault: str, rng: random.Random) -> Round:
     year = 1950 + number  # each round its own aggregates
-    posts, final = workload(year, rng)
+    posts, final = workload(INDICATOR, year, rng)
     strike_at, mend_at = len(posts) // 3, 2 * len(posts) // 3
     mended_at = time.monotonic()
     for index, body in enumerate(posts):

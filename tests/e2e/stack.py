@@ -103,14 +103,18 @@ class Stack(Processes):
         for name in SERVICES:
             self.ready(name)
 
-    def ingest_file(self, path: Path) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "itte", "ingest", str(path)],
+    def itte(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """An ``itte`` command, configured as the services are."""
+        return subprocess.run(
+            [sys.executable, "-m", "itte", *args],
             env=self.env,
             capture_output=True,
             text=True,
             timeout=120,
         )
+
+    def ingest_file(self, path: Path) -> str:
+        done = self.itte("ingest", str(path))
         assert done.returncode == 0, done.stderr
         return done.stdout
 

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from common.referential import load
 from schemas import aggregates
 from services.aggregator.verify import check
+from tests.chaos import workload
 from tests.e2e.stack import Stack, eventually, get_json, post_with_retry
 from tests.integration.test_kafka import read_all
 
@@ -20,36 +20,14 @@ POSTS = 24
 KILL_AFTER = 8
 
 
-def workload(indicateur: str) -> tuple[list[list[dict]], dict[str, Decimal]]:
-    """Posts of observations, then corrections of a third of them (newer version)."""
-    rng = random.Random(indicateur)
-    communes = sorted(c.code for c in load().communes.values() if c.departement in DEPARTEMENTS)
-    final: dict[str, Decimal] = {}
-    records = []
-    corrected = set(rng.sample(communes, len(communes) // 3))
-    for version, codes in ((1, communes), (2, sorted(corrected))):
-        for code in codes:
-            value = Decimal(rng.randint(0, 10_000)) / 100
-            records.append(
-                {
-                    "indicateur": indicateur,
-                    "commune": code,
-                    "annee": 2024,
-                    "valeur": str(value),
-                    "version": version,
-                }
-            )
-            final[code] = value
-    size = -(-len(records) // POSTS)
-    return [records[i : i + size] for i in range(0, len(records), size)], final
-
-
 @pytest.mark.parametrize("victim", ["ingestor", "cleaner", "aggregator", "api"])
 def test_sigkill_during_ingestion_loses_nothing_and_counts_nothing_twice(
     stack: Stack, victim: str
 ) -> None:
     indicateur = f"crash_{victim}"
-    posts, final = workload(indicateur)
+    posts, final = workload(
+        indicateur, 2024, random.Random(indicateur), DEPARTEMENTS, posts=POSTS, duplicated=0
+    )
     for number, body in enumerate(posts):
         if number == KILL_AFTER:
             stack.kill(victim)

@@ -5,8 +5,6 @@ are found in no topic after the edge, no table, no log and no file."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,13 +63,7 @@ def test_marked_personal_values_are_nowhere_in_clear(stack: Stack, tmp_path: Pat
     source = inputs / "people.ndjson"
     refused = {"commune": "33063", "email": f"{marker}@x.org"}  # no indicateur
     source.write_text("\n".join(json.dumps(r) for r in (record("file", marker), refused)))
-    done = subprocess.run(
-        [sys.executable, "-m", "itte", "ingest", str(source)],
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = stack.itte("ingest", str(source))
     assert done.returncode == 1 and "1 published, 1 rejected" in done.stdout, done.stderr
 
     pulled = record("pull", marker)
@@ -79,27 +71,19 @@ def test_marked_personal_values_are_nowhere_in_clear(stack: Stack, tmp_path: Pat
         "SELECT " + ", ".join(f"'{v}' AS {k}" for k, v in pulled.items()) + ", 1 AS n "
         "WHERE 1 > :cursor"
     )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "itte",
-            "pull",
-            "--url",
-            db.sqlalchemy_url(stack.env["DATABASE_URL"]),
-            "--query",
-            query,
-            "--cursor-column",
-            "n",
-            "--since",
-            "0",
-            "--name",
-            "pii",
-        ],
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    database = db.sqlalchemy_url(stack.env["DATABASE_URL"])
+    done = stack.itte(
+        "pull",
+        "--url",
+        database,
+        "--query",
+        query,
+        "--cursor-column",
+        "n",
+        "--since",
+        "0",
+        "--name",
+        "pii",
     )
     assert done.returncode == 0 and "1 published" in done.stdout, done.stderr
 
