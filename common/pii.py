@@ -64,6 +64,8 @@ class PiiHasher:
 
     def hide(self, record: dict[str, object]) -> dict[str, object]:
         """``record`` with each personal field replaced by ``hmac-sha256:<hex>``."""
+        if self.fields.isdisjoint(record):  # most records: no copy (bulk loads)
+            return record
         hashes = self.hash_fields(record)
         return {k: f"{PREFIX}{hashes[k]}" if k in hashes else v for k, v in record.items()}
 
