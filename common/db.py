@@ -162,6 +162,20 @@ ingest_requests = Table(
     Index("ingest_requests_claimed_at", "claimed_at"),  # to forget expired keys
 )
 
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("record_id", Text, primary_key=True),
+    Column("batch_id", Text, index=False),
+    Column("position", Integer),
+    Column("stage", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("payload", JSONB),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("dead_letters_by_batch", "batch_id"),
+)
+
 # The view of what readers see (each aggregate with its territory and its
 # value by its indicator's rule), described for SQLAlchemy queries; the
 # migrations create it, hence its own MetaData.

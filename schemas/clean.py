@@ -52,6 +52,15 @@ def record_id(batch_id: str, index: int) -> str:
     return f"{batch_id}:{index:06d}"
 
 
+def batch_position(record_id: str) -> tuple[str, int] | None:
+    """(batch id, 1-based position in the batch) of an id made by
+    :func:`record_id`; None for the ids of whole messages."""
+    batch_id, _, index = record_id.rpartition(":")
+    if not batch_id or len(index) != 6 or not index.isascii() or not index.isdigit():
+        return None
+    return batch_id, int(index) + 1
+
+
 class CleanBatch(BaseModel):
     batch_id: str
     records: list[CleanObservation]

@@ -1,5 +1,5 @@
 """Faust entrypoint of the aggregator: batches of clean messages to the
-handler, and a timer that relays the outbox."""
+handler, dead letters to their archive, and a timer that relays the outbox."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from common import metrics
 from common.errors import is_transient
 from common.faust_app import raw_topic, stop_on_unexpected
 from common.retry import Health, retry_transient
-from schemas import clean
-from services.aggregator.handlers import SERVICE, Batches
+from schemas import clean, deadletter
+from services.aggregator.handlers import SERVICE, Archive, Batches
 from services.aggregator.ports import Aggregates, Outbox
 from services.aggregator.settings import AggregatorSettings
 
@@ -29,6 +29,7 @@ def attach(
     *,
     store: Aggregates,
     outbox: Outbox,
+    archive: Archive,
     health: Health,
 ) -> None:
     @app.agent(raw_topic(app, clean.TOPIC))
@@ -43,6 +44,18 @@ def attach(
                     transient=is_transient,
                     log=log,
                     on_failure=store.close,
+                    health=health,
+                )
+
+    @app.agent(raw_topic(app, deadletter.TOPIC))
+    async def archive_letters(stream: Any) -> None:
+        # Acknowledged once kept (a replay is kept once: the record id is the key).
+        async with stop_on_unexpected(SERVICE):
+            async for values in stream.take(500, within=1.0):
+                await retry_transient(
+                    functools.partial(asyncio.to_thread, archive.handle, values),
+                    transient=is_transient,
+                    log=log,
                     health=health,
                 )
 

@@ -11,7 +11,8 @@ from common.faust_app import make_app
 from common.kafka import BlockingProducer, ensure_topics_for
 from common.retry import Health
 from services.aggregator.app import attach
-from services.aggregator.handlers import Batches
+from services.aggregator.archive import PostgresLetterArchive
+from services.aggregator.handlers import Archive, Batches
 from services.aggregator.publisher import KafkaDeadLetters, OutboxRelay
 from services.aggregator.rules import AggregationRules
 from services.aggregator.settings import AggregatorSettings
@@ -41,5 +42,6 @@ def build(settings: AggregatorSettings, servers: Servers) -> faust.App:
         state=health,
     )
     batches = Batches(store, KafkaDeadLetters(producer), outbox)
-    attach(app, batches, settings, store=store, outbox=outbox, health=health)
+    archive = Archive(PostgresLetterArchive(servers.database_url))
+    attach(app, batches, settings, store=store, outbox=outbox, archive=archive, health=health)
     return app

@@ -4,14 +4,19 @@ refused, publish the changes. Blocking: the entrypoint runs it in a thread."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+from pydantic import ValidationError
 
 from common import metrics
 from common.errors import isolate
+from schemas.deadletter import DeadLetter
 from services.aggregator.letters import decode, foreign_letter, refused_letter, unplaced_letter
-from services.aggregator.ports import Aggregates, DeadLetters, Outbox
+from services.aggregator.ports import Aggregates, DeadLetters, LetterArchive, Outbox
 
 SERVICE = "aggregator"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,3 +56,24 @@ class Batches:
         for reason, n in reasons.items():
             metrics.DEAD_LETTERS.labels(SERVICE, reason).inc(n)
         return outcome
+
+
+class Archive:
+    """The dead-letter topic, kept in Postgres (``dead_letters``)."""
+
+    def __init__(self, archive: LetterArchive) -> None:
+        self.archive = archive
+
+    def handle(self, values: list[bytes]) -> int:
+        """How many letters were read; a message that is not a dead letter
+        (nobody of ours writes one) is logged, by its size only, and skipped."""
+        letters = []
+        for value in values:
+            try:
+                letters.append(DeadLetter.model_validate_json(value))
+            except ValidationError:
+                log.warning("skipped a %d-byte message that is not a dead letter", len(value))
+        _, refused = isolate(self.archive.keep, letters)
+        for letter, exc in refused:  # a dead letter cannot be dead-lettered: say so
+            log.error("dead letter %s not archived: %s", letter.record_id, type(exc).__name__)
+        return len(letters)

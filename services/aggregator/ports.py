@@ -41,3 +41,9 @@ class DeadLetters(Protocol):
     def send(self, letters: list[DeadLetter]) -> None:
         """All of them acknowledged by the broker, or an error."""
         ...
+
+
+class LetterArchive(Protocol):
+    def keep(self, letters: list[DeadLetter]) -> None:
+        """Store them; a letter already kept (a replay) is kept once."""
+        ...

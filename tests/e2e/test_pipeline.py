@@ -110,6 +110,18 @@ def test_http_and_file_reach_the_api_and_the_dead_letters(stack: Stack, workdir:
     ]
     assert all(d["payload"]["nom_declarant"].startswith("hmac-sha256:") for d in dead)
 
+    def archived() -> list | None:  # the aggregator keeps them in Postgres
+        with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
+            rows = conn.execute(
+                "SELECT record_id, reason FROM dead_letters WHERE record_id = ANY(%s)",
+                ([d["record_id"] for d in dead],),
+            ).fetchall()
+        return rows if len(rows) == len(dead) else None
+
+    assert sorted(r for _, r in eventually(archived, 30, "the archived dead letters")) == sorted(
+        d["reason"] for d in dead
+    )
+
     # Accounting: every record sent is clean or dead-lettered, once.
     clean_ids = {
         r["record_id"]

@@ -9,7 +9,13 @@ from typing import Any
 
 from schemas.clean import CleanObservation
 from schemas.deadletter import DeadLetter
-from services.aggregator.ports import Aggregates, ApplyResult, DeadLetters, Outbox
+from services.aggregator.ports import (
+    Aggregates,
+    ApplyResult,
+    DeadLetters,
+    LetterArchive,
+    Outbox,
+)
 from services.aggregator.rules import AggregationRules
 from services.aggregator.transform import (
     AggKey,
@@ -168,6 +174,17 @@ class MemoryDeadLetters:
         self.sent += letters
 
 
+class MemoryLetterArchive:
+    """Implements services.aggregator.ports.LetterArchive."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, DeadLetter] = {}
+
+    def keep(self, letters: list[DeadLetter]) -> None:
+        for letter in letters:
+            self.kept.setdefault(letter.record_id, letter)
+
+
 class MemoryOutbox:
     """Implements services.aggregator.ports.Outbox: counts the relays."""
 
@@ -200,6 +217,9 @@ def _implements(
     publisher: MemoryPublisher,
     keys: MemoryIdempotencyKeys,
     rate: CountingRateLimit,
-) -> tuple[Aggregates, DeadLetters, Outbox, WholePublisher, IdempotencyKeys, RateLimit]:
+    archive: MemoryLetterArchive,
+) -> tuple[
+    Aggregates, DeadLetters, Outbox, WholePublisher, IdempotencyKeys, RateLimit, LetterArchive
+]:
     """Never called: mypy (`make lint`) checks here that each fake implements its port."""
-    return aggregates, letters, outbox, publisher, keys, rate
+    return aggregates, letters, outbox, publisher, keys, rate, archive

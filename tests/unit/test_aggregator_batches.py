@@ -11,11 +11,16 @@ import pytest
 
 from common import catalogue
 from common.referential import ancestors, load
-from schemas.clean import CleanObservation
-from services.aggregator.handlers import Batches
+from schemas.clean import CleanObservation, batch_position
+from services.aggregator.handlers import Archive, Batches
 from services.aggregator.rules import AggregationRules
 from tests.conftest import TEST_CATALOGUE
-from tests.unit.fakes import MemoryAggregates, MemoryDeadLetters, MemoryOutbox
+from tests.unit.fakes import (
+    MemoryAggregates,
+    MemoryDeadLetters,
+    MemoryLetterArchive,
+    MemoryOutbox,
+)
 
 RULES = AggregationRules.from_catalogue(catalogue.load(TEST_CATALOGUE))
 ANCESTORS = ancestors(load())
@@ -106,3 +111,31 @@ def test_an_error_that_is_not_a_records_fault_stops_the_batch_before_any_letter(
     with pytest.raises(type(error)):
         batches.handle([message(record("33063", "1", "a"), record("75056", "1", "b"))])
     assert letters.sent == [] and outbox.relays == 0
+
+
+def letter_json(record_id: str, reason: str = "unknown_code") -> bytes:
+    return json.dumps(
+        {
+            "record_id": record_id,
+            "stage": "cleaner",
+            "reason": reason,
+            "detail": "d",
+            "payload": None,
+            "at": "2026-11-29T10:00:00Z",
+        }
+    ).encode()
+
+
+def test_dead_letters_are_archived_once_and_junk_is_skipped() -> None:
+    archive = MemoryLetterArchive()
+    handled = Archive(archive).handle([letter_json("b:000002"), b"\xff junk", letter_json("m")])
+    assert handled == 2 and set(archive.kept) == {"b:000002", "m"}
+    Archive(archive).handle([letter_json("b:000002", reason="other")])  # a replay
+    assert archive.kept["b:000002"].reason == "unknown_code"
+
+
+def test_a_record_id_names_its_batch_and_position() -> None:
+    assert batch_position("b-1:000000") == ("b-1", 1)
+    assert batch_position("kafka:indicators.raw:3:000041") == ("kafka:indicators.raw:3", 42)
+    for whole_message in ("aggregator:sha256:abc", "kafka:indicators.raw:3:41", "x:00001a", ""):
+        assert batch_position(whole_message) is None
