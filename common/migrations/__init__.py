@@ -35,8 +35,8 @@ def current(conn: Connection) -> str | None:
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate to ``revision``, then load the referential if its version changed."""
+def upgrade(engine: Engine) -> None:
+    """Migrate to the head revision, then load the referential if its version changed."""
     from alembic import command
     from alembic.config import Config
 
@@ -45,9 +45,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         config = Config()
         config.set_main_option("script_location", str(SCRIPTS))
         config.attributes["connection"] = conn
-        command.upgrade(config, revision)
-        if revision == "head":
-            db.load_referential(conn, referential.load())
+        command.upgrade(config, "head")
+        db.load_referential(conn, referential.load())
 
 
 # The login of each service, and the role (migration 0002) it is a member of.

@@ -5,6 +5,7 @@ refused, publish the changes. Blocking: the entrypoint runs it in a thread."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -44,9 +45,7 @@ class Batches:
             dead += [foreign_letter(*f) for result in results for f in result.foreign]
             self.letters.send(dead)
             published = self.outbox.publish_pending()
-        reasons: dict[str, int] = {}
-        for d in dead:
-            reasons[d.reason] = reasons.get(d.reason, 0) + 1
+        reasons = dict(Counter(d.reason for d in dead))
         outcome = BatchOutcome(
             len(records), sum(result.stale for result in results), reasons, published
         )

@@ -26,8 +26,10 @@ def app_in_worker() -> FastAPI:
 
 
 def serve(settings: ApiSettings, servers: Servers) -> None:
-    app: FastAPI | str = http_app(settings, servers)
-    if settings.api_workers > 1:  # uvicorn then needs the factory by name
+    if settings.api_workers == 1:
+        app: FastAPI | str = http_app(settings, servers)
+    else:  # uvicorn needs the factory by name; each worker builds its own app
+        migrations.require_current(read_only_engine(servers.database_url, 1))
         app = "services.api.bootstrap:app_in_worker"
     uvicorn.run(
         app,

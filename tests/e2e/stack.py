@@ -18,6 +18,7 @@ from psycopg import sql
 from common.embedded import Servers, free_port
 from itte.processes import SERVICES, Processes
 from services.ingestor.auth import hash_token
+from tests.conftest import with_database
 
 T = TypeVar("T")
 PORT_SETTING = {
@@ -136,9 +137,7 @@ def allow_connections(database_url: str, allowed: bool) -> None:
     """Refuse new connections to the database and end the open ones (as a
     restart does), or allow them again."""
     name = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
-    head, _, tail = database_url.partition("?")
-    admin = head.rsplit("/", 1)[0] + "/postgres" + (f"?{tail}" if tail else "")
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with psycopg.connect(with_database(database_url, "postgres"), autocommit=True) as conn:
         conn.execute(
             sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(
                 sql.Identifier(name), sql.SQL("true" if allowed else "false")
