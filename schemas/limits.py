@@ -43,7 +43,7 @@ class OutOfBounds(ValueError):
 
 def check_text(text: str, limit: int) -> None:
     if len(text) > limit:
-        raise OutOfBounds(f"longer than {limit} characters")
+        raise OutOfBounds(f"is longer than {limit} characters")
     if "\x00" in text:
         raise OutOfBounds("contains a NUL character")
     try:

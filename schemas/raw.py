@@ -91,7 +91,7 @@ class RawObservation(BaseModel):
                 try:
                     limits.check_text(str(name), limits.MAX_FIELD_NAME_CHARS)
                 except limits.OutOfBounds as exc:
-                    raise ValueError(f"a field name is {exc}") from None
+                    raise ValueError(f"a field name {exc}") from None
                 if isinstance(value, float) and not math.isfinite(value):
                     # Else text would take it (coerce_numbers_to_str) as "nan".
                     raise ValueError(f"{name}: NaN and Infinity are not numbers")
