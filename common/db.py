@@ -34,7 +34,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, BIT, JSONB
 
 from common import referential
 from schemas.catalogue import Catalogue
@@ -174,6 +174,27 @@ dead_letters = Table(
     Column("payload", JSONB),
     Column("at", DateTime(timezone=True), nullable=False),
     Index("dead_letters_by_batch", "batch_id"),
+)
+
+# What became of each batch pushed over HTTP (migration 0005): the ingestor's
+# record of it, and the aggregator's bit per record in the results.
+ingest_batches = Table(
+    "ingest_batches",
+    metadata,
+    Column("batch_id", Text, primary_key=True),
+    Column("producer", Text, nullable=False),
+    Column("accepted", Integer, nullable=False),
+    Column("lines", ARRAY(Integer)),
+    Column("refused", JSONB, nullable=False, server_default=text("'[]'")),
+    Column("received_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Index("ingest_batches_received_at", "received_at"),
+)
+
+batch_progress = Table(
+    "batch_progress",
+    metadata,
+    Column("batch_id", Text, primary_key=True),
+    Column("clean", BIT(varying=True), nullable=False),
 )
 
 # The view of what readers see (each aggregate with its territory and its

@@ -229,6 +229,37 @@ def rebuild() -> None:
 
 
 @main.command()
+@click.argument("batch_id")
+@click.option(
+    "--url",
+    envvar="ITTE_INGESTOR_URL",
+    help="The ingestor (default: this machine's, on ITTE_INGESTOR_PORT).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+def rejets(batch_id: str, url: str | None, as_json: bool) -> None:
+    """What became of BATCH_ID (an id of a 202): counts, and each rejected
+    line with its reason. The producer's token is read from ITTE_TOKEN.
+
+    Exit status 0: no line rejected; 1: some were; 2: no answer (unknown batch,
+    another producer's, wrong token, ingestor away)."""
+    import os
+
+    from itte.rejets import Unavailable, fetch, render
+    from services.ingestor.settings import IngestorSettings
+
+    if url is None:
+        settings = IngestorSettings()
+        url = f"http://{settings.ingestor_host}:{settings.ingestor_port}"
+    try:
+        status = fetch(url, batch_id, os.environ.get("ITTE_TOKEN"))
+    except Unavailable as exc:
+        click.echo(f"batch {batch_id}: {exc}", err=True)
+        raise SystemExit(2) from None
+    click.echo(status.model_dump_json(indent=2) if as_json else "\n".join(render(status)))
+    raise SystemExit(1 if status.rejected else 0)
+
+
+@main.command()
 @click.argument("producer")
 def token(producer: str) -> None:
     """Make a bearer token for PRODUCER; only its hash goes in ITTE_PRODUCER_TOKENS."""

@@ -13,6 +13,7 @@ from common.retry import Health
 from services.aggregator.app import attach
 from services.aggregator.archive import PostgresLetterArchive
 from services.aggregator.handlers import Archive, Batches
+from services.aggregator.progress import PostgresProgress
 from services.aggregator.publisher import KafkaDeadLetters, OutboxRelay
 from services.aggregator.rules import AggregationRules
 from services.aggregator.settings import AggregatorSettings
@@ -41,7 +42,9 @@ def build(settings: AggregatorSettings, servers: Servers) -> faust.App:
         buffered_messages=2 * settings.batch_messages,  # the next batch, fetched ahead
         state=health,
     )
-    batches = Batches(store, KafkaDeadLetters(producer), outbox)
+    batches = Batches(
+        store, KafkaDeadLetters(producer), outbox, PostgresProgress(servers.database_url)
+    )
     archive = Archive(PostgresLetterArchive(servers.database_url))
     attach(app, batches, settings, store=store, outbox=outbox, archive=archive, health=health)
     return app

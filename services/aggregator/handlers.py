@@ -5,16 +5,17 @@ refused, publish the changes. Blocking: the entrypoint runs it in a thread."""
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 
 from common import metrics
 from common.errors import isolate
+from schemas.clean import CleanObservation, batch_position
 from schemas.deadletter import DeadLetter
 from services.aggregator.letters import decode, foreign_letter, refused_letter, unplaced_letter
-from services.aggregator.ports import Aggregates, DeadLetters, LetterArchive, Outbox
+from services.aggregator.ports import Aggregates, DeadLetters, LetterArchive, Outbox, Progress
 
 SERVICE = "aggregator"
 log = logging.getLogger(__name__)
@@ -29,10 +30,13 @@ class BatchOutcome:
 
 
 class Batches:
-    def __init__(self, store: Aggregates, letters: DeadLetters, outbox: Outbox) -> None:
+    def __init__(
+        self, store: Aggregates, letters: DeadLetters, outbox: Outbox, progress: Progress
+    ) -> None:
         self.store = store
         self.letters = letters
         self.outbox = outbox
+        self.progress = progress
 
     def handle(self, values: list[bytes]) -> BatchOutcome:
         """Raises only what is not a record's fault (transient or fatal,
@@ -44,6 +48,7 @@ class Batches:
             dead += [unplaced_letter(r) for result in results for r in result.unplaced]
             dead += [foreign_letter(*f) for result in results for f in result.foreign]
             self.letters.send(dead)
+            self.progress.mark(in_results(records, dead))
             published = self.outbox.publish_pending()
         reasons = dict(Counter(d.reason for d in dead))
         outcome = BatchOutcome(
@@ -55,6 +60,17 @@ class Batches:
         for reason, n in reasons.items():
             metrics.DEAD_LETTERS.labels(SERVICE, reason).inc(n)
         return outcome
+
+
+def in_results(records: list[CleanObservation], dead: list[DeadLetter]) -> dict[str, list[int]]:
+    """Positions, by batch, of the records that were not dead-lettered (stale
+    ones included: they were counted, a newer version won)."""
+    refused = {d.record_id for d in dead}
+    positions: defaultdict[str, list[int]] = defaultdict(list)
+    for record in records:
+        if record.record_id not in refused and (found := batch_position(record.record_id)):
+            positions[found[0]].append(found[1])
+    return positions
 
 
 class Archive:

@@ -4,6 +4,7 @@ unit tests' fakes (tests/unit/fakes.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,4 +47,11 @@ class DeadLetters(Protocol):
 class LetterArchive(Protocol):
     def keep(self, letters: list[DeadLetter]) -> None:
         """Store them; a letter already kept (a replay) is kept once."""
+        ...
+
+
+class Progress(Protocol):
+    def mark(self, clean: Mapping[str, Collection[int]]) -> None:
+        """Record that these records (1-based positions, by batch id) are in
+        the results; marking one again changes nothing."""
         ...

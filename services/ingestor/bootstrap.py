@@ -13,6 +13,7 @@ from services.ingestor.auth import Producers
 from services.ingestor.handlers import Observations
 from services.ingestor.http import create_app
 from services.ingestor.idempotency import IdempotencyStore
+from services.ingestor.ledger import PostgresBatchLedger
 from services.ingestor.publisher import RawPublisher
 from services.ingestor.ratelimit import MovingWindow
 from services.ingestor.settings import IngestorSettings
@@ -40,6 +41,7 @@ def http_app(settings: IngestorSettings, servers: Servers) -> FastAPI:
                 settings.idempotency_stale_seconds,
                 settings.idempotency_ttl_seconds,
             ),
+            ledger=PostgresBatchLedger(servers.database_url, settings.batch_status_ttl_seconds),
             producers=producers,
             max_body_bytes=settings.max_body_bytes,
             max_records=settings.max_records_per_request,

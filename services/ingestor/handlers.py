@@ -6,12 +6,14 @@ writes the answer; the unit tests call it with the fakes of the ports."""
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from common import metrics
+from common.errors import is_transient
 from common.kafka import DeliveryError, MessageTooLarge
 from services.ingestor.auth import Producers
 from services.ingestor.batching import (
@@ -22,8 +24,15 @@ from services.ingestor.batching import (
     parse_ndjson_body,
     validate,
 )
-from services.ingestor.ports import IdempotencyKeys, RateLimit, WholePublisher
+from services.ingestor.ports import (
+    BatchLedger,
+    IdempotencyKeys,
+    OpenedBatch,
+    RateLimit,
+    WholePublisher,
+)
 from services.ingestor.publisher import SERVICE
+from services.ingestor.status import BATCH_ID, batch_status
 
 NDJSON_TYPES = (
     "application/x-ndjson",
@@ -79,7 +88,8 @@ def refuse(
     errors: list[LineError] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Answer:
-    """Refuse a request whole: nothing of it is published."""
+    """Refuse a request whole: nothing of it is published (or, for a read,
+    nothing is shown)."""
     metrics.REFUSED.labels(SERVICE, reason).inc()
     content: dict[str, Any] = {"detail": detail}
     if errors is not None:
@@ -96,6 +106,7 @@ class Observations:
         publisher: WholePublisher,
         idempotency: IdempotencyKeys,
         *,
+        ledger: BatchLedger,
         producers: Producers,
         max_body_bytes: int,
         max_records: int,
@@ -104,6 +115,7 @@ class Observations:
         self.rate_limit = rate_limit
         self.publisher = publisher
         self.idempotency = idempotency
+        self.ledger = ledger
         self.producers = producers
         self.max_body_bytes = max_body_bytes
         self.max_records = max_records
@@ -124,6 +136,29 @@ class Observations:
 
     def submit(self, request: Submission) -> Answer:
         """Blocking (parsing, the database, the broker): run it off the event loop."""
+        try:
+            return self._submit(request)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            return refuse(
+                503,
+                f"database unavailable, nothing was published: {type(exc).__name__}",
+                "database_unavailable",
+                headers={"Retry-After": "5"},
+            )
+
+    def status(self, producer: str, batch_id: str) -> Answer:
+        """What became of one of ``producer``'s batches. Another producer's
+        batch is unknown, exactly like a batch that never was."""
+        progress = (
+            self.ledger.progress(producer, batch_id) if BATCH_ID.fullmatch(batch_id) else None
+        )
+        if progress is None:
+            return refuse(404, "no batch of yours has this id", "unknown_batch")
+        return Answer(200, batch_status(progress).model_dump(mode="json"))
+
+    def _submit(self, request: Submission) -> Answer:
         if self.rate_limit and (wait := self.rate_limit.admit(request.producer)) is not None:
             return refuse(
                 429,
@@ -192,22 +227,35 @@ class Observations:
 
     def _publish(self, producer: str, parsed: Parsed) -> Answer:
         records = [record for _, record in parsed.records]
+        lines = [line for line, _ in parsed.records]
         metrics.RECORDS_IN.labels(SERVICE).inc(len(records))
+        batch = OpenedBatch(
+            batch_id=uuid.uuid4().hex,
+            producer=producer,
+            accepted=len(records),
+            lines=None if lines == list(range(1, len(lines) + 1)) else lines,
+            refused=[(e.line, e.error) for e in parsed.errors],
+        )
+        self.ledger.open(batch)  # first: the aggregator may be done before the broker answers
         try:
             published = self.publisher.publish_whole(
                 records,
+                batch_id=batch.batch_id,
                 source="http",
                 producer=producer if self.producers.required else None,
             )
-        except MessageTooLarge as exc:
-            return refuse(413, f"too large for one Kafka message: {exc}", "too_large")
-        except DeliveryError as exc:
-            return refuse(
-                503,
-                f"broker unavailable, nothing was published: {exc}",
-                "broker_unavailable",
-                headers={"Retry-After": "5"},
-            )
+        except BaseException as exc:
+            self.ledger.drop(batch.batch_id)  # never published: nobody will ask
+            if isinstance(exc, MessageTooLarge):
+                return refuse(413, f"too large for one Kafka message: {exc}", "too_large")
+            if isinstance(exc, DeliveryError):
+                return refuse(
+                    503,
+                    f"broker unavailable, nothing was published: {exc}",
+                    "broker_unavailable",
+                    headers={"Retry-After": "5"},
+                )
+            raise
         accepted = Accepted(
             accepted=published.records,
             batch_ids=published.batch_ids,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
@@ -23,6 +23,7 @@ from services.ingestor.handlers import (
     refuse,
 )
 from services.ingestor.publisher import SERVICE
+from services.ingestor.status import BatchStatus
 
 
 def request_body_schema(max_records: int) -> dict[str, Any]:
@@ -129,5 +130,25 @@ def create_app(observations: Observations) -> FastAPI:
             idempotency_key=idempotency_key,
         )
         return respond(await asyncio.to_thread(observations.submit, submission))
+
+    @app.get(
+        "/observations/{batch_id}",
+        response_model=BatchStatus,
+        responses={
+            401: {"model": Refusal, "description": "Missing or unknown bearer token"},
+            404: {"model": Refusal, "description": "No batch of this producer has this id"},
+        },
+    )
+    async def get_batch(
+        batch_id: Annotated[str, Path(description="A `batch_ids` item of a 202.")],
+        authorization: Annotated[str | None, Header()] = None,
+    ) -> Any:
+        """What became of a batch: how many of its records are in the results,
+        dead-lettered or on their way, and each rejected line with its reason.
+        Only the producer who pushed it can read it."""
+        producer = observations.authenticate(authorization)
+        if isinstance(producer, Answer):
+            return respond(producer)
+        return respond(await asyncio.to_thread(observations.status, producer, batch_id))
 
     return app

@@ -5,7 +5,8 @@ the Kafka and Postgres adapters implement them, and so do the unit tests' fakes
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -30,9 +31,60 @@ def body_digest(body: bytes) -> str:
 
 class WholePublisher(Protocol):
     def publish_whole(
-        self, records: list[dict[str, Any]], *, source: str, producer: str | None
+        self, records: list[dict[str, Any]], *, batch_id: str, source: str, producer: str | None
     ) -> Published:
-        """All the records in one message, acknowledged by the broker, or an error."""
+        """All the records in one message (the batch ``batch_id``),
+        acknowledged by the broker, or an error."""
+        ...
+
+
+@dataclass(frozen=True)
+class OpenedBatch:
+    """A batch as the ingestor publishes it: enough to answer its producer later."""
+
+    batch_id: str
+    producer: str
+    accepted: int
+    lines: list[int] | None = None  # the request line of each record; None: 1..accepted
+    refused: list[tuple[int, str]] = field(default_factory=list)  # (line, why) in the request
+
+    def line(self, position: int) -> int:
+        """The request line of the record at ``position`` (1-based) in the batch."""
+        if self.lines is not None and 0 < position <= len(self.lines):
+            return self.lines[position - 1]
+        return position
+
+
+@dataclass(frozen=True)
+class Letter:
+    """A dead letter of the batch, as its producer may read it."""
+
+    position: int | None  # None: a whole message, not one record
+    stage: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    batch: OpenedBatch
+    received_at: datetime
+    clean: int  # records in the results
+    letters: list[Letter]
+
+
+class BatchLedger(Protocol):
+    def open(self, batch: OpenedBatch) -> None:
+        """Record the batch before it is published (so that the aggregator,
+        however fast, finds it)."""
+        ...
+
+    def drop(self, batch_id: str) -> None:
+        """Forget a batch that was not published after all."""
+        ...
+
+    def progress(self, producer: str, batch_id: str) -> BatchProgress | None:
+        """What became of ``producer``'s batch; None for any other batch."""
         ...
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from common import metrics
@@ -33,12 +34,17 @@ class RawPublisher:
         self.hide = hide
 
     def publish_whole(
-        self, records: list[dict[str, Any]], *, source: str, producer: str | None
+        self, records: list[dict[str, Any]], *, batch_id: str, source: str, producer: str | None
     ) -> Published:
         """One envelope, hence one Kafka message: the broker takes all or nothing
         (:class:`MessageTooLarge` if it cannot be one message)."""
-        hidden = [self.hide(r) for r in records]
-        [batch] = batches(hidden, source=source, producer=producer, size=max(len(records), 1))
+        batch = raw.RawBatch(
+            batch_id=batch_id,
+            source=source,
+            producer=producer,
+            received_at=datetime.now(UTC),
+            records=[self.hide(r) for r in records],
+        )
         return self._send(encoded(batch, split=False))
 
     def publish(

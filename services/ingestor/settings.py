@@ -28,6 +28,9 @@ class IngestorSettings(PiiSettings):
     idempotency_ttl_seconds: float = Field(
         24 * 3600.0, gt=0, description="A key may be used again this long after its claim."
     )
+    batch_status_ttl_seconds: float = Field(
+        30 * 24 * 3600.0, gt=0, description="How long `GET /observations/{id}` knows a batch."
+    )
     rate_limit: str | None = Field(
         None,
         description='Requests per producer and replica, e.g. "60/minute"; none: unlimited.',

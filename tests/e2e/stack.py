@@ -50,11 +50,22 @@ def get_json(url: str) -> Any:
 
 
 PRODUCER_TOKEN = "itte_e2e-test-token-not-secret"
+OTHER_TOKEN = "itte_e2e-other-producer-token-not-secret"  # producer "autre"
 
 
-def post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, Any]:
-    headers = {"Content-Type": content_type, "Authorization": f"Bearer {PRODUCER_TOKEN}"}
-    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+def post(
+    url: str,
+    body: bytes | None,
+    content_type: str = "application/json",
+    token: str | None = PRODUCER_TOKEN,
+) -> tuple[int, Any]:
+    """POST ``body`` (GET when it is None) as the producer of ``token``: (status, JSON)."""
+    headers = {"Content-Type": content_type}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=body, method="GET" if body is None else "POST")
+    for name, value in headers.items():
+        request.add_header(name, value)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -67,6 +78,9 @@ class Stack(Processes):
 
     def __init__(self, servers: Servers, workdir: Path) -> None:
         self.workdir = workdir
+        # The state folder of the embedded Postgres, when the stack runs on it
+        # (the chaos faults then restart it for real).
+        self.postgres_state: Path | None = None
         self.ports = {name: free_port() for name in SERVICES}
         super().__init__(
             {
@@ -76,7 +90,9 @@ class Stack(Processes):
                 "ITTE_STATE_DIR": str(workdir / "state"),
                 "ITTE_PII_KEY": "e2e-test-key-not-secret-0123456789",
                 "ITTE_ENVIRONMENT": "production",
-                "ITTE_PRODUCER_TOKENS": json.dumps({"e2e": hash_token(PRODUCER_TOKEN)}),
+                "ITTE_PRODUCER_TOKENS": json.dumps(
+                    {"e2e": hash_token(PRODUCER_TOKEN), "autre": hash_token(OTHER_TOKEN)}
+                ),
                 "ITTE_CATALOGUE": str(Path(__file__).parents[1] / "catalogue.toml"),
                 **{PORT_SETTING[name]: str(port) for name, port in self.ports.items()},
             },
@@ -104,11 +120,13 @@ class Stack(Processes):
         for name in SERVICES:
             self.ready(name)
 
-    def itte(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """An ``itte`` command, configured as the services are."""
+    def itte(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """An ``itte`` command, configured as the services are (and ``env``)."""
         return subprocess.run(
             [sys.executable, "-m", "itte", *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=120,

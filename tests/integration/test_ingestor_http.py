@@ -15,6 +15,7 @@ from services.ingestor.auth import Producers, hash_token
 from services.ingestor.handlers import Observations
 from services.ingestor.http import create_app
 from services.ingestor.idempotency import IdempotencyStore
+from services.ingestor.ledger import PostgresBatchLedger
 from services.ingestor.publisher import RawPublisher
 from tests.integration.test_kafka import read_all
 
@@ -33,6 +34,7 @@ def client_for(bootstrap: str, database_url: str, **overrides: int) -> TestClien
     observations = Observations(
         publisher,
         IdempotencyStore(database_url),
+        ledger=PostgresBatchLedger(database_url),
         producers=Producers.parse(json.dumps({"ademe": hash_token(TOKEN)})),
         max_body_bytes=overrides.get("body", 10_000),
         max_records=overrides.get("records", 50),

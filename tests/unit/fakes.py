@@ -3,7 +3,8 @@ for unit tests: the handlers run against them with no broker and no database."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from typing import Any
 
@@ -15,6 +16,7 @@ from services.aggregator.ports import (
     DeadLetters,
     LetterArchive,
     Outbox,
+    Progress,
 )
 from services.aggregator.rules import AggregationRules
 from services.aggregator.transform import (
@@ -26,7 +28,11 @@ from services.aggregator.transform import (
     plan,
 )
 from services.ingestor.ports import (
+    BatchLedger,
+    BatchProgress,
     IdempotencyKeys,
+    Letter,
+    OpenedBatch,
     Previous,
     Published,
     RateLimit,
@@ -134,12 +140,12 @@ class MemoryPublisher:
         self.fail_with = fail_with
 
     def publish_whole(
-        self, records: list[dict[str, Any]], *, source: str, producer: str | None
+        self, records: list[dict[str, Any]], *, batch_id: str, source: str, producer: str | None
     ) -> Published:
         if self.fail_with is not None:
             raise self.fail_with
         self.published.append((records, producer))
-        return Published(len(records), [f"batch-{len(self.published)}"])
+        return Published(len(records), [batch_id])
 
 
 class MemoryIdempotencyKeys:
@@ -210,6 +216,46 @@ class CountingRateLimit:
         return None if self.seen[producer] <= self.allowed else self.wait
 
 
+class MemoryBatchLedger:
+    """Implements services.ingestor.ports.BatchLedger; ``clean`` and ``letters``
+    stand for what the aggregator records (by batch id)."""
+
+    def __init__(self, fail_with: BaseException | None = None) -> None:
+        self.batches: dict[str, OpenedBatch] = {}
+        self.clean: dict[str, set[int]] = {}
+        self.letters: dict[str, list[Letter]] = {}
+        self.fail_with = fail_with
+
+    def open(self, batch: OpenedBatch) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.batches[batch.batch_id] = batch
+
+    def drop(self, batch_id: str) -> None:
+        self.batches.pop(batch_id, None)
+
+    def progress(self, producer: str, batch_id: str) -> BatchProgress | None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        batch = self.batches.get(batch_id)
+        if batch is None or batch.producer != producer:
+            return None
+        clean = len(self.clean.get(batch_id, set()))
+        received = datetime(2026, 1, 1, tzinfo=UTC)
+        return BatchProgress(batch, received, clean, self.letters.get(batch_id, []))
+
+
+class MemoryProgress:
+    """Implements services.aggregator.ports.Progress: a set of positions per batch."""
+
+    def __init__(self) -> None:
+        self.clean: dict[str, set[int]] = {}
+
+    def mark(self, clean: Mapping[str, Collection[int]]) -> None:
+        for batch_id, positions in clean.items():
+            self.clean.setdefault(batch_id, set()).update(positions)
+
+
 def _implements(
     aggregates: MemoryAggregates,
     letters: MemoryDeadLetters,
@@ -218,8 +264,18 @@ def _implements(
     keys: MemoryIdempotencyKeys,
     rate: CountingRateLimit,
     archive: MemoryLetterArchive,
+    ledger: MemoryBatchLedger,
+    progress: MemoryProgress,
 ) -> tuple[
-    Aggregates, DeadLetters, Outbox, WholePublisher, IdempotencyKeys, RateLimit, LetterArchive
+    Aggregates,
+    DeadLetters,
+    Outbox,
+    WholePublisher,
+    IdempotencyKeys,
+    RateLimit,
+    LetterArchive,
+    BatchLedger,
+    Progress,
 ]:
     """Never called: mypy (`make lint`) checks here that each fake implements its port."""
-    return aggregates, letters, outbox, publisher, keys, rate, archive
+    return aggregates, letters, outbox, publisher, keys, rate, archive, ledger, progress

@@ -20,6 +20,7 @@ from tests.unit.fakes import (
     MemoryDeadLetters,
     MemoryLetterArchive,
     MemoryOutbox,
+    MemoryProgress,
 )
 
 RULES = AggregationRules.from_catalogue(catalogue.load(TEST_CATALOGUE))
@@ -53,7 +54,7 @@ def handler(
 
     store = MemoryAggregates(ANCESTORS, RULES, refusal)
     letters, outbox = MemoryDeadLetters(), MemoryOutbox()
-    return Batches(store, letters, outbox), store, letters, outbox
+    return Batches(store, letters, outbox, MemoryProgress()), store, letters, outbox
 
 
 def france(store: MemoryAggregates) -> Decimal:
@@ -111,6 +112,26 @@ def test_an_error_that_is_not_a_records_fault_stops_the_batch_before_any_letter(
     with pytest.raises(type(error)):
         batches.handle([message(record("33063", "1", "a"), record("75056", "1", "b"))])
     assert letters.sent == [] and outbox.relays == 0
+
+
+def test_the_records_in_the_results_are_marked_by_batch_and_position_once() -> None:
+    refused = psycopg.errors.NumericValueOutOfRange("numeric field overflow")
+    batches, _, _, _ = handler(refuse="B:000001", error=refused)
+    first = [
+        record("33063", "1", "B:000000"),
+        record("33063", "2", "B:000001"),  # refused by the database
+        record("99999", "1", "B:000002"),  # unknown commune
+        record("75056", "1", "C:000004"),
+    ]
+    batches.handle([message(*first)])
+    progress = batches.progress
+    assert isinstance(progress, MemoryProgress)
+    assert progress.clean == {"B": {1}, "C": {5}}
+    # A replay, cut otherwise, with a stale record: still counted, once.
+    batches.handle([message(first[0]), message(record("75056", "0", "C:000004"), first[1])])
+    assert progress.clean == {"B": {1}, "C": {5}}
+    batches.handle([message(record("69123", "1", "whole-message-id"))])  # no position: not marked
+    assert progress.clean == {"B": {1}, "C": {5}}
 
 
 def letter_json(record_id: str, reason: str = "unknown_code") -> bytes:

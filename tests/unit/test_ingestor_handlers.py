@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 from pydantic import ValidationError
 
 from common.kafka import DeliveryError, MessageTooLarge
 from services.ingestor.auth import Producers, hash_token
 from services.ingestor.handlers import ANONYMOUS, Answer, Observations, Submission
-from services.ingestor.ports import RateLimit
+from services.ingestor.ports import Letter, RateLimit
 from services.ingestor.ratelimit import MovingWindow
 from services.ingestor.settings import IngestorSettings
-from tests.unit.fakes import CountingRateLimit, MemoryIdempotencyKeys, MemoryPublisher
+from tests.unit.fakes import (
+    CountingRateLimit,
+    MemoryBatchLedger,
+    MemoryIdempotencyKeys,
+    MemoryPublisher,
+)
 
 TOKEN = "itte_unit-test-token"
 GOOD = {"indicateur": "pop", "commune": "33063", "annee": 2020, "valeur": 1}
@@ -27,11 +33,13 @@ def handler(
     *,
     auth: bool = True,
     rate_limit: RateLimit | None = None,
+    ledger: MemoryBatchLedger | None = None,
 ) -> Observations:
     tokens = json.dumps({"ademe": hash_token(TOKEN)}) if auth else None
     return Observations(
         publisher or MemoryPublisher(),
         keys or MemoryIdempotencyKeys(),
+        ledger=ledger or MemoryBatchLedger(),
         producers=Producers.parse(tokens),
         max_body_bytes=10_000,
         max_records=3,
@@ -130,10 +138,78 @@ def test_when_the_broker_takes_nothing_the_key_is_free_for_the_retry(
 
 
 def test_an_unexpected_failure_frees_the_key_and_propagates() -> None:
-    keys = MemoryIdempotencyKeys()
+    keys, ledger = MemoryIdempotencyKeys(), MemoryBatchLedger()
     with pytest.raises(RuntimeError):
-        push(handler(MemoryPublisher(RuntimeError("bug")), keys), GOOD, idempotency_key="k")
-    assert keys.keys == {}
+        push(
+            handler(MemoryPublisher(RuntimeError("bug")), keys, ledger=ledger),
+            GOOD,
+            idempotency_key="k",
+        )
+    assert keys.keys == {} and ledger.batches == {}
+
+
+def test_without_the_database_a_push_is_503_and_publishes_nothing() -> None:
+    publisher, keys = MemoryPublisher(), MemoryIdempotencyKeys()
+    ledger = MemoryBatchLedger(fail_with=psycopg.OperationalError("connection refused"))
+    answer = push(handler(publisher, keys, ledger=ledger), GOOD, idempotency_key="k")
+    assert (answer.status, answer.headers) == (503, {"Retry-After": "5"})
+    assert "database unavailable" in answer.content["detail"]
+    assert publisher.published == [] and keys.keys == {}  # the retry can go through
+
+
+def lines_of(status: dict) -> list[tuple[int | None, str, str]]:
+    return [(r["line"], r["stage"], r["reason"]) for r in status["rejected"]]
+
+
+def test_a_batch_tells_its_producer_what_became_of_each_line() -> None:
+    ledger = MemoryBatchLedger()
+    h = handler(ledger=ledger)
+    # Lines 1 and 3 published (positions 1 and 2); line 2 refused in the request.
+    answer = push(h, GOOD, BAD, {**GOOD, "commune": "99999"}, mode="partial")
+    [batch_id] = answer.content["batch_ids"]
+    status = h.status("ademe", batch_id)
+    assert status.status == 200
+    assert {k: status.content[k] for k in ("accepted", "clean", "dead_lettered", "pending")} == {
+        "accepted": 2,
+        "clean": 0,
+        "dead_lettered": 0,
+        "pending": 2,
+    }
+    assert status.content["complete"] is False and status.content["refused"] == 1
+    # The pipeline's answer: position 1 in the results, position 2 dead-lettered.
+    ledger.clean[batch_id] = {1}
+    ledger.letters[batch_id] = [Letter(2, "cleaner", "unknown_code", "commune 99999 inconnue")]
+    done = h.status("ademe", batch_id).content
+    assert (done["clean"], done["dead_lettered"], done["pending"], done["complete"]) == (
+        1,
+        1,
+        0,
+        True,
+    )
+    assert lines_of(done) == [(2, "ingestor", "invalid_record"), (3, "cleaner", "unknown_code")]
+
+
+def test_a_producer_never_reads_another_producers_batch() -> None:
+    h = handler()
+    [batch_id] = push(h, GOOD).content["batch_ids"]
+    assert h.status("ademe", batch_id).status == 200
+    for producer, asked in (("autre", batch_id), ("ademe", "0" * 32), ("ademe", "../etc")):
+        answer = h.status(producer, asked)
+        assert answer.status == 404 and answer.content == {
+            "detail": "no batch of yours has this id"
+        }
+
+
+@pytest.mark.parametrize("batch_id", ["", "\x00" * 32, "A" * 32, "é" * 32, "0" * 33, "\ud800"])
+def test_an_id_the_ingestor_never_makes_is_unknown_without_asking_the_ledger(batch_id: str) -> None:
+    ledger = MemoryBatchLedger(fail_with=AssertionError("asked"))
+    assert handler(ledger=ledger).status("ademe", batch_id).status == 404
+
+
+def test_a_batch_the_broker_refused_is_forgotten() -> None:
+    ledger = MemoryBatchLedger()
+    assert push(handler(MemoryPublisher(DeliveryError("away")), ledger=ledger), GOOD).status == 503
+    assert ledger.batches == {}
 
 
 def test_over_its_rate_limit_a_producer_gets_429_and_when_to_retry() -> None:

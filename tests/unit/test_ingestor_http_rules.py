@@ -16,7 +16,7 @@ from common.kafka import DeliveryError, MessageTooLarge
 from services.ingestor.auth import Producers, hash_token
 from services.ingestor.handlers import Observations
 from services.ingestor.http import create_app
-from tests.unit.fakes import MemoryIdempotencyKeys, MemoryPublisher
+from tests.unit.fakes import MemoryBatchLedger, MemoryIdempotencyKeys, MemoryPublisher
 
 TOKEN = "itte_unit-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -27,6 +27,7 @@ def make_app(publisher: MemoryPublisher, keys: MemoryIdempotencyKeys | None = No
     observations = Observations(
         publisher,
         keys or MemoryIdempotencyKeys(),
+        ledger=MemoryBatchLedger(),
         producers=Producers.parse(json.dumps({"ademe": hash_token(TOKEN)})),
         max_body_bytes=200_000,
         max_records=100,
