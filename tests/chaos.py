@@ -1,7 +1,8 @@
 """Chaos: rounds of load with corrections and duplicates while a fault strikes
-(SIGKILL of a random service, or Postgres cutting every connection and
-refusing new ones for a while, as during a restart), then an account of what
-was lost, doubled, and how long recovery took.
+(SIGKILL of a random service, or Postgres stopped as by a crash and started
+again a few seconds later), then an account of what was lost, doubled, and
+how long recovery took. (On a Postgres that is not the embedded one, the
+restart is played by cutting every connection and refusing new ones.)
 
 ``make chaos`` (``python -m tests.chaos``) runs ten rounds on fresh embedded
 servers and writes RELIABILITY.md; ``tests/e2e/test_chaos.py`` runs two rounds
@@ -21,7 +22,13 @@ from pathlib import Path
 import psycopg
 
 from common import catalogue, db, migrations
-from common.embedded import Servers, ensure_servers, stop_embedded
+from common.embedded import (
+    Servers,
+    ensure_servers,
+    start_embedded_postgres,
+    stop_embedded,
+    stop_embedded_postgres,
+)
 from common.kafka import ensure_topics
 from common.referential import load
 from itte.processes import SERVICES
@@ -96,18 +103,22 @@ def france(stack: Stack, year: int) -> dict | None:
 
 
 def strike(stack: Stack, fault: str) -> None:
-    if fault == "postgres":
-        allow_connections(stack.env["DATABASE_URL"], False)
-    else:
+    if fault != "postgres":
         stack.kill(fault)
+    elif stack.postgres_state is not None:  # the embedded server: stopped as by a crash
+        stop_embedded_postgres(stack.postgres_state)
+    else:  # a server of someone else's: cut off instead
+        allow_connections(stack.env["DATABASE_URL"], False)
 
 
 def mend(stack: Stack, fault: str) -> None:
-    if fault == "postgres":
-        allow_connections(stack.env["DATABASE_URL"], True)
-    else:
+    if fault != "postgres":
         stack.start(fault)
         stack.ready(fault, timeout=120)
+    elif stack.postgres_state is not None:
+        start_embedded_postgres(stack.postgres_state, stack.env["DATABASE_URL"])
+    else:
+        allow_connections(stack.env["DATABASE_URL"], True)
 
 
 def run_round(stack: Stack, number: int, fault: str, rng: random.Random) -> Round:
@@ -160,7 +171,7 @@ def report(rounds: list[Round], seconds: float) -> str:
         "version) and duplicates (a quarter of the requests sent twice), while a",
         "fault strikes a third of the way in: SIGKILL of a service (restarted two",
         "thirds in; the ingestor at once, its producer retrying), or Postgres",
-        f"cutting every connection and refusing new ones for {OUTAGE_SECONDS:.0f} s.",
+        f"stopped as by a crash (immediate shutdown) and started {OUTAGE_SECONDS:.0f} s later.",
         "After each round: the communes served at France level (lost = missing),",
         "and every aggregate against a recomputation from the stored observations",
         "(`itte check`; doubled = differences, or a France total above the truth),",
@@ -180,7 +191,7 @@ def report(rounds: list[Round], seconds: float) -> str:
     ]
     lines += [
         "",
-        "Recovery: from the end of the fault (the service restarted, Postgres open",
+        "Recovery: from the end of the fault (the service restarted, Postgres up",
         "again) to every record of the round served by the API with the exact total.",
         "",
     ]
@@ -201,6 +212,7 @@ def run(rounds: int, seed: int, workdir: Path) -> list[Round]:
         db.load_catalogue(engine, catalogue.load(Path(__file__).parent / "catalogue.toml"))
         engine.dispose()
         stack = Stack(Servers(servers.kafka_bootstrap_servers, url), workdir)
+        stack.postgres_state = workdir / "servers"
         stack.start_all()
         rng = random.Random(seed)
         try:

@@ -20,8 +20,14 @@ TEST_CATALOGUE = Path(__file__).parent / "catalogue.toml"
 
 
 @pytest.fixture(scope="session")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    state = tmp_path_factory.mktemp("itte-state")
+def server_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the embedded servers keep their state (when they run)."""
+    return tmp_path_factory.mktemp("itte-state")
+
+
+@pytest.fixture(scope="session")
+def servers(server_state: Path) -> Iterator[Servers]:
+    state = server_state
     found = ensure_servers(
         kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
         database_url=os.environ.get("DATABASE_URL"),

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="session")
 def stack(
-    tmp_path_factory: pytest.TempPathFactory, database_factory: Callable[[], str]
+    tmp_path_factory: pytest.TempPathFactory,
+    database_factory: Callable[[], str],
+    server_state: Path,
 ) -> Iterator[Stack]:
     """A broker of its own (topics start empty), a fresh database, four processes."""
     workdir = tmp_path_factory.mktemp("e2e")
@@ -24,6 +26,8 @@ def stack(
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or ensure_broker(broker_state)
     ensure_topics(bootstrap, partitions=4)
     running = Stack(Servers(bootstrap, database_factory()), workdir)
+    if not os.environ.get("DATABASE_URL"):
+        running.postgres_state = server_state
     try:
         running.start_all()
         yield running

@@ -1,21 +1,33 @@
 """The short chaos run of `make test`: a killed aggregator, then Postgres
-cutting every connection, each during a load with corrections and
-duplicates. The full run (`make chaos`) writes RELIABILITY.md."""
+stopped as by a crash and started again, each during a load with
+corrections and duplicates. The full run (`make chaos`) writes RELIABILITY.md."""
 
 from __future__ import annotations
 
 import random
+from datetime import datetime
 
+import psycopg
 import pytest
 
 from tests.chaos import run_round
 from tests.e2e.stack import Stack
 
 
+def postgres_started(stack: Stack) -> datetime:
+    with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
+        row = conn.execute("SELECT pg_postmaster_start_time()").fetchone()
+    assert row is not None
+    return row[0]
+
+
 @pytest.mark.parametrize(("number", "fault"), [(90, "aggregator"), (91, "postgres")])
 def test_a_fault_during_a_load_loses_nothing_and_doubles_nothing(
     stack: Stack, number: int, fault: str
 ) -> None:
+    started = postgres_started(stack)
     result = run_round(stack, number, fault, random.Random(number))
     assert (result.lost, result.doubled, result.exact) == (0, 0, True), result
     assert result.communes > 1000 and result.records > result.communes
+    if fault == "postgres" and stack.postgres_state is not None:
+        assert postgres_started(stack) > started  # a real restart, not a cut-off
