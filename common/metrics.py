@@ -17,6 +17,11 @@ REFUSED = Counter(
     "Requests refused whole (nothing published), by reason",
     ["service", "reason"],
 )
+UNTRACKED = Counter(
+    "itte_untracked_batches_total",
+    "Batches published while Postgres was away: their status is not kept",
+    ["service"],
+)
 STALE = Counter(
     "itte_stale_observations_total",
     "Observations ignored: an equal or newer version won",

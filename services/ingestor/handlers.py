@@ -5,6 +5,7 @@ writes the answer; the unit tests call it with the fakes of the ports."""
 
 from __future__ import annotations
 
+import logging
 import math
 import uuid
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ NDJSON_TYPES = (
 # Kafka-native records: all of them are one unidentified producer.
 ANONYMOUS = "anonyme"
 Mode = Literal["atomic", "partial"]
+log = logging.getLogger(__name__)
 
 
 class Rejected(BaseModel):
@@ -56,6 +58,11 @@ class Accepted(BaseModel):
     accepted: int
     batch_ids: list[str]
     rejected: list[Rejected] = []
+    tracked: bool = Field(
+        True,
+        description="False when Postgres was away: the records are published all the same, "
+        "but `GET /observations/{batch_id}` will not know this batch.",
+    )
 
 
 class Refusal(BaseModel):
@@ -151,9 +158,19 @@ class Observations:
     def status(self, producer: str, batch_id: str) -> Answer:
         """What became of one of ``producer``'s batches. Another producer's
         batch is unknown, exactly like a batch that never was."""
-        progress = (
-            self.ledger.progress(producer, batch_id) if BATCH_ID.fullmatch(batch_id) else None
-        )
+        try:
+            progress = (
+                self.ledger.progress(producer, batch_id) if BATCH_ID.fullmatch(batch_id) else None
+            )
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            return refuse(
+                503,
+                f"database unavailable: {type(exc).__name__}",
+                "database_unavailable",
+                headers={"Retry-After": "5"},
+            )
         if progress is None:
             return refuse(404, "no batch of yours has this id", "unknown_batch")
         return Answer(200, batch_status(progress).model_dump(mode="json"))
@@ -236,7 +253,7 @@ class Observations:
             lines=None if lines == list(range(1, len(lines) + 1)) else lines,
             refused=[(e.line, e.error) for e in parsed.errors],
         )
-        self.ledger.open(batch)  # first: the aggregator may be done before the broker answers
+        tracked = self._track(batch)
         try:
             published = self.publisher.publish_whole(
                 records,
@@ -245,7 +262,8 @@ class Observations:
                 producer=producer if self.producers.required else None,
             )
         except BaseException as exc:
-            self.ledger.drop(batch.batch_id)  # never published: nobody will ask
+            if tracked:
+                self.ledger.drop(batch.batch_id)  # never published: nobody will ask
             if isinstance(exc, MessageTooLarge):
                 return refuse(413, f"too large for one Kafka message: {exc}", "too_large")
             if isinstance(exc, DeliveryError):
@@ -260,5 +278,21 @@ class Observations:
             accepted=published.records,
             batch_ids=published.batch_ids,
             rejected=[Rejected(line=e.line, error=e.error) for e in parsed.errors],
+            tracked=tracked,
         )
         return Answer(202, accepted.model_dump(mode="json"))
+
+    def _track(self, batch: OpenedBatch) -> bool:
+        """Record the batch for its producer, before it is published (the
+        aggregator may be done with it before the broker answers). Postgres
+        away does not stop a push, the broker is the buffer: the batch is
+        published untracked (False)."""
+        try:
+            self.ledger.open(batch)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("batch %s published untracked: %s", batch.batch_id, type(exc).__name__)
+            metrics.UNTRACKED.labels(SERVICE).inc()
+            return False
+        return True

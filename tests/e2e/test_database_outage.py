@@ -25,8 +25,9 @@ def test_aggregator_waits_out_a_database_outage(stack: Stack) -> None:
     records = [{"indicateur": "co2", "commune": c, "annee": 2040, "valeur": 1} for c in communes]
     allow_connections(url, False)
     try:
-        status, _ = post(stack.url("ingestor", "/observations"), json.dumps(records).encode())
-        assert status == 202  # the ingestor needs no database without Idempotency-Key
+        status, answer = post(stack.url("ingestor", "/observations"), json.dumps(records).encode())
+        # The ingestor needs no database without Idempotency-Key: published, untracked.
+        assert status == 202 and answer["tracked"] is False, answer
         _, body = eventually(
             lambda: ((h := aggregator_health(stack))[0] == 503 and h) or None,
             60,

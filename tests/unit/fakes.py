@@ -153,8 +153,11 @@ class MemoryIdempotencyKeys:
 
     def __init__(self) -> None:
         self.keys: dict[tuple[str, str], tuple[str, int | None, Any]] = {}
+        self.fail_with: BaseException | None = None
 
     def claim(self, producer: str, key: str, body: bytes) -> Previous | None:
+        if self.fail_with is not None:
+            raise self.fail_with
         held = self.keys.get((producer, key))
         if held is None:
             self.keys[(producer, key)] = (body_digest(body), None, None)

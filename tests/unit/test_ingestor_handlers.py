@@ -148,13 +148,31 @@ def test_an_unexpected_failure_frees_the_key_and_propagates() -> None:
     assert keys.keys == {} and ledger.batches == {}
 
 
-def test_without_the_database_a_push_is_503_and_publishes_nothing() -> None:
-    publisher, keys = MemoryPublisher(), MemoryIdempotencyKeys()
+def test_without_the_database_a_push_is_published_untracked() -> None:
+    """The broker is the buffer: Postgres away stops no push without a key."""
+    publisher = MemoryPublisher()
     ledger = MemoryBatchLedger(fail_with=psycopg.OperationalError("connection refused"))
-    answer = push(handler(publisher, keys, ledger=ledger), GOOD, idempotency_key="k")
+    answer = push(handler(publisher, ledger=ledger), GOOD)
+    assert answer.status == 202 and answer.content["tracked"] is False
+    assert publisher.published == [([GOOD], "ademe")]
+    assert push(handler(ledger=MemoryBatchLedger()), GOOD).content["tracked"] is True
+
+
+def test_without_the_database_a_keyed_push_is_503_and_a_status_read_too() -> None:
+    publisher, keys = MemoryPublisher(), MemoryIdempotencyKeys()
+    keys.fail_with = psycopg.OperationalError("connection refused")
+    answer = push(handler(publisher, keys), GOOD, idempotency_key="k")
     assert (answer.status, answer.headers) == (503, {"Retry-After": "5"})
     assert "database unavailable" in answer.content["detail"]
-    assert publisher.published == [] and keys.keys == {}  # the retry can go through
+    assert publisher.published == []
+    ledger = MemoryBatchLedger(fail_with=psycopg.OperationalError("connection refused"))
+    assert handler(ledger=ledger).status("ademe", "0" * 32).status == 503
+
+
+def test_a_bug_in_the_ledger_is_not_mistaken_for_an_outage() -> None:
+    ledger = MemoryBatchLedger(fail_with=psycopg.errors.UndefinedTable("no ingest_batches"))
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        push(handler(ledger=ledger), GOOD)
 
 
 def lines_of(status: dict) -> list[tuple[int | None, str, str]]:
