@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import ssl
@@ -11,11 +12,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import faust
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from common import metrics
 from common.embedded import Servers
 from common.kafka import MAX_MESSAGE_BYTES
+from common.lag import GROUPS, consumer_lag
 from common.retry import Health
 
 # faust asks the broker to hold each fetch up to 1.5 s (hard-coded). A broker
@@ -97,7 +102,7 @@ def credentials(security: dict[str, str]) -> Any:
 
 
 def make_app(
-    app_id: str,
+    service: str,
     servers: Servers,
     *,
     web_host: str,
@@ -106,9 +111,14 @@ def make_app(
     buffered_messages: int,
     state: Health | None = None,
 ) -> faust.App:
-    """``buffered_messages``: how many messages a stream may fetch ahead of its
+    """The faust app of ``service`` (``cleaner`` or ``aggregator``): its
+    consumer group and topics are those of ``common.lag.GROUPS``.
+
+    ``buffered_messages``: how many messages a stream may fetch ahead of its
     agent. faust's default (4,096) holds a backlog of envelopes of hundreds of
     records each in memory: over 400 MB in the aggregator on a 1M-record load."""
+    app_id, topics = GROUPS[service]
+    state = state or Health(service)
     app = App(
         app_id,
         broker=";".join(
@@ -137,26 +147,65 @@ def make_app(
         # aiohttp refuses a charset inside content_type: pass it as a header.
         return web.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    @app.page("/livez")
+    async def livez(web: Any, request: Any) -> Any:
+        """The process runs and answers."""
+        return web.json({"status": "ok", "service": service})
+
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
         """503 while batches fail (database or broker away): operators see it."""
-        assigned = app.consumer.assignment() if app.consumer else set()
-        failing = state is not None and state.failing_since is not None
-        return web.json(
-            {
-                "status": "failing" if failing else "ok",
-                "service": app_id,
-                "partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in assigned),
-                **(
-                    {"failing_since": state.failing_since, "error": state.last_error}
-                    if failing and state is not None
-                    else {}
-                ),
-            },
-            status=503 if failing else 200,
-        )
+        return web.json(*readiness(app, service, state, require_partitions=False))
 
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        """Ready: in the consumer group with partitions, and not retrying."""
+        return web.json(*readiness(app, service, state, require_partitions=True))
+
+    watch_lag(app, service, topics, servers)
     return app
+
+
+def readiness(
+    app: faust.App, service: str, state: Health, *, require_partitions: bool
+) -> tuple[dict[str, Any], int]:
+    """(body, status) of a health page: 503 with the reason when not ready."""
+    assigned = app.consumer.assignment() if app.consumer else set()
+    body: dict[str, Any] = {
+        "status": "ok",
+        "service": service,
+        "partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in assigned),
+    }
+    if state.failing_since is not None:
+        body |= {"status": "failing", "failing_since": state.failing_since}
+        body["error"] = body["reason"] = state.last_error
+    elif require_partitions and not assigned:
+        body |= {"status": "waiting", "reason": "no partition assigned yet"}
+    return body, 200 if body["status"] == "ok" else 503
+
+
+def watch_lag(
+    app: faust.App, service: str, topics: tuple[str, ...], servers: Servers, interval: float = 5.0
+) -> None:
+    """Every ``interval`` seconds, the group's lag per partition into
+    ``itte_consumer_lag_messages`` (read from the broker, common/lag.py)."""
+    admin: list[AdminClient] = []
+
+    @app.timer(interval=interval)
+    async def report_lag() -> None:
+        if not admin:
+            admin.append(
+                AdminClient(
+                    {"bootstrap.servers": servers.kafka_bootstrap_servers, **servers.kafka_security}
+                )
+            )
+        try:
+            lags = await asyncio.to_thread(consumer_lag, admin[0], app.conf.id, topics, interval)
+        except KafkaException as exc:
+            log.info("consumer lag not read: %s", exc)
+            return
+        for (topic, partition), lag in lags.items():
+            metrics.CONSUMER_LAG.labels(service, topic, str(partition)).set(lag)
 
 
 def raw_topic(app: faust.App, name: str) -> Any:

@@ -5,7 +5,9 @@ Labels never carry data values: only service names, topics and fixed reasons.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from importlib.metadata import PackageNotFoundError, version
+
+from prometheus_client import Counter, Gauge, Histogram, Info
 
 RECORDS_IN = Counter("itte_records_in_total", "Records received", ["service"])
 RECORDS_OUT = Counter("itte_records_out_total", "Records passed on", ["service", "topic"])
@@ -36,3 +38,36 @@ BATCH_SECONDS = Histogram(
     ["service"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+# Operations (README "Operating itte").
+CONSUMER_LAG = Gauge(
+    "itte_consumer_lag_messages",
+    "Messages between the group's committed offset and the end of the partition",
+    ["service", "topic", "partition"],
+)
+FRESHNESS = Histogram(
+    "itte_freshness_seconds",
+    "From the ingestor's acceptance of a batch's oldest record to its commit in Postgres "
+    "(stage=stored) and to the publication of the changes (stage=published)",
+    ["service", "stage"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+OUTBOX_PENDING = Gauge(
+    "itte_outbox_pending_rows", "Aggregate changes committed, not yet published", ["service"]
+)
+OUTBOX_OLDEST = Gauge(
+    "itte_outbox_oldest_seconds",
+    "Age of the oldest aggregate change not yet published (0: none)",
+    ["service"],
+)
+RETRIES = Counter("itte_retries_total", "Batches retried after a transient failure", ["service"])
+FAILING = Gauge(
+    "itte_failing_seconds",
+    "For how long the batch loop has been retrying a transient failure (0: healthy)",
+    ["service"],
+)
+BUILD = Info("itte_build", "The running itte")
+try:
+    BUILD.info({"version": version("itte")})
+except PackageNotFoundError:  # run from a source tree without installing
+    BUILD.info({"version": "unknown"})

@@ -13,19 +13,30 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from common import metrics
+
 T = TypeVar("T")
 
 
 @dataclass
 class Health:
-    """What the health endpoint reports: failing since when, and why."""
+    """What the health endpoint reports: failing since when, and why; the
+    same as metrics (``itte_retries_total``, ``itte_failing_seconds``)."""
 
+    service: str = "unknown"
     failing_since: float | None = None
     last_error: str | None = None
+
+    def __post_init__(self) -> None:
+        metrics.FAILING.labels(self.service).set_function(self.failing_for)
+
+    def failing_for(self) -> float:
+        return time.time() - self.failing_since if self.failing_since is not None else 0.0
 
     def failed(self, error: BaseException) -> None:
         self.failing_since = self.failing_since or time.time()
         self.last_error = f"{type(error).__name__}: {error}"[:500]
+        metrics.RETRIES.labels(self.service).inc()
 
     def recovered(self) -> None:
         self.failing_since = self.last_error = None

@@ -63,9 +63,12 @@ def attach(
     async def relay_outbox() -> None:
         try:
             published = await asyncio.to_thread(outbox.publish_pending)
+            pending, oldest = await asyncio.to_thread(outbox.backlog)
         except Exception as exc:
             if not is_transient(exc):
                 raise
             log.warning("outbox relay: %s; next tick retries", exc)
             return
         metrics.AGGREGATES_PUBLISHED.labels(SERVICE).inc(published)
+        metrics.OUTBOX_PENDING.labels(SERVICE).set(pending)
+        metrics.OUTBOX_OLDEST.labels(SERVICE).set(oldest)

@@ -12,7 +12,7 @@ from common.kafka import BlockingProducer, ensure_topics_for
 from common.retry import Health
 from services.aggregator.app import attach
 from services.aggregator.archive import PostgresLetterArchive
-from services.aggregator.handlers import Archive, Batches
+from services.aggregator.handlers import SERVICE, Archive, Batches
 from services.aggregator.progress import PostgresProgress
 from services.aggregator.publisher import KafkaDeadLetters, OutboxRelay
 from services.aggregator.rules import AggregationRules
@@ -32,9 +32,9 @@ def build(settings: AggregatorSettings, servers: Servers) -> faust.App:
     )
     producer = BlockingProducer(servers.kafka_bootstrap_servers, **servers.kafka_security)
     outbox = OutboxRelay(servers.database_url, producer)
-    health = Health()
+    health = Health(SERVICE)
     app = make_app(
-        "itte-aggregator",
+        SERVICE,
         servers,
         web_host=settings.aggregator_host,
         web_port=settings.aggregator_port,

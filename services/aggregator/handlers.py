@@ -5,6 +5,7 @@ refused, publish the changes. Blocking: the entrypoint runs it in a thread."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
@@ -47,9 +48,12 @@ class Batches:
             dead += [refused_letter(record, exc) for record, exc in refused]
             dead += [unplaced_letter(r) for result in results for r in result.unplaced]
             dead += [foreign_letter(*f) for result in results for f in result.foreign]
+            oldest = min((r.recu for r in records if r.recu > 0), default=None)
+            self._observe_freshness("stored", oldest)
             self.letters.send(dead)
             self.progress.mark(in_results(records, dead))
             published = self.outbox.publish_pending()
+            self._observe_freshness("published", oldest)
         reasons = dict(Counter(d.reason for d in dead))
         outcome = BatchOutcome(
             len(records), sum(result.stale for result in results), reasons, published
@@ -60,6 +64,12 @@ class Batches:
         for reason, n in reasons.items():
             metrics.DEAD_LETTERS.labels(SERVICE, reason).inc(n)
         return outcome
+
+    @staticmethod
+    def _observe_freshness(stage: str, accepted_micros: int | None) -> None:
+        if accepted_micros is not None:
+            age = max(0.0, time.time() - accepted_micros / 1e6)
+            metrics.FRESHNESS.labels(SERVICE, stage).observe(age)
 
 
 def in_results(records: list[CleanObservation], dead: list[DeadLetter]) -> dict[str, list[int]]:

@@ -37,6 +37,11 @@ class Outbox(Protocol):
         """Publish every committed aggregate change not yet published; how many."""
         ...
 
+    def backlog(self) -> tuple[int, float]:
+        """Changes committed and not yet published, and the age in seconds of
+        the oldest (0 when there is none)."""
+        ...
+
 
 class DeadLetters(Protocol):
     def send(self, letters: list[DeadLetter]) -> None:

@@ -32,6 +32,14 @@ WHERE revision > published_revision AND niveau <> 'commune'
 LIMIT %s
 """
 
+# The partial index aggregates_unpublished holds exactly these rows.
+BACKLOG = """
+SELECT count(*) AS pending,
+       coalesce(extract(epoch FROM now() - min(updated_at)), 0) AS oldest
+FROM aggregates
+WHERE revision > published_revision AND niveau <> 'commune'
+"""
+
 MARK_PUBLISHED = """
 UPDATE aggregates a SET published_revision = GREATEST(a.published_revision, k.r)
 FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::bigint[])
@@ -66,6 +74,12 @@ class OutboxRelay:
                 if self._conn is not None:
                     self._conn.close()  # the next call reconnects
                 raise
+
+    def backlog(self) -> tuple[int, float]:
+        with self._lock:
+            row = self._connection().execute(BACKLOG).fetchone()
+        assert row is not None
+        return row["pending"], float(row["oldest"])
 
     def _publish(self, conn: psycopg.Connection[dict[str, Any]]) -> int:
         published = 0

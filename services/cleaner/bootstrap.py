@@ -25,7 +25,7 @@ def build(settings: CleanerSettings, servers: Servers) -> faust.App:
         accept_unknown=settings.unknown_indicators == "non_agregeable",
     )
     app = make_app(
-        "itte-cleaner",
+        "cleaner",
         servers,
         web_host=settings.cleaner_host,
         web_port=settings.cleaner_port,

@@ -204,6 +204,9 @@ class MemoryOutbox:
         self.relays += 1
         return 0
 
+    def backlog(self) -> tuple[int, float]:
+        return 0, 0.0
+
 
 class CountingRateLimit:
     """Implements services.ingestor.ports.RateLimit: ``allowed`` requests per

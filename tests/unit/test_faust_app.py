@@ -16,7 +16,7 @@ from common.settings import CommonSettings
 def test_consumers_ask_for_short_fetch_waits_and_buffer_little() -> None:
     async def check() -> None:
         app = make_app(
-            "test",
+            "cleaner",
             Servers("127.0.0.1:1", "unused"),  # nothing connects: consumers are only built
             web_host="127.0.0.1",
             web_port=1,
@@ -59,7 +59,7 @@ def test_sasl_and_tls_settings_reach_the_faust_consumers_and_the_librdkafka_clie
 
     async def check() -> None:
         app = make_app(
-            "test", servers, web_host="127.0.0.1", web_port=1, partitions=1, buffered_messages=1
+            "cleaner", servers, web_host="127.0.0.1", web_port=1, partitions=1, buffered_messages=1
         )
         consumer = app.consumer._thread._create_worker_consumer(app.transport)
         try:

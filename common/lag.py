@@ -1,0 +1,48 @@
+"""Consumer lag, as the broker sees it: for each partition of a group's
+topics, the messages between the group's committed offset and the end of the
+partition. Read with the admin API, so it works from inside a service (its
+``itte_consumer_lag_messages`` gauge) and from outside (``itte status``)."""
+
+from __future__ import annotations
+
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+# The consumer groups are the faust app ids (common/faust_app.py make_app).
+GROUPS = {
+    "cleaner": ("itte-cleaner", ("indicators.raw",)),
+    "aggregator": ("itte-aggregator", ("indicators.clean", "indicators.deadletter")),
+}
+
+
+def consumer_lag(
+    admin: AdminClient, group: str, topics: tuple[str, ...], timeout: float = 10.0
+) -> dict[tuple[str, int], int]:
+    """Messages behind, by (topic, partition). A partition the group never
+    committed counts from its first offset (faust starts there: "earliest")."""
+    known = admin.list_topics(timeout=timeout).topics
+    partitions = [
+        TopicPartition(topic, p)
+        for topic in topics
+        if topic in known
+        for p in known[topic].partitions
+    ]
+    if not partitions:
+        return {}
+    [future] = admin.list_consumer_group_offsets(
+        [ConsumerGroupTopicPartitions(group, partitions)], request_timeout=timeout
+    ).values()
+    committed = {(tp.topic, tp.partition): tp.offset for tp in future.result().topic_partitions}
+    ends = _offsets(admin, partitions, OffsetSpec.latest(), timeout)
+    starts = _offsets(admin, partitions, OffsetSpec.earliest(), timeout)
+    return {
+        key: max(0, end - (committed.get(key, -1) if committed.get(key, -1) >= 0 else starts[key]))
+        for key, end in ends.items()
+    }
+
+
+def _offsets(
+    admin: AdminClient, partitions: list[TopicPartition], spec: OffsetSpec, timeout: float
+) -> dict[tuple[str, int], int]:
+    futures = admin.list_offsets({tp: spec for tp in partitions}, request_timeout=timeout)
+    return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
