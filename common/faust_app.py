@@ -155,12 +155,14 @@ def make_app(
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
         """503 while batches fail (database or broker away): operators see it."""
-        return web.json(*readiness(app, service, state, require_partitions=False))
+        body, status = readiness(app, service, state, require_partitions=False)
+        return web.json(body, status=status)
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
         """Ready: in the consumer group with partitions, and not retrying."""
-        return web.json(*readiness(app, service, state, require_partitions=True))
+        body, status = readiness(app, service, state, require_partitions=True)
+        return web.json(body, status=status)
 
     watch_lag(app, service, topics, servers)
     return app

@@ -167,6 +167,14 @@ class BlockingProducer:
             )
         return sent
 
+    def reachable(self, timeout: float = 2.0) -> str | None:
+        """None if the broker answers a metadata request in time, else why not."""
+        try:
+            self._producer.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            return f"broker unreachable: {exc.args[0].str() if exc.args else exc}"
+        return None
+
     def close(self, timeout: float = 10.0) -> None:
         if self._client is not None:
             self._client.flush(timeout)

@@ -69,8 +69,8 @@ def up(settings: UpSettings, *, demo: bool) -> None:
     api = f"http://127.0.0.1:{settings.api_port}"
     ingest = f"http://127.0.0.1:{settings.ingestor_port}"
     try:
-        wait_http(f"{ingest}/health", 120, processes.running["ingestor"])
-        wait_http(f"{api}/health", 120, processes.running["api"])
+        wait_http(f"{ingest}/readyz", 120, processes.running["ingestor"])
+        wait_http(f"{api}/readyz", 120, processes.running["api"])
         print(f"itte is up. Logs: {processes.log_dir}/", flush=True)
         if demo:
             files = write_demo(settings.state_dir / "demo")

@@ -16,7 +16,7 @@ from common.faust_app import raw_topic, stop_on_unexpected
 from common.retry import Health, retry_transient
 from schemas import clean, deadletter
 from services.aggregator.handlers import SERVICE, Archive, Batches
-from services.aggregator.ports import Aggregates, Outbox
+from services.aggregator.ports import Outbox
 from services.aggregator.settings import AggregatorSettings
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,6 @@ def attach(
     batches: Batches,
     settings: AggregatorSettings,
     *,
-    store: Aggregates,
     outbox: Outbox,
     archive: Archive,
     health: Health,
@@ -43,7 +42,7 @@ def attach(
                     functools.partial(asyncio.to_thread, batches.handle, values),
                     transient=is_transient,
                     log=log,
-                    on_failure=store.close,
+                    on_failure=batches.close,
                     health=health,
                 )
 

@@ -46,5 +46,5 @@ def build(settings: AggregatorSettings, servers: Servers) -> faust.App:
         store, KafkaDeadLetters(producer), outbox, PostgresProgress(servers.database_url)
     )
     archive = Archive(PostgresLetterArchive(servers.database_url))
-    attach(app, batches, settings, store=store, outbox=outbox, archive=archive, health=health)
+    attach(app, batches, settings, outbox=outbox, archive=archive, health=health)
     return app

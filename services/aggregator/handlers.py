@@ -65,6 +65,12 @@ class Batches:
             metrics.DEAD_LETTERS.labels(SERVICE, reason).inc(n)
         return outcome
 
+    def close(self) -> None:
+        """Drop the database connections: after a transient failure (a
+        database restart, say) the retry starts on fresh ones."""
+        self.store.close()
+        self.progress.close()
+
     @staticmethod
     def _observe_freshness(stage: str, accepted_micros: int | None) -> None:
         if accepted_micros is not None:

@@ -60,3 +60,7 @@ class Progress(Protocol):
         """Record that these records (1-based positions, by batch id) are in
         the results; marking one again changes nothing."""
         ...
+
+    def close(self) -> None:
+        """Drop the connection (the next call reconnects)."""
+        ...

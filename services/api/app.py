@@ -8,10 +8,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 
 from common.db import indicators, make_engine, referential_meta
 from schemas import limits
@@ -137,11 +139,34 @@ def create_app(engine: Engine, cache_bytes: int = 0) -> FastAPI:
     if cache is not None:
         app.add_middleware(CacheMiddleware, cache=cache, paths=CACHED)
 
+    @app.exception_handler(OperationalError)
+    async def database_away(request: Request, exc: OperationalError) -> JSONResponse:
+        """Postgres away (a restart, say): 503, not a 500 that pages for a bug.
+        The pool drops its broken connections: the next request reconnects."""
+        return JSONResponse(
+            {"detail": "database unavailable, retry later"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.get("/livez")
+    def livez() -> dict[str, str]:
+        """The process runs and answers."""
+        return {"status": "ok", "service": "api"}
+
+    @app.get("/readyz")
     @app.get("/health")
-    def health() -> dict[str, str]:
-        with engine.connect() as conn:
-            version = conn.execute(select(referential_meta.c.version)).scalar()
-        return {"status": "ok", "service": "api", "referential": str(version)}
+    def readyz() -> JSONResponse:
+        """Ready: Postgres answers (503 with the reason otherwise)."""
+        try:
+            with engine.connect() as conn:
+                version = conn.execute(select(referential_meta.c.version)).scalar()
+        except OperationalError as exc:
+            reason = f"database unavailable: {type(exc.orig).__name__}"
+            return JSONResponse(
+                {"status": "failing", "service": "api", "reason": reason}, status_code=503
+            )
+        return JSONResponse({"status": "ok", "service": "api", "referential": str(version)})
 
     @app.get("/indicateurs/catalogue", response_model=list[Indicator])
     def catalogue() -> list[Indicator]:

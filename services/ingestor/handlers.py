@@ -155,6 +155,19 @@ class Observations:
                 headers={"Retry-After": "5"},
             )
 
+    def readiness(self) -> Answer:
+        """200 when the broker answers (pushes need it); Postgres away only
+        degrades the service (no idempotency keys, untracked batches)."""
+        broker, database = self.publisher.reachable(), self.ledger.reachable()
+        body: dict[str, Any] = {
+            "status": "ok" if broker is None else "failing",
+            "service": SERVICE,
+            "database": "ok" if database is None else "unavailable",
+        }
+        if broker or database:
+            body["reason"] = "; ".join(r for r in (broker, database) if r)
+        return Answer(200 if broker is None else 503, body)
+
     def status(self, producer: str, batch_id: str) -> Answer:
         """What became of one of ``producer``'s batches. Another producer's
         batch is unknown, exactly like a batch that never was."""

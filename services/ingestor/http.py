@@ -82,9 +82,17 @@ def create_app(observations: Observations) -> FastAPI:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return respond(refuse(422, f"invalid request: {problems}", "invalid_parameters"))
 
-    @app.get("/health")
-    def health() -> dict[str, str]:
+    @app.get("/livez")
+    def livez() -> dict[str, str]:
+        """The process runs and answers."""
         return {"status": "ok", "service": SERVICE}
+
+    @app.get("/readyz")
+    @app.get("/health")
+    async def readyz() -> JSONResponse:
+        """Ready: the broker answers (503 with the reason otherwise); whether
+        Postgres answers is said too."""
+        return respond(await asyncio.to_thread(observations.readiness))
 
     @app.post(
         "/observations",

@@ -73,3 +73,11 @@ class PostgresBatchLedger:
             [(item["line"], item["error"]) for item in refused],
         )
         return BatchProgress(batch, received_at, clean, letters)
+
+    def reachable(self) -> str | None:
+        try:
+            with psycopg.connect(self._database_url, connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.OperationalError as exc:
+            return f"database unavailable: {str(exc).splitlines()[0][:200]}"
+        return None

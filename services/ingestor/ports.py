@@ -37,6 +37,10 @@ class WholePublisher(Protocol):
         acknowledged by the broker, or an error."""
         ...
 
+    def reachable(self) -> str | None:
+        """None if the broker answers now, else why not."""
+        ...
+
 
 @dataclass(frozen=True)
 class OpenedBatch:
@@ -85,6 +89,10 @@ class BatchLedger(Protocol):
 
     def progress(self, producer: str, batch_id: str) -> BatchProgress | None:
         """What became of ``producer``'s batch; None for any other batch."""
+        ...
+
+    def reachable(self) -> str | None:
+        """None if the database answers now, else why not."""
         ...
 
 

@@ -47,6 +47,9 @@ class RawPublisher:
         )
         return self._send(encoded(batch, split=False))
 
+    def reachable(self) -> str | None:
+        return self._producer.reachable()
+
     def publish(
         self,
         records: Iterable[dict[str, Any]],

@@ -107,11 +107,8 @@ class Stack(Processes):
             process = self.running[name]
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited:\n{self.log_tail(name)}")
-            health = get_json(self.url(name, "/health"))
-            # The faust services are ready once they own their input partitions.
-            return health["status"] == "ok" and (
-                name in ("ingestor", "api") or bool(health.get("partitions"))
-            )
+            # 503 until ready (the faust services: once they own partitions).
+            return get_json(self.url(name, "/readyz"))["status"] == "ok"
 
         eventually(healthy, timeout, f"{name} to be ready")
 

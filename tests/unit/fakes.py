@@ -147,6 +147,9 @@ class MemoryPublisher:
         self.published.append((records, producer))
         return Published(len(records), [batch_id])
 
+    def reachable(self) -> str | None:
+        return "broker unreachable: fake" if self.fail_with is not None else None
+
 
 class MemoryIdempotencyKeys:
     """Implements services.ingestor.ports.IdempotencyKeys in a dictionary."""
@@ -250,6 +253,9 @@ class MemoryBatchLedger:
         received = datetime(2026, 1, 1, tzinfo=UTC)
         return BatchProgress(batch, received, clean, self.letters.get(batch_id, []))
 
+    def reachable(self) -> str | None:
+        return "database unavailable: fake" if self.fail_with is not None else None
+
 
 class MemoryProgress:
     """Implements services.aggregator.ports.Progress: a set of positions per batch."""
@@ -260,6 +266,9 @@ class MemoryProgress:
     def mark(self, clean: Mapping[str, Collection[int]]) -> None:
         for batch_id, positions in clean.items():
             self.clean.setdefault(batch_id, set()).update(positions)
+
+    def close(self) -> None:
+        pass
 
 
 def _implements(

@@ -100,7 +100,8 @@ def test_every_long_running_service_has_a_healthcheck_and_limits() -> None:
         if name != "migrate":  # runs once and ends
             assert service["healthcheck"]["test"], name
     for name, port in PORTS.items():
-        assert compose()["services"][name]["healthcheck"]["test"][-1] == str(port)
+        test = compose()["services"][name]["healthcheck"]["test"]
+        assert test[-1] == str(port) and "/readyz'" in test[-2], name  # ready, not just alive
 
 
 def test_no_secret_has_a_default() -> None:
