@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client import Counter, Gauge, Histogram
 
 RECORDS_IN = Counter("itte_records_in_total", "Records received", ["service"])
 RECORDS_OUT = Counter("itte_records_out_total", "Records passed on", ["service", "topic"])
@@ -66,8 +66,11 @@ FAILING = Gauge(
     "For how long the batch loop has been retrying a transient failure (0: healthy)",
     ["service"],
 )
-BUILD = Info("itte_build", "The running itte")
+# A gauge, not an Info: Info is lost in multiprocess mode (API workers).
+BUILD = Gauge(
+    "itte_build_info", "The running itte (always 1)", ["version"], multiprocess_mode="max"
+)
 try:
-    BUILD.info({"version": version("itte")})
+    BUILD.labels(version("itte")).set(1)
 except PackageNotFoundError:  # run from a source tree without installing
-    BUILD.info({"version": "unknown"})
+    BUILD.labels("unknown").set(1)

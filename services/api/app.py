@@ -10,11 +10,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from prometheus_client import make_asgi_app
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 
+from common import http_metrics
 from common.db import indicators, make_engine, referential_meta
 from schemas import limits
 from schemas.aggregates import Niveau
@@ -135,9 +135,9 @@ def create_app(engine: Engine, cache_bytes: int = 0) -> FastAPI:
         "commune and running aggregates per EPCI, département, région and France.",
         lifespan=lifespan,
     )
-    app.mount("/metrics", make_asgi_app())
     if cache is not None:
         app.add_middleware(CacheMiddleware, cache=cache, paths=CACHED)
+    http_metrics.instrument(app, known=frozenset(CACHED))
 
     @app.exception_handler(OperationalError)
     async def database_away(request: Request, exc: OperationalError) -> JSONResponse:

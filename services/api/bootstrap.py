@@ -3,10 +3,14 @@ command (``itte api``), or by each worker process when there are several."""
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import uvicorn
 from fastapi import FastAPI
 
-from common import migrations
+from common import http_metrics, migrations
 from common.embedded import Servers, servers_for
 from services.api.app import create_app, read_only_engine
 from services.api.settings import ApiSettings
@@ -31,6 +35,7 @@ def serve(settings: ApiSettings, servers: Servers) -> None:
     else:  # uvicorn needs the factory by name; each worker builds its own app
         migrations.require_current(read_only_engine(servers.database_url, 1))
         app = "services.api.bootstrap:app_in_worker"
+        shared_metrics(settings.state_dir / "metrics-api")
     uvicorn.run(
         app,
         factory=settings.api_workers > 1,
@@ -39,3 +44,12 @@ def serve(settings: ApiSettings, servers: Servers) -> None:
         port=settings.api_port,
         log_level=settings.log_level.lower(),
     )
+
+
+def shared_metrics(folder: Path) -> None:
+    """Each worker writes its metrics in ``folder`` and ``/metrics`` sums them
+    all (the workers inherit the variable). Emptied first: counts start at
+    zero with the process, as they do with one worker."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ[http_metrics.MULTIPROCESS_DIR] = str(folder)

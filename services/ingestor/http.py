@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import make_asgi_app
 
+from common import http_metrics
 from schemas.raw import RawObservation
 from services.ingestor.handlers import (
     NDJSON_TYPES,
@@ -74,7 +74,7 @@ def create_app(observations: Observations) -> FastAPI:
         version="0.1.0",
         description="Push commune-level indicator observations.",
     )
-    app.mount("/metrics", make_asgi_app())
+    http_metrics.instrument(app)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_parameters(request: Request, exc: RequestValidationError) -> JSONResponse:

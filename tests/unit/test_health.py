@@ -3,8 +3,8 @@ their handlers keep: each answers 503 with the reason when it cannot work."""
 
 from __future__ import annotations
 
-import json
 import time
+from importlib.metadata import version
 from types import SimpleNamespace
 
 import psycopg
@@ -105,5 +105,6 @@ def test_the_aggregator_measures_freshness_from_acceptance() -> None:
 
 
 def test_build_info_names_the_version() -> None:
-    [metric] = [m for m in REGISTRY.collect() if m.name == "itte_build"]
-    assert json.dumps(metric.samples[0].labels).startswith('{"version": "')
+    [metric] = [m for m in REGISTRY.collect() if m.name == "itte_build_info"]
+    [found] = metric.samples
+    assert found.value == 1 and found.labels["version"] == version("itte")

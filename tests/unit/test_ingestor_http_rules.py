@@ -156,3 +156,24 @@ def test_no_input_makes_the_ingestor_fail(case: Any) -> None:
     case.call_and_validate(
         headers=AUTH, excluded_checks=[negative_data_rejection, positive_data_acceptance]
     )
+
+
+def test_requests_are_counted_by_route_template_and_status(client: TestClient) -> None:
+    from prometheus_client import REGISTRY
+
+    def count(handler: str, method: str, status: str) -> float:
+        labels = {"handler": handler, "method": method, "status": status}
+        return REGISTRY.get_sample_value("itte_http_requests_total", labels) or 0.0
+
+    series = [
+        ("/observations", "POST", "202"),
+        ("/observations/{batch_id}", "GET", "404"),
+        ("none", "GET", "404"),
+    ]
+    before = [count(*s) for s in series]
+    assert post(client, json.dumps(GOOD)).status_code == 202
+    for batch_id in ("0" * 32, "other-id"):  # one template, whatever the id
+        assert client.get(f"/observations/{batch_id}", headers=AUTH).status_code == 404
+    assert client.get("/no/such/path/" + "x" * 500).status_code == 404
+    assert client.get("/readyz").status_code == 200  # probes are not counted
+    assert [count(*s) - b for s, b in zip(series, before, strict=True)] == [1, 2, 1]

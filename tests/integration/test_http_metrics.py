@@ -1,0 +1,63 @@
+"""HTTP metrics of a real API process with two uvicorn workers: every scrape,
+whichever worker answers it, shows the requests of both, by route and status."""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from common.embedded import free_port
+from itte.processes import Processes, wait_http
+
+
+def requests_counted(base: str) -> dict[tuple[str, str], float]:
+    with urllib.request.urlopen(f"{base}/metrics/", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (s.labels["handler"], s.labels["status"]): s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "itte_http_requests"
+        for s in family.samples
+        if s.name == "itte_http_requests_total"
+    }
+
+
+def get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_two_workers_count_every_request_once(database_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "ITTE_API_PORT": str(port),
+        "ITTE_API_WORKERS": "2",
+        "ITTE_STATE_DIR": str(tmp_path / "state"),
+    }
+    processes = Processes(env, tmp_path)
+    api = processes.start("api")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/readyz", 60, api)
+        statuses = [get(f"{base}/indicateurs?departement=33&annee={2000 + i}") for i in range(30)]
+        statuses += [get(f"{base}/indicateurs?annee=1") for _ in range(7)]  # out of range: 422
+        statuses += [get(f"{base}/nowhere") for _ in range(3)]
+        assert statuses == [200] * 30 + [422] * 7 + [404] * 3
+        for _ in range(6):  # scrapes land on either worker
+            counted = requests_counted(base)
+            assert counted == {
+                ("/indicateurs", "200"): 30,
+                ("/indicateurs", "422"): 7,
+                ("none", "404"): 3,
+            }, processes.log_tail("api")
+    finally:
+        processes.stop_all()
