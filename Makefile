@@ -4,13 +4,20 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install up test lint unit integration e2e bench chaos schemas clean
+.PHONY: install up test lint rules unit integration e2e bench chaos schemas clean
 
 # wrk (Debian package) drives the API benchmark; installed when missing.
 WRK := /usr/bin/wrk
 $(WRK):
 	command -v apt-get >/dev/null && (apt-get install -y -q wrk || \
 	  (apt-get update -q && apt-get install -y -q wrk))
+
+# Prometheus (Debian package: prometheus and promtool) checks the alert rules
+# and runs beside `make up`; installed when missing.
+PROMTOOL := /usr/bin/promtool
+$(PROMTOOL):
+	command -v apt-get >/dev/null && (apt-get install -y -q prometheus || \
+	  (apt-get update -q && apt-get install -y -q prometheus))
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +31,7 @@ install: $(STAMP)
 up: install  ## run the whole pipeline on the embedded servers, with demo data
 	$(BIN)/itte up
 
-test: install $(WRK) lint unit integration e2e  ## everything CI runs
+test: install $(WRK) $(PROMTOOL) lint rules unit integration e2e  ## everything CI runs
 
 lint: install
 	$(BIN)/ruff check .
@@ -32,6 +39,10 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/mypy tests/unit/fakes.py  # each fake implements its port
 	$(BIN)/python -m scripts.check_schemas
+
+rules: $(PROMTOOL)  ## the alert rules are valid and fire when they should
+	$(PROMTOOL) check rules deploy/alerts.yml
+	cd deploy && $(PROMTOOL) test rules alerts.test.yml
 
 unit: install
 	$(BIN)/pytest -q tests/unit

@@ -147,3 +147,27 @@ def test_the_image_holds_every_package() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text().splitlines()
     for package in (p.rstrip("*") for p in packages):
         assert f"COPY {package} {package}" in dockerfile
+
+
+def test_prometheus_scrapes_every_service_with_the_tested_rules() -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    assert config["rule_files"] == ["alerts.yml"]
+    mounted = compose()["services"]["prometheus"]["volumes"]
+    assert "./deploy/alerts.yml:/etc/prometheus/alerts.yml:ro" in mounted
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+    assert targets == {f"{name}:{port}" for name, port in PORTS.items()}
+    tested = yaml.safe_load((ROOT / "deploy" / "alerts.test.yml").read_text())
+    rules = yaml.safe_load((ROOT / "deploy" / "alerts.yml").read_text())
+    alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
+    fired = {
+        case["alertname"]
+        for test in tested["tests"]
+        for case in test["alert_rule_test"]
+        if case["exp_alerts"]
+    }
+    assert fired == alerts  # every rule has a test where it fires
