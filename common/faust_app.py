@@ -117,7 +117,7 @@ def make_app(
     ``buffered_messages``: how many messages a stream may fetch ahead of its
     agent. faust's default (4,096) holds a backlog of envelopes of hundreds of
     records each in memory: over 400 MB in the aggregator on a 1M-record load."""
-    app_id, topics = GROUPS[service]
+    app_id, _ = GROUPS[service]
     state = state or Health(service)
     app = App(
         app_id,
@@ -164,7 +164,7 @@ def make_app(
         body, status = readiness(app, service, state, require_partitions=True)
         return web.json(body, status=status)
 
-    watch_lag(app, service, topics, servers)
+    watch_lag(app, servers)
     return app
 
 
@@ -186,11 +186,12 @@ def readiness(
     return body, 200 if body["status"] == "ok" else 503
 
 
-def watch_lag(
-    app: faust.App, service: str, topics: tuple[str, ...], servers: Servers, interval: float = 5.0
-) -> None:
-    """Every ``interval`` seconds, the group's lag per partition into
-    ``itte_consumer_lag_messages`` (read from the broker, common/lag.py)."""
+def watch_lag(app: faust.App, servers: Servers, interval: float = 5.0) -> None:
+    """Every ``interval`` seconds, the lag of every itte consumer group per
+    partition into ``itte_consumer_lag_messages{service}`` (read from the
+    broker, common/lag.py). Each faust service reports every group, its own
+    and the other's: the lag of a stopped service is the one that matters,
+    and a stopped service reports nothing. Read them with ``max by``."""
     admin: list[AdminClient] = []
 
     @app.timer(interval=interval)
@@ -201,13 +202,14 @@ def watch_lag(
                     {"bootstrap.servers": servers.kafka_bootstrap_servers, **servers.kafka_security}
                 )
             )
-        try:
-            lags = await asyncio.to_thread(consumer_lag, admin[0], app.conf.id, topics, interval)
-        except KafkaException as exc:
-            log.info("consumer lag not read: %s", exc)
-            return
-        for (topic, partition), lag in lags.items():
-            metrics.CONSUMER_LAG.labels(service, topic, str(partition)).set(lag)
+        for service, (group, topics) in GROUPS.items():
+            try:
+                lags = await asyncio.to_thread(consumer_lag, admin[0], group, topics, interval)
+            except KafkaException as exc:
+                log.info("consumer lag of %s not read: %s", group, exc)
+                continue
+            for (topic, partition), lag in lags.items():
+                metrics.CONSUMER_LAG.labels(service, topic, str(partition)).set(lag)
 
 
 def raw_topic(app: faust.App, name: str) -> Any:
