@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-up: install  ## run the whole pipeline on the embedded servers, with demo data
+up: install $(PROMTOOL)  ## the whole pipeline on the embedded servers, with demo data and Prometheus
 	$(BIN)/itte up
 
 test: install $(WRK) $(PROMTOOL) lint rules unit integration e2e  ## everything CI runs

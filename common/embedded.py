@@ -154,6 +154,20 @@ def ensure_postgres(state_dir: Path) -> str:
         return str(server.get_uri())
 
 
+def running_embedded(state_dir: Path) -> tuple[str | None, str | None]:
+    """The embedded broker's and Postgres' addresses if they run now; never
+    starts them (for the commands that only look, ``itte status``)."""
+    state_dir = state_dir.resolve()
+    broker = None
+    record = state_dir / "broker.json"
+    if record.exists():
+        info = json.loads(record.read_text())
+        if _alive(info["pid"]) and _accepts(info["address"]):
+            broker = str(info["address"])
+    running = (state_dir / "pgdata" / "postmaster.pid").exists()
+    return broker, ensure_postgres(state_dir) if running else None
+
+
 def ensure_servers(
     *, kafka_bootstrap_servers: str | None, database_url: str | None, state_dir: Path
 ) -> Servers:

@@ -17,11 +17,12 @@ from confluent_kafka.admin import AdminClient
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from common import metrics
+from common import logs, metrics
 from common.embedded import Servers
 from common.kafka import MAX_MESSAGE_BYTES
 from common.lag import GROUPS, consumer_lag
 from common.retry import Health
+from common.settings import CommonSettings
 
 # faust asks the broker to hold each fetch up to 1.5 s (hard-coded). A broker
 # that does not answer a held fetch as soon as data arrives (the embedded one,
@@ -219,6 +220,11 @@ def raw_topic(app: faust.App, name: str) -> Any:
     )
 
 
-def run(app: faust.App, loglevel: str) -> None:
-    worker = faust.Worker(app, loglevel=loglevel.lower(), quiet=True)
+def run(app: faust.App, settings: CommonSettings, service: str) -> None:
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level.lower(),
+        logging_config=logs.config(settings.log_level, settings.log_format, service),
+        quiet=True,
+    )
     worker.execute_from_commandline()

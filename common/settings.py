@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.logs import LogFormat
+
 
 class CommonSettings(BaseSettings):
     """Read once from the environment (``ITTE_*``, plus the two addresses below).
@@ -29,6 +31,7 @@ class CommonSettings(BaseSettings):
     state_dir: Path = Field(Path(".itte"), description="Embedded servers' data and logs.")
     topic_partitions: int = Field(4, ge=1)
     log_level: str = "INFO"
+    log_format: LogFormat = Field("text", description="`json`: one JSON object per line.")
     catalogue: Path | None = Field(
         None, description="Indicator catalogue (TOML); default: shipped."
     )

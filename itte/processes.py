@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 SERVICES = ("ingestor", "cleaner", "aggregator", "api")
@@ -60,6 +62,14 @@ class Processes:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
 
+    def terminate(self, name: str, timeout: float = 30) -> float:
+        """SIGTERM, as an orchestrator stops a service: the seconds it took to exit."""
+        process = self.running[name]
+        started = time.monotonic()
+        process.terminate()
+        process.wait(timeout=timeout)
+        return time.monotonic() - started
+
     def exited(self) -> str | None:
         """The name of a service that has stopped, if any."""
         return next((n for n, p in self.running.items() if p.poll() is not None), None)
@@ -78,3 +88,35 @@ class Processes:
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.log_dir / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class Supervisor:
+    """Restarts a service that dies, as compose's restart policy does: after
+    1 s, then twice as long each time it dies again within a minute (at most
+    30 s). Says so, and counts the restarts."""
+
+    def __init__(self, processes: Processes, say: Callable[[str], None] = print) -> None:
+        self.processes = processes
+        self.say = say
+        self.restarts: Counter[str] = Counter()
+        self._due: dict[str, float] = {}
+        self._delay: dict[str, float] = {}
+        self._started: dict[str, float] = {name: time.monotonic() for name in processes.running}
+
+    def tick(self) -> None:
+        """Call it often: notes the deaths, restarts the services whose delay is over."""
+        now = time.monotonic()
+        for name, process in self.processes.running.items():
+            if process.poll() is None or name in self._due:
+                continue
+            lived = now - self._started.get(name, now)
+            delay = 1.0 if lived > 60 else min(2 * self._delay.get(name, 0.5), 30.0)
+            self._delay[name], self._due[name] = delay, now + delay
+            self.say(f"{name} exited with {process.returncode}; restarting in {delay:.0f} s")
+        for name, due in list(self._due.items()):
+            if now >= due:
+                del self._due[name]
+                self.processes.start(name)
+                self._started[name] = time.monotonic()
+                self.restarts[name] += 1
+                self.say(f"{name} restarted ({self.restarts[name]} restart(s) so far)")

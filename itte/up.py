@@ -6,15 +6,18 @@ import os
 import signal
 import time
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from common import db, migrations
 from common.embedded import servers_for, stop_embedded
 from common.kafka import ensure_topics_for
 from common.settings import CommonSettings
 from itte.demo import write_demo
-from itte.processes import Processes, wait_http
+from itte.processes import Processes, Supervisor, wait_http
+from itte.prometheus import LocalPrometheus
+from services.aggregator.settings import AggregatorSettings
 from services.api.settings import ApiSettings
+from services.cleaner.settings import CleanerSettings
 from services.ingestor import bootstrap as ingestor
 from services.ingestor.file_ingest import ingest_files
 from services.ingestor.settings import IngestorSettings
@@ -37,9 +40,19 @@ class MigrateSettings(CommonSettings):
         return {login: p.get_secret_value() for login, p in given.items() if p is not None}
 
 
-class UpSettings(IngestorSettings, ApiSettings):
-    """What ``itte up`` needs: the common settings, the two HTTP ports it hands
-    to the services, and the ingestor's for the demo data."""
+class UpSettings(IngestorSettings, ApiSettings, CleanerSettings, AggregatorSettings):
+    """What ``itte up`` needs: the common settings, the services' ports it
+    hands to them and to Prometheus, and the ingestor's for the demo data."""
+
+    prometheus_port: int = Field(9090, description="`itte up`'s Prometheus; 0: none.")
+
+    def ports(self) -> dict[str, int]:
+        return {
+            "ingestor": self.ingestor_port,
+            "cleaner": self.cleaner_port,
+            "aggregator": self.aggregator_port,
+            "api": self.api_port,
+        }
 
 
 def up(settings: UpSettings, *, demo: bool) -> None:
@@ -54,11 +67,11 @@ def up(settings: UpSettings, *, demo: bool) -> None:
         "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
         "DATABASE_URL": servers.database_url,
         "ITTE_STATE_DIR": str(settings.state_dir.resolve()),
-        "ITTE_API_PORT": str(settings.api_port),
-        "ITTE_INGESTOR_PORT": str(settings.ingestor_port),
+        **{f"ITTE_{name.upper()}_PORT": str(port) for name, port in settings.ports().items()},
     }
     processes = Processes(env, settings.state_dir / "logs")
     processes.start_all()
+    prometheus = LocalPrometheus(settings.state_dir / "prometheus", settings.prometheus_port)
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -72,6 +85,7 @@ def up(settings: UpSettings, *, demo: bool) -> None:
         wait_http(f"{ingest}/readyz", 120, processes.running["ingestor"])
         wait_http(f"{api}/readyz", 120, processes.running["api"])
         print(f"itte is up. Logs: {processes.log_dir}/", flush=True)
+        watching = start_prometheus(prometheus, settings)
         if demo:
             files = write_demo(settings.state_dir / "demo")
             publisher = ingestor.publisher(settings, servers)
@@ -81,18 +95,32 @@ def up(settings: UpSettings, *, demo: bool) -> None:
             f"\n  API        {api}/indicateurs   (docs: /docs)\n"
             f"  ingest     POST {ingest}/observations\n"
             f"  try        curl '{api}/indicateurs?niveau=epci"
-            f"&departement=74&indicateur=population'\n\nCtrl-C stops everything.",
+            f"&departement=74&indicateur=population'\n"
+            f"{watching}\nCtrl-C stops everything.",
             flush=True,
         )
+        supervisor = Supervisor(processes, lambda line: print(f"  {line}", flush=True))
         while not stopping:
-            if (name := processes.exited()) is not None:
-                code = processes.running[name].returncode
-                raise RuntimeError(f"{name} exited with {code}, see {processes.log_dir}/{name}.log")
+            supervisor.tick()
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
         print("stopping...", flush=True)
+        prometheus.stop()
         processes.stop_all()
         if embedded:
             stop_embedded(settings.state_dir)
+
+
+def start_prometheus(prometheus: LocalPrometheus, settings: UpSettings) -> str:
+    """Prometheus beside the services, with the alert rules; what to print."""
+    if not settings.prometheus_port:
+        return ""
+    if not LocalPrometheus.available():
+        return "  metrics    no Prometheus here (`make up` installs the Debian package)\n"
+    try:
+        prometheus.start(settings.ports(), interval_seconds=5)
+    except RuntimeError as exc:  # its port taken, say: the pipeline runs without it
+        return f"  metrics    Prometheus did not start ({exc})\n"
+    return f"  metrics    {prometheus.url}/alerts   (Prometheus, the alert rules of deploy/)\n"

@@ -52,6 +52,7 @@ class Round:
     doubled: int  # aggregates that differ from a recomputation, or a France total too high
     exact: bool  # the France total equals the sum of the latest versions sent
     recovery_seconds: float  # from the end of the fault to every record served
+    stop_seconds: float | None = None  # SIGTERM to exit, for a clean stop
 
     @property
     def clean(self) -> bool:
@@ -102,7 +103,15 @@ def france(stack: Stack, year: int) -> dict | None:
     return rows[0] if rows else None
 
 
-def strike(stack: Stack, fault: str) -> None:
+def service_of(fault: str) -> str:
+    """``aggregator`` (SIGKILL) and ``sigterm:aggregator`` (a clean stop) strike one service."""
+    return fault.removeprefix("sigterm:")
+
+
+def strike(stack: Stack, fault: str) -> float | None:
+    """Seconds the service took to stop, for a SIGTERM."""
+    if fault.startswith("sigterm:"):
+        return stack.terminate(service_of(fault))
     if fault != "postgres":
         stack.kill(fault)
     elif stack.postgres_state is not None:  # the embedded server: stopped as by a crash
@@ -113,8 +122,8 @@ def strike(stack: Stack, fault: str) -> None:
 
 def mend(stack: Stack, fault: str) -> None:
     if fault != "postgres":
-        stack.start(fault)
-        stack.ready(fault, timeout=120)
+        stack.start(service_of(fault))
+        stack.ready(service_of(fault), timeout=120)
     elif stack.postgres_state is not None:
         start_embedded_postgres(stack.postgres_state, stack.env["DATABASE_URL"])
     else:
@@ -125,16 +134,17 @@ def run_round(stack: Stack, number: int, fault: str, rng: random.Random) -> Roun
     year = 1950 + number  # each round its own aggregates
     posts, final = workload(INDICATOR, year, rng)
     strike_at, mend_at = len(posts) // 3, 2 * len(posts) // 3
-    mended_at = time.monotonic()
+    mended_at, stop_seconds = time.monotonic(), None
+    at_once = service_of(fault) in ("ingestor", "postgres")
     for index, body in enumerate(posts):
         if index == strike_at:
-            strike(stack, fault)
-            if fault in ("ingestor", "postgres"):
+            stop_seconds = strike(stack, fault)
+            if at_once:
                 # The producer waits for the ingestor; the outage lasts a while.
                 time.sleep(OUTAGE_SECONDS if fault == "postgres" else 0)
                 mend(stack, fault)
                 mended_at = time.monotonic()
-        if index == mend_at and fault not in ("ingestor", "postgres"):
+        if index == mend_at and not at_once:
             mend(stack, fault)
             mended_at = time.monotonic()
         post_with_retry(stack, body)
@@ -159,6 +169,7 @@ def run_round(stack: Stack, number: int, fault: str, rng: random.Random) -> Roun
         doubled=differences + int(too_high),
         exact=found == total,
         recovery_seconds=round(recovery, 1),
+        stop_seconds=None if stop_seconds is None else round(stop_seconds, 1),
     )
 
 
@@ -213,9 +224,9 @@ def run(rounds: int, seed: int, workdir: Path) -> list[Round]:
         engine.dispose()
         stack = Stack(Servers(servers.kafka_bootstrap_servers, url), workdir)
         stack.postgres_state = workdir / "servers"
-        stack.start_all()
         rng = random.Random(seed)
         try:
+            stack.start_all()
             return [run_round(stack, n, rng.choice(FAULTS), rng) for n in range(1, rounds + 1)]
         finally:
             stack.stop_all()

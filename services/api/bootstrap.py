@@ -10,7 +10,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from common import http_metrics, migrations
+from common import http_metrics, logs, migrations
 from common.embedded import Servers, servers_for
 from services.api.app import create_app, read_only_engine
 from services.api.settings import ApiSettings
@@ -43,6 +43,7 @@ def serve(settings: ApiSettings, servers: Servers) -> None:
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
+        log_config=logs.config(settings.log_level, settings.log_format, "api"),
     )
 
 

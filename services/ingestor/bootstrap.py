@@ -6,6 +6,7 @@ from __future__ import annotations
 import uvicorn
 from fastapi import FastAPI
 
+from common import logs
 from common.embedded import Servers
 from common.kafka import BlockingProducer, ensure_topics_for
 from common.pii import hasher_for
@@ -56,4 +57,5 @@ def serve(settings: IngestorSettings, servers: Servers) -> None:
         host=settings.ingestor_host,
         port=settings.ingestor_port,
         log_level=settings.log_level.lower(),
+        log_config=logs.config(settings.log_level, settings.log_format, "ingestor"),
     )

@@ -1,5 +1,6 @@
 """What the README promises a new user: `itte up` (run by `make up`) serves EPCI
-populations equal to the sums of their member communes, and Ctrl-C stops all."""
+populations equal to the sums of their member communes, with a Prometheus
+scraping the services, restarts a service that dies, and Ctrl-C stops all."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from common.embedded import free_port
 from common.referential import load
+from itte.processes import SERVICES
 from tests.e2e.stack import eventually, get_json
 
 
@@ -22,6 +24,8 @@ def test_up_serves_demo_populations_then_stops_everything(tmp_path: Path) -> Non
         k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
     }
     env |= {f"ITTE_{name}_PORT": str(port) for name, port in ports.items()}
+    prometheus = free_port()
+    env["ITTE_PROMETHEUS_PORT"] = str(prometheus)
     env["ITTE_STATE_DIR"] = str(tmp_path / "state")
     up = subprocess.Popen(
         [sys.executable, "-m", "itte", "up"],
@@ -47,12 +51,36 @@ def test_up_serves_demo_populations_then_stops_everything(tmp_path: Path) -> Non
             return got if got == {e: expected[e] for e in in_74} else None
 
         eventually(figures, 180, "EPCI populations of Haute-Savoie")
+
+        def scraped() -> bool:
+            targets = get_json(f"http://127.0.0.1:{prometheus}/api/v1/targets")
+            health = {t["labels"]["job"]: t["health"] for t in targets["data"]["activeTargets"]}
+            return health == {f"itte-{name}": "up" for name in SERVICES}
+
+        eventually(scraped, 60, "Prometheus to scrape the four services")
+
+        # A service that dies is restarted, the others run on.
+        def cleaner_pid() -> int | None:
+            found = subprocess.run(
+                ["pgrep", "-P", str(up.pid), "-f", "itte cleaner"], capture_output=True, text=True
+            ).stdout.split()
+            return int(found[0]) if found else None
+
+        killed = cleaner_pid()
+        assert killed is not None
+        os.kill(killed, signal.SIGKILL)
+        eventually(lambda: cleaner_pid() not in (None, killed), 30, "the cleaner to be restarted")
+        cleaner = f"http://127.0.0.1:{ports['CLEANER']}/readyz"
+        eventually(lambda: get_json(cleaner)["status"] == "ok", 120, "the cleaner to be ready")
         broker_pid = json.loads((tmp_path / "state" / "broker.json").read_text())["pid"]
     finally:
         up.send_signal(signal.SIGINT)
         output, _ = up.communicate(timeout=60)
     assert up.returncode == 0, output
     assert "itte is up" in output and "stopping..." in output
+    assert f"http://127.0.0.1:{prometheus}/alerts" in output
+    assert "cleaner exited with -9; restarting in" in output
+    assert "cleaner restarted (1 restart(s) so far)" in output
     # Postgres has the state folder on its command line; `up` waits for its services.
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert leftovers.stdout.strip() == "", "processes left running after Ctrl-C"

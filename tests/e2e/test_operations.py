@@ -119,3 +119,22 @@ def test_the_lag_alert_fires_when_the_aggregator_stops(
         stack.ready("aggregator", timeout=120)
     eventually(lambda: lag() == 0 or None, 90, "the lag to drain once restarted")
     eventually(lambda: not firing("ItteConsumerLagging"), 60, "the alert to resolve")
+
+
+def test_itte_status_shows_each_service_and_says_when_one_is_not_ready(stack: Stack) -> None:
+    urls = {f"ITTE_{name.upper()}_URL": stack.url(name) for name in stack.ports}
+    wide = {"COLUMNS": "250", **urls}
+    shown = stack.itte("status", env=wide)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    rows = {line.split("│")[1].strip(): line for line in shown.stdout.splitlines() if "│" in line}
+    for name in stack.ports:
+        assert "yes" in rows[name], shown.stdout
+    assert "freshness p99" in rows["aggregator"] and "outbox" in rows["aggregator"]
+    assert "dead letters of the last hour" in shown.stdout
+    nowhere = stack.itte(
+        "status", env={**wide, "ITTE_CLEANER_URL": f"http://127.0.0.1:{free_port()}"}
+    )
+    assert nowhere.returncode == 1
+    assert "does not answer" in next(
+        line for line in nowhere.stdout.splitlines() if "cleaner" in line
+    )
