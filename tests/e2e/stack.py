@@ -90,6 +90,7 @@ class Stack(Processes):
                 "ITTE_STATE_DIR": str(workdir / "state"),
                 "ITTE_PII_KEY": "e2e-test-key-not-secret-0123456789",
                 "ITTE_ENVIRONMENT": "production",
+                "ITTE_LOG_FORMAT": "json",  # as a log pipeline reads them
                 "ITTE_PRODUCER_TOKENS": json.dumps(
                     {"e2e": hash_token(PRODUCER_TOKEN), "autre": hash_token(OTHER_TOKEN)}
                 ),

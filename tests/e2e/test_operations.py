@@ -126,10 +126,12 @@ def test_itte_status_shows_each_service_and_says_when_one_is_not_ready(stack: St
     wide = {"COLUMNS": "250", **urls}
     shown = stack.itte("status", env=wide)
     assert shown.returncode == 0, shown.stdout + shown.stderr
-    rows = {line.split("│")[1].strip(): line for line in shown.stdout.splitlines() if "│" in line}
+    services = shown.stdout.split("dead letters of the last hour")[0]
+    rows = {line.split("│")[1].strip(): line for line in services.splitlines() if "│" in line}
     for name in stack.ports:
         assert "yes" in rows[name], shown.stdout
-    assert "freshness p99" in rows["aggregator"] and "outbox" in rows["aggregator"]
+    assert "freshness p99 ≤" in rows["aggregator"] and "outbox 0 rows" in rows["aggregator"]
+    assert all(rows[name].split("│")[3].strip() != "-" for name in stack.ports)  # rates read
     assert "dead letters of the last hour" in shown.stdout
     nowhere = stack.itte(
         "status", env={**wide, "ITTE_CLEANER_URL": f"http://127.0.0.1:{free_port()}"}
@@ -138,3 +140,11 @@ def test_itte_status_shows_each_service_and_says_when_one_is_not_ready(stack: St
     assert "does not answer" in next(
         line for line in nowhere.stdout.splitlines() if "cleaner" in line
     )
+
+
+def test_every_service_logs_one_json_object_per_line(stack: Stack) -> None:
+    for name in stack.ports:
+        lines = (stack.log_dir / f"{name}.log").read_text().splitlines()
+        records = [json.loads(line) for line in lines if line.strip()]
+        assert records and {r["service"] for r in records} == {name}, name
+        assert all(r["level"] and r["time"] and "message" in r for r in records)
