@@ -63,6 +63,20 @@ class Batches:
         metrics.AGGREGATES_PUBLISHED.labels(SERVICE).inc(published)
         for reason, n in reasons.items():
             metrics.DEAD_LETTERS.labels(SERVICE, reason).inc(n)
+        log.debug(
+            "batch of %d messages: %d records, %d dead-lettered, %d changes published",
+            len(values),
+            outcome.records,
+            len(dead),
+            published,
+            extra={
+                "messages": len(values),
+                "records": outcome.records,
+                "stale": outcome.stale,
+                "dead_letters": len(dead),
+                "published": published,
+            },
+        )
         return outcome
 
     def close(self) -> None:

@@ -3,6 +3,7 @@ records and bytes, and one dead letter per refused record. No Kafka here."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from common import metrics
@@ -11,6 +12,7 @@ from schemas.clean import encode_batches
 from services.cleaner.transform import MessageOrigin, Rules, clean_message
 
 SERVICE = "cleaner"
+log = logging.getLogger(__name__)
 # Clean messages stay well under the producer's request size (common/faust_app.py).
 CLEAN_MESSAGE_BYTES = 512 * 1024
 
@@ -48,4 +50,15 @@ class Cleaner:
         metrics.RECORDS_OUT.labels(SERVICE, clean.TOPIC).inc(len(result.clean))
         for d in result.dead:
             metrics.DEAD_LETTERS.labels(SERVICE, d.reason).inc()
+        log.debug(
+            "batch %s: %d clean, %d dead-lettered",
+            result.batch_id,
+            len(result.clean),
+            len(result.dead),
+            extra={
+                "batch_id": result.batch_id,
+                "clean": len(result.clean),
+                "dead_letters": len(result.dead),
+            },
+        )
         return out

@@ -293,6 +293,19 @@ class Observations:
             rejected=[Rejected(line=e.line, error=e.error) for e in parsed.errors],
             tracked=tracked,
         )
+        log.info(
+            "batch %s from %s: %d accepted, %d refused",
+            batch.batch_id,
+            producer,
+            accepted.accepted,
+            len(parsed.errors),
+            extra={
+                "batch_id": batch.batch_id,
+                "producer": producer,
+                "accepted": accepted.accepted,
+                "refused": len(parsed.errors),
+            },
+        )
         return Answer(202, accepted.model_dump(mode="json"))
 
     def _track(self, batch: OpenedBatch) -> bool:

@@ -5,6 +5,7 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
@@ -80,3 +81,22 @@ def test_outbox_relay_publishes_each_change_once_per_revision(
     assert france[-1]["communes_renseignees"] == 1
     assert france[-1]["communes_total"] == 34_969
     assert datetime.fromisoformat(france[-1]["updated_at"]) <= datetime.now(UTC)
+
+
+def test_the_outbox_backlog_counts_unpublished_changes_and_ages_the_oldest(
+    servers: Servers, store, obs, database_url
+) -> None:
+    relay = OutboxRelay(database_url, BlockingProducer(servers.kafka_bootstrap_servers))
+    relay.publish_pending()
+    assert relay.backlog() == (0, 0.0)
+    store.apply([obs("33063", "5", annee=1850), obs("74010", "2", annee=1850)])
+    with psycopg.connect(database_url, autocommit=True) as conn:  # committed 90 s ago
+        conn.execute(
+            "UPDATE aggregates SET updated_at = now() - interval '90 seconds' "
+            "WHERE annee = 1850 AND niveau = 'france'"
+        )
+    pending, oldest = relay.backlog()
+    # 33063: its EPCI, Gironde, Nouvelle-Aquitaine; 74010: its EPCI, Haute-Savoie,
+    # Auvergne-Rhône-Alpes; France once. Commune rows are not published.
+    assert pending == 7 and 90 <= oldest < 120
+    assert relay.publish_pending() == 7 and relay.backlog() == (0, 0.0)

@@ -24,7 +24,9 @@ def test_json_logs_are_one_object_per_line_with_the_service(
     restored: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     logging.config.dictConfig(logs.config("info", "json", "aggregator"))
-    logging.getLogger("services.aggregator").info("batch %s: %d records", "b-1", 3)
+    logging.getLogger("services.aggregator").info(
+        "batch %s: %d records", "b-1", 3, extra={"batch_id": "b-1", "records": 3}
+    )
     logging.getLogger("uvicorn.access").info("GET /readyz 200")
     logging.getLogger("noisy").debug("below the level")
     lines = capsys.readouterr().err.splitlines()
@@ -34,6 +36,7 @@ def test_json_logs_are_one_object_per_line_with_the_service(
         ("aggregator", "INFO", "uvicorn.access", "GET /readyz 200"),
     ]
     assert all(r["time"] for r in records)
+    assert (records[0]["batch_id"], records[0]["records"]) == ("b-1", 3)  # fields, not text
 
 
 def test_text_logs_stay_readable(restored: None, capsys: pytest.CaptureFixture[str]) -> None:
