@@ -27,10 +27,11 @@ from itte.demo import write_demo
 from services.api.queries import Filters, build
 
 QUERIES = {
-    "departement": ("/indicateurs?departement=33", Filters(departement="33")),
+    # limit: the API's default page (DEFAULT_LIMIT).
+    "departement": ("/indicateurs?departement=33", Filters(departement="33", limit=1000)),
     "epci": (
         "/indicateurs?niveau=epci&departement=74&indicateur=population",
-        Filters(niveau="epci", departement="74", indicateur="population"),
+        Filters(niveau="epci", departement="74", indicateur="population", limit=1000),
     ),
 }
 # Every row of the demo files (secret and missing values included).

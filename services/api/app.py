@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field, TypeAdapter
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 
@@ -19,15 +21,31 @@ from common.db import indicators, make_engine, referential_meta
 from schemas import limits
 from schemas.aggregates import Niveau
 from schemas.catalogue import Indicator
-from services.api.cache import CacheMiddleware, ChangeListener, ResponseCache
+from services.api.cache import CacheMiddleware, ChangeListener, NotModified, ResponseCache
+from services.api.formats import MEDIA, Format, csv_lines, etag, next_link
 from services.api.metrics import LATENCY, REQUESTS
-from services.api.queries import Filters, build
+from services.api.queries import Filters, build, count
 
 CommuneCode = Annotated[str | None, Query(pattern=r"^(\d{5}|2[ABab]\d{3})$")]
 # What the aggregator can hold (schemas/limits.py): longer text or a NUL
 # cannot match anything, and Postgres refuses a NUL.
 KeyText = Annotated[str | None, Query(max_length=limits.MAX_KEY_CHARS, pattern=r"^[^\x00]*$")]
 MAX_OFFSET = 2**31 - 1
+DEFAULT_LIMIT = 1000
+PAGE_HEADERS = {
+    "X-Total-Count": {
+        "description": "Rows matching, all pages together.",
+        "schema": {"type": "integer"},
+    },
+    "Link": {
+        "description": 'The next page: `<…>; rel="next"` (absent on the last).',
+        "schema": {"type": "string"},
+    },
+    "ETag": {
+        "description": "Send it back in If-None-Match: 304 while unchanged.",
+        "schema": {"type": "string"},
+    },
+}
 
 
 class IndicateurPublic(BaseModel):
@@ -49,6 +67,9 @@ class IndicateurPublic(BaseModel):
     couverture: float = Field(description="communes_renseignees / communes_total")
     complet: bool
     mis_a_jour: datetime
+
+
+ROWS = TypeAdapter(list[IndicateurPublic])
 
 
 def number(value: Decimal | None) -> float | int | None:
@@ -90,7 +111,15 @@ def filters(
     indicateur: KeyText = None,
     annee: Annotated[int | None, Query(ge=1900, le=2100)] = None,
     sous_champ: KeyText = None,
-    limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=100_000,
+            description=f"Rows per page (JSON default {DEFAULT_LIMIT}); "
+            "CSV: every matching row unless given.",
+        ),
+    ] = None,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Filters:
     return Filters(
@@ -110,7 +139,7 @@ def filters(
 CACHED = {"/indicateurs": "indicateurs", "/indicateurs/catalogue": "catalogue"}
 
 
-def create_app(engine: Engine, cache_bytes: int = 0) -> FastAPI:
+def create_app(engine: Engine, cache_bytes: int = 0, cors_origins: Sequence[str] = ()) -> FastAPI:
     """``cache_bytes``: memory for responses kept until the data changes
     (services/api/cache.py); 0: every request goes to the database."""
     cache = ResponseCache(cache_bytes) if cache_bytes else None
@@ -137,6 +166,14 @@ def create_app(engine: Engine, cache_bytes: int = 0) -> FastAPI:
     )
     if cache is not None:
         app.add_middleware(CacheMiddleware, cache=cache, paths=CACHED)
+    app.add_middleware(NotModified)  # outside the cache: its answers get 304s too
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET"],
+            expose_headers=["X-Total-Count", "Link", "ETag"],
+        )
     http_metrics.instrument(app, known=frozenset(CACHED))
 
     @app.exception_handler(OperationalError)
@@ -176,20 +213,69 @@ def create_app(engine: Engine, cache_bytes: int = 0) -> FastAPI:
             rows = conn.execute(select(indicators).order_by(indicators.c.id)).mappings()
             return [Indicator.model_validate(dict(row)) for row in rows]
 
-    @app.get("/indicateurs", response_model=list[IndicateurPublic])
+    @app.get(
+        "/indicateurs",
+        response_model=list[IndicateurPublic],
+        responses={
+            200: {
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+                "headers": PAGE_HEADERS,
+            },
+            304: {"description": "Unchanged since the ETag in If-None-Match"},
+        },
+    )
     def indicateurs(
+        request: Request,
         f: Annotated[Filters, Depends(filters)],
         exact: Annotated[
             bool, Query(description="`valeur` as decimal text, to the last digit")
         ] = False,
-    ) -> list[IndicateurPublic]:
+        fmt: Annotated[
+            Format,
+            Query(
+                alias="format",
+                description="`csv`: every matching row, streamed; `csv-fr`: the same "
+                "with `;` and decimal commas, for a French Excel.",
+            ),
+        ] = "json",
+    ) -> Response:
         """Values at one level (`niveau`) inside an area (`commune`, `epci`,
-        `departement`, `region`); without `niveau`, the area itself."""
+        `departement`, `region`); without `niveau`, the area itself. One page
+        at a time: `X-Total-Count` says how many rows match, `Link` names
+        the next page."""
         REQUESTS.labels("indicateurs").inc()
+        if fmt != "json":
+            return StreamingResponse(
+                csv_lines(exported(engine, f), fmt),
+                media_type=MEDIA[fmt],
+                headers={"Content-Disposition": 'attachment; filename="indicateurs.csv"'},
+            )
+        page = replace(f, limit=f.limit or DEFAULT_LIMIT)
         with LATENCY.labels("indicateurs").time(), engine.connect() as conn:
-            return [to_public(row, exact) for row in conn.execute(build(f))]
+            rows = [to_public(row, exact) for row in conn.execute(build(page))]
+            # A short page tells the total without counting.
+            full = len(rows) == page.limit or (not rows and page.offset)
+            total = conn.execute(count(page)).scalar_one() if full else page.offset + len(rows)
+        body = ROWS.dump_json(rows)
+        headers = {"X-Total-Count": str(total), "ETag": etag(body)}
+        params = dict(request.query_params)
+        if link := next_link(request.url.path, params, page.offset, page.limit or 0, total):
+            headers["Link"] = link
+        return Response(body, media_type="application/json", headers=headers)
 
     return app
+
+
+def exported(engine: Engine, f: Filters) -> Iterator[dict[str, Any]]:
+    """Every row ``f`` matches, exact, read through a server-side cursor (a
+    few thousand rows in memory at a time), in one consistent snapshot."""
+    with engine.connect() as conn:
+        reading = conn.execution_options(
+            isolation_level="REPEATABLE READ", stream_results=True, yield_per=2000
+        )
+        with reading.begin():
+            for row in reading.execute(build(f)):
+                yield to_public(row, exact=True).model_dump(mode="json")
 
 
 def read_only_engine(database_url: str, pool_size: int) -> Engine:

@@ -146,11 +146,53 @@ class CacheMiddleware:
             nonlocal start
             if message["type"] == "http.response.start":
                 start = message
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
+            elif message["type"] == "http.response.body" and is_json(start):
+                chunks.append(message.get("body", b""))  # not a CSV export: unbounded
             await send(message)
 
         await self.app(scope, receive, keep)
-        if start.get("status") == 200:
+        if start.get("status") == 200 and is_json(start):
             headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", [])]
             self.cache.put(key, Entry(generation, 200, headers, b"".join(chunks)))
+
+
+def is_json(start: Message) -> bool:
+    return any(
+        k.lower() == b"content-type" and v.startswith(b"application/json")
+        for k, v in start.get("headers", [])
+    )
+
+
+class NotModified:
+    """``If-None-Match`` with the answer's current ``ETag``: 304 and no body
+    (for answers computed now and for those from the cache alike)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        wanted = dict(scope.get("headers", [])).get(b"if-none-match")
+        if scope["type"] != "http" or scope["method"] != "GET" or wanted is None:
+            await self.app(scope, receive, send)
+            return
+        unchanged = False
+
+        async def answer(message: Message) -> None:
+            nonlocal unchanged
+            if message["type"] == "http.response.start":
+                tag = dict(message.get("headers", [])).get(b"etag")
+                tags = {t.strip().removeprefix(b"W/") for t in wanted.split(b",")}
+                unchanged = (
+                    message["status"] == 200 and tag is not None and (tag in tags or b"*" in tags)
+                )
+                if unchanged:
+                    headers = [(b"etag", tag)]
+                    await send({"type": "http.response.start", "status": 304, "headers": headers})
+                    return
+            elif unchanged:
+                if not message.get("more_body", False):
+                    await send({"type": "http.response.body", "body": b""})
+                return
+            await send(message)
+
+        await self.app(scope, receive, answer)

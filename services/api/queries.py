@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 
 from common.db import aggregate_values, communes
 from common.referential import FRANCE
@@ -29,7 +29,7 @@ class Filters:
     indicateur: str | None = None
     annee: int | None = None
     sous_champ: str | None = None
-    limit: int = 1000
+    limit: int | None = None  # None: every matching row
     offset: int = 0
 
     def areas(self) -> dict[str, str]:
@@ -48,6 +48,22 @@ def commune_column(level: str) -> Any:
 
 
 def build(filters: Filters) -> Select[Any]:
+    """The page of rows ``filters`` asks for, in a stable order."""
+    v = aggregate_values.c
+    return (
+        matching(filters)
+        .order_by(v.indicateur, v.annee, v.code, v.sous_champ)
+        .limit(filters.limit)
+        .offset(filters.offset)
+    )
+
+
+def count(filters: Filters) -> Select[Any]:
+    """How many rows match, all pages together."""
+    return select(func.count()).select_from(matching(filters).subquery())
+
+
+def matching(filters: Filters) -> Select[Any]:
     level = filters.target_level()
     v = aggregate_values.c
     query = select(
@@ -78,8 +94,4 @@ def build(filters: Filters) -> Select[Any]:
     for column in ("indicateur", "annee", "sous_champ"):
         if (value := getattr(filters, column)) is not None:
             query = query.where(v[column] == value)
-    return (
-        query.order_by(v.indicateur, v.annee, v.code, v.sous_champ)
-        .limit(filters.limit)
-        .offset(filters.offset)
-    )
+    return query

@@ -13,3 +13,6 @@ class ApiSettings(CommonSettings):
     api_cache_mb: int = Field(
         64, ge=0, description="Responses kept until the data changes, per worker; 0: off."
     )
+    api_cors_origins: list[str] = Field(
+        [], description='Origins whose pages may call the API, e.g. ["https://example.fr"].'
+    )

@@ -1,0 +1,86 @@
+"""How list answers leave the API: one JSON page with its total and the link
+to the next page, or CSV of every matching row, streamed (never held whole in
+memory). Pure encoding: the queries are in ``queries.py``."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+Format = Literal["json", "csv", "csv-fr"]
+MEDIA = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "csv-fr": "text/csv; charset=utf-8",
+}
+CSV_COLUMNS = (
+    "indicateur",
+    "sous_champ",
+    "annee",
+    "niveau",
+    "code",
+    "nom",
+    "agregation",
+    "valeur",
+    "unite",
+    "communes_renseignees",
+    "communes_total",
+    "couverture",
+    "complet",
+    "mis_a_jour",
+)
+# Excel opens a CSV as UTF-8 when it starts with this mark (else as cp1252).
+BOM = "\ufeff"
+
+
+def etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def next_link(path: str, params: dict[str, str], offset: int, limit: int, total: int) -> str | None:
+    """``Link`` to the next page, or None on the last one."""
+    if offset + limit >= total:
+        return None
+    following = {**params, "offset": str(offset + limit), "limit": str(limit)}
+    return f'<{path}?{urlencode(following)}>; rel="next"'
+
+
+def csv_lines(rows: Iterable[dict[str, Any]], fmt: Format) -> Iterator[bytes]:
+    """The header, then one line per row, a few hundred rows per chunk.
+    ``csv-fr``: `;` between fields and a decimal comma, as a French Excel
+    reads them, after a byte order mark."""
+    french = fmt == "csv-fr"
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";" if french else ",", lineterminator="\r\n")
+    if french:
+        buffer.write(BOM)
+    writer.writerow(CSV_COLUMNS)
+    for count, row in enumerate(rows, 1):
+        writer.writerow(_cell(c, row[c], french) for c in CSV_COLUMNS)
+        if count % 500 == 0:
+            yield _drain(buffer)
+    yield _drain(buffer)
+
+
+NUMBERS = frozenset({"valeur", "couverture"})
+
+
+def _cell(column: str, value: Any, french: bool) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return ("oui" if value else "non") if french else str(value).lower()
+    if french and column in NUMBERS:
+        return str(value).replace(".", ",")
+    return value
+
+
+def _drain(buffer: io.StringIO) -> bytes:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text.encode()
