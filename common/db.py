@@ -119,6 +119,8 @@ aggregates = Table(
     Column("revision", BigInteger, nullable=False),
     Column("published_revision", BigInteger, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    # Its place in the change feed, taken when its change is published (0006).
+    Column("change_seq", BigInteger),
     # The outbox: changes committed but not yet on indicators.aggregates.
     # Commune rows are not published: they restate the observations.
     Index(
@@ -131,6 +133,7 @@ aggregates = Table(
         postgresql_where=text("revision > published_revision AND niveau <> 'commune'"),
     ),
     Index("aggregates_by_territory", "niveau", "code"),
+    Index("aggregates_by_change", "change_seq", postgresql_where=text("change_seq IS NOT NULL")),
 )
 
 indicators = Table(
@@ -214,6 +217,7 @@ aggregate_values = Table(
     Column("revision", BigInteger),
     Column("published_revision", BigInteger),
     Column("updated_at", DateTime(timezone=True)),
+    Column("change_seq", BigInteger),
 )
 
 

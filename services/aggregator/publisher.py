@@ -40,12 +40,19 @@ FROM aggregates
 WHERE revision > published_revision AND niveau <> 'commune'
 """
 
+# A row published at its current revision takes the next number of the change
+# feed (migration 0006); one changed again meanwhile waits for its next turn.
 MARK_PUBLISHED = """
-UPDATE aggregates a SET published_revision = GREATEST(a.published_revision, k.r)
+UPDATE aggregates a SET published_revision = GREATEST(a.published_revision, k.r),
+    change_seq = CASE WHEN k.r >= a.revision THEN nextval('aggregate_changes')
+                      ELSE a.change_seq END
 FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::bigint[])
      AS k(i, s, y, n, c, r)
 WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, k.n, k.c)
 """
+# Held to commit: feed numbers become visible in the order they are taken,
+# whatever the number of relays (aggregator replicas).
+FEED_LOCK = "SELECT pg_advisory_xact_lock(7277412)"
 
 
 class OutboxRelay:
@@ -94,7 +101,9 @@ class OutboxRelay:
             keys = [
                 (c.indicateur, c.sous_champ, c.annee, c.niveau, c.code, c.revision) for c in changes
             ]
-            conn.execute(MARK_PUBLISHED, [list(col) for col in zip(*keys, strict=True)])
+            with conn.transaction():
+                conn.execute(FEED_LOCK)
+                conn.execute(MARK_PUBLISHED, [list(col) for col in zip(*keys, strict=True)])
             published += len(changes)
 
 

@@ -20,7 +20,10 @@ def http_app(settings: ApiSettings, servers: Servers) -> FastAPI:
     engine = read_only_engine(servers.database_url, settings.api_pool_size)
     migrations.require_current(engine)
     return create_app(
-        engine, cache_bytes=settings.api_cache_mb * 2**20, cors_origins=settings.api_cors_origins
+        engine,
+        cache_bytes=settings.api_cache_mb * 2**20,
+        cors_origins=settings.api_cors_origins,
+        max_streams=settings.api_max_streams,
     )
 
 

@@ -13,10 +13,27 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 
-from common.db import aggregate_values, communes
+from common.db import aggregate_values, aggregates, communes
 from common.referential import FRANCE
 
 AREA_ORDER = ("commune", "epci", "departement", "region")  # finest first
+ROW = tuple(
+    aggregate_values.c[name]
+    for name in (
+        "indicateur",
+        "sous_champ",
+        "annee",
+        "niveau",
+        "code",
+        "nom",
+        "agregation",
+        "valeur",
+        "unite",
+        "communes_renseignees",
+        "communes_total",
+        "updated_at",
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -63,23 +80,31 @@ def count(filters: Filters) -> Select[Any]:
     return select(func.count()).select_from(matching(filters).subquery())
 
 
+def changes(filters: Filters, after: int, limit: int) -> Select[Any]:
+    """The changes numbered after ``after``, oldest first. Without a
+    territorial filter nor ``niveau``, those of every level. A row changed
+    again since its publication waits for its next number (it is not shown
+    at a state nobody published)."""
+    v = aggregate_values.c
+    everywhere = not filters.areas() and filters.niveau is None
+    query = _attributes(select(*ROW, v.change_seq), filters) if everywhere else matching(filters)
+    if not everywhere:
+        query = query.add_columns(v.change_seq)
+    return (
+        query.where(v.change_seq > after, v.revision == v.published_revision)
+        .order_by(v.change_seq)
+        .limit(limit)
+    )
+
+
+def last_change() -> Select[Any]:
+    return select(func.coalesce(func.max(aggregates.c.change_seq), 0))
+
+
 def matching(filters: Filters) -> Select[Any]:
     level = filters.target_level()
     v = aggregate_values.c
-    query = select(
-        v.indicateur,
-        v.sous_champ,
-        v.annee,
-        v.niveau,
-        v.code,
-        v.nom,
-        v.agregation,
-        v.valeur,
-        v.unite,
-        v.communes_renseignees,
-        v.communes_total,
-        v.updated_at,
-    ).where(v.niveau == level)
+    query = select(*ROW).where(v.niveau == level)
     areas = filters.areas()
     if list(areas) == [level]:  # the area itself: no need to go through its communes
         query = query.where(v.code == areas[level])
@@ -91,7 +116,11 @@ def matching(filters: Filters) -> Select[Any]:
         query = query.where(v.code.in_(members))
     elif level == "france":
         query = query.where(v.code == FRANCE)
+    return _attributes(query, filters)
+
+
+def _attributes(query: Select[Any], filters: Filters) -> Select[Any]:
     for column in ("indicateur", "annee", "sous_champ"):
         if (value := getattr(filters, column)) is not None:
-            query = query.where(v[column] == value)
+            query = query.where(aggregate_values.c[column] == value)
     return query

@@ -16,3 +16,6 @@ class ApiSettings(CommonSettings):
     api_cors_origins: list[str] = Field(
         [], description='Origins whose pages may call the API, e.g. ["https://example.fr"].'
     )
+    api_max_streams: int = Field(
+        100, ge=1, description="Open /indicateurs/flux streams per worker (503 beyond)."
+    )

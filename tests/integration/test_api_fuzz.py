@@ -78,7 +78,12 @@ def test_odd_queries_are_422_not_500(app: Any, query: str) -> None:
 
 @pytest.mark.parametrize(
     ("path", "method"),
-    [("/indicateurs", "GET"), ("/indicateurs/catalogue", "GET"), ("/health", "GET")],
+    [
+        ("/indicateurs", "GET"),
+        ("/indicateurs/catalogue", "GET"),
+        ("/indicateurs/changements", "GET"),
+        ("/health", "GET"),
+    ],
 )
 def test_no_query_makes_the_api_fail(app: Any, path: str, method: str) -> None:
     operation = schemathesis.openapi.from_asgi("/openapi.json", app)[path][method]

@@ -1,0 +1,97 @@
+"""The change feed read by cursor: every published change once, oldest first,
+at its published state; corrections come again with a new cursor; filters
+skip the others without reading them again; a page size of 2 misses nothing."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from common.embedded import Servers
+from common.kafka import BlockingProducer
+from services.aggregator.publisher import OutboxRelay
+from services.api.app import create_app, read_only_engine, resume_at
+from services.api.feed import Streams
+
+FEED = "/indicateurs/changements"
+
+
+@pytest.fixture
+def relay(servers: Servers, database_url: str) -> OutboxRelay:
+    return OutboxRelay(database_url, BlockingProducer(servers.kafka_bootstrap_servers))
+
+
+@pytest.fixture
+def api(database_url: str) -> TestClient:
+    return TestClient(create_app(read_only_engine(database_url, 2)))
+
+
+def read_all(api: TestClient, after: int, **params: object) -> tuple[list[dict], int]:
+    page = api.get(FEED, params={"depuis": after, **params}).json()
+    return page["changements"], page["curseur"]
+
+
+def test_each_change_comes_once_in_order_and_a_correction_comes_again(
+    store, obs, relay: OutboxRelay, api: TestClient
+) -> None:
+    store.apply([obs("33063", "5"), obs("74010", "2")])
+    relay.publish_pending()
+    changes, cursor = read_all(api, 0)
+    keys = [(c["niveau"], c["code"]) for c in changes]
+    assert len(keys) == len(set(keys)) == 7  # 2 EPCI, 2 départements, 2 régions, France
+    assert [c["curseur"] for c in changes] == sorted(c["curseur"] for c in changes)
+    assert next(c for c in changes if c["niveau"] == "france")["valeur"] == 7
+    assert read_all(api, cursor) == ([], cursor)  # nothing new: same cursor
+
+    store.apply([obs("33063", "8", 2)])  # a correction in the Gironde
+    assert read_all(api, cursor) == ([], cursor)  # committed, not yet published
+    relay.publish_pending()
+    again, after = read_all(api, cursor)
+    assert {(c["niveau"], c["code"], c["valeur"]) for c in again} == {
+        ("epci", "243300316", 8),
+        ("departement", "33", 8),
+        ("region", "75", 8),
+        ("france", "FR", 10),
+    }
+    assert min(c["curseur"] for c in again) > cursor and after == max(c["curseur"] for c in again)
+
+
+def test_filters_skip_the_other_changes_once_and_small_pages_miss_nothing(
+    store, obs, relay: OutboxRelay, api: TestClient
+) -> None:
+    store.apply([obs(code, "1") for code in ("33063", "33281", "74010", "01015", "75056")])
+    relay.publish_pending()
+    mine, cursor = read_all(api, 0, departement="33")
+    assert [(c["niveau"], c["code"]) for c in mine] == [("departement", "33")]
+    everything, last = read_all(api, 0)
+    assert cursor == last  # past every change, those of other places too
+    pages, at = [], 0
+    while True:
+        page, at = read_all(api, at, limit=2)
+        if not page:
+            break
+        pages += page
+    assert pages == everything
+
+
+def test_a_bad_cursor_is_422(api: TestClient) -> None:
+    for bad in ("-1", "x", str(2**63)):
+        assert api.get(FEED, params={"depuis": bad}).status_code == 422
+
+
+def test_streams_beyond_the_limit_are_503_and_each_end_frees_its_place(database_url: str) -> None:
+    full = TestClient(create_app(read_only_engine(database_url, 2), max_streams=0))
+    refused = full.get("/indicateurs/flux")
+    assert (refused.status_code, refused.headers["Retry-After"]) == (503, "10")
+    streams = Streams(2)
+    assert [streams.admit(), streams.admit(), streams.admit()] == [True, True, False]
+    streams.done()
+    assert streams.admit()
+
+
+def test_a_reconnect_resumes_after_its_last_event_id() -> None:
+    assert resume_at("42", None) == 42 and resume_at("42", 7) == 42
+    assert resume_at(None, 7) == 7 and resume_at(None, None) is None
+    for junk in ("", "-1", "4 2", "١٢", "x" * 50):
+        assert resume_at(junk, 7) == 7  # not a cursor: ignored
+    assert resume_at("9" * 40, None) == 2**63 - 1
