@@ -121,8 +121,8 @@ aggregates = Table(
     Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
     # Its place in the change feed, taken when its change is published (0006).
     Column("change_seq", BigInteger),
-    # The outbox: changes committed but not yet on indicators.aggregates.
-    # Commune rows are not published: they restate the observations.
+    # The outbox: changes committed but not yet on indicators.aggregates
+    # (commune rows too, unless ITTE_PUBLISH_COMMUNES is off; migration 0007).
     Index(
         "aggregates_unpublished",
         "indicateur",
@@ -130,7 +130,7 @@ aggregates = Table(
         "annee",
         "niveau",
         "code",
-        postgresql_where=text("revision > published_revision AND niveau <> 'commune'"),
+        postgresql_where=text("revision > published_revision"),
     ),
     Index("aggregates_by_territory", "niveau", "code"),
     Index("aggregates_by_change", "change_seq", postgresql_where=text("change_seq IS NOT NULL")),

@@ -1,4 +1,5 @@
-"""``indicators.aggregates`` (compacted): the latest state of each aggregate.
+"""``indicators.aggregates`` (compacted): the latest state of each aggregate,
+at every level, with what a row of the API carries.
 
 Keyed by :meth:`AggregateChange.kafka_key`, so a compacted topic keeps the
 current value of every (indicator, sub-field, year, level, territory).
@@ -10,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 TOPIC = "indicators.aggregates"
 
@@ -19,17 +20,37 @@ NIVEAUX: tuple[Niveau, ...] = ("commune", "epci", "departement", "region", "fran
 
 
 class AggregateChange(BaseModel):
+    """What a row of ``GET /indicateurs`` carries, and the aggregate's revision."""
+
     indicateur: str
     sous_champ: str
     annee: int
     niveau: Niveau
     code: str = Field(description="Territory code; `FR` for France.")
-    valeur: Decimal | None = Field(description="Sum of reported values; None if none reported.")
+    nom: str = Field(description="The territory's name.")
+    agregation: str = Field(
+        description="The indicator's rule: `somme`, `moyenne`, `moyenne_ponderee`, `ratio`, "
+        "`min`, `max`, `non_agregeable`..."
+    )
+    valeur: Decimal | None = Field(
+        description="The value by the indicator's rule (a sum, a ratio, a mean, an extreme), "
+        "exact as stored; None when no member commune reported one."
+    )
     unite: str | None = None
     communes_renseignees: int = Field(description="Member communes with a value.")
     communes_total: int = Field(description="Member communes in the territory.")
     revision: int = Field(description="Increases with every change of this aggregate.")
     updated_at: datetime
+
+    @computed_field(description="communes_renseignees / communes_total")  # type: ignore[prop-decorator]
+    @property
+    def couverture(self) -> float:
+        return self.communes_renseignees / self.communes_total if self.communes_total else 0.0
+
+    @computed_field(description="Every member commune reported a value.")  # type: ignore[prop-decorator]
+    @property
+    def complet(self) -> bool:
+        return self.communes_renseignees == self.communes_total
 
     def kafka_key(self) -> str:
         return f"{self.indicateur}|{self.sous_champ}|{self.annee}|{self.niveau}|{self.code}"

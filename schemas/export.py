@@ -18,11 +18,21 @@ MODELS: dict[str, type[BaseModel]] = {
 }
 
 
+# Topics we write are described as written (computed fields included,
+# decimals as text); those producers write, as we read them.
+WRITTEN_BY_ITTE = {f"{aggregates.TOPIC}", f"{deadletter.TOPIC}", f"{clean.TOPIC}.batch"}
+
+
 def documents() -> dict[str, str]:
     """File name → JSON text (stable, so the committed files can be compared)."""
     return {
         f"{name}.schema.json": json.dumps(
-            model.model_json_schema(), indent=2, ensure_ascii=False, sort_keys=True
+            model.model_json_schema(
+                mode="serialization" if name in WRITTEN_BY_ITTE else "validation"
+            ),
+            indent=2,
+            ensure_ascii=False,
+            sort_keys=True,
         )
         + "\n"
         for name, model in MODELS.items()

@@ -31,7 +31,7 @@ def build(settings: AggregatorSettings, servers: Servers) -> faust.App:
         servers.database_url, referential.load(), AggregationRules.from_catalogue(indicators)
     )
     producer = BlockingProducer(servers.kafka_bootstrap_servers, **servers.kafka_security)
-    outbox = OutboxRelay(servers.database_url, producer)
+    outbox = OutboxRelay(servers.database_url, producer, communes=settings.publish_communes)
     health = Health(SERVICE)
     app = make_app(
         SERVICE,

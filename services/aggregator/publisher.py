@@ -1,8 +1,8 @@
 """Kafka adapters of the aggregator: the outbox relay (committed aggregate
 changes → ``indicators.aggregates``) and the dead letters.
 
-Every change of an EPCI, département, région or France aggregate is
-published; commune rows are not (they restate the observations themselves).
+Every change of an aggregate is published, at every level (commune rows
+too, unless ``ITTE_PUBLISH_COMMUNES`` is off), with what an API row carries.
 
 The relay runs after every batch and on a timer, so changes committed just before a
 crash are published after the restart. At least once, on a compacted topic
@@ -25,11 +25,11 @@ from schemas.aggregates import AggregateChange
 from schemas.deadletter import DeadLetter
 
 SELECT_PENDING = """
-SELECT indicateur, sous_champ, annee, niveau, code, valeur, unite, communes_renseignees,
-       communes_total, revision, updated_at
+SELECT indicateur, sous_champ, annee, niveau, code, nom, agregation, valeur, unite,
+       communes_renseignees, communes_total, revision, updated_at
 FROM aggregate_values
-WHERE revision > published_revision AND niveau <> 'commune'
-LIMIT %s
+WHERE revision > published_revision AND (%(communes)s OR niveau <> 'commune')
+LIMIT %(page)s
 """
 
 # The partial index aggregates_unpublished holds exactly these rows.
@@ -37,7 +37,7 @@ BACKLOG = """
 SELECT count(*) AS pending,
        coalesce(extract(epoch FROM now() - min(updated_at)), 0) AS oldest
 FROM aggregates
-WHERE revision > published_revision AND niveau <> 'commune'
+WHERE revision > published_revision AND (%(communes)s OR niveau <> 'commune')
 """
 
 # A row published at its current revision takes the next number of the change
@@ -56,10 +56,19 @@ FEED_LOCK = "SELECT pg_advisory_xact_lock(7277412)"
 
 
 class OutboxRelay:
-    def __init__(self, database_url: str, producer: BlockingProducer, page: int = 20_000) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        producer: BlockingProducer,
+        page: int = 20_000,
+        *,
+        communes: bool = True,
+    ) -> None:
+        """``communes``: publish commune-level changes too."""
         self._database_url = database_url
         self._producer = producer
         self._page = page
+        self._communes = communes
         self._lock = threading.Lock()  # the batch path and the timer may overlap
         # Kept open: it runs after every batch, and a new connection would add
         # its set-up to the latency of every change on the topic.
@@ -84,14 +93,15 @@ class OutboxRelay:
 
     def backlog(self) -> tuple[int, float]:
         with self._lock:
-            row = self._connection().execute(BACKLOG).fetchone()
+            row = self._connection().execute(BACKLOG, {"communes": self._communes}).fetchone()
         assert row is not None
         return row["pending"], float(row["oldest"])
 
     def _publish(self, conn: psycopg.Connection[dict[str, Any]]) -> int:
         published = 0
         while True:
-            rows = conn.execute(SELECT_PENDING, (self._page,)).fetchall()
+            wanted = {"communes": self._communes, "page": self._page}
+            rows = conn.execute(SELECT_PENDING, wanted).fetchall()
             if not rows:
                 return published
             changes = [AggregateChange.model_validate(row) for row in rows]

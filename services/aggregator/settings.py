@@ -11,3 +11,6 @@ class AggregatorSettings(CommonSettings):
     batch_messages: int = Field(20, ge=1, description="Clean messages per transaction.")
     batch_seconds: float = Field(0.05, gt=0, description="Longest wait to fill a batch.")
     publish_interval: float = Field(2.0, gt=0, description="Outbox relay timer (seconds).")
+    publish_communes: bool = Field(
+        True, description="Publish commune-level changes on indicators.aggregates too."
+    )

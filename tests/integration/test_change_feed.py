@@ -38,7 +38,7 @@ def test_each_change_comes_once_in_order_and_a_correction_comes_again(
     relay.publish_pending()
     changes, cursor = read_all(api, 0)
     keys = [(c["niveau"], c["code"]) for c in changes]
-    assert len(keys) == len(set(keys)) == 7  # 2 EPCI, 2 départements, 2 régions, France
+    assert len(keys) == len(set(keys)) == 9  # 2 communes, EPCI, départements, régions; France
     assert [c["curseur"] for c in changes] == sorted(c["curseur"] for c in changes)
     assert next(c for c in changes if c["niveau"] == "france")["valeur"] == 7
     assert read_all(api, cursor) == ([], cursor)  # nothing new: same cursor
@@ -48,6 +48,7 @@ def test_each_change_comes_once_in_order_and_a_correction_comes_again(
     relay.publish_pending()
     again, after = read_all(api, cursor)
     assert {(c["niveau"], c["code"], c["valeur"]) for c in again} == {
+        ("commune", "33063", 8),
         ("epci", "243300316", 8),
         ("departement", "33", 8),
         ("region", "75", 8),

@@ -66,10 +66,10 @@ def test_outbox_relay_publishes_each_change_once_per_revision(
     indicateur, annee = "co2", 1900 + uuid.uuid4().int % 200  # a year of its own on the topic
     store.apply([obs("33063", "5", indicateur=indicateur, annee=annee)])
     relay = OutboxRelay(database_url, BlockingProducer(servers.kafka_bootstrap_servers))
-    assert relay.publish_pending() == 4  # EPCI, département, région, France
+    assert relay.publish_pending() == 5  # the commune, EPCI, département, région, France
     assert relay.publish_pending() == 0
     store.apply([obs("33063", "8", 2, indicateur=indicateur, annee=annee)])
-    assert relay.publish_pending() == 4
+    assert relay.publish_pending() == 5
     ours = [
         json.loads(m.value())
         for m in read_all(servers.kafka_bootstrap_servers, aggregates.TOPIC)
@@ -96,7 +96,55 @@ def test_the_outbox_backlog_counts_unpublished_changes_and_ages_the_oldest(
             "WHERE annee = 1850 AND niveau = 'france'"
         )
     pending, oldest = relay.backlog()
-    # 33063: its EPCI, Gironde, Nouvelle-Aquitaine; 74010: its EPCI, Haute-Savoie,
-    # Auvergne-Rhône-Alpes; France once. Commune rows are not published.
-    assert pending == 7 and 90 <= oldest < 120
-    assert relay.publish_pending() == 7 and relay.backlog() == (0, 0.0)
+    # Each commune, its EPCI, département and région; France once.
+    assert pending == 9 and 90 <= oldest < 120
+    assert relay.publish_pending() == 9 and relay.backlog() == (0, 0.0)
+    without_communes = OutboxRelay(
+        database_url, BlockingProducer(servers.kafka_bootstrap_servers), communes=False
+    )
+    store.apply([obs("33063", "6", 2, annee=1850)])
+    assert without_communes.backlog()[0] == 4 and without_communes.publish_pending() == 4
+
+
+def test_a_subscriber_of_the_topic_ends_with_exactly_the_apis_rows(
+    servers: Servers, store, obs, database_url
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from services.api.app import create_app, read_only_engine
+
+    annee = 1900 + uuid.uuid4().int % 200  # a year of its own on the topic
+    store.apply(
+        [
+            obs("33063", "5", annee=annee),
+            obs("33281", None, annee=annee),  # a secret cell
+            obs("74010", "2", annee=annee),
+        ]
+    )
+    relay = OutboxRelay(database_url, BlockingProducer(servers.kafka_bootstrap_servers))
+    relay.publish_pending()
+    store.apply([obs("33063", "9", 2, annee=annee)])  # a correction
+    relay.publish_pending()
+
+    state: dict[str, dict] = {}  # what a subscriber keeps: the last revision per key
+    for message in read_all(servers.kafka_bootstrap_servers, aggregates.TOPIC):
+        change = json.loads(message.value())
+        if change["annee"] == annee and change["indicateur"] == "pop":
+            key = message.key().decode()
+            if key not in state or state[key]["revision"] < change["revision"]:
+                state[key] = change
+    api = TestClient(create_app(read_only_engine(database_url, 2)))
+    served = [
+        row
+        for niveau in ("commune", "epci", "departement", "region", "france")
+        for row in api.get(
+            "/indicateurs", params={"niveau": niveau, "annee": annee, "exact": "true"}
+        ).json()
+    ]
+    fields = ("nom", "agregation", "unite", "communes_renseignees", "communes_total")
+    fields += ("couverture", "complet")
+    assert len(served) == len(state) == 3 + 2 * 3 + 1  # communes, then 2 of each level, France
+    for row in served:
+        change = state[f"pop|total|{annee}|{row['niveau']}|{row['code']}"]
+        assert {f: change[f] for f in fields} == {f: row[f] for f in fields}
+        assert change["valeur"] == row["valeur"]  # exact decimal text on both sides
