@@ -19,6 +19,12 @@ $(PROMTOOL):
 	command -v apt-get >/dev/null && (apt-get install -y -q prometheus || \
 	  (apt-get update -q && apt-get install -y -q prometheus))
 
+# Headless Chromium and its driver (Debian) show the web page to the tests.
+CHROMEDRIVER := /usr/bin/chromedriver
+$(CHROMEDRIVER):
+	command -v apt-get >/dev/null && (apt-get install -y -q chromium chromium-driver || \
+	  (apt-get update -q && apt-get install -y -q chromium chromium-driver))
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -31,7 +37,7 @@ install: $(STAMP)
 up: install $(PROMTOOL)  ## the whole pipeline on the embedded servers, with demo data and Prometheus
 	$(BIN)/itte up
 
-test: install $(WRK) $(PROMTOOL) lint rules unit integration e2e  ## everything CI runs
+test: install $(WRK) $(PROMTOOL) $(CHROMEDRIVER) lint rules unit integration e2e  ## everything CI runs
 
 lint: install
 	$(BIN)/ruff check .

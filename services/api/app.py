@@ -23,6 +23,7 @@ from common.db import indicators, make_engine, referential_meta
 from schemas import limits
 from schemas.aggregates import Niveau
 from schemas.catalogue import Indicator
+from services.api import page, territories
 from services.api.cache import CacheMiddleware, ChangeListener, NotModified, ResponseCache
 from services.api.feed import (
     HEARTBEAT_SECONDS,
@@ -201,6 +202,8 @@ def create_app(
             expose_headers=["X-Total-Count", "Link", "ETag"],
         )
     http_metrics.instrument(app, known=frozenset(CACHED))
+    app.include_router(territories.router(engine))
+    page.mount(app)
 
     @app.exception_handler(OperationalError)
     async def database_away(request: Request, exc: OperationalError) -> JSONResponse:

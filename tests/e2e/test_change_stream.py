@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from tests.e2e.stack import Stack, get_json, post
 
 IND = "e2e_flux"
-LEVELS = ("epci", "departement", "region", "france")
+LEVELS = ("commune", "epci", "departement", "region", "france")
 
 
 def events(stack: Stack, last_id: str | None, seconds: float = 60) -> Iterator[dict[str, Any]]:

@@ -82,6 +82,8 @@ def test_odd_queries_are_422_not_500(app: Any, query: str) -> None:
         ("/indicateurs", "GET"),
         ("/indicateurs/catalogue", "GET"),
         ("/indicateurs/changements", "GET"),
+        ("/territoires", "GET"),
+        ("/territoires/{niveau}/{code}", "GET"),
         ("/health", "GET"),
     ],
 )

@@ -1,0 +1,208 @@
+// The page of a territory: find it, show each indicator at its latest year
+// beside its parent's value, its history, its members, and follow changes
+// live (GET /indicateurs/flux). Plain script, no build step.
+"use strict";
+
+const NIVEAUX = {
+  commune: "commune", epci: "EPCI", departement: "département", region: "région", france: "France",
+};
+const nombre = new Intl.NumberFormat("fr-FR", { maximumFractionDigits: 2 });
+const pourcent = new Intl.NumberFormat("fr-FR", { style: "percent", maximumFractionDigits: 0 });
+const $ = (id) => document.getElementById(id);
+
+let catalogue = {};      // indicateur → {libelle, unite}
+let flux = [];           // the EventSources of the territory shown and of its parent
+let affiche = null;      // {fiche, lignes: Map(clé → ligne), parent: Map(clé → valeur)}
+
+async function json(url) {
+  const reponse = await fetch(url);
+  if (!reponse.ok) throw new Error(`${reponse.status} ${url}`);
+  return reponse.json();
+}
+
+// The query parameters that name a territory as an area of /indicateurs.
+function zone(t) {
+  const p = new URLSearchParams({ niveau: t.niveau });
+  if (t.niveau !== "france") p.set(t.niveau, t.code);
+  return p;
+}
+
+function cle(r) { return `${r.indicateur}|${r.sous_champ}`; }
+function libelle(r) {
+  const nom = (catalogue[r.indicateur] || {}).libelle || r.indicateur;
+  return r.sous_champ === "total" ? nom : `${nom} (${r.sous_champ})`;
+}
+function valeur(v, unite) {
+  if (v === null || v === undefined) return "secret ou non renseigné";
+  return unite ? `${nombre.format(v)} ${unite}` : nombre.format(v);
+}
+
+async function rechercher(evenement) {
+  evenement.preventDefault();
+  const q = $("q").value.trim();
+  $("etat").textContent = "Recherche…";
+  const trouves = await json(`/territoires?${new URLSearchParams({ q })}`);
+  $("etat").textContent = trouves.length ? `${trouves.length} territoire(s) trouvé(s)` : "Aucun territoire trouvé";
+  const liste = $("resultats");
+  liste.replaceChildren(...trouves.map((t) => {
+    const item = document.createElement("li");
+    const bouton = document.createElement("button");
+    bouton.type = "button";
+    bouton.textContent = `${t.nom} (${NIVEAUX[t.niveau]}, ${t.code})`;
+    bouton.addEventListener("click", () => afficher(t).catch(erreur));
+    item.append(bouton);
+    return item;
+  }));
+}
+
+async function afficher(t) {
+  const fiche = await json(`/territoires/${t.niveau}/${encodeURIComponent(t.code)}`);
+  const lignes = await json(`/indicateurs?${zone(fiche)}&limit=100000`);
+  const parent = new Map();
+  if (fiche.parent) {
+    for (const r of await json(`/indicateurs?${zone(fiche.parent)}&limit=100000`)) {
+      parent.set(`${cle(r)}|${r.annee}`, r);
+    }
+  }
+  affiche = { fiche, lignes: new Map(), historique: new Map(), parent };
+  for (const r of lignes) retenir(r);
+  $("fiche").hidden = false;
+  $("titre").textContent = `${fiche.nom} (${NIVEAUX[fiche.niveau]}${fiche.niveau === "france" ? "" : `, ${fiche.code}`})`;
+  $("parent").textContent = fiche.parent ? `Comparé à : ${fiche.parent.nom} (${NIVEAUX[fiche.parent.niveau]})` : "";
+  $("entete-parent").textContent = fiche.parent ? fiche.parent.nom : "Territoire parent";
+  $("csv").href = `/indicateurs?${zone(fiche)}&format=csv-fr`;
+  tableau();
+  graphiques();
+  await membres();
+  suivre(fiche);
+  $("titre").focus?.();
+}
+
+// Keep a row: the latest year of each indicator for the table, every year for the charts.
+function retenir(r) {
+  const k = cle(r);
+  const dernier = affiche.lignes.get(k);
+  if (!dernier || r.annee >= dernier.annee) affiche.lignes.set(k, r);
+  if (!affiche.historique.has(k)) affiche.historique.set(k, new Map());
+  affiche.historique.get(k).set(r.annee, r.valeur);
+}
+
+function tableau() {
+  const rangs = [...affiche.lignes.values()].sort((a, b) => libelle(a).localeCompare(libelle(b), "fr"));
+  $("indicateurs").tBodies[0].replaceChildren(...rangs.map((r) => {
+    const tr = document.createElement("tr");
+    tr.dataset.cle = cle(r);
+    const p = affiche.parent.get(`${cle(r)}|${r.annee}`);
+    const cellules = [
+      [libelle(r), ""],
+      [String(r.annee), "nombre"],
+      [valeur(r.valeur, r.unite), "nombre valeur"],
+      [pourcent.format(r.couverture), "nombre"],
+      [p ? valeur(p.valeur, p.unite) : "—", "nombre"],
+    ];
+    for (const [texte, classe] of cellules) {
+      const td = document.createElement("td");
+      td.textContent = texte;
+      td.className = classe;
+      tr.append(td);
+    }
+    tr.querySelector(".valeur").dataset.indicateur = r.indicateur;
+    return tr;
+  }));
+}
+
+function graphiques() {
+  const zoneGraphiques = $("graphiques");
+  zoneGraphiques.replaceChildren();
+  const series = [...affiche.historique].filter(([, annees]) => annees.size >= 2);
+  if (!series.length) {
+    const note = document.createElement("p");
+    note.textContent = "Une seule année connue pour chaque indicateur : pas encore d’évolution à montrer.";
+    zoneGraphiques.append(note);
+  }
+  for (const [k, annees] of series) {
+    const points = [...annees.entries()].sort((a, b) => a[0] - b[0]);
+    const figure = document.createElement("figure");
+    const legende = document.createElement("figcaption");
+    legende.textContent = libelle(affiche.lignes.get(k));
+    figure.append(legende);
+    zoneGraphiques.append(figure);
+    new uPlot({
+      width: Math.min(figure.clientWidth || 320, 480), height: 180,
+      scales: { x: { time: false } },
+      axes: [{ values: (u, v) => v.map(String) }, { values: (u, v) => v.map((x) => nombre.format(x)) }],
+      series: [{ label: "année" }, { label: legende.textContent, stroke: "#000091", width: 2 }],
+      legend: { show: false },
+    }, [points.map((p) => p[0]), points.map((p) => p[1])], figure);
+  }
+}
+
+async function membres() {
+  const { fiche } = affiche;
+  const choix = $("indicateur-membres");
+  const cibles = [...affiche.lignes.values()].filter((r) => r.sous_champ === "total");
+  if (!fiche.membres || !cibles.length) {
+    $("titre-membres").textContent = "";
+    $("membres").replaceChildren();
+    choix.hidden = $("etiquette-membres").hidden = true;
+    return;
+  }
+  choix.replaceChildren(...cibles.map((r) => new Option(libelle(r), r.indicateur)));
+  choix.hidden = $("etiquette-membres").hidden = false;
+  choix.onchange = () => barres(choix.value);
+  await barres(cibles[0].indicateur);
+}
+
+async function barres(indicateur) {
+  const { fiche } = affiche;
+  const r = affiche.lignes.get(`${indicateur}|total`);
+  const p = zone(fiche);
+  p.set("niveau", fiche.membres);
+  p.set("indicateur", indicateur);
+  p.set("annee", r.annee);
+  const rangs = (await json(`/indicateurs?${p}&limit=1000`)).filter((m) => m.valeur !== null);
+  $("titre-membres").textContent = `${libelle(r)} en ${r.annee}, par ${NIVEAUX[fiche.membres]} membre`;
+  const zoneBarres = $("membres");
+  zoneBarres.replaceChildren();
+  if (!rangs.length) return;
+  new uPlot({
+    width: Math.min(zoneBarres.clientWidth || 320, 960), height: 240,
+    scales: { x: { time: false }, y: { range: (u, min, max) => [Math.min(0, min), max * 1.05] } },
+    axes: [
+      { values: (u, v) => v.map((i) => (rangs[i] ? rangs[i].nom : "")), rotate: -45, size: 80 },
+      { values: (u, v) => v.map((x) => nombre.format(x)) },
+    ],
+    series: [{}, { label: libelle(r), fill: "#6a6af4", paths: uPlot.paths.bars({ size: [0.8] }) }],
+    legend: { show: false },
+  }, [rangs.map((_, i) => i), rangs.map((m) => m.valeur)], zoneBarres);
+}
+
+// Live: each published change of this territory, or of its parent, updates
+// its row without reload (EventSource reconnects by itself, after the last id).
+function suivre(fiche) {
+  flux.forEach((source) => source.close());
+  flux = [fiche, fiche.parent].filter(Boolean).map((t) => {
+    const source = new EventSource(`/indicateurs/flux?${zone(t)}`);
+    source.addEventListener("changement", (evenement) => {
+      const r = JSON.parse(evenement.data);
+      if (r.niveau !== t.niveau || r.code !== t.code) return;
+      if (t === fiche) retenir(r);
+      else affiche.parent.set(`${cle(r)}|${r.annee}`, r);
+      tableau();
+      const rang = document.querySelector(`tr[data-cle="${CSS.escape(cle(r))}"]`);
+      if (rang) rang.classList.add("maj");
+    });
+    return source;
+  });
+}
+
+async function demarrer() {
+  for (const i of await json("/indicateurs/catalogue")) catalogue[i.id] = i;
+  $("recherche").addEventListener("submit", (e) => rechercher(e).catch(erreur));
+}
+
+function erreur(e) {
+  $("etat").textContent = `Erreur : ${e.message}`;
+}
+
+demarrer().catch(erreur);

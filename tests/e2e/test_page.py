@@ -1,0 +1,104 @@
+"""The web page in a real browser (headless Chromium): an agent finds
+"Annecy", sees the Grand Annecy's value equal to the API's, and sees it
+change within 2 s of a correction pushed through the ingestor, without
+reloading. A screenshot of the page is left in the test's folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as shown
+from selenium.webdriver.support.ui import WebDriverWait
+
+from common.referential import load
+from tests.e2e.stack import Stack, eventually, get_json, post
+
+IND = "e2e_page"
+GRAND_ANNECY = "200066793"
+MEMBERS = sorted(c.code for c in load().communes.values() if c.epci == GRAND_ANNECY)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.fail("chromium and chromium-driver are missing: `make test` installs them")
+    options = Options()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument("--window-size=1280,1600")
+    chrome = webdriver.Chrome(options=options, service=Service(driver))
+    yield chrome
+    chrome.quit()
+
+
+def push(stack: Stack, values: dict[str, int], version: int) -> None:
+    body = [
+        {"indicateur": IND, "commune": c, "annee": 2026, "valeur": v, "version": version}
+        for c, v in values.items()
+    ]
+    status, answer = post(stack.url("ingestor", "/observations"), json.dumps(body).encode())
+    assert status == 202, answer
+
+
+def api_value(stack: Stack) -> Decimal | None:
+    rows = get_json(
+        stack.url("api", f"/indicateurs?epci={GRAND_ANNECY}&indicateur={IND}&exact=true")
+    )
+    return Decimal(rows[0]["valeur"]) if rows else None
+
+
+def french(number: Decimal) -> str:
+    """As Intl.NumberFormat('fr-FR') writes an integer: narrow no-break spaces."""
+    return f"{int(number):,}".replace(",", "\u202f")
+
+
+def test_an_agent_finds_annecy_and_sees_a_correction_live(
+    stack: Stack, browser: WebDriver, tmp_path: Path
+) -> None:
+    values = {code: 1000 + i for i, code in enumerate(MEMBERS)}
+    push(stack, values, 1)
+    total = Decimal(sum(values.values()))
+    eventually(lambda: api_value(stack) == total, 60, "the Grand Annecy's value served")
+
+    browser.get(stack.url("api", "/"))
+    wait = WebDriverWait(browser, 20)
+    search = wait.until(shown.element_to_be_clickable((By.ID, "q")))
+    search.send_keys("Annecy\n")
+    result = wait.until(
+        shown.element_to_be_clickable(
+            (By.XPATH, "//ul[@id='resultats']//button[contains(., 'Grand Annecy')]")
+        )
+    )
+    result.click()
+    cell = (By.CSS_SELECTOR, f"tr[data-cle='{IND}|total'] td.valeur")
+    wait.until(shown.text_to_be_present_in_element(cell, french(total)))
+    assert "CA du Grand Annecy" in browser.find_element(By.ID, "titre").text
+    assert browser.find_element(By.ID, "csv").get_attribute("href").endswith("format=csv-fr")
+
+    corrected = {MEMBERS[0]: values[MEMBERS[0]] + 500}
+    push(stack, corrected, 2)
+    pushed = time.monotonic()
+    WebDriverWait(browser, 2, poll_frequency=0.05).until(
+        shown.text_to_be_present_in_element(cell, french(total + 500))
+    )
+    seconds = time.monotonic() - pushed
+    parent = (By.CSS_SELECTOR, f"tr[data-cle='{IND}|total'] td:last-child")
+    wait.until(shown.text_to_be_present_in_element(parent, french(total + 500)))  # Haute-Savoie
+    assert api_value(stack) == total + 500 and seconds < 2
+    print(f"the page changed {seconds:.2f} s after the correction's 202")  # pytest -s
+    browser.save_screenshot(str(tmp_path / "page.png"))
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert all("favicon.ico" in e["message"] for e in errors), errors

@@ -1,0 +1,61 @@
+"""Finding a territory by name or code, and its parent and members."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.api.app import create_app, read_only_engine
+
+
+@pytest.fixture
+def api(database_url: str) -> TestClient:
+    return TestClient(create_app(read_only_engine(database_url, 2)))
+
+
+def test_a_name_finds_the_exact_name_first_then_the_widest(api: TestClient) -> None:
+    found = api.get("/territoires", params={"q": "annecy"}).json()
+    assert [(t["niveau"], t["code"]) for t in found[:2]] == [
+        ("commune", "74010"),  # named exactly so
+        ("epci", "200066793"),  # CA du Grand Annecy
+    ]
+    assert api.get("/territoires", params={"q": "74"}).json()[0] == {
+        "niveau": "departement",
+        "code": "74",
+        "nom": "Haute-Savoie",
+    }
+    for odd in ("%", "_", "\\", "100%_\\"):  # wildcards are plain characters
+        assert api.get("/territoires", params={"q": odd}).status_code == 200
+    assert api.get("/territoires", params={"q": "a\x00b"}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("niveau", "code", "parent", "membres"),
+    [
+        ("commune", "74010", ("epci", "200066793"), None),
+        ("commune", "97502", ("departement", "975"), None),  # a commune outside any EPCI
+        ("epci", "200066793", ("departement", "74"), "commune"),
+        ("departement", "33", ("region", "75"), "epci"),
+        ("region", "84", ("france", "FR"), "departement"),
+        ("france", "FR", None, "region"),
+    ],
+)
+def test_each_territory_knows_its_parent_and_its_members(
+    api: TestClient, niveau: str, code: str, parent: tuple | None, membres: str | None
+) -> None:
+    fiche = api.get(f"/territoires/{niveau}/{code}").json()
+    found = fiche["parent"] and (fiche["parent"]["niveau"], fiche["parent"]["code"])
+    assert (found, fiche["membres"]) == (parent, membres)
+
+
+def test_an_unknown_territory_is_404_and_a_bad_code_422(api: TestClient) -> None:
+    assert api.get("/territoires/commune/99999").status_code == 404
+    assert api.get("/territoires/commune/a%00b").status_code == 422
+    assert api.get("/territoires/canton/33").status_code == 422
+
+
+def test_the_page_and_its_vendored_library_are_served(api: TestClient) -> None:
+    page = api.get("/")
+    assert page.status_code == 200 and '<html lang="fr">' in page.text
+    assert "uPlot" in api.get("/static/vendor/uplot/uPlot.iife.min.js").text
+    assert "MIT" in api.get("/static/vendor/uplot/LICENSE").text
