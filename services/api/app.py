@@ -82,6 +82,7 @@ class IndicateurPublic(BaseModel):
 
 
 ROWS = TypeAdapter(list[IndicateurPublic])
+CSV_COLUMNS = tuple(IndicateurPublic.model_fields)  # the JSON row's fields, in its order
 
 
 class Changement(IndicateurPublic):
@@ -123,7 +124,7 @@ def to_public(row: Any, exact: bool = False) -> IndicateurPublic:
     )
 
 
-def filters(
+def area_filters(
     commune: CommuneCode = None,
     epci: Annotated[str | None, Query(pattern=r"^\d{9}$")] = None,
     departement: Annotated[str | None, Query(pattern=r"^(\d{2,3}|2[ABab])$")] = None,
@@ -132,6 +133,22 @@ def filters(
     indicateur: KeyText = None,
     annee: Annotated[int | None, Query(ge=1900, le=2100)] = None,
     sous_champ: KeyText = None,
+) -> Filters:
+    """What to show, without pages (the change feed has its cursor instead)."""
+    return Filters(
+        commune=commune.upper() if commune else None,
+        epci=epci,
+        departement=departement.upper() if departement else None,
+        region=region,
+        niveau=niveau,
+        indicateur=indicateur,
+        annee=annee,
+        sous_champ=sous_champ,
+    )
+
+
+def filters(
+    area: Annotated[Filters, Depends(area_filters)],
     limit: Annotated[
         int | None,
         Query(
@@ -143,18 +160,7 @@ def filters(
     ] = None,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Filters:
-    return Filters(
-        commune=commune.upper() if commune else None,
-        epci=epci,
-        departement=departement.upper() if departement else None,
-        region=region,
-        niveau=niveau,
-        indicateur=indicateur,
-        annee=annee,
-        sous_champ=sous_champ,
-        limit=limit,
-        offset=offset,
-    )
+    return replace(area, limit=limit, offset=offset)
 
 
 CACHED = {"/indicateurs": "indicateurs", "/indicateurs/catalogue": "catalogue"}
@@ -275,7 +281,7 @@ def create_app(
         REQUESTS.labels("indicateurs").inc()
         if fmt != "json":
             return StreamingResponse(
-                csv_lines(exported(engine, f), fmt),
+                csv_lines(exported(engine, f), CSV_COLUMNS, fmt),
                 media_type=MEDIA[fmt],
                 headers={"Content-Disposition": 'attachment; filename="indicateurs.csv"'},
             )
@@ -294,7 +300,7 @@ def create_app(
 
     @app.get("/indicateurs/changements", response_model=ChangesPage)
     def changements(
-        f: Annotated[Filters, Depends(feed_filters)],
+        f: Annotated[Filters, Depends(area_filters)],
         depuis: Annotated[
             int, Query(ge=0, le=2**63 - 1, description="The cursor of the last change read.")
         ] = 0,
@@ -318,7 +324,7 @@ def create_app(
     )
     async def flux(
         request: Request,
-        f: Annotated[Filters, Depends(feed_filters)],
+        f: Annotated[Filters, Depends(area_filters)],
         depuis: Annotated[
             int | None,
             Query(ge=0, le=2**63 - 1, description="Start after this cursor (default: now)."),
@@ -377,20 +383,6 @@ def current_cursor(engine: Engine) -> int:
 
 def public_row(row: Any, exact: bool) -> dict[str, Any]:
     return to_public(row, exact).model_dump(mode="json")
-
-
-def feed_filters(
-    commune: CommuneCode = None,
-    epci: Annotated[str | None, Query(pattern=r"^\d{9}$")] = None,
-    departement: Annotated[str | None, Query(pattern=r"^(\d{2,3}|2[ABab])$")] = None,
-    region: Annotated[str | None, Query(pattern=r"^\d{2,3}$")] = None,
-    niveau: Niveau | None = None,
-    indicateur: KeyText = None,
-    annee: Annotated[int | None, Query(ge=1900, le=2100)] = None,
-    sous_champ: KeyText = None,
-) -> Filters:
-    """The filters of /indicateurs, without pages (a feed has its cursor)."""
-    return filters(commune, epci, departement, region, niveau, indicateur, annee, sous_champ)
 
 
 def exported(engine: Engine, f: Filters) -> Iterator[dict[str, Any]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -17,22 +17,6 @@ MEDIA = {
     "csv": "text/csv; charset=utf-8",
     "csv-fr": "text/csv; charset=utf-8",
 }
-CSV_COLUMNS = (
-    "indicateur",
-    "sous_champ",
-    "annee",
-    "niveau",
-    "code",
-    "nom",
-    "agregation",
-    "valeur",
-    "unite",
-    "communes_renseignees",
-    "communes_total",
-    "couverture",
-    "complet",
-    "mis_a_jour",
-)
 # Excel opens a CSV as UTF-8 when it starts with this mark (else as cp1252).
 BOM = "\ufeff"
 
@@ -49,7 +33,9 @@ def next_link(path: str, params: dict[str, str], offset: int, limit: int, total:
     return f'<{path}?{urlencode(following)}>; rel="next"'
 
 
-def csv_lines(rows: Iterable[dict[str, Any]], fmt: Format) -> Iterator[bytes]:
+def csv_lines(
+    rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: Format
+) -> Iterator[bytes]:
     """The header, then one line per row, a few hundred rows per chunk.
     ``csv-fr``: `;` between fields and a decimal comma, as a French Excel
     reads them, after a byte order mark."""
@@ -58,9 +44,9 @@ def csv_lines(rows: Iterable[dict[str, Any]], fmt: Format) -> Iterator[bytes]:
     writer = csv.writer(buffer, delimiter=";" if french else ",", lineterminator="\r\n")
     if french:
         buffer.write(BOM)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(columns)
     for count, row in enumerate(rows, 1):
-        writer.writerow(_cell(c, row[c], french) for c in CSV_COLUMNS)
+        writer.writerow(_cell(c, row[c], french) for c in columns)
         if count % 500 == 0:
             yield _drain(buffer)
     yield _drain(buffer)

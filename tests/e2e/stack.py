@@ -136,6 +136,16 @@ class Stack(Processes):
         return done.stdout
 
 
+def push_values(stack: Stack, indicateur: str, values: dict[str, int], version: int) -> None:
+    """One request of ``indicateur`` in 2026: commune → value, at ``version``."""
+    body = [
+        {"indicateur": indicateur, "commune": c, "annee": 2026, "valeur": v, "version": version}
+        for c, v in values.items()
+    ]
+    status, answer = post(stack.url("ingestor", "/observations"), json.dumps(body).encode())
+    assert status == 202, answer
+
+
 def post_with_retry(stack: Stack, body: list[dict[str, Any]]) -> None:
     """What a well-behaved producer does: retry until acknowledged."""
 

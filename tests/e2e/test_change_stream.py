@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
-from tests.e2e.stack import Stack, get_json, post
+from tests.e2e.stack import Stack, get_json, push_values
 
 IND = "e2e_flux"
 LEVELS = ("commune", "epci", "departement", "region", "france")
@@ -43,15 +43,6 @@ def events(stack: Stack, last_id: str | None, seconds: float = 60) -> Iterator[d
         connection.close()
 
 
-def push(stack: Stack, values: dict[str, int], version: int) -> None:
-    body = [
-        {"indicateur": IND, "commune": c, "annee": 2026, "valeur": v, "version": version}
-        for c, v in values.items()
-    ]
-    status, answer = post(stack.url("ingestor", "/observations"), json.dumps(body).encode())
-    assert status == 202, answer
-
-
 def read_until(
     stack: Stack, stream: Iterator[dict[str, Any]], seen: list[dict], france: int
 ) -> None:
@@ -76,12 +67,12 @@ def test_a_reconnecting_subscriber_misses_nothing_and_sees_nothing_twice(stack: 
     second = {"33063": 11, "01015": 40, "2A004": 50}  # a correction and two new communes
     seen: list[dict] = []
     stream = events(stack, None)
-    push(stack, first, 1)
+    push_values(stack, IND, first, 1)
     read_until(stack, stream, seen, sum(first.values()))
     stream.close()
 
     stack.kill("api")
-    push(stack, second, 2)  # published while no API runs
+    push_values(stack, IND, second, 2)  # published while no API runs
     stack.start("api")
     stack.ready("api", timeout=120)
     read_until(stack, events(stack, seen[-1]["id"]), seen, sum({**first, **second}.values()))

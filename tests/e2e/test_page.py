@@ -5,7 +5,6 @@ reloading. A screenshot of the page is left in the test's folder."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from selenium.webdriver.support import expected_conditions as shown
 from selenium.webdriver.support.ui import WebDriverWait
 
 from common.referential import load
-from tests.e2e.stack import Stack, eventually, get_json, post
+from tests.e2e.stack import Stack, eventually, get_json, push_values
 
 IND = "e2e_page"
 GRAND_ANNECY = "200066793"
@@ -44,15 +43,6 @@ def browser() -> Iterator[WebDriver]:
     chrome.quit()
 
 
-def push(stack: Stack, values: dict[str, int], version: int) -> None:
-    body = [
-        {"indicateur": IND, "commune": c, "annee": 2026, "valeur": v, "version": version}
-        for c, v in values.items()
-    ]
-    status, answer = post(stack.url("ingestor", "/observations"), json.dumps(body).encode())
-    assert status == 202, answer
-
-
 def api_value(stack: Stack) -> Decimal | None:
     rows = get_json(
         stack.url("api", f"/indicateurs?epci={GRAND_ANNECY}&indicateur={IND}&exact=true")
@@ -69,7 +59,7 @@ def test_an_agent_finds_annecy_and_sees_a_correction_live(
     stack: Stack, browser: WebDriver, tmp_path: Path
 ) -> None:
     values = {code: 1000 + i for i, code in enumerate(MEMBERS)}
-    push(stack, values, 1)
+    push_values(stack, IND, values, 1)
     total = Decimal(sum(values.values()))
     eventually(lambda: api_value(stack) == total, 60, "the Grand Annecy's value served")
 
@@ -89,7 +79,7 @@ def test_an_agent_finds_annecy_and_sees_a_correction_live(
     assert browser.find_element(By.ID, "csv").get_attribute("href").endswith("format=csv-fr")
 
     corrected = {MEMBERS[0]: values[MEMBERS[0]] + 500}
-    push(stack, corrected, 2)
+    push_values(stack, IND, corrected, 2)
     pushed = time.monotonic()
     WebDriverWait(browser, 2, poll_frequency=0.05).until(
         shown.text_to_be_present_in_element(cell, french(total + 500))
