@@ -2,48 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field, TypeAdapter
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
-from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from common import http_metrics
 from common.db import indicators, make_engine, referential_meta
-from schemas import limits
-from schemas.aggregates import Niveau
 from schemas.catalogue import Indicator
-from services.api import page, territories
+from services.api import feed_routes, page, territories
 from services.api.cache import CacheMiddleware, ChangeListener, NotModified, ResponseCache
-from services.api.feed import (
-    HEARTBEAT_SECONDS,
-    SEND_TIMEOUT_SECONDS,
-    STREAM_PAGE,
-    Page,
-    Streams,
-    follow,
-    read_changes,
-)
+from services.api.feed import Streams
 from services.api.formats import MEDIA, Format, csv_lines, etag, next_link
 from services.api.metrics import LATENCY, REQUESTS
-from services.api.queries import Filters, build, count, last_change
+from services.api.params import DEFAULT_LIMIT, filters
+from services.api.queries import Filters, build, count
+from services.api.rows import CSV_COLUMNS, ROWS, IndicateurPublic, to_public
 
-CommuneCode = Annotated[str | None, Query(pattern=r"^(\d{5}|2[ABab]\d{3})$")]
-# What the aggregator can hold (schemas/limits.py): longer text or a NUL
-# cannot match anything, and Postgres refuses a NUL.
-KeyText = Annotated[str | None, Query(max_length=limits.MAX_KEY_CHARS, pattern=r"^[^\x00]*$")]
-MAX_OFFSET = 2**31 - 1
-DEFAULT_LIMIT = 1000
 PAGE_HEADERS = {
     "X-Total-Count": {
         "description": "Rows matching, all pages together.",
@@ -60,109 +41,6 @@ PAGE_HEADERS = {
 }
 
 
-class IndicateurPublic(BaseModel):
-    indicateur: str
-    sous_champ: str
-    annee: int
-    niveau: Niveau
-    code: str
-    nom: str
-    agregation: str = Field(description="How it aggregates (see /indicateurs/catalogue).")
-    valeur: float | int | str | None = Field(
-        description="None when no member reported a value; with `exact=true`, a decimal text "
-        "with every digit (sums are exact; a ratio or a mean has at least 16 significant "
-        "digits)."
-    )
-    unite: str | None
-    communes_renseignees: int
-    communes_total: int
-    couverture: float = Field(description="communes_renseignees / communes_total")
-    complet: bool
-    mis_a_jour: datetime
-
-
-ROWS = TypeAdapter(list[IndicateurPublic])
-CSV_COLUMNS = tuple(IndicateurPublic.model_fields)  # the JSON row's fields, in its order
-
-
-class Changement(IndicateurPublic):
-    curseur: int = Field(description="Its place in the change feed: ask from here next time.")
-
-
-class ChangesPage(BaseModel):
-    changements: list[Changement]
-    curseur: int = Field(description="Pass it as `depuis` next time.")
-
-
-def number(value: Decimal | None) -> float | int | None:
-    if value is None:
-        return None
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-def exact_text(value: Decimal | None) -> str | None:
-    return None if value is None else format(value, "f")
-
-
-def to_public(row: Any, exact: bool = False) -> IndicateurPublic:
-    reporting, total = row.communes_renseignees, row.communes_total
-    return IndicateurPublic(
-        indicateur=row.indicateur,
-        sous_champ=row.sous_champ,
-        annee=row.annee,
-        niveau=row.niveau,
-        code=row.code,
-        nom=row.nom,
-        agregation=row.agregation,
-        valeur=exact_text(row.valeur) if exact else number(row.valeur),
-        unite=row.unite,
-        communes_renseignees=reporting,
-        communes_total=total,
-        couverture=reporting / total if total else 0.0,
-        complet=reporting == total,
-        mis_a_jour=row.updated_at,
-    )
-
-
-def area_filters(
-    commune: CommuneCode = None,
-    epci: Annotated[str | None, Query(pattern=r"^\d{9}$")] = None,
-    departement: Annotated[str | None, Query(pattern=r"^(\d{2,3}|2[ABab])$")] = None,
-    region: Annotated[str | None, Query(pattern=r"^\d{2,3}$")] = None,
-    niveau: Niveau | None = None,
-    indicateur: KeyText = None,
-    annee: Annotated[int | None, Query(ge=1900, le=2100)] = None,
-    sous_champ: KeyText = None,
-) -> Filters:
-    """What to show, without pages (the change feed has its cursor instead)."""
-    return Filters(
-        commune=commune.upper() if commune else None,
-        epci=epci,
-        departement=departement.upper() if departement else None,
-        region=region,
-        niveau=niveau,
-        indicateur=indicateur,
-        annee=annee,
-        sous_champ=sous_champ,
-    )
-
-
-def filters(
-    area: Annotated[Filters, Depends(area_filters)],
-    limit: Annotated[
-        int | None,
-        Query(
-            ge=1,
-            le=100_000,
-            description=f"Rows per page (JSON default {DEFAULT_LIMIT}); "
-            "CSV: every matching row unless given.",
-        ),
-    ] = None,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-) -> Filters:
-    return replace(area, limit=limit, offset=offset)
-
-
 CACHED = {"/indicateurs": "indicateurs", "/indicateurs/catalogue": "catalogue"}
 
 
@@ -175,7 +53,9 @@ def create_app(
     """``cache_bytes``: memory for responses kept until the data changes
     (services/api/cache.py); 0: every request goes to the database."""
     cache = ResponseCache(cache_bytes) if cache_bytes else None
-    streams = Streams(max_streams)
+
+    def changed() -> int | None:
+        return cache.generation if cache is not None and cache.live else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -209,6 +89,7 @@ def create_app(
         )
     http_metrics.instrument(app, known=frozenset(CACHED))
     app.include_router(territories.router(engine))
+    app.include_router(feed_routes.router(engine, Streams(max_streams), changed))
     page.mount(app)
 
     @app.exception_handler(OperationalError)
@@ -298,91 +179,7 @@ def create_app(
             headers["Link"] = link
         return Response(body, media_type="application/json", headers=headers)
 
-    @app.get("/indicateurs/changements", response_model=ChangesPage)
-    def changements(
-        f: Annotated[Filters, Depends(area_filters)],
-        depuis: Annotated[
-            int, Query(ge=0, le=2**63 - 1, description="The cursor of the last change read.")
-        ] = 0,
-        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-        exact: Annotated[bool, Query(description="`valeur` as decimal text")] = False,
-    ) -> ChangesPage:
-        """The aggregate changes published after the cursor `depuis`, oldest
-        first, each at its published state, and the cursor to ask from next
-        time: polled with it, each change comes once. `depuis=0`: every
-        aggregate's current state, then what follows. Without a territorial
-        filter nor `niveau`, the changes of every level."""
-        page = read_changes(engine, f, depuis, limit, lambda r: public_row(r, exact))
-        return ChangesPage.model_validate({"changements": page.rows, "curseur": page.cursor})
-
-    @app.get(
-        "/indicateurs/flux",
-        responses={
-            200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
-            503: {"description": "Too many streams open on this worker (Retry-After)"},
-        },
-    )
-    async def flux(
-        request: Request,
-        f: Annotated[Filters, Depends(area_filters)],
-        depuis: Annotated[
-            int | None,
-            Query(ge=0, le=2**63 - 1, description="Start after this cursor (default: now)."),
-        ] = None,
-        last_event_id: Annotated[
-            str | None, Header(description="Set by EventSource when it reconnects.")
-        ] = None,
-    ) -> Response:
-        """Every aggregate change as it is published, as Server-Sent Events
-        (`event: changement`, `id`: its cursor, `data`: the row). A client that
-        reconnects with `Last-Event-ID` (EventSource does) resumes after it:
-        no gap, no duplicate. `event: curseur` moves the cursor past changes
-        the filters leave out. A comment every 15 s keeps the line open."""
-        cursor = resume_at(last_event_id, depuis)
-        if cursor is None:
-            cursor = await asyncio.to_thread(current_cursor, engine)
-        if not streams.admit():
-            return JSONResponse(
-                {"detail": "too many open streams, retry later"},
-                status_code=503,
-                headers={"Retry-After": "10"},
-            )
-
-        def read(after: int) -> Page:
-            return read_changes(engine, f, after, STREAM_PAGE, lambda r: public_row(r, False))
-
-        def changed() -> int | None:
-            return cache.generation if cache is not None and cache.live else None
-
-        async def events() -> AsyncIterator[ServerSentEvent]:
-            try:
-                async for event in follow(read, cursor, changed, request.is_disconnected):
-                    yield event
-            finally:
-                streams.done()
-
-        return EventSourceResponse(
-            events(), ping=HEARTBEAT_SECONDS, send_timeout=SEND_TIMEOUT_SECONDS
-        )
-
     return app
-
-
-def resume_at(last_event_id: str | None, depuis: int | None) -> int | None:
-    """The cursor to start after: Last-Event-ID wins (a reconnect), then
-    `depuis`; an id that is not a cursor is ignored."""
-    if last_event_id is not None and last_event_id.isascii() and last_event_id.isdigit():
-        return min(int(last_event_id), 2**63 - 1)
-    return depuis
-
-
-def current_cursor(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(last_change()).scalar_one())
-
-
-def public_row(row: Any, exact: bool) -> dict[str, Any]:
-    return to_public(row, exact).model_dump(mode="json")
 
 
 def exported(engine: Engine, f: Filters) -> Iterator[dict[str, Any]]:

@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 from common.embedded import Servers
 from common.kafka import BlockingProducer
 from services.aggregator.publisher import OutboxRelay
-from services.api.app import create_app, read_only_engine, resume_at
+from services.api.app import create_app, read_only_engine
 from services.api.feed import Streams
+from services.api.feed_routes import resume_at
 
 FEED = "/indicateurs/changements"
 
