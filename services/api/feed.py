@@ -75,10 +75,12 @@ async def follow(
     gone: Callable[[], Awaitable[bool]],
     poll_seconds: float = 0.25,
     recheck_seconds: float = 5.0,
+    blind_poll_seconds: float = 1.0,
 ) -> AsyncIterator[ServerSentEvent]:
     """Events after ``cursor``, as they are published. ``changed()`` is a
     number that moves when the data may have (the API's change listener),
-    or None without one: then the database is asked every poll."""
+    or None without one (cache off, listener reconnecting): then the
+    database is asked every ``blind_poll_seconds``."""
     seen: int | None = -1
     checked = 0.0
     while not await gone():
@@ -99,4 +101,4 @@ async def follow(
             cursor = page.cursor
             if len(page.rows) == STREAM_PAGE:
                 continue  # more waiting: no pause
-        await asyncio.sleep(poll_seconds)
+        await asyncio.sleep(poll_seconds if signal is not None else blind_poll_seconds)
