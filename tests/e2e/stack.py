@@ -136,10 +136,12 @@ class Stack(Processes):
         return done.stdout
 
 
-def push_values(stack: Stack, indicateur: str, values: dict[str, int], version: int) -> None:
-    """One request of ``indicateur`` in 2026: commune → value, at ``version``."""
+def push_values(
+    stack: Stack, indicateur: str, values: dict[str, int], version: int, annee: int = 2026
+) -> None:
+    """One request of ``indicateur`` in ``annee``: commune → value, at ``version``."""
     body = [
-        {"indicateur": indicateur, "commune": c, "annee": 2026, "valeur": v, "version": version}
+        {"indicateur": indicateur, "commune": c, "annee": annee, "valeur": v, "version": version}
         for c, v in values.items()
     ]
     status, answer = post(stack.url("ingestor", "/observations"), json.dumps(body).encode())
