@@ -198,8 +198,7 @@ def stop_embedded_postgres(state_dir: Path, *, mode: str = "immediate") -> None:
     checkpoint: the next start replays the write-ahead log)."""
     from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    pg_ctl(["-w", "-m", mode, "stop"], pgdata=state_dir.resolve() / "pgdata", user=user)
+    pg_ctl(["-w", "-m", mode, "stop"], pgdata=state_dir.resolve() / "pgdata", user=_pg_user())
 
 
 def start_embedded_postgres(state_dir: Path, database_url: str) -> None:
@@ -210,9 +209,13 @@ def start_embedded_postgres(state_dir: Path, database_url: str) -> None:
 
     socket_dir = psycopg.conninfo.conninfo_to_dict(database_url)["host"]
     pgdata = state_dir.resolve() / "pgdata"
-    user = "embedded_postgres" if os.geteuid() == 0 else None
     options = ["-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(pgdata / "log")]
-    pg_ctl(["-w", *options, "start"], pgdata=pgdata, user=user, timeout=60)
+    pg_ctl(["-w", *options, "start"], pgdata=pgdata, user=_pg_user(), timeout=60)
+
+
+def _pg_user() -> str | None:
+    """embedded-postgres runs the server as this user when we are root."""
+    return "embedded_postgres" if os.geteuid() == 0 else None
 
 
 def servers_for(settings: CommonSettings) -> Servers:

@@ -82,20 +82,23 @@ def scrape(url: str) -> list[Sample] | None:
     return [s for family in text_string_to_metric_families(text) for s in family.samples]
 
 
-def total(samples: Iterable[Sample], name: str, **labels: str) -> float:
-    return sum(
-        s.value
+def picked(samples: Iterable[Sample], name: str, labels: dict[str, str]) -> Iterable[Sample]:
+    """The samples of ``name`` that carry every one of ``labels``."""
+    return (
+        s
         for s in samples
         if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
     )
 
 
+def total(samples: Iterable[Sample], name: str, **labels: str) -> float:
+    return sum(s.value for s in picked(samples, name, labels))
+
+
 def quantile(samples: list[Sample], name: str, q: float, **labels: str) -> float | None:
     """From a histogram's cumulative buckets (since the process started)."""
     buckets = sorted(
-        (float(s.labels["le"]), s.value)
-        for s in samples
-        if s.name == f"{name}_bucket" and all(s.labels.get(k) == v for k, v in labels.items())
+        (float(s.labels["le"]), s.value) for s in picked(samples, f"{name}_bucket", labels)
     )
     if not buckets or buckets[-1][1] == 0:
         return None

@@ -171,7 +171,8 @@ class NotModified:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        wanted = dict(scope.get("headers", [])).get(b"if-none-match")
+        # Every GET passes here: look for the one header, build nothing.
+        wanted = next((v for k, v in scope.get("headers", []) if k == b"if-none-match"), None)
         if scope["type"] != "http" or scope["method"] != "GET" or wanted is None:
             await self.app(scope, receive, send)
             return
