@@ -39,7 +39,7 @@ OBSERVATIONS = "SELECT count(*) FROM observations"
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url: str, seconds: int, connections: int, *headers: str) -> dict[str, float]:
+def wrk(url: str, seconds: int, connections: int, *headers: str) -> dict[str, float | str]:
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
         + [option for header in headers for option in ("-H", header)]
@@ -60,16 +60,20 @@ def wrk(url: str, seconds: int, connections: int, *headers: str) -> dict[str, fl
         return round(float(value) * UNITS[unit], 2)
 
     rate = float(found(r"Requests/sec:\s+([\d.]+)").group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    # wrk prints these lines only when there are some.
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return {
         "requests_per_second": round(rate),
         "p50_ms": latency("50"),
         "p99_ms": latency("99"),
-        "errors": int(errors.group(1)) if errors else 0,
+        "errors": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": sum(map(int, socket.groups())) if socket else 0,
+        "output": out,  # the raw sample
     }
 
 
-def direct(database_url: str, sql: str, seconds: int, threads: int) -> dict[str, float]:
+def direct(database_url: str, sql: str, seconds: int, threads: int) -> dict[str, float | str]:
     """The same SQL from `threads` connections for `seconds` seconds."""
     latencies: list[float] = []
     lock = threading.Lock()
@@ -114,7 +118,7 @@ def run(load: Load, repeats: int, workdir: Path, data: str = "demo") -> dict[str
     only), each query ``repeats`` times: wrk on the API, then the same SQL."""
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is missing: apt-get install wrk (make bench installs it)")
-    runs: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name in QUERIES}
+    runs: dict[str, list[dict[str, dict[str, float | str]]]] = {name: [] for name in QUERIES}
     with running_stack(workdir / "state-w3") as stack:
         files = write_demo(workdir / "demo")[: 1 if data == "population" else None]
         subprocess.run(

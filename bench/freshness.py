@@ -2,14 +2,17 @@
 
 On a stack loaded with one indicator for every commune, sends corrections
 over HTTP at a steady rate (a request every 100 ms) and measures, for each
-request, the time from the ingestor's acknowledgement to the change being
+acknowledged record, the time from its acknowledgement to its change being
 visible (1) in the API and (2) on ``indicators.aggregates``.
 
-How a request is followed: each carries, besides its corrections, one record
-of a probe indicator on a single commune whose value is the request's
-sequence number. The probe's France aggregate is that number, so seeing the
-value ``k`` means requests up to ``k`` are served (a request's records travel
-in one Kafka message and are committed together).
+How a record is followed: each request ends with one probe record, on a
+commune no other request uses, of a probe indicator shared by ``GROUP``
+requests. A request's records stay in order on one partition of every topic
+and the aggregator commits in that order, so its last record visible means
+all of them are (each record of the request takes the probe's time). A
+record is credited only when its own request's probe is seen: a later
+request seen first proves nothing about an earlier one. A sample seen before
+its acknowledgement, or never acknowledged, is impossible and fails the run.
 """
 
 from __future__ import annotations
@@ -32,40 +35,79 @@ from schemas import aggregates
 
 TICK = 0.1  # seconds between requests
 PROBE = "probe"
-PROBE_KEY = f"{PROBE}_0|total|{YEARS[0]}|france|FR"
+GROUP = 50  # requests per probe indicator: the API watcher reads at most this many rows
 SETTLE = 30.0  # seconds allowed after the last request for the pipeline to catch up
+
+
+class ImpossibleSample(RuntimeError):
+    """A measurement that cannot be true: the run is wrong, not slow."""
+
+
+def probe_of(k: int) -> tuple[str, str]:
+    """Request ``k``'s probe: (indicator, commune)."""
+    return f"{PROBE}_{k // GROUP}", communes()[k]
 
 
 @dataclass
 class Visibility:
-    """When each probe value was first seen; a value ``k`` covers every ``j <= k``."""
+    """When each request's probe was first seen."""
 
     seen: dict[int, float] = field(default_factory=dict)
-    highest: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def saw(self, value: int, at: float) -> None:
+    def saw(self, k: int, at: float) -> None:
         with self.lock:
-            for k in range(self.highest + 1, value + 1):
-                self.seen[k] = at
-            self.highest = max(self.highest, value)
+            self.seen.setdefault(k, at)
 
 
-def watch_api(stack: Stack, seen: Visibility, stop: threading.Event) -> None:
-    url = stack.url("api", f"/indicateurs?niveau=france&indicateur={PROBE}_0")
+@dataclass
+class Requests:
+    """Requests ``first`` to ``last`` of one rate: when each was sent and acknowledged."""
+
+    first: int
+    last: int
+    sent: dict[int, float] = field(default_factory=dict)
+    acked: dict[int, float] = field(default_factory=dict)
+
+    def groups(self) -> range:
+        return range(self.first // GROUP, self.last // GROUP + 1)
+
+
+def watch_api(stack: Stack, requests: Requests, seen: Visibility, stop: threading.Event) -> None:
+    """Reads the commune rows of the probe groups with requests still unseen."""
+    by_commune = {probe_of(k): k for k in range(requests.first, requests.last + 1)}
+    annee = YEARS[0]
     with httpx.Client(timeout=10) as client:
         while not stop.is_set():
-            rows = client.get(url).json()
-            if rows and rows[0]["valeur"] is not None:
-                seen.saw(int(rows[0]["valeur"]), time.monotonic())
+            for group in requests.groups():
+                ks = range(
+                    max(requests.first, group * GROUP), min(requests.last + 1, (group + 1) * GROUP)
+                )
+                if all(k in seen.seen for k in ks) or not any(k in requests.sent for k in ks):
+                    continue
+                url = stack.url(
+                    "api", f"/indicateurs?niveau=commune&indicateur={PROBE}_{group}&annee={annee}"
+                )
+                at = time.monotonic()
+                for row in client.get(url).json():
+                    k = by_commune.get((row["indicateur"], row["code"]))
+                    if k is not None and row["valeur"] is not None:
+                        seen.saw(k, at)
             time.sleep(0.005)
 
 
-def tail_topic(consumer: Consumer, seen: Visibility, stop: threading.Event) -> None:
+def tail_topic(
+    consumer: Consumer, requests: Requests, seen: Visibility, stop: threading.Event
+) -> None:
+    keys = {
+        f"{indicateur}|total|{YEARS[0]}|commune|{commune}".encode(): k
+        for k in range(requests.first, requests.last + 1)
+        for indicateur, commune in [probe_of(k)]
+    }
     while not stop.is_set():
         for message in consumer.consume(1000, timeout=0.1):
-            if message.error() is None and message.key() == PROBE_KEY.encode():
-                seen.saw(int(json.loads(message.value() or b"{}")["valeur"]), time.monotonic())
+            if message.error() is None and (k := keys.get(message.key() or b"")) is not None:
+                seen.saw(k, time.monotonic())
 
 
 def aggregates_consumer(bootstrap: str) -> Consumer:
@@ -86,39 +128,50 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-def summary(acked: dict[int, float], seen: Visibility) -> dict[str, float | int]:
-    latencies = [(seen.seen[k] - at) * 1000 for k, at in acked.items() if k in seen.seen]
+def summary(requests: Requests, seen: Visibility, per_request: int) -> dict[str, object]:
+    """Latencies per acknowledged record (each record of a request takes its
+    probe's); raises on an impossible sample."""
+    latencies = []
+    for k, at in sorted(seen.seen.items()):
+        acked = requests.acked.get(k)
+        if acked is None or at < acked:
+            sent = requests.sent.get(k)
+            raise ImpossibleSample(
+                f"request {k} seen at {at:.3f}, sent {sent}, acknowledged {acked}"
+            )
+        latencies.append(round((at - acked) * 1000, 1))
     if not latencies:
-        return {"samples": 0}
+        return {"samples": 0, "unseen": len(requests.acked), "latencies_ms": []}
     return {
-        "samples": len(latencies),
-        "unseen": len(acked) - len(latencies),
-        "p50_ms": round(percentile(latencies, 0.50), 1),
-        "p99_ms": round(percentile(latencies, 0.99), 1),
-        "max_ms": round(max(latencies), 1),
+        "samples": len(latencies) * per_request,
+        "unseen": (len(requests.acked) - len(latencies)) * per_request,
+        "p50_ms": percentile(latencies, 0.50),
+        "p99_ms": percentile(latencies, 0.99),
+        "max_ms": max(latencies),
+        "latencies_ms": latencies,  # one per request: each stands for its per_request records
     }
 
 
 def stream_corrections(stack: Stack, rate: int, seconds: float, first: int) -> dict[str, object]:
-    """Sends ``rate`` records/s for ``seconds``; probe values from ``first``."""
+    """Sends ``rate`` records/s for ``seconds``; requests numbered from ``first``."""
     every = communes()
     per_request = max(2, round(rate * TICK))
     rng = random.Random(rate)
     url = stack.url("ingestor", "/observations")
-    acked: dict[int, float] = {}
-    api_seen, topic_seen = Visibility(highest=first - 1), Visibility(highest=first - 1)
+    count = int(seconds / TICK)
+    requests = Requests(first, first + count - 1)
+    api_seen, topic_seen = Visibility(), Visibility()
     stop = threading.Event()
     consumer = aggregates_consumer(stack.servers.kafka_bootstrap_servers)
     watchers = [
-        threading.Thread(target=watch_api, args=(stack, api_seen, stop)),
-        threading.Thread(target=tail_topic, args=(consumer, topic_seen, stop)),
+        threading.Thread(target=watch_api, args=(stack, requests, api_seen, stop)),
+        threading.Thread(target=tail_topic, args=(consumer, requests, topic_seen, stop)),
     ]
     for w in watchers:
         w.start()
 
     def body(k: int) -> bytes:
-        lines = [{"indicateur": f"{PROBE}_0", "commune": every[0], "annee": YEARS[0], "valeur": k}]
-        lines += [
+        lines: list[dict[str, object]] = [
             {
                 "indicateur": "w2_0",
                 "commune": rng.choice(every),
@@ -127,17 +180,19 @@ def stream_corrections(stack: Stack, rate: int, seconds: float, first: int) -> d
             }
             for _ in range(per_request - 1)
         ]
+        indicateur, commune = probe_of(k)
+        lines.append({"indicateur": indicateur, "commune": commune, "annee": YEARS[0], "valeur": 1})
         return "\n".join(json.dumps(line) for line in lines).encode()
 
-    requests = int(seconds / TICK)
-    bodies = [body(first + i) for i in range(requests)]
+    bodies = [body(first + i) for i in range(count)]
     with httpx.Client(timeout=30) as client, ThreadPoolExecutor(8) as pool:
 
         def send(k: int, content: bytes) -> None:
+            requests.sent[k] = time.monotonic()
             client.post(
                 url, content=content, headers={"Content-Type": "application/x-ndjson"}
             ).raise_for_status()
-            acked[k] = time.monotonic()
+            requests.acked[k] = time.monotonic()
 
         started = time.monotonic()
         futures = []
@@ -147,22 +202,21 @@ def stream_corrections(stack: Stack, rate: int, seconds: float, first: int) -> d
         for future in futures:
             future.result()
         sent_in = time.monotonic() - started
-    last = first + requests - 1
     deadline = time.monotonic() + SETTLE
-    while min(api_seen.highest, topic_seen.highest) < last and time.monotonic() < deadline:
+    while min(len(api_seen.seen), len(topic_seen.seen)) < count and time.monotonic() < deadline:
         time.sleep(0.05)
     stop.set()
     for w in watchers:
         w.join()
     consumer.close()
-    achieved = per_request * requests / sent_in
-    api, topic = summary(acked, api_seen), summary(acked, topic_seen)
+    achieved = per_request * count / sent_in
+    api = summary(requests, api_seen, per_request)
+    topic = summary(requests, topic_seen, per_request)
     return {
         "target_records_per_second": rate,
         "achieved_records_per_second": round(achieved),
-        "sustained": achieved >= 0.95 * rate
-        and api.get("unseen", 1) == 0
-        and topic.get("unseen", 1) == 0,
+        "records_per_request": per_request,
+        "sustained": achieved >= 0.95 * rate and api["unseen"] == 0 and topic["unseen"] == 0,
         "api": api,
         "topic": topic,
     }
@@ -171,15 +225,19 @@ def stream_corrections(stack: Stack, rate: int, seconds: float, first: int) -> d
 def run(rates: list[int], seconds: float, workdir: Path) -> dict[str, object]:
     """One stack: the base data once, then each rate in turn."""
     base = len(communes())
+    requests = len(rates) * int(seconds / TICK)
     catalogue = write_catalogue(workdir / "w2.toml", "w2", 1)
     catalogue.write_text(
         catalogue.read_text()
-        + f'[[indicateur]]\nid = "{PROBE}_0"\nlibelle = "sonde"\nagregation = "somme"\n'
+        + "".join(
+            f'[[indicateur]]\nid = "{PROBE}_{g}"\nlibelle = "sonde {g}"\nagregation = "somme"\n\n'
+            for g in range(-(-requests // GROUP))
+        )
     )
     with running_stack(workdir / "state-w2", catalogue) as stack:
         by_file(stack, base, "w2", workdir)
         wait_until_counted(stack.servers.database_url, base, COUNTED_AT_FRANCE, named("w2"))
-        results, first = [], 1
+        results, first = [], 0
         for rate in rates:
             results.append(stream_corrections(stack, rate, seconds, first))
             first += int(seconds / TICK)

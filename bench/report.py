@@ -9,16 +9,17 @@ from bench.w1 import UPDATE_RECORDS as UPDATE
 NAMES = {
     "itte_file": "itte, by file (`itte ingest`)",
     "itte_http": "itte, by HTTP NDJSON (10,000 records a request)",
+    "itte_workers": "itte, by file, 2 cleaners and 2 aggregators (`ITTE_WORKERS=2`)",
     "limit": "(a) limit: confluent-kafka produce → consume → COPY",
     "pandas": "(b) batch scripts: pandas read_csv → to_sql → groupby per level",
     "naive_faust": "(c) naive faust-streaming, one record per message",
 }
+W2_TARGETS = ((5_000, 500), (10_000, 200))  # (records/s, p99 ms)
 TARGETS = {
     "rss_mb": 300,
-    "w1_to_limit": 0.5,
+    "w1_to_limit": 0.75,
+    "w1_to_pandas": 0.7,
     "w1_to_naive": 10,
-    "w2_p99_ms": 500,
-    "w2_rate": 5000,
     "w3_rps": 2000,
     "w3_p99_ms": 25,
 }
@@ -37,11 +38,17 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str]]:
             to_pandas = ratios[f"{mode}_to_pandas"]
             update = r["w1"]["median_update_seconds"]
             ours, theirs = update[mode], update["pandas"]
+            want_limit, want_pandas = TARGETS["w1_to_limit"], TARGETS["w1_to_pandas"]
             rows += [
                 (
-                    f"W1 {mode}: ≥ 50% of (a)",
+                    f"W1 {mode}: ≥ {want_limit:.0%} of (a)",
                     f"{to_limit:.0%} of (a)",
-                    verdict(to_limit >= TARGETS["w1_to_limit"], f"{0.5 - to_limit:.0%} short"),
+                    verdict(to_limit >= want_limit, f"{want_limit - to_limit:.0%} short"),
+                ),
+                (
+                    f"W1 {mode}: bulk load from empty ≥ {want_pandas}× (b)",
+                    f"{to_pandas:.2f}× (b)'s rate",
+                    verdict(to_pandas >= want_pandas, f"{want_pandas - to_pandas:.2f}× short"),
                 ),
                 (
                     f"W1 {mode}: ≥ 10× (c)",
@@ -54,12 +61,16 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str]]:
                     f"{ours:.2f} s vs {theirs:.1f} s (b re-runs)",
                     verdict(ours < theirs, f"{ours - theirs:.1f} s behind"),
                 ),
-                (
-                    f"W1 {mode}: bulk load from empty vs (b) (not a target: context)",
-                    f"{to_pandas:.2f}× (b)'s rate",
-                    "ahead" if to_pandas > 1 else f"behind: (b) {1 / to_pandas:.1f}× faster",
-                ),
             ]
+        if "itte_workers_to_itte_file" in ratios:
+            scaled = ratios["itte_workers_to_itte_file"]
+            rows.append(
+                (
+                    "W1 scale-out: 2 cleaners and 2 aggregators at least as fast as 1 of each",
+                    f"{scaled:.2f}× the rate of 1 of each",
+                    verdict(scaled >= 1, f"{1 - scaled:.0%} slower"),
+                )
+            )
         worst = max(rss, key=lambda s: rss[s])
         rows.append(
             (
@@ -71,37 +82,49 @@ def targets(r: dict[str, Any]) -> list[tuple[str, str, str]]:
             )
         )
     if "w2" in r:
-        at = next(
-            (x for x in r["w2"]["runs"] if x["target_records_per_second"] == TARGETS["w2_rate"]),
-            None,
-        )
-        if at is not None:
+        for rate, bound in W2_TARGETS:
+            at = next((x for x in r["w2"]["runs"] if x["target_records_per_second"] == rate), None)
+            if at is None:
+                continue
             p99 = max(
                 at["api"].get("p99_ms", float("inf")), at["topic"].get("p99_ms", float("inf"))
             )
             rows.append(
                 (
-                    "W2: p99 < 500 ms at 5,000 records/s (API and topic)",
+                    f"W2: p99 < {bound} ms at {rate:,} records/s, sustained (API and topic)",
                     f"{p99:.0f} ms, sustained: {'yes' if at['sustained'] else 'no'}",
                     verdict(
-                        p99 < TARGETS["w2_p99_ms"] and at["sustained"], f"{p99 - 500:.0f} ms over"
+                        p99 < bound and at["sustained"],
+                        f"{p99 - bound:.0f} ms over" if at["sustained"] else "not sustained",
                     ),
                 )
             )
     if "w3" in r:
         api = r["w3"]["median"]["departement"]["api"]
         rps, p99 = api["requests_per_second"], api["p99_ms"]
+        failed = w3_failures(r["w3"])
         rows.append(
             (
-                "W3: département query ≥ 2,000 req/s with p99 < 25 ms",
-                f"{rps:,.0f} req/s, p99 {p99:.1f} ms",
+                "W3: département query ≥ 2,000 req/s with p99 < 25 ms, no error in any run",
+                f"{rps:,.0f} req/s, p99 {p99:.1f} ms, {failed:,} errors",
                 verdict(
-                    rps >= TARGETS["w3_rps"] and p99 < TARGETS["w3_p99_ms"],
-                    f"{rps / 2000:.0%} of the rate, p99 {p99 / 25:.1f}× the bound",
+                    rps >= TARGETS["w3_rps"] and p99 < TARGETS["w3_p99_ms"] and failed == 0,
+                    f"{rps / 2000:.0%} of the rate, p99 {p99 / 25:.1f}× the bound, "
+                    f"{failed:,} non-2xx answers or socket errors",
                 ),
             )
         )
     return rows
+
+
+def w3_failures(w3: dict[str, Any]) -> int:
+    """Non-2xx answers and socket errors wrk saw, over every API run."""
+    return sum(
+        run[side].get("errors", 0) + run[side].get("socket_errors", 0)
+        for runs in w3["runs"].values()
+        for run in runs
+        for side in ("api", "api_no_cache")
+    )
 
 
 def table(header: list[str], rows: list[list[Any]]) -> str:
@@ -121,8 +144,10 @@ def w1_section(w1: dict[str, Any], sizes: dict[str, Any]) -> str:
             f"{rates['itte_file'] / rates[name]:.2f}",
         ]
         for name in NAMES
+        if name in rates
     ]
     services = list(w1["peak_rss_mb"])
+    before = w1.get("before")  # the previous run's CPU per record, to compare with
     updates = w1["median_update_seconds"]
     return (
         "## W1 — bulk load until every aggregate is committed\n\n"
@@ -135,9 +160,12 @@ def w1_section(w1: dict[str, Any], sizes: dict[str, Any]) -> str:
         "(each repeat runs every pipeline in turn):\n\n"
         + table(["ratio", "value"], [[k, v] for k, v in w1["ratios"].items()])
         + "\nPeak RSS (highest over every W1 run) and CPU time (median of the by-file runs; "
-        "the `itte ingest` process itself is not counted):\n\n"
+        "the `itte ingest` process itself is not counted)"
+        + (f", beside the CPU per record of the run of {before['date']}" if before else "")
+        + ":\n\n"
         + table(
-            ["process", "peak RSS MB", "CPU s", "CPU µs per record"],
+            ["process", "peak RSS MB", "CPU s", "CPU µs per record"]
+            + (["before: µs per record"] if before else []),
             [
                 [
                     s,
@@ -147,8 +175,16 @@ def w1_section(w1: dict[str, Any], sizes: dict[str, Any]) -> str:
                     if s in w1["cpu_seconds"]
                     else "—",
                 ]
+                + ([before["cpu_us_per_record"].get(s, "—")] if before else [])
                 for s in services + [s for s in w1["cpu_seconds"] if s not in services]
             ],
+        )
+        + (
+            "\nPeak RSS of each process with 2 cleaners and 2 aggregators: "
+            + ", ".join(f"{k} {v} MB" for k, v in w1["peak_rss_mb_workers"].items())
+            + ".\n"
+            if "peak_rss_mb_workers" in w1
+            else ""
         )
     )
 
@@ -170,7 +206,8 @@ def w2_section(w2: dict[str, Any]) -> str:
     ]
     return (
         f"## W2 — freshness, corrections for {w2['seconds']:.0f} s at each rate\n\n"
-        "Latency from the ingestor's acknowledgement to the change being visible (ms).\n\n"
+        "Latency from the ingestor's acknowledgement of a record to its change being visible "
+        "(ms), per acknowledged record (docs/benchmarks.md, W2).\n\n"
         + table(
             [
                 "target rec/s",
@@ -182,7 +219,7 @@ def w2_section(w2: dict[str, Any]) -> str:
                 "topic p50",
                 "topic p99",
                 "topic max",
-                "requests",
+                "records seen",
             ],
             rows,
         )

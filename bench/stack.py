@@ -17,7 +17,7 @@ import psycopg
 from common import db, migrations
 from common.embedded import Servers, ensure_servers, free_port, stop_embedded
 from common.kafka import ensure_topics
-from itte.processes import Processes, wait_http
+from itte.processes import Processes, instances, wait_http
 
 # Cheap to poll on millions of rows (a handful of France-level rows), and
 # committed in the same transaction as every other aggregate of the records.
@@ -109,9 +109,10 @@ def given_or_embedded(state: Path) -> Servers:
 
 @contextmanager
 def running_stack(
-    state: Path, catalogue_path: Path | None = None, **settings: str
+    state: Path, catalogue_path: Path | None = None, workers: int = 1, **settings: str
 ) -> Iterator[Stack]:
-    """``settings``: extra ITTE_* variables for the services, e.g. BATCH_RECORDS="1".
+    """``settings``: extra ITTE_* variables for the services, e.g. BATCH_RECORDS="1";
+    ``workers``: cleaner and aggregator processes each (as ``ITTE_WORKERS``).
     On servers given by the environment, runs share topics and tables: name
     each run's indicators with a prefix of its own."""
     servers = given_or_embedded(state)
@@ -129,7 +130,10 @@ def running_stack(
             **{f"ITTE_{name}_PORT": str(port) for name, port in ports.items()},
             **{f"ITTE_{name}": value for name, value in settings.items()},
         }
-        processes = Processes(env, state / "logs")
+        base = {name.lower(): port for name, port in ports.items()}
+        # A free port for each process beyond the first of its stage.
+        each = {name: base.get(name) or free_port() for name in instances(base, workers)}
+        processes = Processes(env, state / "logs", each)
         processes.start_all()
         try:
             stack = Stack(servers, env, ports, state / "logs", processes.running)

@@ -91,13 +91,15 @@ def run(
     prefix: str,
     workdir: Path,
     profile: Path | None = None,
+    workers: int = 1,
     **settings: str,
 ) -> dict[str, Any]:
     """One load; with ``profile``, py-spy samples the services meanwhile and
-    writes one raw profile per service under it. ``settings``: ITTE_* variables
-    of the services, for experiments (e.g. BATCH_MESSAGES="100")."""
+    writes one raw profile per service under it. ``workers``: cleaners and
+    aggregators. ``settings``: ITTE_* variables of the services, for
+    experiments (e.g. BATCH_MESSAGES="100")."""
     catalogue = write_catalogue(workdir / f"{prefix}.toml", prefix, indicators_for(records))
-    with running_stack(workdir / f"state-{prefix}", catalogue, **settings) as stack:
+    with running_stack(workdir / f"state-{prefix}", catalogue, workers, **settings) as stack:
         cpu_before = stack.cpu_seconds()
         spies = sample(stack, profile) if profile else []
         started = PUSH[mode](stack, records, prefix, workdir)

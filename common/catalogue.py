@@ -7,16 +7,19 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from schemas.catalogue import Catalogue, Indicator
+from schemas.catalogue import Catalogue, Indicator, Objective
 
 
 def parse(text: str) -> Catalogue:
-    entries = [Indicator.model_validate(e) for e in tomllib.loads(text).get("indicateur", [])]
+    """``[[indicateur]]`` entries, then the ``[[objectif]]`` entries that refer to them."""
+    document = tomllib.loads(text)
+    entries = [Indicator.model_validate(e) for e in document.get("indicateur", [])]
     ids = [e.id for e in entries]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise ValueError(f"indicators declared twice: {', '.join(duplicates)}")
-    return Catalogue(indicateurs={e.id: e for e in entries})
+    objectives = tuple(Objective.model_validate(o) for o in document.get("objectif", []))
+    return Catalogue(indicateurs={e.id: e for e in entries}, objectifs=objectives)
 
 
 @cache

@@ -117,24 +117,31 @@ aggregates = Table(
     Column("numerateur", Numeric, nullable=False, server_default="0"),
     Column("denominateur", Numeric, nullable=False, server_default="0"),
     Column("revision", BigInteger, nullable=False),
-    Column("published_revision", BigInteger, nullable=False, server_default="0"),
     Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
-    # Its place in the change feed, taken when its change is published (0006).
+    # Its place in the change feed, taken when its change commits (0009): the
+    # outbox relay publishes the rows numbered after its cursor.
     Column("change_seq", BigInteger),
-    # The outbox: changes committed but not yet on indicators.aggregates
-    # (commune rows too, unless ITTE_PUBLISH_COMMUNES is off; migration 0007).
-    Index(
-        "aggregates_unpublished",
-        "indicateur",
-        "sous_champ",
-        "annee",
-        "niveau",
-        "code",
-        postgresql_where=text("revision > published_revision"),
-    ),
     Index("aggregates_by_territory", "niveau", "code"),
     Index("aggregates_by_change", "change_seq", postgresql_where=text("change_seq IS NOT NULL")),
 )
+
+# How far each relay has published the change feed (migration 0009).
+outbox_cursor = Table(
+    "outbox_cursor",
+    metadata,
+    Column("relay", Text, primary_key=True),
+    Column("published_seq", BigInteger, nullable=False),
+)
+
+# A transaction that changes aggregates numbers its rows (NEXT_CHANGE) under
+# this lock, held to its commit, so that change numbers become visible in the
+# order they were taken: a reader that saw N has seen every number below it.
+# Writers take it after their other locks and before they touch an aggregates
+# row (the rebuild, before locking the table); readers and the relay never
+# take it. So its holder never waits for another writer, and it adds no
+# deadlock.
+NUMBERING_LOCK = "SELECT pg_advisory_xact_lock(7277413)"
+NEXT_CHANGE = "nextval('aggregate_changes')"
 
 indicators = Table(
     "indicators",
@@ -151,6 +158,21 @@ indicators = Table(
     Column("denominateur", Text),
     Column("facteur", Numeric, nullable=False),
     Column("poids", Text),
+    Column("sens", Text),
+    Column("sous_champs", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)
+
+# National objectives from the catalogue (migration 0008).
+objectives = Table(
+    "objectives",
+    metadata,
+    Column("indicateur", Text, primary_key=True),
+    Column("sous_champ", Text, primary_key=True),
+    Column("annee", Integer, primary_key=True),
+    Column("valeur", Numeric, nullable=False),
+    Column("echelle", Text, nullable=False),
+    Column("libelle", Text, nullable=False),
+    Column("source", Text, nullable=False),
 )
 
 ingest_requests = Table(
@@ -215,7 +237,6 @@ aggregate_values = Table(
     Column("communes_renseignees", Integer),
     Column("communes_total", Integer),
     Column("revision", BigInteger),
-    Column("published_revision", BigInteger),
     Column("updated_at", DateTime(timezone=True)),
     Column("change_seq", BigInteger),
 )
@@ -288,10 +309,13 @@ CHANGES_CHANNEL = "itte_changes"
 
 
 def load_catalogue(engine: Engine, catalogue: Catalogue) -> None:
-    """Replace the indicators table by ``catalogue`` (the aggregator's, at each start)."""
+    """Replace the indicators and objectives by ``catalogue`` (the aggregator's, at each start)."""
     with engine.begin() as conn:
         conn.execute(indicators.delete())
+        conn.execute(objectives.delete())
         conn.execute(insert(indicators), [i.model_dump() for i in catalogue.indicateurs.values()])
+        if catalogue.objectifs:
+            conn.execute(insert(objectives), [o.model_dump() for o in catalogue.objectifs])
 
 
 def load_referential(conn: Connection, ref: referential.Referential) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import ssl
@@ -227,4 +228,10 @@ def run(app: faust.App, settings: CommonSettings, service: str) -> None:
         logging_config=logs.config(settings.log_level, settings.log_format, service),
         quiet=True,
     )
+    # What the service built to start (the referential's 35,000 communes, the
+    # catalogue, faust) lives as long as it: out of the collector's sight, its
+    # full collections no longer walk it after every few batches. W1: the
+    # aggregator's CPU fell by a fifth (docs/measurements.md).
+    gc.collect()
+    gc.freeze()
     worker.execute_from_commandline()

@@ -53,18 +53,28 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = [500]  # an exception before any answer is a 500 to the client
+        counted = [False]
+
+        def note() -> None:
+            if not counted[0]:
+                counted[0] = True
+                latency, count = self._series(self._handler(scope), scope["method"], status[0])
+                latency.observe(time.perf_counter() - started)
+                count.inc()
 
         async def send_and_note(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Counted before the client can have the whole answer: a
+                # scrape right after it sees the request (several workers).
+                note()
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            latency, count = self._series(self._handler(scope), scope["method"], status[0])
-            latency.observe(time.perf_counter() - started)
-            count.inc()
+            note()
 
     def _series(self, handler: str, method: str, status: int) -> tuple[Any, Any]:
         """The two series of a request, looked up once per label set (the

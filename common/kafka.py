@@ -74,14 +74,20 @@ def ensure_topics(
     replication_factor: int = 1,
     min_insync_replicas: int = 1,
     security: dict[str, str] | None = None,
-) -> None:
-    """Create itte's topics if missing; safe to call from every service."""
+) -> dict[str, int]:
+    """Create itte's topics if missing; safe to call from every service.
+    Returns each topic's partition count as the broker has it (a topic made
+    before with another count keeps its own)."""
     admin = AdminClient({"bootstrap.servers": bootstrap, **(security or {})})
     existing = admin.list_topics(timeout=30).topics
     specs = topic_specs(partitions, replication_factor, min_insync_replicas)
+    layout = {
+        t.topic: len(existing[t.topic].partitions) if t.topic in existing else t.num_partitions
+        for t in specs
+    }
     missing = [t for t in specs if t.topic not in existing]
     if not missing:
-        return
+        return layout
     for name, future in admin.create_topics(missing, operation_timeout=30).items():
         try:
             future.result()
@@ -89,12 +95,14 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                 raise
+    return layout
 
 
-def ensure_topics_for(settings: CommonSettings, servers: Servers) -> None:
-    """The topics as the settings lay them out (partitions, replication)."""
+def ensure_topics_for(settings: CommonSettings, servers: Servers) -> dict[str, int]:
+    """The topics as the settings lay them out (partitions, replication);
+    returns each one's partition count on the broker."""
     factor, insync = settings.replication()
-    ensure_topics(
+    return ensure_topics(
         servers.kafka_bootstrap_servers,
         settings.topic_partitions,
         replication_factor=factor,

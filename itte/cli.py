@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import logging
 import logging.config
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from common.embedded import Servers
     from common.settings import CommonSettings
+
+T = TypeVar("T", bound="BaseModel")
 
 
 def _servers(settings: CommonSettings, service: str, log_level: str | None = None) -> Servers:
@@ -255,11 +260,7 @@ def rebuild() -> None:
 
 @main.command()
 @click.argument("batch_id")
-@click.option(
-    "--url",
-    envvar="ITTE_INGESTOR_URL",
-    help="The ingestor (default: this machine's, on ITTE_INGESTOR_PORT).",
-)
+@click.option("--url", help="The ingestor (default: ITTE_INGESTOR_URL, else this machine's port).")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
 def rejets(batch_id: str, url: str | None, as_json: bool) -> None:
     """What became of BATCH_ID (an id of a 202): counts, and each rejected
@@ -270,18 +271,137 @@ def rejets(batch_id: str, url: str | None, as_json: bool) -> None:
     import os
 
     from itte.rejets import Unavailable, fetch, render
-    from services.ingestor.settings import IngestorSettings
 
-    if url is None:
-        settings = IngestorSettings()
-        url = f"http://{settings.ingestor_host}:{settings.ingestor_port}"
     try:
-        status = fetch(url, batch_id, os.environ.get("ITTE_TOKEN"))
+        status = fetch(_url_of("ingestor", url), batch_id, os.environ.get("ITTE_TOKEN"))
     except Unavailable as exc:
         click.echo(f"batch {batch_id}: {exc}", err=True)
         raise SystemExit(2) from None
     click.echo(status.model_dump_json(indent=2) if as_json else "\n".join(render(status)))
     raise SystemExit(1 if status.rejected else 0)
+
+
+def _show(
+    command: str, fetch: Callable[[], T], show: Callable[[T, Any], None], as_json: bool
+) -> None:
+    """Print the API's answer (as JSON or as tables), or why there is none (exit 2)."""
+    from rich.console import Console
+
+    from itte.http import Unavailable
+
+    try:
+        answer = fetch()
+    except Unavailable as exc:
+        click.echo(f"{command}: {exc}", err=True)
+        raise SystemExit(2) from None
+    if as_json:
+        click.echo(answer.model_dump_json(indent=2))
+    else:
+        show(answer, Console(width=160))
+
+
+def _url_of(service: str, given: str | None) -> str:
+    """``given``, else where ``itte status`` looks: ITTE_<SERVICE>_URL, else this machine's port."""
+    if given is not None:
+        return given
+    from itte.status import StatusSettings
+
+    return StatusSettings().urls()[service]
+
+
+API_URL = click.option(
+    "--api", "url", help="The API (default: ITTE_API_URL, else this machine's port)."
+)
+INDICATEURS = click.option(
+    "--indicateurs",
+    required=True,
+    help="Indicator ids, comma-separated; id:sous_champ for a sub-field.",
+)
+ANNEE = click.option("--annee", type=int, required=True, help="The year compared.")
+K = click.option("--k", type=int, help="Number of groups (default: chosen by silhouette).")
+COVERAGE = click.option(
+    "--couverture-min",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="The least coverage a value needs to count (1: every commune reported).",
+)
+
+
+@main.command()
+@click.option(
+    "--niveau",
+    type=click.Choice(["commune", "epci", "departement", "region"]),
+    required=True,
+)
+@INDICATEURS
+@ANNEE
+@K
+@COVERAGE
+@API_URL
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+def typologie(
+    niveau: str,
+    indicateurs: str,
+    annee: int,
+    k: int | None,
+    couverture_min: float,
+    url: str | None,
+    as_json: bool,
+) -> None:
+    """Group the territories of a level by k-means on the chosen indicators:
+    each group's size, mean values and first members. Exit status 2: no answer."""
+    from itte.comparer import print_typologie, typologie
+
+    params = {
+        "niveau": niveau,
+        "indicateurs": indicateurs,
+        "annee": annee,
+        "k": k,
+        "couverture_min": couverture_min,
+    }
+    _show("typologie", lambda: typologie(_url_of("api", url), params), print_typologie, as_json)
+
+
+@main.command()
+@click.argument("niveau", type=click.Choice(["commune", "epci", "departement", "region"]))
+@click.argument("code")
+@INDICATEURS
+@ANNEE
+@K
+@click.option("--pairs", type=int, default=5, show_default=True, help="Nearest peers shown.")
+@COVERAGE
+@API_URL
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+def comparer(
+    niveau: str,
+    code: str,
+    indicateurs: str,
+    annee: int,
+    k: int | None,
+    pairs: int,
+    couverture_min: float,
+    url: str | None,
+    as_json: bool,
+) -> None:
+    """One territory among those of its level: its group, its rank for each
+    indicator ("better than 73 % of EPCI") and its nearest peers.
+    Exit status 2: no answer."""
+    from itte.comparer import comparaison, print_comparaison
+
+    params = {
+        "indicateurs": indicateurs,
+        "annee": annee,
+        "k": k,
+        "pairs": pairs,
+        "couverture_min": couverture_min,
+    }
+    _show(
+        "comparer",
+        lambda: comparaison(_url_of("api", url), niveau, code, params),
+        print_comparaison,
+        as_json,
+    )
 
 
 @main.command()

@@ -9,10 +9,29 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 SERVICES = ("ingestor", "cleaner", "aggregator", "api")
+# Several processes of these share one consumer group: Kafka gives each its
+# own partitions (ITTE_WORKERS).
+SCALED = ("cleaner", "aggregator")
+PORT_STEP = 100  # instance n of a scaled service listens on its port + 100·(n − 1)
+
+
+def instances(ports: Mapping[str, int], workers: int = 1) -> dict[str, int]:
+    """Each process of a pipeline with ``workers`` cleaners and aggregators,
+    and its port, from the services' ports: ``cleaner``, ``cleaner-2``…"""
+    return {
+        (f"{service}-{n}" if n > 1 else service): ports[service] + PORT_STEP * (n - 1)
+        for service in SERVICES
+        for n in range(1, (workers if service in SCALED else 1) + 1)
+    }
+
+
+def service_of(instance: str) -> str:
+    """``cleaner-2`` → ``cleaner``."""
+    return instance.partition("-")[0]
 
 
 def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -33,19 +52,32 @@ def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None 
 
 
 class Processes:
-    """Child processes by service name; their output goes to ``<log_dir>/<name>.log``."""
+    """Child processes by instance name (``cleaner``, ``cleaner-2``…); their
+    output goes to ``<log_dir>/<name>.log``.
 
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+    ``ports``: each instance's port (see :func:`instances`), handed to it as
+    its service's ``ITTE_<SERVICE>_PORT``; without it, the four services with
+    the ports of ``env``."""
+
+    def __init__(
+        self, env: dict[str, str], log_dir: Path, ports: Mapping[str, int] | None = None
+    ) -> None:
         self.env = env
         self.log_dir = log_dir
+        self.ports = dict(ports or {})
+        self.names = list(self.ports) or list(SERVICES)
         self.running: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        service = service_of(name)
+        env = self.env
+        if name in self.ports:
+            env = {**env, f"ITTE_{service.upper()}_PORT": str(self.ports[name])}
         with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own copy
             self.running[name] = subprocess.Popen(
-                [sys.executable, "-m", "itte", name],
-                env=self.env,
+                [sys.executable, "-m", "itte", service],
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -53,7 +85,7 @@ class Processes:
         return self.running[name]
 
     def start_all(self) -> None:
-        for name in SERVICES:
+        for name in self.names:
             self.start(name)
 
     def kill(self, name: str) -> None:

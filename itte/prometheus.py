@@ -1,7 +1,7 @@
 """A Prometheus on this machine, beside ``itte up`` and in the operations
 tests: the Debian binary (``make up`` installs it when missing), configured
 as deploy/prometheus.yml (the same jobs, the same alert rules), scraping the
-four services on their local ports."""
+services' processes on their local ports."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from itte.processes import wait_http
+from itte.processes import service_of, wait_http
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
@@ -20,11 +20,16 @@ DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 def configuration(
     ports: Mapping[str, int], rule_files: list[Path], interval_seconds: float = 15
 ) -> dict:
-    """deploy/prometheus.yml with the services at ``127.0.0.1:<port>``."""
+    """deploy/prometheus.yml with the services at ``127.0.0.1:<port>``.
+    ``ports``: by service, or by instance (``cleaner-2``: another target of
+    the cleaner's job)."""
     config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     for job in config["scrape_configs"]:
         service = job["job_name"].removeprefix("itte-")
-        job["static_configs"] = [{"targets": [f"127.0.0.1:{ports[service]}"]}]
+        targets = [
+            f"127.0.0.1:{port}" for name, port in ports.items() if service_of(name) == service
+        ]
+        job["static_configs"] = [{"targets": targets}]
     interval = f"{interval_seconds:g}s"
     config["global"] |= {"scrape_interval": interval, "evaluation_interval": interval}
     config["rule_files"] = [str(path.resolve()) for path in rule_files]

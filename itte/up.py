@@ -13,7 +13,7 @@ from common.embedded import servers_for, stop_embedded
 from common.kafka import ensure_topics_for
 from common.settings import CommonSettings
 from itte.demo import write_demo
-from itte.processes import Processes, Supervisor, wait_http
+from itte.processes import Processes, Supervisor, instances, wait_http
 from itte.prometheus import LocalPrometheus
 from services.aggregator.settings import AggregatorSettings
 from services.api.settings import ApiSettings
@@ -45,6 +45,13 @@ class UpSettings(IngestorSettings, ApiSettings, CleanerSettings, AggregatorSetti
     hands to them and to Prometheus, and the ingestor's for the demo data."""
 
     prometheus_port: int = Field(9090, description="`itte up`'s Prometheus; 0: none.")
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Cleaner and aggregator processes each; at most `ITTE_TOPIC_PARTITIONS` "
+        "(Kafka gives each its own partitions). Instance n listens on its service's port + "
+        "100·(n − 1).",
+    )
 
     def ports(self) -> dict[str, int]:
         return {
@@ -56,6 +63,11 @@ class UpSettings(IngestorSettings, ApiSettings, CleanerSettings, AggregatorSetti
 
 
 def up(settings: UpSettings, *, demo: bool) -> None:
+    if settings.workers > settings.topic_partitions:
+        raise SystemExit(
+            f"ITTE_WORKERS={settings.workers} is more than ITTE_TOPIC_PARTITIONS="
+            f"{settings.topic_partitions}: the extra processes would get no partition"
+        )
     embedded = settings.kafka_bootstrap_servers is None or settings.database_url is None
     servers = servers_for(settings)
     ensure_topics_for(settings, servers)
@@ -69,7 +81,8 @@ def up(settings: UpSettings, *, demo: bool) -> None:
         "ITTE_STATE_DIR": str(settings.state_dir.resolve()),
         **{f"ITTE_{name.upper()}_PORT": str(port) for name, port in settings.ports().items()},
     }
-    processes = Processes(env, settings.state_dir / "logs")
+    ports = instances(settings.ports(), settings.workers)
+    processes = Processes(env, settings.state_dir / "logs", ports)
     processes.start_all()
     prometheus = LocalPrometheus(settings.state_dir / "prometheus", settings.prometheus_port)
     stopping = False
@@ -84,8 +97,8 @@ def up(settings: UpSettings, *, demo: bool) -> None:
     try:
         wait_http(f"{ingest}/readyz", 120, processes.running["ingestor"])
         wait_http(f"{api}/readyz", 120, processes.running["api"])
-        print(f"itte is up. Logs: {processes.log_dir}/", flush=True)
-        watching = start_prometheus(prometheus, settings)
+        print(f"itte is up ({', '.join(processes.names)}). Logs: {processes.log_dir}/", flush=True)
+        watching = start_prometheus(prometheus, ports)
         if demo:
             files = write_demo(settings.state_dir / "demo")
             publisher = ingestor.publisher(settings, servers)
@@ -113,14 +126,14 @@ def up(settings: UpSettings, *, demo: bool) -> None:
             stop_embedded(settings.state_dir)
 
 
-def start_prometheus(prometheus: LocalPrometheus, settings: UpSettings) -> str:
+def start_prometheus(prometheus: LocalPrometheus, ports: dict[str, int]) -> str:
     """Prometheus beside the services, with the alert rules; what to print."""
-    if not settings.prometheus_port:
+    if not prometheus.port:
         return ""
     if not LocalPrometheus.available():
         return "  metrics    no Prometheus here (`make up` installs the Debian package)\n"
     try:
-        prometheus.start(settings.ports(), interval_seconds=5)
+        prometheus.start(ports, interval_seconds=5)
     except RuntimeError as exc:  # its port taken, say: the pipeline runs without it
         return f"  metrics    Prometheus did not start ({exc})\n"
     return f"  metrics    {prometheus.url}/alerts   (Prometheus, the alert rules of deploy/)\n"

@@ -1,7 +1,9 @@
-"""The indicator catalogue: what each indicator is and how it aggregates.
+"""The indicator catalogue: what each indicator is, how it aggregates, which
+way is better, and the national objectives set for it.
 
 Served by the API at ``/indicateurs/catalogue``; read by the cleaner (unknown
-indicators, bounds) and the aggregator (aggregation rules).
+indicators and sub-fields, bounds), the aggregator (aggregation rules) and the
+API's comparisons (direction, objectives).
 """
 
 from __future__ import annotations
@@ -9,10 +11,18 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas import limits
 
 Agregation = Literal["somme", "nombre", "min", "max", "moyenne_ponderee", "ratio", "non_agregeable"]
 ADDITIVE: frozenset[str] = frozenset({"somme", "nombre"})
+# hausse: the higher the better (charging points); baisse: the lower (emissions).
+Sens = Literal["hausse", "baisse"]
+# How a national objective becomes a territory's: population: its share of the
+# national total by inhabitants (a stock, e.g. 400,000 charging points);
+# identique: the same value everywhere (a rate, a share, a per-inhabitant figure).
+Echelle = Literal["population", "identique"]
 
 
 class Indicator(BaseModel):
@@ -36,6 +46,16 @@ class Indicator(BaseModel):
     denominateur: str | None = Field(None, description="ratio: additive indicator below.")
     facteur: Decimal = Field(Decimal(1), description="ratio: multiplier, e.g. 100 for a %.")
     poids: str | None = Field(None, description="moyenne_ponderee: weight (additive).")
+    sens: Sens | None = Field(
+        None,
+        description="hausse: the higher the better; baisse: the lower the better. "
+        "Orders ranks and objectives; none: ranks by value, no 'better than'.",
+    )
+    sous_champs: dict[str, str] = Field(
+        {},
+        description="The sub-fields it is published by (code → label), e.g. age bands; "
+        "empty: `total` or any. When given, any other sub-field is dead-lettered.",
+    )
 
     @model_validator(mode="after")
     def _rule_fields(self) -> Indicator:
@@ -51,10 +71,38 @@ class Indicator(BaseModel):
         return self.agregation == "ratio"
 
 
+class Objective(BaseModel):
+    """A national objective for one indicator and year (``[[objectif]]``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    indicateur: str
+    sous_champ: str = "total"
+    annee: int = Field(ge=limits.YEAR_MIN, le=limits.YEAR_MAX)
+    valeur: Decimal = Field(description="The national value to reach.")
+    echelle: Echelle = Field(
+        description="population: a territory's share by inhabitants (stocks only); "
+        "identique: the same value for every territory (rates, shares)."
+    )
+    libelle: str = ""
+    source: str = Field(min_length=1, description="The text that sets it.")
+
+    @field_validator("valeur")
+    @classmethod
+    def _within_bounds(cls, value: Decimal) -> Decimal:
+        """Within the bounds of an observation's value: finite, and fit for
+        a JSON number once scaled."""
+        try:
+            return limits.check_number(value)
+        except limits.OutOfBounds as exc:
+            raise ValueError(f"objective value: {exc}") from None
+
+
 class Catalogue(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     indicateurs: dict[str, Indicator]
+    objectifs: tuple[Objective, ...] = ()
 
     @model_validator(mode="after")
     def _references(self) -> Catalogue:
@@ -65,6 +113,22 @@ class Catalogue(BaseModel):
                 target = self.indicateurs.get(ref)
                 if target is None or target.agregation not in ADDITIVE:
                     raise ValueError(f"{ind.id}: {ref} must be an additive catalogue indicator")
+        seen: set[tuple[str, str, int]] = set()
+        for objective in self.objectifs:
+            key = (objective.indicateur, objective.sous_champ, objective.annee)
+            target = self.indicateurs.get(objective.indicateur)
+            if target is None:
+                raise ValueError(f"objective for {objective.indicateur}: not in the catalogue")
+            if target.sens is None:
+                raise ValueError(f"objective for {target.id}: the indicator needs a `sens`")
+            if objective.echelle == "population" and target.agregation != "somme":
+                raise ValueError(
+                    f"objective for {target.id}: only a sum (a stock) is shared by population; "
+                    f"a {target.agregation} objective is `identique`"
+                )
+            if key in seen:
+                raise ValueError(f"objective for {target.id} {objective.annee} given twice")
+            seen.add(key)
         return self
 
     def get(self, indicator_id: str) -> Indicator | None:

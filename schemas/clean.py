@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
@@ -45,6 +46,17 @@ class CleanObservation(BaseModel):
         an explicit version above any implicit one, then the higher version,
         then the later accepted, then the later record (README, "Versions")."""
         return (self.version_explicite, self.version, self.recu, self.record_id)
+
+
+def place_hash(sous_champ: str, annee: int, commune: str) -> int:
+    """The hash of a record's place: its sub-field, year and current commune
+    (every indicator of that commune there, pair partners included). The
+    cleaner sends the record to partition ``place_hash % partitions`` of this
+    topic, and the aggregator locks bucket ``place_hash % LOCK_BUCKETS``
+    (services/aggregator/store.py): when the partition count divides
+    LOCK_BUCKETS, aggregators on different partitions never wait for each
+    other's locks. Correctness never depends on it, only speed."""
+    return zlib.crc32(f"{sous_champ}|{annee}|{commune}".encode())
 
 
 def record_id(batch_id: str, index: int) -> str:

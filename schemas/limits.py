@@ -27,6 +27,8 @@ MAX_FIELDS = 40
 MAX_INTEGER_DIGITS = 21
 MAX_DECIMAL_PLACES = 9
 MAX_VALUE_CHARS = 64
+# annee: the years an observation (and an objective) may be for.
+YEAR_MIN, YEAR_MAX = 1900, 2100
 # version: an integer every JSON reader holds exactly, and a Postgres bigint.
 MAX_VERSION = 2**53 - 1
 # Precision of the aggregator's Decimal arithmetic: more than any sum of

@@ -1,22 +1,22 @@
 """Faust entrypoint of the aggregator: batches of clean messages to the
-handler, dead letters to their archive, and a timer that relays the outbox."""
+handler, dead letters to their archive, and the outbox relay, woken after
+every batch (and at least every ``publish_interval``) but never waited for."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from typing import Any
 
 import faust
 
-from common import metrics
 from common.errors import is_transient
 from common.faust_app import raw_topic, stop_on_unexpected
 from common.retry import Health, retry_transient
 from schemas import clean, deadletter
-from services.aggregator.handlers import SERVICE, Archive, Batches
-from services.aggregator.ports import Outbox
+from services.aggregator.handlers import SERVICE, Archive, Batches, Relay
 from services.aggregator.settings import AggregatorSettings
 
 log = logging.getLogger(__name__)
@@ -27,10 +27,12 @@ def attach(
     batches: Batches,
     settings: AggregatorSettings,
     *,
-    outbox: Outbox,
+    relay: Relay,
     archive: Archive,
     health: Health,
 ) -> None:
+    relay_due = asyncio.Event()
+
     @app.agent(raw_topic(app, clean.TOPIC))
     async def aggregate(stream: Any) -> None:
         # Offsets are acknowledged after the batch is yielded back, i.e. after
@@ -38,13 +40,15 @@ def attach(
         # A fatal error (common/errors.py) stops the process before that.
         async with stop_on_unexpected(SERVICE):
             async for values in stream.take(settings.batch_messages, within=settings.batch_seconds):
-                await retry_transient(
+                outcome = await retry_transient(
                     functools.partial(asyncio.to_thread, batches.handle, values),
                     transient=is_transient,
                     log=log,
                     on_failure=batches.close,
                     health=health,
                 )
+                relay.committed(outcome)
+                relay_due.set()
 
     @app.agent(raw_topic(app, deadletter.TOPIC))
     async def archive_letters(stream: Any) -> None:
@@ -58,16 +62,19 @@ def attach(
                     health=health,
                 )
 
-    @app.timer(interval=settings.publish_interval)
+    @app.task
     async def relay_outbox() -> None:
-        try:
-            published = await asyncio.to_thread(outbox.publish_pending)
-            pending, oldest = await asyncio.to_thread(outbox.backlog)
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            log.warning("outbox relay: %s; next tick retries", exc)
-            return
-        metrics.AGGREGATES_PUBLISHED.labels(SERVICE).inc(published)
-        metrics.OUTBOX_PENDING.labels(SERVICE).set(pending)
-        metrics.OUTBOX_OLDEST.labels(SERVICE).set(oldest)
+        # Off the batches' path: a batch commits, wakes the relay and goes on
+        # with the next one while the changes are published.
+        async with stop_on_unexpected(SERVICE):
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(relay_due.wait(), settings.publish_interval)
+                relay_due.clear()
+                await retry_transient(
+                    functools.partial(asyncio.to_thread, relay.handle),
+                    transient=is_transient,
+                    log=log,
+                    first_delay=settings.batch_seconds,
+                    max_delay=settings.publish_interval,
+                )

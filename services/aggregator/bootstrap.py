@@ -12,7 +12,7 @@ from common.kafka import BlockingProducer, ensure_topics_for
 from common.retry import Health
 from services.aggregator.app import attach
 from services.aggregator.archive import PostgresLetterArchive
-from services.aggregator.handlers import SERVICE, Archive, Batches
+from services.aggregator.handlers import SERVICE, Archive, Batches, Relay
 from services.aggregator.progress import PostgresProgress
 from services.aggregator.publisher import KafkaDeadLetters, OutboxRelay
 from services.aggregator.rules import AggregationRules
@@ -42,9 +42,7 @@ def build(settings: AggregatorSettings, servers: Servers) -> faust.App:
         buffered_messages=2 * settings.batch_messages,  # the next batch, fetched ahead
         state=health,
     )
-    batches = Batches(
-        store, KafkaDeadLetters(producer), outbox, PostgresProgress(servers.database_url)
-    )
+    batches = Batches(store, KafkaDeadLetters(producer), PostgresProgress(servers.database_url))
     archive = Archive(PostgresLetterArchive(servers.database_url))
-    attach(app, batches, settings, outbox=outbox, archive=archive, health=health)
+    attach(app, batches, settings, relay=Relay(outbox), archive=archive, health=health)
     return app

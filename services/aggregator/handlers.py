@@ -1,10 +1,13 @@
 """One batch of clean messages, handled in one transaction (more only to
 isolate a record Postgres refuses): decode, apply, dead-letter what was
-refused, publish the changes. Blocking: the entrypoint runs it in a thread."""
+refused. The relay publishes the committed changes beside the batches, so
+the next batch does not wait for the broker. Blocking: the entrypoint runs
+both in threads."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from services.aggregator.letters import decode, foreign_letter, refused_letter, 
 from services.aggregator.ports import Aggregates, DeadLetters, LetterArchive, Outbox, Progress
 
 SERVICE = "aggregator"
+WAITING_MAX = 10_000  # batches whose publication is yet to be measured
 log = logging.getLogger(__name__)
 
 
@@ -27,16 +31,13 @@ class BatchOutcome:
     records: int  # decoded
     stale: int  # older than what was stored: no change
     dead: dict[str, int]  # dead letters by reason
-    published: int  # aggregate changes put on the topic
+    oldest: int | None  # when the oldest record was accepted (µs), for freshness
 
 
 class Batches:
-    def __init__(
-        self, store: Aggregates, letters: DeadLetters, outbox: Outbox, progress: Progress
-    ) -> None:
+    def __init__(self, store: Aggregates, letters: DeadLetters, progress: Progress) -> None:
         self.store = store
         self.letters = letters
-        self.outbox = outbox
         self.progress = progress
 
     def handle(self, values: list[bytes]) -> BatchOutcome:
@@ -49,32 +50,27 @@ class Batches:
             dead += [unplaced_letter(r) for result in results for r in result.unplaced]
             dead += [foreign_letter(*f) for result in results for f in result.foreign]
             oldest = min((r.recu for r in records if r.recu > 0), default=None)
-            self._observe_freshness("stored", oldest)
+            observe_freshness("stored", oldest)
             self.letters.send(dead)
             self.progress.mark(in_results(records, dead))
-            published = self.outbox.publish_pending()
-            self._observe_freshness("published", oldest)
         reasons = dict(Counter(d.reason for d in dead))
         outcome = BatchOutcome(
-            len(records), sum(result.stale for result in results), reasons, published
+            len(records), sum(result.stale for result in results), reasons, oldest
         )
         metrics.RECORDS_IN.labels(SERVICE).inc(outcome.records)
         metrics.STALE.labels(SERVICE).inc(outcome.stale)
-        metrics.AGGREGATES_PUBLISHED.labels(SERVICE).inc(published)
         for reason, n in reasons.items():
             metrics.DEAD_LETTERS.labels(SERVICE, reason).inc(n)
         log.debug(
-            "batch of %d messages: %d records, %d dead-lettered, %d changes published",
+            "batch of %d messages: %d records, %d dead-lettered",
             len(values),
             outcome.records,
             len(dead),
-            published,
             extra={
                 "messages": len(values),
                 "records": outcome.records,
                 "stale": outcome.stale,
                 "dead_letters": len(dead),
-                "published": published,
             },
         )
         return outcome
@@ -85,11 +81,48 @@ class Batches:
         self.store.close()
         self.progress.close()
 
-    @staticmethod
-    def _observe_freshness(stage: str, accepted_micros: int | None) -> None:
-        if accepted_micros is not None:
-            age = max(0.0, time.time() - accepted_micros / 1e6)
-            metrics.FRESHNESS.labels(SERVICE, stage).observe(age)
+
+class Relay:
+    """Publishes the committed changes (the outbox), woken after every batch
+    and on a timer; ``published`` freshness is measured for the batches
+    committed since the last run."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self._lock = threading.Lock()  # committed() and handle() run in different threads
+        self._waiting: list[int] = []  # the oldest record of each batch not yet relayed
+
+    def committed(self, outcome: BatchOutcome) -> None:
+        # Bounded while the broker is away: the first batches waiting are the
+        # oldest, the ones the freshness alert is about.
+        with self._lock:
+            if outcome.oldest is not None and len(self._waiting) < WAITING_MAX:
+                self._waiting.append(outcome.oldest)
+
+    def handle(self) -> int:
+        """How many changes were published; raises what publishing raised,
+        and the batches it was for are measured at the next run."""
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        try:
+            published = self.outbox.publish_pending()
+        except BaseException:
+            with self._lock:
+                self._waiting = waiting + self._waiting
+            raise
+        for oldest in waiting:
+            observe_freshness("published", oldest)
+        metrics.AGGREGATES_PUBLISHED.labels(SERVICE).inc(published)
+        pending, age = self.outbox.backlog()
+        metrics.OUTBOX_PENDING.labels(SERVICE).set(pending)
+        metrics.OUTBOX_OLDEST.labels(SERVICE).set(age)
+        return published
+
+
+def observe_freshness(stage: str, accepted_micros: int | None) -> None:
+    if accepted_micros is not None:
+        age = max(0.0, time.time() - accepted_micros / 1e6)
+        metrics.FRESHNESS.labels(SERVICE, stage).observe(age)
 
 
 def in_results(records: list[CleanObservation], dead: list[DeadLetter]) -> dict[str, list[int]]:

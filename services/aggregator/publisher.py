@@ -15,44 +15,63 @@ import threading
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
 from common import db
 from common.kafka import BlockingProducer
 from schemas import aggregates as topic
 from schemas import deadletter
-from schemas.aggregates import AggregateChange
 from schemas.deadletter import DeadLetter
 
+# Postgres writes each message (json_build_object, in C): validating and
+# encoding a pydantic model per row cost more than the rest of the relay
+# (docs/measurements.md). tests/integration/test_kafka.py checks the messages
+# against AggregateChange, field by field. The rows are read in the order of
+# their numbers (index aggregates_by_change); commune rows are read even when
+# not published, so that the cursor moves past them.
 SELECT_PENDING = """
-SELECT indicateur, sous_champ, annee, niveau, code, nom, agregation, valeur, unite,
-       communes_renseignees, communes_total, revision, updated_at
+SELECT change_seq,
+       concat_ws('|', indicateur, sous_champ, annee, niveau, code) AS kafka_key,
+       CASE WHEN %(communes)s OR niveau <> 'commune' THEN json_build_object(
+           'indicateur', indicateur, 'sous_champ', sous_champ, 'annee', annee,
+           'niveau', niveau, 'code', code, 'nom', nom, 'agregation', agregation,
+           'valeur', valeur::text, 'unite', unite,
+           'communes_renseignees', communes_renseignees, 'communes_total', communes_total,
+           'revision', revision, 'updated_at', updated_at,
+           'couverture', CASE WHEN communes_total > 0
+                              THEN communes_renseignees::float8 / communes_total
+                              ELSE 0::float8 END,
+           'complet', communes_renseignees = communes_total
+       )::text END AS message
 FROM aggregate_values
-WHERE revision > published_revision AND (%(communes)s OR niveau <> 'commune')
+WHERE change_seq > %(after)s
+ORDER BY change_seq
 LIMIT %(page)s
 """
 
-# The partial index aggregates_unpublished holds exactly these rows.
-BACKLOG = """
+CURSOR = "SELECT published_seq FROM outbox_cursor WHERE relay = 'aggregates'"
+# A page is on the broker: the cursor moves past it (one row written a page,
+# where marking each published row cost a second write of it).
+ADVANCE = """
+INSERT INTO outbox_cursor (relay, published_seq) VALUES ('aggregates', %s)
+ON CONFLICT (relay) DO UPDATE
+SET published_seq = GREATEST(outbox_cursor.published_seq, EXCLUDED.published_seq)
+"""
+
+BACKLOG = f"""
 SELECT count(*) AS pending,
        coalesce(extract(epoch FROM now() - min(updated_at)), 0) AS oldest
 FROM aggregates
-WHERE revision > published_revision AND (%(communes)s OR niveau <> 'commune')
+WHERE change_seq > coalesce(({CURSOR}), 0) AND (%(communes)s OR niveau <> 'commune')
 """
 
-# A row published at its current revision takes the next number of the change
-# feed (migration 0006); one changed again meanwhile waits for its next turn.
-MARK_PUBLISHED = """
-UPDATE aggregates a SET published_revision = GREATEST(a.published_revision, k.r),
-    change_seq = CASE WHEN k.r >= a.revision THEN nextval('aggregate_changes')
-                      ELSE a.change_seq END
-FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::bigint[])
-     AS k(i, s, y, n, c, r)
-WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, k.n, k.c)
-"""
-# Held to commit: feed numbers become visible in the order they are taken,
-# whatever the number of relays (aggregator replicas).
-FEED_LOCK = "SELECT pg_advisory_xact_lock(7277412)"
+# One relay at a time reads, publishes and moves the cursor, whatever the
+# number of aggregators: two relays would publish the same rows twice
+# (docs/measurements.md). The next one waits, then finds what is still
+# pending. A session lock (Postgres drops it with a broken connection), on
+# the key relays before 2026-11-29 took per transaction, so that old and new
+# exclude each other during an upgrade.
+RELAY_LOCK = "SELECT pg_advisory_lock(7277412)"
+RELAY_UNLOCK = "SELECT pg_advisory_unlock(7277412)"
 
 
 class OutboxRelay:
@@ -69,15 +88,14 @@ class OutboxRelay:
         self._producer = producer
         self._page = page
         self._communes = communes
-        self._lock = threading.Lock()  # the batch path and the timer may overlap
+        self._lock = threading.Lock()  # callers in several threads share one connection
         # Kept open: it runs after every batch, and a new connection would add
         # its set-up to the latency of every change on the topic.
-        self._conn: psycopg.Connection[dict[str, Any]] | None = None
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
 
-    def _connection(self) -> psycopg.Connection[dict[str, Any]]:
+    def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
         self._conn = db.usable(
-            self._conn,
-            lambda: psycopg.connect(self._database_url, autocommit=True, row_factory=dict_row),
+            self._conn, lambda: psycopg.connect(self._database_url, autocommit=True)
         )
         return self._conn
 
@@ -95,26 +113,30 @@ class OutboxRelay:
         with self._lock:
             row = self._connection().execute(BACKLOG, {"communes": self._communes}).fetchone()
         assert row is not None
-        return row["pending"], float(row["oldest"])
+        pending, oldest = row
+        return pending, float(oldest)
 
-    def _publish(self, conn: psycopg.Connection[dict[str, Any]]) -> int:
-        published = 0
+    def _publish(self, conn: psycopg.Connection[tuple[Any, ...]]) -> int:
+        conn.execute(RELAY_LOCK)
+        try:
+            return self._publish_locked(conn)
+        finally:
+            if not conn.closed and not conn.broken:
+                conn.execute(RELAY_UNLOCK)
+
+    def _publish_locked(self, conn: psycopg.Connection[tuple[Any, ...]]) -> int:
+        found = conn.execute(CURSOR).fetchone()
+        after, published = (found[0] if found else 0), 0
         while True:
-            wanted = {"communes": self._communes, "page": self._page}
+            wanted = {"communes": self._communes, "after": after, "page": self._page}
             rows = conn.execute(SELECT_PENDING, wanted).fetchall()
             if not rows:
                 return published
-            changes = [AggregateChange.model_validate(row) for row in rows]
-            self._producer.send_all(
-                topic.TOPIC, ((c.kafka_key(), c.model_dump_json().encode()) for c in changes)
-            )
-            keys = [
-                (c.indicateur, c.sous_champ, c.annee, c.niveau, c.code, c.revision) for c in changes
-            ]
-            with conn.transaction():
-                conn.execute(FEED_LOCK)
-                conn.execute(MARK_PUBLISHED, [list(col) for col in zip(*keys, strict=True)])
-            published += len(changes)
+            messages = [(key, value.encode()) for _, key, value in rows if value is not None]
+            self._producer.send_all(topic.TOPIC, messages)
+            after = rows[-1][0]
+            conn.execute(ADVANCE, (after,))
+            published += len(messages)
 
 
 class KafkaDeadLetters:

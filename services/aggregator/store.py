@@ -3,12 +3,12 @@
 Everything a batch changes (observations and aggregates) commits together, so
 a crash before the commit changes nothing and a replay after it changes
 nothing either (the versions already won). Aggregate rows count as the outbox:
-``revision > published_revision`` marks changes not yet on Kafka.
+each row a batch changes takes the next number of the change feed
+(``change_seq``), and the relay publishes what is numbered after its cursor.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,7 +16,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from common import db, referential
-from schemas.clean import CleanObservation
+from schemas.clean import CleanObservation, place_hash
 from services.aggregator.ports import ApplyResult
 from services.aggregator.rules import AggregationRules
 from services.aggregator.transform import (
@@ -81,11 +81,11 @@ WHERE observations.producteur IS NOT DISTINCT FROM EXCLUDED.producteur
 """
 
 # Rows are merged sorted by key, so concurrent aggregators lock them in one order.
-MERGE_DELTAS = """
+MERGE_DELTAS = f"""
 INSERT INTO aggregates AS a (indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs,
-    unite, numerateur, denominateur, revision)
+    unite, numerateur, denominateur, revision, change_seq)
 SELECT indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs, unite, numerateur,
-    denominateur, 1
+    denominateur, 1, {db.NEXT_CHANGE}
 FROM incoming_deltas ORDER BY ord
 ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
     valeur = a.valeur + EXCLUDED.valeur,
@@ -94,13 +94,14 @@ ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
     denominateur = a.denominateur + EXCLUDED.denominateur,
     unite = COALESCE(EXCLUDED.unite, a.unite),
     revision = a.revision + 1,
+    change_seq = EXCLUDED.change_seq,
     updated_at = now()
 """
 
 
 # min and max cannot be moved by a delta when the extreme is corrected:
 # recompute them from the member communes' rows (keys sorted, as above).
-RECOMPUTE_EXTREMES = """
+RECOMPUTE_EXTREMES = f"""
 WITH k AS (
     SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::text[])
         WITH ORDINALITY AS k(i, s, y, n, c, f, ord)
@@ -114,7 +115,8 @@ WITH k AS (
         = (k.i, k.s, k.y, 'commune', m.code) AND cv.nb_valeurs > 0
     GROUP BY k.i, k.s, k.y, k.n, k.c, k.f
 )
-UPDATE aggregates a SET valeur = coalesce(x.v, 0), revision = a.revision + 1, updated_at = now()
+UPDATE aggregates a SET valeur = coalesce(x.v, 0), revision = a.revision + 1,
+    change_seq = {db.NEXT_CHANGE}, updated_at = now()
 FROM k LEFT JOIN x ON (x.i, x.s, x.y, x.n, x.c) = (k.i, k.s, k.y, k.n, k.c)
 WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, k.n, k.c)
   AND a.valeur IS DISTINCT FROM coalesce(x.v, 0)
@@ -124,14 +126,16 @@ WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, 
 # Aggregators serialize on the places they touch: (sous_champ, annee, commune)
 # covers a commune's indicators and their pair partners. Places are hashed
 # into a bounded number of buckets so a transaction never holds more than
-# LOCK_BUCKETS advisory locks (Postgres' lock table is small).
+# LOCK_BUCKETS advisory locks (Postgres' lock table is small). The cleaner
+# routes places by the same hash, so aggregators on different partitions take
+# different buckets (schemas/clean.py place_hash).
 LOCK_NAMESPACE = 7_277_411
 LOCK_BUCKETS = 1024
 
 
 def lock_bucket(key: CommuneKey) -> int:
     _, sous_champ, annee, commune = key
-    return zlib.crc32(f"{sous_champ}|{annee}|{commune}".encode()) % LOCK_BUCKETS
+    return place_hash(sous_champ, annee, commune) % LOCK_BUCKETS
 
 
 def _columns(keys: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -212,6 +216,8 @@ class AggregateStore:
                         )
                     )
             cur.execute(MERGE_OBSERVATIONS)
+        if result.deltas or result.extremes:
+            cur.execute(db.NUMBERING_LOCK)
         if result.deltas:
             with cur.copy("COPY incoming_deltas FROM STDIN") as copy:
                 for ord_, (key, d) in enumerate(result.deltas.items()):

@@ -122,9 +122,10 @@ class Plan:
 def latest_per_key(records: Iterable[CleanObservation]) -> dict[ObsKey, CleanObservation]:
     latest: dict[ObsKey, CleanObservation] = {}
     for record in records:
-        held = latest.get(record.key)
+        key = record.key
+        held = latest.get(key)
         if held is None or record.order > held.order:
-            latest[record.key] = record
+            latest[key] = record
     return latest
 
 
@@ -134,17 +135,18 @@ def split_by_owner(
     """An observation belongs to the producer whose record was stored first (in
     a batch, the earliest accepted); another producer's records for it are
     refused, with the owner: nobody overwrites or freezes another's value."""
+    keys = [r.key for r in records]
     claims: dict[ObsKey, CleanObservation] = {}
-    for r in records:
-        if r.key not in stored:
-            first = claims.get(r.key)
+    for key, r in zip(keys, records, strict=True):
+        if key not in stored:
+            first = claims.get(key)
             if first is None or (r.recu, r.record_id) < (first.recu, first.record_id):
-                claims[r.key] = r
+                claims[key] = r
     kept: list[CleanObservation] = []
     foreign: list[tuple[CleanObservation, str | None]] = []
-    for r in records:
-        held = stored.get(r.key)
-        owner = held.producteur if held is not None else claims[r.key].producteur
+    for key, r in zip(keys, records, strict=True):
+        held = stored.get(key)
+        owner = held.producteur if held is not None else claims[key].producteur
         if r.producteur == owner:
             kept.append(r)
         else:
@@ -230,10 +232,11 @@ def plan(
         else:
             continue  # not aggregable, or aggregated as a pair below
         reporting = (a.nb > 0) - (b.nb > 0)
+        extreme = kind in ("min", "max")
         for niveau, code in ancestors(commune):
             agg_key = (indicateur, sous_champ, annee, niveau, code)
             deltas[agg_key].add(valeur, reporting, change.unite, created)
-            if kind in ("min", "max"):
+            if extreme:
                 result.extremes[agg_key] = kind
     _pair_deltas(by_commune, communes, after, ancestors, rules, deltas)
     result.deltas = {k: d for k, d in sorted(deltas.items()) if not d.is_zero}
@@ -266,11 +269,17 @@ def _pair_deltas(
     done: set[tuple[str, str, int, str]] = set()
     for indicateur, sous_champ, annee, commune in changed:
         for rule in rules.pairs_by_member.get(indicateur, ()):
-            if (rule.target, sous_champ, annee, commune) in done:
-                continue
-            done.add((rule.target, sous_champ, annee, commune))
-
             place = (sous_champ, annee, commune)
+            # A pair needs both members: without the other one before or
+            # after (``after`` holds every row of ``before``), nothing moves.
+            # Most records of a first load stop here.
+            other = rule.right if indicateur == rule.left else rule.left
+            if (other, *place) not in after:
+                continue
+            if (rule.target, *place) in done:
+                continue
+            done.add((rule.target, *place))
+
             num0, den0, paired0 = rule.contribution(
                 _member(before, rule.left, place), _member(before, rule.right, place)
             )

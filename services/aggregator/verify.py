@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 
+from common import db
 from common.referential import FRANCE
 
 AggKey = tuple[str, str, int, str, str]
@@ -81,6 +82,9 @@ KEY = "(a.indicateur, a.sous_champ, a.annee, a.niveau, a.code)"
 TRUTH_KEY = "(t.indicateur, t.sous_champ, t.annee, t.niveau, t.code)"
 
 REBUILD = [
+    # Before the table's lock: an aggregator takes the numbering lock, then
+    # writes (common/db.py NUMBERING_LOCK).
+    db.NUMBERING_LOCK,
     # Writers wait; an aggregator transaction in flight applies its deltas on
     # top of the rebuilt rows, which did not see its uncommitted observations.
     "LOCK TABLE aggregates IN EXCLUSIVE MODE",
@@ -88,14 +92,14 @@ REBUILD = [
             nb_valeurs, numerateur, denominateur) ON COMMIT DROP AS {RECOMPUTE}""",
     f"""UPDATE aggregates a SET valeur = t.valeur, nb_valeurs = t.nb_valeurs,
             numerateur = t.numerateur, denominateur = t.denominateur,
-            revision = a.revision + 1, updated_at = now()
+            revision = a.revision + 1, change_seq = {db.NEXT_CHANGE}, updated_at = now()
         FROM truth t WHERE {KEY} = {TRUTH_KEY}
           AND (a.valeur, a.nb_valeurs, a.numerateur, a.denominateur)
               IS DISTINCT FROM (t.valeur, t.nb_valeurs, t.numerateur, t.denominateur)""",
     f"""INSERT INTO aggregates (indicateur, sous_champ, annee, niveau, code, valeur,
-            nb_valeurs, numerateur, denominateur, revision)
+            nb_valeurs, numerateur, denominateur, revision, change_seq)
         SELECT t.indicateur, t.sous_champ, t.annee, t.niveau, t.code, t.valeur,
-               t.nb_valeurs, t.numerateur, t.denominateur, 1
+               t.nb_valeurs, t.numerateur, t.denominateur, 1, {db.NEXT_CHANGE}
         FROM truth t WHERE NOT EXISTS (SELECT 1 FROM aggregates a WHERE {KEY} = {TRUTH_KEY})""",
     # Rows left empty (a pair that came apart) mean the same as no row: kept.
     f"""DELETE FROM aggregates a

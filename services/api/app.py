@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from common import http_metrics
 from common.db import indicators, make_engine, referential_meta
 from schemas.catalogue import Indicator
-from services.api import feed_routes, page, territories
+from services.api import comparison, feed_routes, objectives, page, territories
 from services.api.cache import CacheMiddleware, ChangeListener, NotModified, ResponseCache
 from services.api.feed import Streams
 from services.api.formats import MEDIA, Format, csv_lines, etag, next_link
@@ -41,7 +41,11 @@ PAGE_HEADERS = {
 }
 
 
-CACHED = {"/indicateurs": "indicateurs", "/indicateurs/catalogue": "catalogue"}
+CACHED = {
+    "/indicateurs": "indicateurs",
+    "/indicateurs/catalogue": "catalogue",
+    "/typologies": "typologies",
+}
 
 
 def create_app(
@@ -90,6 +94,8 @@ def create_app(
     http_metrics.instrument(app, known=frozenset(CACHED))
     app.include_router(territories.router(engine))
     app.include_router(feed_routes.router(engine, Streams(max_streams), changed))
+    app.include_router(comparison.router(engine, changed))
+    app.include_router(objectives.router(engine))
     page.mount(app)
 
     @app.exception_handler(OperationalError)

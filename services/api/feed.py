@@ -1,12 +1,12 @@
-"""The change feed: every published aggregate change, numbered (its cursor,
-``change_seq``, migration 0006). Read by pages after a cursor
+"""The change feed: every committed aggregate change, numbered (its cursor,
+``change_seq``, migrations 0006 and 0009). Read by pages after a cursor
 (``/indicateurs/changements``) or followed live as Server-Sent Events
 (``/indicateurs/flux``), in the same cursor space.
 
 A page is read in one snapshot with the highest number visible then: when
 the page is not full, the next cursor is that number, so a client whose
 filters match few changes does not read the others again. Numbers become
-visible in order (the relay numbers under a lock held to commit), so
+visible in order (a writer numbers under a lock held to commit), so
 nothing below a cursor can appear later: no gap, no duplicate.
 """
 

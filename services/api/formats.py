@@ -33,12 +33,18 @@ def next_link(path: str, params: dict[str, str], offset: int, limit: int, total:
     return f'<{path}?{urlencode(following)}>; rel="next"'
 
 
+NUMBERS = frozenset({"valeur", "couverture"})
+
+
 def csv_lines(
-    rows: Iterable[dict[str, Any]], columns: Sequence[str], fmt: Format
+    rows: Iterable[dict[str, Any]],
+    columns: Sequence[str],
+    fmt: Format,
+    numbers: frozenset[str] = NUMBERS,
 ) -> Iterator[bytes]:
     """The header, then one line per row, a few hundred rows per chunk.
-    ``csv-fr``: `;` between fields and a decimal comma, as a French Excel
-    reads them, after a byte order mark."""
+    ``csv-fr``: `;` between fields and a decimal comma in the ``numbers``
+    columns, as a French Excel reads them, after a byte order mark."""
     french = fmt == "csv-fr"
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";" if french else ",", lineterminator="\r\n")
@@ -46,21 +52,18 @@ def csv_lines(
         buffer.write(BOM)
     writer.writerow(columns)
     for count, row in enumerate(rows, 1):
-        writer.writerow(_cell(c, row[c], french) for c in columns)
+        writer.writerow(_cell(row[c], french, c in numbers) for c in columns)
         if count % 500 == 0:
             yield _drain(buffer)
     yield _drain(buffer)
 
 
-NUMBERS = frozenset({"valeur", "couverture"})
-
-
-def _cell(column: str, value: Any, french: bool) -> Any:
+def _cell(value: Any, french: bool, number: bool) -> Any:
     if value is None:
         return ""
     if isinstance(value, bool):
         return ("oui" if value else "non") if french else str(value).lower()
-    if french and column in NUMBERS:
+    if french and number:
         return str(value).replace(".", ",")
     return value
 

@@ -83,18 +83,13 @@ def count(filters: Filters) -> Select[Any]:
 def changes(filters: Filters, after: int, limit: int) -> Select[Any]:
     """The changes numbered after ``after``, oldest first. Without a
     territorial filter nor ``niveau``, those of every level. A row changed
-    again since its publication waits for its next number (it is not shown
-    at a state nobody published)."""
+    again is shown once, at its latest number and state."""
     v = aggregate_values.c
     everywhere = not filters.areas() and filters.niveau is None
     query = _attributes(select(*ROW, v.change_seq), filters) if everywhere else matching(filters)
     if not everywhere:
         query = query.add_columns(v.change_seq)
-    return (
-        query.where(v.change_seq > after, v.revision == v.published_revision)
-        .order_by(v.change_seq)
-        .limit(limit)
-    )
+    return query.where(v.change_seq > after).order_by(v.change_seq).limit(limit)
 
 
 def last_change() -> Select[Any]:

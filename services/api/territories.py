@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, case, func, literal, or_, select
+from sqlalchemy import Connection, Engine, case, func, literal, or_, select
 
 from common.db import communes, territories
 from schemas.aggregates import Niveau
@@ -21,6 +21,10 @@ MEMBERS: dict[str, Niveau | None] = {
     "epci": "commune",
     "commune": None,
 }
+
+
+# A territory's code in a path: a commune, EPCI, département, région or FR.
+CodeParam = Annotated[str, Path(pattern=r"^[0-9A-Za-z]{1,9}$")]
 
 
 class Territoire(BaseModel):
@@ -73,6 +77,17 @@ def parent_of(niveau: str, code: str) -> Any:
     return None
 
 
+def find_territory(conn: Connection, niveau: str, code: str) -> Territoire:
+    """The territory, or a 404. Codes are upper case (2A004, FR); any case finds them."""
+    t = territories.c
+    found = conn.execute(
+        select(t.niveau, t.code, t.nom).where(t.niveau == niveau, t.code == code.upper())
+    ).first()
+    if found is None:
+        raise HTTPException(404, "no such territory")
+    return Territoire.model_validate(found._mapping)
+
+
 def router(engine: Engine) -> APIRouter:
     api = APIRouter()
 
@@ -90,16 +105,12 @@ def router(engine: Engine) -> APIRouter:
         response_model=Fiche,
         responses={404: {"description": "No such territory"}},
     )
-    def fiche(niveau: Niveau, code: Annotated[str, Path(pattern=r"^[0-9A-Za-z]{1,9}$")]) -> Fiche:
+    def fiche(niveau: Niveau, code: CodeParam) -> Fiche:
         """One territory, its parent and the level of its members."""
         t = territories.c
         with engine.connect() as conn:
-            found = conn.execute(
-                select(t.niveau, t.code, t.nom).where(t.niveau == niveau, t.code == code)
-            ).first()
-            if found is None:
-                raise HTTPException(404, "no such territory")
-            query = parent_of(niveau, code) if niveau != "region" else None
+            found = find_territory(conn, niveau, code)
+            query = parent_of(niveau, found.code) if niveau != "region" else None
             up = conn.execute(query).first() if query is not None else None
             parent_key = ("france", "FR") if niveau == "region" else (tuple(up) if up else None)
             parent = (
@@ -112,7 +123,7 @@ def router(engine: Engine) -> APIRouter:
                 else None
             )
         return Fiche(
-            **found._mapping,
+            **found.model_dump(),
             parent=Territoire.model_validate(parent._mapping) if parent else None,
             membres=MEMBERS[niveau],
         )

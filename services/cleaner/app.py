@@ -28,7 +28,7 @@ def attach(app: faust.App, cleaner: Cleaner) -> None:
                 # Sends are attached to this event: faust commits its offset
                 # only after they are acknowledged (at least once; duplicates
                 # are harmless downstream).
-                for key, value in out.clean:
-                    await clean_out.send(key=key.encode(), value=value)
+                for key, value, partition in out.clean:
+                    await clean_out.send(key=key.encode(), value=value, partition=partition)
                 for key, value in out.dead:
                     await dead_out.send(key=key.encode(), value=value)

@@ -10,6 +10,7 @@ from common.embedded import Servers
 from common.faust_app import make_app
 from common.kafka import ensure_topics_for
 from common.pii import hasher_for
+from schemas import clean
 from services.cleaner.app import attach
 from services.cleaner.handlers import Cleaner
 from services.cleaner.settings import CleanerSettings
@@ -17,7 +18,7 @@ from services.cleaner.transform import Rules
 
 
 def build(settings: CleanerSettings, servers: Servers) -> faust.App:
-    ensure_topics_for(settings, servers)
+    layout = ensure_topics_for(settings, servers)
     rules = Rules(
         ref=referential.load(),
         hasher=hasher_for(settings),
@@ -33,5 +34,8 @@ def build(settings: CleanerSettings, servers: Servers) -> faust.App:
         # A raw message may be a whole HTTP request (up to 20,000 records).
         buffered_messages=16,
     )
-    attach(app, Cleaner(rules, batch_records=settings.clean_batch_records))
+    cleaner = Cleaner(
+        rules, batch_records=settings.clean_batch_records, partitions=layout[clean.TOPIC]
+    )
+    attach(app, cleaner)
     return app

@@ -108,7 +108,7 @@ def parse_year(annee: int | str | None, day: str | None) -> int:
         year = _year_of_date(day.strip())
     else:
         raise Rejected("missing_year", "neither annee nor date given")
-    if not 1900 <= year <= 2100:
+    if not limits.YEAR_MIN <= year <= limits.YEAR_MAX:
         raise Rejected("invalid_year", f"year out of range: {year}")
     return year
 
@@ -160,7 +160,12 @@ def _text(value: str | None) -> str | None:
 
 
 def check_catalogue(
-    indicateur: str, valeur: Decimal | None, commune_source: str, commune: str, rules: Rules
+    indicateur: str,
+    sous_champ: str,
+    valeur: Decimal | None,
+    commune_source: str,
+    commune: str,
+    rules: Rules,
 ) -> None:
     """Refuse what the catalogue says cannot be aggregated right."""
     indicator = rules.catalogue.get(indicateur)
@@ -173,6 +178,12 @@ def check_catalogue(
             "derived_indicator",
             f"{indicateur} is computed from "
             f"{indicator.numerateur} / {indicator.denominateur}; send those",
+        )
+    if indicator.sous_champs and sous_champ not in indicator.sous_champs:
+        known = ", ".join(sorted(indicator.sous_champs))
+        raise Rejected(
+            "unknown_sous_champ",
+            f"{indicateur} has no sub-field {deadletter.kept(sous_champ)!r}; it has: {known}",
         )
     if valeur is not None and indicator.min is not None and valeur < indicator.min:
         raise Rejected("out_of_bounds", f"{valeur} is below the minimum {indicator.min}")
@@ -207,12 +218,13 @@ def clean_record(
         raise Rejected("invalid_schema", "indicateur is empty")
     commune_source, commune = normalize_commune(raw.commune, rules.ref)
     valeur, marqueur = parse_value(raw.valeur)
-    check_catalogue(indicateur, valeur, commune_source, commune, rules)
+    sous_champ = _text(raw.sous_champ) or "total"
+    check_catalogue(indicateur, sous_champ, valeur, commune_source, commune, rules)
     hasher = rules.hasher
     return CleanObservation(
         record_id=record_id,
         indicateur=indicateur,
-        sous_champ=_text(raw.sous_champ) or "total",
+        sous_champ=sous_champ,
         annee=parse_year(raw.annee, raw.date),
         commune=commune,
         commune_source=commune_source,

@@ -170,7 +170,11 @@ class Observations:
 
     def status(self, producer: str, batch_id: str) -> Answer:
         """What became of one of ``producer``'s batches. Another producer's
-        batch is unknown, exactly like a batch that never was."""
+        batch is unknown, exactly like a batch that never was. Reads count
+        against the producer's rate limit, as pushes do: a status poll in a
+        tight loop must not cost the database more than its pushes may."""
+        if (limited := self._over_limit(producer, "ask again later")) is not None:
+            return limited
         try:
             progress = (
                 self.ledger.progress(producer, batch_id) if BATCH_ID.fullmatch(batch_id) else None
@@ -188,14 +192,19 @@ class Observations:
             return refuse(404, "no batch of yours has this id", "unknown_batch")
         return Answer(200, batch_status(progress).model_dump(mode="json"))
 
-    def _submit(self, request: Submission) -> Answer:
-        if self.rate_limit and (wait := self.rate_limit.admit(request.producer)) is not None:
+    def _over_limit(self, producer: str, then: str) -> Answer | None:
+        if self.rate_limit and (wait := self.rate_limit.admit(producer)) is not None:
             return refuse(
                 429,
-                "too many requests from this producer, nothing was published",
+                f"too many requests from this producer, {then}",
                 "rate_limited",
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
+        return None
+
+    def _submit(self, request: Submission) -> Answer:
+        if (limited := self._over_limit(request.producer, "nothing was published")) is not None:
+            return limited
         parsed = self._parse(request)
         if isinstance(parsed, Answer):
             return parsed

@@ -145,6 +145,7 @@ def create_app(observations: Observations) -> FastAPI:
         responses={
             401: {"model": Refusal, "description": "Missing or unknown bearer token"},
             404: {"model": Refusal, "description": "No batch of this producer has this id"},
+            429: {"model": Refusal, "description": "Over this producer's rate limit"},
         },
     )
     async def get_batch(

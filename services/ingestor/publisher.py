@@ -56,14 +56,15 @@ class RawPublisher:
         *,
         source: str,
         producer: str | None = None,
-        messages_per_flush: int = 200,
+        records_per_flush: int = 100_000,
     ) -> Published:
         """Publish and wait for the broker's acknowledgement of every record.
 
-        Large inputs are sent in rounds of ``messages_per_flush`` envelopes,
+        Large inputs are sent in rounds of about ``records_per_flush`` records,
         so a file of any size streams through in constant memory. An envelope
         too large for one message (very long records) is cut in halves.
         """
+        messages_per_flush = max(1, records_per_flush // self._batch_records)
         count, ids = 0, list[str]()
         pending: list[tuple[raw.RawBatch, bytes]] = []
         hidden = map(self.hide, records)

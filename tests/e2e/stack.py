@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from common.embedded import Servers, free_port
-from itte.processes import SERVICES, Processes
+from itte.processes import SERVICES, Processes, instances
 from services.ingestor.auth import hash_token
 from tests.conftest import with_database
 
@@ -74,14 +74,15 @@ def post(
 
 
 class Stack(Processes):
-    """The four services on their own ports, configured as in production."""
+    """The four services on their own ports, configured as in production;
+    ``workers`` cleaners and aggregators (``cleaner-2``…: see itte.processes)."""
 
-    def __init__(self, servers: Servers, workdir: Path) -> None:
+    def __init__(self, servers: Servers, workdir: Path, workers: int = 1) -> None:
         self.workdir = workdir
         # The state folder of the embedded Postgres, when the stack runs on it
         # (the chaos faults then restart it for real).
         self.postgres_state: Path | None = None
-        self.ports = {name: free_port() for name in SERVICES}
+        ports = {name: free_port() for name in instances(dict.fromkeys(SERVICES, 0), workers)}
         super().__init__(
             {
                 **os.environ,
@@ -95,9 +96,14 @@ class Stack(Processes):
                     {"e2e": hash_token(PRODUCER_TOKEN), "autre": hash_token(OTHER_TOKEN)}
                 ),
                 "ITTE_CATALOGUE": str(Path(__file__).parents[1] / "catalogue.toml"),
-                **{PORT_SETTING[name]: str(port) for name, port in self.ports.items()},
+                **{
+                    PORT_SETTING[name]: str(port)
+                    for name, port in ports.items()
+                    if name in SERVICES
+                },
             },
             log_dir=workdir,
+            ports=ports,
         )
 
     def url(self, name: str, path: str = "") -> str:
@@ -115,7 +121,7 @@ class Stack(Processes):
 
     def start_all(self) -> None:
         super().start_all()
-        for name in SERVICES:
+        for name in self.names:
             self.ready(name)
 
     def itte(

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.report import render
+
 ROOT = Path(__file__).parents[2]
 
 
@@ -22,20 +24,35 @@ def test_make_bench_harness_writes_every_figure_and_verdict(tmp_path: Path):
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(out.read_text())
     rates = figures["w1"]["median_records_per_second"]
-    assert set(rates) == {"itte_file", "itte_http", "limit", "pandas", "naive_faust"}
+    assert set(rates) == {
+        "itte_file",
+        "itte_http",
+        "itte_workers",
+        "limit",
+        "pandas",
+        "naive_faust",
+    }
     assert all(rate > 0 for rate in rates.values())
     assert all(0 < mb < 1000 for mb in figures["w1"]["peak_rss_mb"].values())
+    assert {"cleaner-2", "aggregator-2"} <= set(figures["w1"]["peak_rss_mb_workers"])
     for run in figures["w2"]["runs"]:
-        assert run["api"]["samples"] > 0 and run["topic"]["samples"] > 0, run
-        assert run["api"]["unseen"] == 0, run
+        for where in ("api", "topic"):  # every acknowledged record seen, after its acknowledgement
+            seen = run[where]
+            assert seen["unseen"] == 0 and seen["samples"] > 0, run
+            assert len(seen["latencies_ms"]) * run["records_per_request"] == seen["samples"]
+            assert 0 <= min(seen["latencies_ms"]) <= max(seen["latencies_ms"]) < 60_000
+    for runs in figures["w3"]["runs"].values():
+        assert all(run["api"]["errors"] == 0 == run["api"]["socket_errors"] for run in runs)
     assert figures["w3"]["median"]["departement"]["api"]["requests_per_second"] > 0
     slowest = figures["profile"]["slowest_stage"]
     assert figures["profile"]["services"][slowest]["samples"] > 0
     text = report.read_text()
     for heading in ("## Targets", "## W1", "## W2", "## W3", "## Profile"):
         assert heading in text
-    # One verdict per target: W1 × 2 modes × 3, peak RSS, W3 (W2's is at 5,000 rec/s: not in smoke).
-    assert text.count("**met**") + text.count("**not met**") == 8
+    # One verdict per target: W1 × 2 modes × 4, scale-out, peak RSS, W3 (W2's are at 5,000
+    # and 10,000 records/s: not in smoke).
+    assert text.count("**met**") + text.count("**not met**") == 11
+    assert report.read_text() == render(figures)  # the report says what the figures say
 
 
 def test_ingest_memory_benchmark_runs(tmp_path: Path):

@@ -1,7 +1,8 @@
 """The web page in a real browser (headless Chromium): an agent finds
-"Annecy", sees the Grand Annecy's population equal to the API's, and sees it
-change within 2 s of a correction pushed through the ingestor, without
-reloading. A screenshot of the page is left in the test's folder."""
+"Annecy", sees the Grand Annecy's population equal to the API's, its
+charging-point objective at its scale, and sees the population change within
+2 s of a correction pushed through the ingestor, without reloading. A
+screenshot of the page is left in the test's folder."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ IND = "population"
 YEAR = 2100
 GRAND_ANNECY = "200066793"
 MEMBERS = sorted(c.code for c in load().communes.values() if c.epci == GRAND_ANNECY)
+SOURCES_DU_LAC = "247400773"  # another EPCI with charging points, fewer
+OTHERS = sorted(c.code for c in load().communes.values() if c.epci == SOURCES_DU_LAC)
+# The test catalogue's objective: 400,000 charging points in 2030, by population.
+OBJECTIVE = Decimal(400_000) * sum(load().communes[c].population or 0 for c in MEMBERS)
+OBJECTIVE /= sum(c.population or 0 for c in load().communes.values())
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +52,8 @@ def browser() -> Iterator[WebDriver]:
     chrome.quit()
 
 
-def api_value(stack: Stack) -> Decimal | None:
-    query = f"/indicateurs?epci={GRAND_ANNECY}&indicateur={IND}&annee={YEAR}&exact=true"
+def api_value(stack: Stack, indicateur: str = IND) -> Decimal | None:
+    query = f"/indicateurs?epci={GRAND_ANNECY}&indicateur={indicateur}&annee={YEAR}&exact=true"
     rows = get_json(stack.url("api", query))
     return Decimal(rows[0]["valeur"]) if rows else None
 
@@ -61,9 +67,12 @@ def test_an_agent_finds_annecy_and_sees_a_correction_live(
     stack: Stack, browser: WebDriver, tmp_path: Path
 ) -> None:
     values = {code: 1000 + i for i, code in enumerate(MEMBERS)}
+    push_values(stack, "nb_pdc", dict.fromkeys(MEMBERS, 10), 1, YEAR)
+    push_values(stack, "nb_pdc", dict.fromkeys(OTHERS, 1), 1, YEAR)
     push_values(stack, IND, values, 1, YEAR)
     total = Decimal(sum(values.values()))
     eventually(lambda: api_value(stack) == total, 60, "the Grand Annecy's value served")
+    eventually(lambda: api_value(stack, "nb_pdc") == 10 * len(MEMBERS), 60, "nb_pdc served")
 
     browser.get(stack.url("api", "/"))
     wait = WebDriverWait(browser, 20)
@@ -79,6 +88,20 @@ def test_an_agent_finds_annecy_and_sees_a_correction_live(
     wait.until(shown.text_to_be_present_in_element(cell, french(total)))
     assert "CA du Grand Annecy" in browser.find_element(By.ID, "titre").text
     assert browser.find_element(By.ID, "csv").get_attribute("href").endswith("format=csv-fr")
+    # The objective at the Grand Annecy's scale, its value, and not reached.
+    objective = (By.CSS_SELECTOR, "#objectifs tr[data-indicateur='nb_pdc'] td.objectif")
+    wait.until(shown.text_to_be_present_in_element(objective, french(OBJECTIVE)))
+    row = browser.find_element(By.CSS_SELECTOR, "#objectifs tr[data-indicateur='nb_pdc']").text
+    assert f"{french(Decimal(10 * len(MEMBERS)))} u ({YEAR})" in row
+    reached = browser.find_element(
+        By.CSS_SELECTOR, "#objectifs tr[data-indicateur='nb_pdc'] .atteint"
+    )
+    assert reached.text == "non"
+    # Its rank among the EPCI with charging points that year: first of two.
+    rank = "#rangs tr[data-indicateur='nb_pdc']"
+    wait.until(shown.text_to_be_present_in_element((By.CSS_SELECTOR, f"{rank} .rang"), "1 sur 2"))
+    better = browser.find_element(By.CSS_SELECTOR, f"{rank} .mieux").text
+    assert better.replace("\xa0", " ").replace("\u202f", " ") == "100 % des EPCI"
 
     corrected = {MEMBERS[0]: values[MEMBERS[0]] + 500}
     push_values(stack, IND, corrected, 2, YEAR)

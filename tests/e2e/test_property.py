@@ -49,6 +49,22 @@ histories = st.lists(
 ).map(lambda h: [e for e in h if e[0] != "01340" or e[1] in ADDITIVE])
 
 
+def records_of(history: list[tuple], years: tuple[int, int], rng: random.Random) -> list[dict]:
+    """The history's records, in ``years``, each with a distinct version (a total order)."""
+    versions = rng.sample(range(1, 10 * len(history) + 2), len(history))
+    return [
+        {
+            "indicateur": ind,
+            "commune": c,
+            "sous_champ": sous_champ,
+            "annee": years[which],
+            "version": v,
+            "valeur": None if value is None else str(value),
+        }
+        for (c, ind, value, sous_champ, which), v in zip(history, versions, strict=True)
+    ]
+
+
 def expected(events: list[dict]) -> dict:
     """Every record was sent with a distinct explicit version by one producer."""
     ref = load()
@@ -86,18 +102,7 @@ def held(database_url: str, years: tuple[int, int]) -> dict:
 def test_random_histories_through_the_services(stack: Stack, history, posts, rng: random.Random):
     year = next(YEARS)
     years = (year, year + 1)
-    versions = rng.sample(range(1, 10 * len(history) + 2), len(history))  # distinct: a total order
-    events = [
-        {
-            "indicateur": ind,
-            "commune": c,
-            "sous_champ": sous_champ,
-            "annee": years[which],
-            "version": v,
-            "valeur": None if value is None else str(value),
-        }
-        for (c, ind, value, sous_champ, which), v in zip(history, versions, strict=True)
-    ]
+    events = records_of(history, years, rng)
     if not events:
         return
     sent = events + rng.sample(events, len(events) // 2)  # duplicates

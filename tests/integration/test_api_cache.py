@@ -83,3 +83,47 @@ def test_while_the_listener_is_cut_off_reads_go_to_the_database(
     wait_until(lambda: value(client) == 8, timeout=10)
     wait_until(lambda: hits_after(client, DEPARTEMENT_33) == 1, timeout=15)  # listening again
     assert value(client) == 8
+
+
+def test_a_typology_is_kept_until_the_data_changes_then_computed_again(
+    client: TestClient, store, obs
+) -> None:
+    """Three départements by their `pop`; the Haute-Savoie is moved from the
+    Gironde's group to the Nord's by a correction."""
+    store.apply(
+        [obs("74010", "120", rid="annecy"), obs("59350", "9000", rid="lille")]
+    )  # 33: 100, 74: 120, 59: 9,000
+    typologie = {"niveau": "departement", "indicateurs": "pop", "annee": 2024, "k": 2,
+                 "couverture_min": 0.001}  # fmt: skip
+
+    def groups() -> set[frozenset[str]]:
+        answer = client.get("/typologies", params=typologie).json()
+        return {frozenset(m["code"] for m in g["membres"]) for g in answer["groupes"]}
+
+    def served_from_memory() -> bool:
+        before = hits()
+        grouped = groups()
+        return hits() == before + 1 and grouped == {frozenset({"33", "74"}), frozenset({"59"})}
+
+    # The commit's notification may arrive after a first computation has been
+    # kept, and rightly drop it: wait for a read served from memory.
+    wait_until(served_from_memory)
+    comparer = {"indicateurs": "pop", "annee": 2024, "k": 2, "couverture_min": 0.001}
+    assert (
+        client.get("/territoires/departement/74/comparaison", params=comparer).json()["groupe"][
+            "taille"
+        ]
+        == 2
+    )
+
+    store.apply([obs("74010", "8800", version=2, rid="annecy")])
+    wait_until(lambda: groups() == {frozenset({"33"}), frozenset({"59", "74"})}, timeout=2)
+    wait_until(
+        lambda: (
+            client.get("/territoires/departement/74/comparaison", params=comparer).json()["rangs"][
+                0
+            ]["valeur"]
+            == 8800
+        ),
+        timeout=2,
+    )

@@ -84,6 +84,9 @@ def test_odd_queries_are_422_not_500(app: Any, query: str) -> None:
         ("/indicateurs/changements", "GET"),
         ("/territoires", "GET"),
         ("/territoires/{niveau}/{code}", "GET"),
+        ("/territoires/{niveau}/{code}/comparaison", "GET"),
+        ("/territoires/{niveau}/{code}/objectifs", "GET"),
+        ("/typologies", "GET"),
         ("/health", "GET"),
     ],
 )
@@ -98,3 +101,24 @@ def test_no_query_makes_the_api_fail(app: Any, path: str, method: str) -> None:
         case.call_and_validate(excluded_checks=[negative_data_rejection, positive_data_acceptance])
 
     no_failure()
+
+
+@pytest.mark.parametrize(
+    ("path", "path_parameters", "query"),
+    [
+        # What the fuzzing found once: a refusal in words must fit the declared 422.
+        ("/territoires/{niveau}/{code}/comparaison", {"niveau": "france", "code": "FR"},
+         {"annee": 1900, "indicateurs": "epci"}),
+        ("/typologies", {}, {"niveau": "epci", "annee": 1900, "indicateurs": "pop"}),
+        ("/typologies", {}, {"niveau": "epci", "annee": 1900, "indicateurs": "absent"}),
+    ],
+)  # fmt: skip
+def test_a_refusal_in_words_is_the_declared_422(
+    app: Any, path: str, path_parameters: dict, query: dict
+) -> None:
+    operation = schemathesis.openapi.from_asgi("/openapi.json", app)[path]["GET"]
+    case = operation.Case(path_parameters=path_parameters, query=query)
+    response = case.call_and_validate(
+        excluded_checks=[negative_data_rejection, positive_data_acceptance]
+    )
+    assert response.status_code == 422 and isinstance(response.json()["detail"], str)

@@ -1,25 +1,18 @@
-"""The change feed read by cursor: every published change once, oldest first,
-at its published state; corrections come again with a new cursor; filters
-skip the others without reading them again; a page size of 2 misses nothing."""
+"""The change feed read by cursor: every committed change once, oldest first,
+at once (the relay publishing to Kafka is not waited for); corrections come
+again with a new cursor; filters skip the others without reading them again;
+a page size of 2 misses nothing."""
 
 from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
 
-from common.embedded import Servers
-from common.kafka import BlockingProducer
-from services.aggregator.publisher import OutboxRelay
 from services.api.app import create_app, read_only_engine
 from services.api.feed import Streams
 from services.api.feed_routes import resume_at
 
 FEED = "/indicateurs/changements"
-
-
-@pytest.fixture
-def relay(servers: Servers, database_url: str) -> OutboxRelay:
-    return OutboxRelay(database_url, BlockingProducer(servers.kafka_bootstrap_servers))
 
 
 @pytest.fixture
@@ -33,10 +26,9 @@ def read_all(api: TestClient, after: int, **params: object) -> tuple[list[dict],
 
 
 def test_each_change_comes_once_in_order_and_a_correction_comes_again(
-    store, obs, relay: OutboxRelay, api: TestClient
+    store, obs, api: TestClient
 ) -> None:
     store.apply([obs("33063", "5"), obs("74010", "2")])
-    relay.publish_pending()
     changes, cursor = read_all(api, 0)
     keys = [(c["niveau"], c["code"]) for c in changes]
     assert len(keys) == len(set(keys)) == 9  # 2 communes, EPCI, départements, régions; France
@@ -44,9 +36,7 @@ def test_each_change_comes_once_in_order_and_a_correction_comes_again(
     assert next(c for c in changes if c["niveau"] == "france")["valeur"] == 7
     assert read_all(api, cursor) == ([], cursor)  # nothing new: same cursor
 
-    store.apply([obs("33063", "8", 2)])  # a correction in the Gironde
-    assert read_all(api, cursor) == ([], cursor)  # committed, not yet published
-    relay.publish_pending()
+    store.apply([obs("33063", "8", 2)])  # a correction in the Gironde: in the feed at once
     again, after = read_all(api, cursor)
     assert {(c["niveau"], c["code"], c["valeur"]) for c in again} == {
         ("commune", "33063", 8),
@@ -59,10 +49,9 @@ def test_each_change_comes_once_in_order_and_a_correction_comes_again(
 
 
 def test_filters_skip_the_other_changes_once_and_small_pages_miss_nothing(
-    store, obs, relay: OutboxRelay, api: TestClient
+    store, obs, api: TestClient
 ) -> None:
     store.apply([obs(code, "1") for code in ("33063", "33281", "74010", "01015", "75056")])
-    relay.publish_pending()
     mine, cursor = read_all(api, 0, departement="33")
     assert [(c["niveau"], c["code"]) for c in mine] == [("departement", "33")]
     everything, last = read_all(api, 0)

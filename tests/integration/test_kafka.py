@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -8,15 +9,28 @@ from decimal import Decimal
 import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from common.embedded import Servers
 from common.kafka import CONSUMER_DEFAULTS, BlockingProducer, DeliveryError, ensure_topics
-from schemas import aggregates, raw
-from services.aggregator.publisher import OutboxRelay
+from schemas import aggregates, limits, raw
+from schemas.aggregates import AggregateChange
+from services.aggregator.publisher import SELECT_PENDING, OutboxRelay
+from tests.strategies import values_within_bounds
 
 
-def read_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list:
-    """Every message of a topic, from offset 0 to the current end."""
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def read_all(bootstrap: str, topic: str, since_ms: int = 0, timeout: float = 10.0) -> list:
+    """Every message of a topic produced at or after `since_ms`, to the current end.
+
+    Tests pass the time they began: the topic outlives each test, and another
+    test's messages must not be read as this one's. Time, not offsets: the
+    embedded broker reports a partition's end as its last batch's first offset
+    plus one, so the reading goes on until the broker has nothing more."""
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": uuid.uuid4().hex, **CONSUMER_DEFAULTS}
     )
@@ -26,14 +40,18 @@ def read_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list:
         for p in partitions
     }
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    messages, done = [], {p for p, end in ends.items() if end == 0}
-    while len(done) < len(ends):
-        for message in consumer.consume(1000, 1.0):
+    messages, reached = [], {p for p, end in ends.items() if end == 0}
+    while True:
+        batch = consumer.consume(1000, 1.0)
+        if not batch and len(reached) == len(ends):
+            break
+        for message in batch:
             if message.error():
                 continue
-            messages.append(message)
+            if message.timestamp()[1] >= since_ms:
+                messages.append(message)
             if message.offset() + 1 >= ends[message.partition()]:
-                done.add(message.partition())
+                reached.add(message.partition())
     consumer.close()
     return messages
 
@@ -63,7 +81,8 @@ def test_broker_down_raises_instead_of_pretending() -> None:
 def test_outbox_relay_publishes_each_change_once_per_revision(
     servers: Servers, store, obs, database_url
 ) -> None:
-    indicateur, annee = "co2", 1900 + uuid.uuid4().int % 200  # a year of its own on the topic
+    indicateur, annee = "co2", 2024
+    since = now_ms()
     store.apply([obs("33063", "5", indicateur=indicateur, annee=annee)])
     relay = OutboxRelay(database_url, BlockingProducer(servers.kafka_bootstrap_servers))
     assert relay.publish_pending() == 5  # the commune, EPCI, département, région, France
@@ -72,7 +91,7 @@ def test_outbox_relay_publishes_each_change_once_per_revision(
     assert relay.publish_pending() == 5
     ours = [
         json.loads(m.value())
-        for m in read_all(servers.kafka_bootstrap_servers, aggregates.TOPIC)
+        for m in read_all(servers.kafka_bootstrap_servers, aggregates.TOPIC, since)
         if (json.loads(m.value())["indicateur"], json.loads(m.value())["annee"])
         == (indicateur, annee)
     ]
@@ -104,6 +123,8 @@ def test_the_outbox_backlog_counts_unpublished_changes_and_ages_the_oldest(
     )
     store.apply([obs("33063", "6", 2, annee=1850)])
     assert without_communes.backlog()[0] == 4 and without_communes.publish_pending() == 4
+    # Its cursor moved past the commune row it did not publish: nothing waits.
+    assert without_communes.backlog() == (0, 0.0) and without_communes.publish_pending() == 0
 
 
 def test_a_subscriber_of_the_topic_ends_with_exactly_the_apis_rows(
@@ -113,7 +134,8 @@ def test_a_subscriber_of_the_topic_ends_with_exactly_the_apis_rows(
 
     from services.api.app import create_app, read_only_engine
 
-    annee = 1900 + uuid.uuid4().int % 200  # a year of its own on the topic
+    annee = 2024
+    since = now_ms()
     store.apply(
         [
             obs("33063", "5", annee=annee),
@@ -127,7 +149,7 @@ def test_a_subscriber_of_the_topic_ends_with_exactly_the_apis_rows(
     relay.publish_pending()
 
     state: dict[str, dict] = {}  # what a subscriber keeps: the last revision per key
-    for message in read_all(servers.kafka_bootstrap_servers, aggregates.TOPIC):
+    for message in read_all(servers.kafka_bootstrap_servers, aggregates.TOPIC, since):
         change = json.loads(message.value())
         if change["annee"] == annee and change["indicateur"] == "pop":
             key = message.key().decode()
@@ -148,3 +170,85 @@ def test_a_subscriber_of_the_topic_ends_with_exactly_the_apis_rows(
         change = state[f"pop|total|{annee}|{row['niveau']}|{row['code']}"]
         assert {f: change[f] for f in fields} == {f: row[f] for f in fields}
         assert change["valeur"] == row["valeur"]  # exact decimal text on both sides
+
+
+def test_each_message_the_database_writes_is_the_aggregate_change_of_its_row(
+    servers: Servers, store, obs, database_url
+) -> None:
+    """The relay's messages are built in SQL: each must read back as the
+    AggregateChange pydantic builds from the same row, with the same fields,
+    for hard values: a ratio's long quotient, a tiny and a huge decimal, a
+    secret cell, an extreme, names with an apostrophe and a diaeresis."""
+    annee = 2024
+    since = now_ms()
+    store.apply(
+        [
+            obs("94038", "0.0000001", annee=annee, rid="a"),  # L'Haÿ-les-Roses
+            obs("33063", "3", annee=annee, indicateur="co2", rid="b"),
+            obs("33063", "7", annee=annee, indicateur="pop", rid="c"),
+            obs("74010", "9" * 30 + ".5", annee=annee, indicateur="co2", rid="d"),
+            obs("74010", None, annee=annee, indicateur="tmax", rid="e"),
+            obs("33281", "-41.25", annee=annee, indicateur="tmin", rid="f"),
+        ]
+    )
+    relay = OutboxRelay(database_url, BlockingProducer(servers.kafka_bootstrap_servers))
+    assert relay.publish_pending() > 0
+    with psycopg.connect(database_url, row_factory=psycopg.rows.dict_row) as conn:
+        rows = conn.execute("SELECT * FROM aggregate_values WHERE annee = %s", [annee]).fetchall()
+    expected = {
+        AggregateChange.model_validate(r).kafka_key(): AggregateChange.model_validate(r)
+        for r in rows
+    }
+    sent = {
+        m.key().decode(): m.value()
+        for m in read_all(servers.kafka_bootstrap_servers, aggregates.TOPIC, since)
+        if json.loads(m.value())["annee"] == annee
+    }
+    assert set(sent) == set(expected)
+    # Each commune and its EPCI, département and région; France once a row:
+    # pop 2+6+1, co2 2+6+1, tmax 1+3+1, tmin 1+3+1, the ratio where both are (33063) 1+3+1.
+    assert len(sent) == 9 + 9 + 5 + 5 + 5
+    for key, value in sent.items():
+        assert set(json.loads(value)) == set(expected[key].model_dump(mode="json")), key
+        assert AggregateChange.model_validate_json(value) == expected[key], key
+    ratio = AggregateChange.model_validate_json(sent[f"co2_par_hab|total|{annee}|commune|33063"])
+    assert ratio.valeur is not None and ratio.valeur * 7 == pytest.approx(3000)
+    assert json.loads(sent[f"pop|total|{annee}|commune|94038"])["nom"] == "L'Haÿ-les-Roses"
+
+
+texts = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    min_size=1,
+    max_size=limits.MAX_KEY_CHARS,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(sous_champ=texts, unite=st.none() | texts, valeur=st.none() | values_within_bounds)
+def test_for_any_text_and_value_the_databases_message_is_the_rows_change(
+    store, obs, database_url, sous_champ: str, unite: str | None, valeur
+) -> None:
+    """Quotes, backslashes, control characters, any script, values at the
+    bounds: json_build_object's message reads back as the row's AggregateChange."""
+    annee = 2024
+    record = obs("33063", None if valeur is None else str(valeur), annee=annee, rid="p")
+    store.apply([record.model_copy(update={"sous_champ": sous_champ, "unite": unite})])
+    with psycopg.connect(database_url, row_factory=psycopg.rows.dict_row) as conn:
+        rows = conn.execute(
+            "SELECT * FROM aggregate_values WHERE annee = %s AND sous_champ = %s",
+            [annee, sous_champ],
+        ).fetchall()
+        built = conn.execute(
+            SELECT_PENDING.replace("WHERE ", "WHERE annee = %(annee)s AND sous_champ = %(s)s AND "),
+            {"communes": True, "after": 0, "page": 100, "annee": annee, "s": sous_champ},
+        ).fetchall()
+    expected = {
+        AggregateChange.model_validate(r).kafka_key(): AggregateChange.model_validate(r)
+        for r in rows
+    }
+    assert len(built) == len(expected) == 5  # the commune, EPCI, département, région, France
+    for row in built:
+        key, message = row["kafka_key"], row["message"]
+        assert AggregateChange.model_validate_json(message) == expected[key]

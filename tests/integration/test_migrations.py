@@ -16,11 +16,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from common import catalogue, db, migrations
 from common.embedded import Servers
-from common.referential import load
+from common.referential import ancestors, load
 from schemas.clean import CleanObservation
 from services.aggregator.rules import AggregationRules
 from services.aggregator.store import AggregateStore
@@ -67,9 +67,20 @@ def test_a_database_of_itte_0_1_0_upgrades_and_keeps_its_data(
     url = empty_database()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(SCHEMA_0_1_0.read_text())
-    rules = AggregationRules.from_catalogue(catalogue.load(TEST_CATALOGUE))
-    with closing(AggregateStore(url, load(), rules)) as store:  # as 0.1.0 wrote them
-        store.apply([obs("33063", "7", rid="old")])
+    # As 0.1.0 wrote them: an observation and the aggregates above it, not yet published.
+    levels = [("commune", "33063"), *ancestors(load())["33063"]]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO observations (indicateur, sous_champ, annee, commune_source, commune,"
+            " valeur, unite, version, record_id) VALUES ('pop', 'total', 2024, '33063', '33063', 7,"
+            " 'u', 1, 'old')"
+        )
+        for niveau, code in levels:
+            conn.execute(
+                "INSERT INTO aggregates (indicateur, sous_champ, annee, niveau, code, valeur,"
+                " nb_valeurs, unite, revision) VALUES ('pop', 'total', 2024, %s, %s, 7, 1, 'u', 1)",
+                (niveau, code),
+            )
     engine = db.make_engine(url)
     with pytest.raises(migrations.SchemaNotReady, match="itte migrate"):
         migrations.require_current(engine)
@@ -81,7 +92,14 @@ def test_a_database_of_itte_0_1_0_upgrades_and_keeps_its_data(
     migrations.require_current(engine)
     with engine.connect() as conn:
         kept = conn.execute(text("SELECT valeur, record_id FROM observations")).one()
+        # What waited for the relay is numbered after its cursor: published once.
+        cursor = conn.execute(text("SELECT published_seq FROM outbox_cursor")).scalar_one()
+        pending = conn.execute(
+            text("SELECT count(*) FROM aggregates WHERE change_seq > :c"), {"c": cursor}
+        ).scalar_one()
     assert (kept.valeur, kept.record_id) == (Decimal(7), "old")
+    assert pending == len(levels)
+    rules = AggregationRules.from_catalogue(catalogue.load(TEST_CATALOGUE))
     # The upgraded database works for the services: a correction of the old
     # observation moves every aggregate above it, as a recomputation finds.
     with closing(AggregateStore(url, load(), rules)) as store:
@@ -95,10 +113,15 @@ def test_a_database_of_itte_0_1_0_upgrades_and_keeps_its_data(
     assert report.checked > 0 and report.differences == []
 
 
-def test_head_names_the_newest_migration() -> None:
+def alembic_config(conn: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(migrations.SCRIPTS))
-    assert ScriptDirectory.from_config(config).get_current_head() == migrations.HEAD
+    config.attributes["connection"] = conn
+    return config
+
+
+def test_head_names_the_newest_migration() -> None:
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == migrations.HEAD
 
 
 def test_a_service_refuses_a_database_that_was_never_migrated(
@@ -107,3 +130,46 @@ def test_a_service_refuses_a_database_that_was_never_migrated(
     engine = db.make_engine(empty_database())
     with pytest.raises(migrations.SchemaNotReady, match=r"revision none.*itte migrate"):
         migrations.require_current(engine)
+
+
+def test_numbering_at_commit_goes_back_and_forth_keeping_what_waits_for_the_relay(
+    empty_database: Callable[[], str], obs: Callable[..., CleanObservation]
+) -> None:
+    """0009 down then up: what the relay had published stays published, what
+    waited for it waits again (and is numbered after the cursor)."""
+    from alembic import command
+
+    url = empty_database()
+    engine = db.make_engine(url)
+    migrations.upgrade(engine)
+    db.load_catalogue(engine, catalogue.load(TEST_CATALOGUE))
+    rules = AggregationRules.from_catalogue(catalogue.load(TEST_CATALOGUE))
+    with closing(AggregateStore(url, load(), rules)) as store:
+        store.apply([obs("33063", "7")])
+        with psycopg.connect(url, autocommit=True) as conn:  # as if the relay had published it
+            conn.execute(
+                "UPDATE outbox_cursor SET published_seq = (SELECT max(change_seq) FROM aggregates)"
+            )
+        store.apply([obs("33281", "2")])  # Mérignac: its rows, and above it those of Bordeaux
+
+    def waiting() -> set[tuple[str, str]]:
+        with psycopg.connect(url) as conn:
+            return set(
+                conn.execute(
+                    "SELECT niveau, code FROM aggregates WHERE change_seq > "
+                    "(SELECT published_seq FROM outbox_cursor)"
+                ).fetchall()
+            )
+
+    before = waiting()
+    assert before == {("commune", "33281"), *ancestors(load())["33281"]}
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0008")
+        pending = conn.execute(
+            text("SELECT niveau, code FROM aggregates WHERE revision > published_revision")
+        ).fetchall()
+    assert set(pending) == before
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "head")
+    assert waiting() == before
+    assert differences(engine) == []

@@ -5,7 +5,10 @@ from decimal import Decimal
 import psycopg
 
 from common.referential import load
+from services.aggregator.handlers import Batches
 from services.aggregator.verify import check
+from tests.unit.fakes import MemoryDeadLetters, MemoryProgress
+from tests.unit.test_aggregator_batches import message, record
 
 EPCI_01_74 = "200070852"  # spans Ain (01) and Haute-Savoie (74)
 
@@ -75,11 +78,36 @@ def test_unknown_commune_is_returned_not_dropped(store, obs) -> None:
     assert result.written == 1
 
 
-def test_revision_marks_unpublished_changes(store, obs, database_url) -> None:
+def test_each_change_takes_the_next_number_of_the_feed(store, obs, database_url) -> None:
+    def numbers() -> dict[str, tuple[int, int]]:
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute("SELECT niveau, revision, change_seq FROM aggregates").fetchall()
+        return {niveau: (revision, seq) for niveau, revision, seq in rows}
+
     store.apply([obs("33063", "1")])
+    first = numbers()
     store.apply([obs("33063", "2", 2)])
+    second = numbers()
+    assert {niveau: revision for niveau, (revision, _) in second.items()} == dict.fromkeys(
+        ("commune", "epci", "departement", "region", "france"), 2
+    )
+    assert min(seq for _, seq in second.values()) > max(seq for _, seq in first.values())
+    store.apply([obs("33063", "2", 1)])  # older: nothing changes, nothing is numbered
+    assert numbers() == second
+
+
+def test_a_lone_surrogate_on_the_clean_topic_costs_only_its_record(store, database_url) -> None:
+    """Not from our cleaner (it refuses one), but anyone may write the topic:
+    its place cannot be hashed, and the record alone is dead-lettered."""
+    letters = MemoryDeadLetters()
+    batches = Batches(store, letters, MemoryProgress())
+    odd = {**record("33281", "5", "odd"), "sous_champ": "a\ud800"}
+    outcome = batches.handle([message(record("33063", "2", "good"), odd)])  # "\ud800" in JSON
+    assert outcome.records == 2 and sum(outcome.dead.values()) == 1
+    [letter] = letters.sent
+    assert (letter.record_id, letter.reason) == ("odd", "internal_error")
     with psycopg.connect(database_url) as conn:
-        rows = conn.execute(
-            "SELECT revision, published_revision FROM aggregates WHERE niveau = 'france'"
-        ).fetchall()
-    assert rows == [(2, 0)]
+        france = conn.execute(
+            "SELECT valeur FROM aggregates WHERE niveau = 'france' AND indicateur = 'pop'"
+        ).fetchone()
+    assert france == (2,)

@@ -48,6 +48,14 @@ def test_each_territory_knows_its_parent_and_its_members(
     assert (found, fiche["membres"]) == (parent, membres)
 
 
+def test_a_code_in_any_case_finds_its_territory(api: TestClient) -> None:
+    corsica = api.get("/territoires/commune/2a004").json()
+    assert (corsica["code"], corsica["parent"]["niveau"]) == ("2A004", "epci")
+    assert api.get("/territoires/france/fr").json()["code"] == "FR"
+    objectifs = api.get("/territoires/departement/2b/objectifs").json()
+    assert objectifs["territoire"]["code"] == "2B" and objectifs["population"] > 0
+
+
 def test_an_unknown_territory_is_404_and_a_bad_code_422(api: TestClient) -> None:
     assert api.get("/territoires/commune/99999").status_code == 404
     assert api.get("/territoires/commune/a%00b").status_code == 422

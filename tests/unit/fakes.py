@@ -198,12 +198,17 @@ class MemoryLetterArchive:
 
 
 class MemoryOutbox:
-    """Implements services.aggregator.ports.Outbox: counts the relays."""
+    """Implements services.aggregator.ports.Outbox: counts the relays; the
+    first ``failures`` raise ``ConnectionError``."""
 
-    def __init__(self) -> None:
+    def __init__(self, failures: int = 0) -> None:
         self.relays = 0
+        self.failures = failures
 
     def publish_pending(self) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("broker away")
         self.relays += 1
         return 0
 

@@ -12,7 +12,7 @@ import pytest
 from common import catalogue
 from common.referential import ancestors, load
 from schemas.clean import CleanObservation, batch_position
-from services.aggregator.handlers import Archive, Batches
+from services.aggregator.handlers import Archive, Batches, Relay
 from services.aggregator.rules import AggregationRules
 from tests.conftest import TEST_CATALOGUE
 from tests.unit.fakes import (
@@ -46,15 +46,15 @@ def message(*records: dict) -> bytes:
 
 def handler(
     refuse: str | None = None, error: Exception | None = None
-) -> tuple[Batches, MemoryAggregates, MemoryDeadLetters, MemoryOutbox]:
+) -> tuple[Batches, MemoryAggregates, MemoryDeadLetters, Relay]:
     """``refuse``: the record id the fake database refuses with ``error``."""
 
     def refusal(r: CleanObservation) -> Exception | None:
         return error if r.record_id == refuse else None
 
     store = MemoryAggregates(ANCESTORS, RULES, refusal)
-    letters, outbox = MemoryDeadLetters(), MemoryOutbox()
-    return Batches(store, letters, outbox, MemoryProgress()), store, letters, outbox
+    letters = MemoryDeadLetters()
+    return Batches(store, letters, MemoryProgress()), store, letters, Relay(MemoryOutbox())
 
 
 def france(store: MemoryAggregates) -> Decimal:
@@ -62,12 +62,15 @@ def france(store: MemoryAggregates) -> Decimal:
 
 
 def test_a_good_batch_is_applied_and_its_changes_relayed() -> None:
-    batches, store, letters, outbox = handler()
+    batches, store, letters, relay = handler()
     outcome = batches.handle(
         [message(record("33063", "2", "a")), message(record("75056", "3", "b"))]
     )
-    assert (outcome.records, outcome.dead, outbox.relays) == (2, {}, 1)
+    assert (outcome.records, outcome.dead) == (2, {})
     assert france(store) == Decimal(5) and letters.sent == []
+    relay.committed(outcome)
+    relay.handle()
+    assert isinstance(relay.outbox, MemoryOutbox) and relay.outbox.relays == 1
 
 
 def test_a_record_the_database_refuses_costs_only_itself() -> None:
@@ -108,10 +111,10 @@ def test_another_producers_observation_is_refused_to_it() -> None:
 def test_an_error_that_is_not_a_records_fault_stops_the_batch_before_any_letter(
     error: Exception,
 ) -> None:
-    batches, _, letters, outbox = handler(refuse="a", error=error)
+    batches, _, letters, _ = handler(refuse="a", error=error)
     with pytest.raises(type(error)):
         batches.handle([message(record("33063", "1", "a"), record("75056", "1", "b"))])
-    assert letters.sent == [] and outbox.relays == 0
+    assert letters.sent == []
 
 
 def test_the_records_in_the_results_are_marked_by_batch_and_position_once() -> None:

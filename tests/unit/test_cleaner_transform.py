@@ -6,6 +6,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from common.catalogue import parse
 from common.pii import PiiHasher
@@ -35,6 +37,11 @@ libelle = "Habitants par km²"
 agregation = "ratio"
 numerateur = "population"
 denominateur = "x"
+[[indicateur]]
+id = "taux"
+libelle = "Taux par tranche d'âge"
+agregation = "non_agregeable"
+sous_champs = { total = "Ensemble", moins_30_ans = "Moins de 30 ans" }
 """)
 RULES = Rules(ref=load(), hasher=HASHER, catalogue=CATALOGUE)
 ORIGIN = MessageOrigin("indicators.raw", 2, 41, 1_700_000_000_000)
@@ -244,6 +251,17 @@ def test_parse_value_is_exact() -> None:
             {"indicateur": "densite", "commune": "33063", "annee": 2020, "valeur": 3},
             "derived_indicator",
         ),
+        # A sub-field the catalogue does not list, for an indicator that lists them.
+        (
+            {
+                "indicateur": "taux",
+                "commune": "33063",
+                "annee": 2020,
+                "valeur": 3,
+                "sous_champ": "moins_25_ans",
+            },
+            "unknown_sous_champ",
+        ),
         # A maximum cannot be combined across the parts of a merged commune.
         (
             {"indicateur": "temperature", "commune": "01340", "annee": 2020, "valeur": 30},
@@ -263,6 +281,31 @@ def test_bounds_and_kinds_accept_what_they_should() -> None:
         {"indicateur": "temperature", "commune": "33063", "annee": 2020, "valeur": "s"},
     ]
     assert len(run(envelope(*records)).clean) == 3
+
+
+def test_listed_sub_fields_and_total_by_default_are_accepted() -> None:
+    records = [
+        {"indicateur": "taux", "commune": "33063", "annee": 2020, "valeur": 14},
+        {"indicateur": "taux", "commune": "33063", "annee": 2020, "valeur": 22,
+         "sous_champ": " moins_30_ans "},
+        # Indicators that list no sub-field take any.
+        {"indicateur": "x", "commune": "33063", "annee": 2020, "valeur": 1, "sous_champ": "€\t"},
+    ]  # fmt: skip
+    assert [o.sous_champ for o in run(envelope(*records)).clean] == ["total", "moins_30_ans", "€"]
+
+
+@given(st.text(max_size=100).filter(lambda t: "\x00" not in t))
+def test_any_unlisted_sub_field_is_refused_with_its_name_and_the_list(sous_champ: str) -> None:
+    record = {"indicateur": "taux", "commune": "33063", "annee": 2020, "valeur": 1,
+              "sous_champ": sous_champ}  # fmt: skip
+    result = run(envelope(record))
+    if " ".join(sous_champ.split()) in ("", "total", "moins_30_ans"):
+        assert len(result.clean) == 1
+        return
+    [dead] = result.dead
+    assert dead.reason in ("unknown_sous_champ", "invalid_schema")
+    if dead.reason == "unknown_sous_champ":
+        assert dead.detail.endswith("it has: moins_30_ans, total")
 
 
 def test_unknown_indicators_can_be_kept_as_not_aggregable() -> None:

@@ -8,16 +8,18 @@ from importlib.metadata import version
 from types import SimpleNamespace
 
 import psycopg
+import pytest
 from fastapi.testclient import TestClient
 from faust.types import TP
 from prometheus_client import REGISTRY
 
 from common.faust_app import readiness
 from common.retry import Health
+from services.aggregator.handlers import Relay
 from services.api.app import create_app, read_only_engine
 from services.ingestor.auth import Producers
 from services.ingestor.handlers import Observations
-from tests.unit.fakes import MemoryBatchLedger, MemoryIdempotencyKeys, MemoryPublisher
+from tests.unit.fakes import MemoryBatchLedger, MemoryIdempotencyKeys, MemoryOutbox, MemoryPublisher
 from tests.unit.test_aggregator_batches import handler, message, record
 
 NOWHERE = "postgresql://nobody@127.0.0.1:1/nothing?connect_timeout=2"
@@ -87,7 +89,7 @@ def test_retries_and_time_failing_are_metrics() -> None:
 
 
 def test_the_aggregator_measures_freshness_from_acceptance() -> None:
-    batches, _, _, _ = handler()
+    batches, _, _, relay = handler()
     stages = ("stored", "published")
     before = {
         (stage, kind): sample(f"itte_freshness_seconds_{kind}", service="aggregator", stage=stage)
@@ -95,8 +97,11 @@ def test_the_aggregator_measures_freshness_from_acceptance() -> None:
         for kind in ("count", "sum")
     }
     ten_seconds_ago = int((time.time() - 10) * 1e6)
-    batches.handle([message({**record("33063", "1", "f:000000"), "recu": ten_seconds_ago})])
-    batches.handle([message(record("33063", "1", "g:000000"))])  # recu 0: nothing to measure
+    relay.committed(
+        batches.handle([message({**record("33063", "1", "f:000000"), "recu": ten_seconds_ago})])
+    )
+    relay.committed(batches.handle([message(record("33063", "1", "g:000000"))]))  # recu 0
+    relay.handle()
     for stage in stages:
         labels = {"service": "aggregator", "stage": stage}
         assert sample("itte_freshness_seconds_count", **labels) == before[(stage, "count")] + 1
@@ -108,3 +113,20 @@ def test_build_info_names_the_version() -> None:
     [metric] = [m for m in REGISTRY.collect() if m.name == "itte_build_info"]
     [found] = metric.samples
     assert found.value == 1 and found.labels["version"] == version("itte")
+
+
+def test_a_failed_relay_measures_its_batches_at_the_next_run_once() -> None:
+    batches, _, _, _ = handler()
+    relay = Relay(MemoryOutbox(failures=1))
+    labels = {"service": "aggregator", "stage": "published"}
+    before = sample("itte_freshness_seconds_count", **labels)
+    five_seconds_ago = int((time.time() - 5) * 1e6)
+    for rid in ("h:000000", "i:000000"):
+        outcome = batches.handle([message({**record("33063", "1", rid), "recu": five_seconds_ago})])
+        relay.committed(outcome)
+    with pytest.raises(ConnectionError):
+        relay.handle()
+    assert sample("itte_freshness_seconds_count", **labels) == before
+    relay.handle()
+    relay.handle()  # nothing new committed: nothing measured again
+    assert sample("itte_freshness_seconds_count", **labels) == before + 2

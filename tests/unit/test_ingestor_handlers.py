@@ -241,6 +241,15 @@ def test_over_its_rate_limit_a_producer_gets_429_and_when_to_retry() -> None:
     assert other.status == 202  # each producer has its own window
 
 
+def test_status_reads_count_against_the_producers_rate_limit() -> None:
+    h = handler(MemoryPublisher(), rate_limit=CountingRateLimit(allowed=2, wait=2.5))
+    [batch_id] = push(h, GOOD).content["batch_ids"]
+    assert h.status("ademe", batch_id).status == 200
+    refused = h.status("ademe", batch_id)
+    assert (refused.status, refused.headers) == (429, {"Retry-After": "3"})
+    assert h.status("autre", batch_id).status == 404  # its own window; not its batch
+
+
 def test_the_moving_window_admits_the_limit_then_says_how_long_to_wait() -> None:
     window = MovingWindow("2/minute")
     assert [window.admit("ademe"), window.admit("ademe")] == [None, None]

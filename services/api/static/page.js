@@ -6,6 +6,7 @@
 const NIVEAUX = {
   commune: "commune", epci: "EPCI", departement: "département", region: "région", france: "France",
 };
+const PLURIELS = { commune: "communes", epci: "EPCI", departement: "départements", region: "régions" };
 const nombre = new Intl.NumberFormat("fr-FR", { maximumFractionDigits: 2 });
 const pourcent = new Intl.NumberFormat("fr-FR", { style: "percent", maximumFractionDigits: 0 });
 const $ = (id) => document.getElementById(id);
@@ -72,6 +73,8 @@ async function afficher(t) {
   $("entete-parent").textContent = fiche.parent ? fiche.parent.nom : "Territoire parent";
   $("csv").href = `/indicateurs?${zone(fiche)}&format=csv-fr`;
   tableau();
+  await objectifs();
+  await classement();
   graphiques();
   await membres();
   suivre(fiche);
@@ -87,26 +90,84 @@ function retenir(r) {
   affiche.historique.get(k).set(r.annee, r.valeur);
 }
 
+// A table row: one cell per [text, class].
+function ligne(cellules) {
+  const tr = document.createElement("tr");
+  for (const [texte, classe] of cellules) {
+    const td = document.createElement("td");
+    td.textContent = texte;
+    td.className = classe;
+    tr.append(td);
+  }
+  return tr;
+}
+
 function tableau() {
   const rangs = [...affiche.lignes.values()].sort((a, b) => libelle(a).localeCompare(libelle(b), "fr"));
   $("indicateurs").tBodies[0].replaceChildren(...rangs.map((r) => {
-    const tr = document.createElement("tr");
-    tr.dataset.cle = cle(r);
     const p = affiche.parent.get(`${cle(r)}|${r.annee}`);
-    const cellules = [
+    const tr = ligne([
       [libelle(r), ""],
       [String(r.annee), "nombre"],
       [valeur(r.valeur, r.unite), "nombre valeur"],
       [pourcent.format(r.couverture), "nombre"],
       [p ? valeur(p.valeur, p.unite) : "—", "nombre"],
-    ];
-    for (const [texte, classe] of cellules) {
-      const td = document.createElement("td");
-      td.textContent = texte;
-      td.className = classe;
-      tr.append(td);
-    }
+    ]);
+    tr.dataset.cle = cle(r);
     tr.querySelector(".valeur").dataset.indicateur = r.indicateur;
+    return tr;
+  }));
+}
+
+// The national objectives brought to the territory, beside its latest value.
+async function objectifs() {
+  const { fiche } = affiche;
+  const reponse = await json(`/territoires/${fiche.niveau}/${encodeURIComponent(fiche.code)}/objectifs`);
+  $("bloc-objectifs").hidden = !reponse.objectifs.length;
+  $("objectifs").tBodies[0].replaceChildren(...reponse.objectifs.map((o) => {
+    const atteint = o.atteint === null ? (o.valeur === null ? "pas de valeur" : "couverture incomplète")
+      : (o.atteint ? "oui" : "non");
+    const ecart = o.ecart === null ? "—" : `${o.ecart > 0 ? "+" : ""}${valeur(o.ecart, o.unite)}`;
+    const tr = ligne([
+      [o.libelle, ""],
+      [String(o.annee_objectif), "nombre"],
+      [valeur(o.objectif, o.unite), "nombre objectif"],
+      [o.valeur === null ? "—" : `${valeur(o.valeur, o.unite)} (${o.annee_valeur})`, "nombre"],
+      [ecart, "nombre"],
+      [atteint, "atteint"],
+    ]);
+    tr.dataset.indicateur = o.indicateur;
+    return tr;
+  }));
+}
+
+// The territory's rank for each catalogued indicator at its latest year,
+// among the territories of its level (GET …/comparaison, without typology).
+async function classement() {
+  const { fiche } = affiche;
+  const parAnnee = new Map();
+  for (const r of affiche.lignes.values()) {
+    if (r.sous_champ !== "total" || r.valeur === null || !catalogue[r.indicateur]) continue;
+    if (!parAnnee.has(r.annee)) parAnnee.set(r.annee, []);
+    parAnnee.get(r.annee).push(r.indicateur);
+  }
+  const trouves = [];
+  if (fiche.niveau !== "france") {
+    for (const [annee, ids] of parAnnee) {
+      for (let i = 0; i < ids.length; i += 8) {  // at most 8 indicators a request
+        const p = new URLSearchParams({ indicateurs: ids.slice(i, i + 8).join(","), annee, grouper: "false", pairs: 0 });
+        const reponse = await json(`/territoires/${fiche.niveau}/${encodeURIComponent(fiche.code)}/comparaison?${p}`);
+        for (const r of reponse.rangs) trouves.push({ ...r, annee });
+      }
+    }
+  }
+  $("bloc-rangs").hidden = !trouves.length;
+  trouves.sort((a, b) => libelle(a).localeCompare(libelle(b), "fr"));
+  $("rangs").tBodies[0].replaceChildren(...trouves.map((r) => {
+    const rang = r.rang === null ? `— (${r.raison})` : `${nombre.format(r.rang)} sur ${nombre.format(r.sur)}`;
+    const mieux = r.meilleur_que === null ? "—" : `${pourcent.format(r.meilleur_que)} des ${PLURIELS[fiche.niveau]}`;
+    const tr = ligne([[libelle(r), ""], [String(r.annee), "nombre"], [rang, "nombre rang"], [mieux, "nombre mieux"]]);
+    tr.dataset.indicateur = r.indicateur;
     return tr;
   }));
 }
@@ -189,6 +250,7 @@ function suivre(fiche) {
       if (t === fiche) retenir(r);
       else affiche.parent.set(`${cle(r)}|${r.annee}`, r);
       tableau();
+      if (t === fiche) objectifs().then(classement).catch(erreur);
       const rang = document.querySelector(`tr[data-cle="${CSS.escape(cle(r))}"]`);
       if (rang) rang.classList.add("maj");
     });

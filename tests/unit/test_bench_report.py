@@ -1,0 +1,71 @@
+"""The benchmark report is what its raw figures say, and the figures cannot
+flatter: impossible W2 samples fail the run, W3 errors fail its verdict."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.freshness import ImpossibleSample, Requests, Visibility, summary
+from bench.report import render, targets
+
+ROOT = Path(__file__).parents[2]
+FIGURES = json.loads((ROOT / "bench/results/bench.json").read_text())
+
+
+def test_benchmarks_md_is_exactly_the_report_of_the_committed_figures() -> None:
+    assert (ROOT / "BENCHMARKS.md").read_text() == render(FIGURES)
+
+
+def test_the_committed_figures_hold_their_raw_samples() -> None:
+    repeats = FIGURES["sizes"]["repeats"]
+    assert all(len(runs) == repeats for runs in FIGURES["w1"]["runs"].values())
+    for run in FIGURES["w2"]["runs"]:
+        for where in ("api", "topic"):
+            figures = run[where]
+            latencies = figures["latencies_ms"]
+            assert len(latencies) * run["records_per_request"] == figures["samples"]
+            assert min(latencies) >= 0 and max(latencies) == figures["max_ms"]
+    for runs in FIGURES["w3"]["runs"].values():
+        assert all("Requests/sec" in run["api"]["output"] for run in runs)
+
+
+def requests(acked: dict[int, float]) -> Requests:
+    r = Requests(0, max(acked))
+    r.sent = {k: at - 0.001 for k, at in acked.items()}
+    r.acked = dict(acked)
+    return r
+
+
+def test_w2_credits_each_request_at_its_own_probe_per_record() -> None:
+    seen = Visibility()
+    seen.saw(1, 10.5)  # request 1 is visible; request 0 is not, whatever 1 says
+    seen.saw(1, 11.0)  # first sighting kept
+    figures = summary(requests({0: 10.0, 1: 10.2}), seen, per_request=100)
+    assert figures["latencies_ms"] == [300.0]
+    assert (figures["samples"], figures["unseen"]) == (100, 100)
+
+
+@pytest.mark.parametrize(
+    ("acked", "seen_at"),
+    [({0: 10.0}, 9.9), ({1: 10.0}, 10.5)],
+    ids=["seen before its acknowledgement", "seen but never acknowledged"],
+)
+def test_an_impossible_w2_sample_fails_the_run(acked: dict[int, float], seen_at: float) -> None:
+    seen = Visibility()
+    seen.saw(0, seen_at)
+    with pytest.raises(ImpossibleSample):
+        summary(requests(acked), seen, per_request=10)
+
+
+def test_a_fast_api_that_answers_errors_does_not_meet_w3() -> None:
+    figures = copy.deepcopy(FIGURES)
+    [w3] = [row for row in targets(figures) if row[0].startswith("W3")]
+    assert "**met**" in w3[2]
+    figures["w3"]["runs"]["departement"][0]["api"]["errors"] = 3
+    figures["w3"]["runs"]["epci"][-1]["api_no_cache"]["socket_errors"] = 2
+    [w3] = [row for row in targets(figures) if row[0].startswith("W3")]
+    assert "**not met**" in w3[2] and "5 non-2xx answers or socket errors" in w3[2]
