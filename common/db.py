@@ -141,6 +141,9 @@ outbox_cursor = Table(
 # take it. So its holder never waits for another writer, and it adds no
 # deadlock.
 NUMBERING_LOCK = "SELECT pg_advisory_xact_lock(7277413)"
+# Aggregators starting together each replace the catalogue: one at a time, or
+# the second's inserts collide with the first's rows.
+CATALOGUE_LOCK = "SELECT pg_advisory_xact_lock(7277414)"
 NEXT_CHANGE = "nextval('aggregate_changes')"
 
 indicators = Table(
@@ -311,6 +314,7 @@ CHANGES_CHANNEL = "itte_changes"
 def load_catalogue(engine: Engine, catalogue: Catalogue) -> None:
     """Replace the indicators and objectives by ``catalogue`` (the aggregator's, at each start)."""
     with engine.begin() as conn:
+        conn.execute(text(CATALOGUE_LOCK))
         conn.execute(indicators.delete())
         conn.execute(objectives.delete())
         conn.execute(insert(indicators), [i.model_dump() for i in catalogue.indicateurs.values()])
