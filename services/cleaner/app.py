@@ -3,14 +3,42 @@ output to ``indicators.clean`` and the dead letters."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, Protocol
 
 import faust
 
 from common.faust_app import raw_topic, stop_on_unexpected
 from schemas import clean, deadletter, raw
-from services.cleaner.handlers import SERVICE, Cleaner
+from services.cleaner.handlers import SERVICE, Cleaner, Outgoing
 from services.cleaner.transform import MessageOrigin
+
+
+class Topic(Protocol):
+    """What ``deliver`` needs of a faust topic: ``send`` queues the message
+    and gives the future of the broker's acknowledgement."""
+
+    async def send(
+        self, *, key: bytes, value: bytes, partition: int | None = None
+    ) -> asyncio.Future[Any]: ...
+
+
+async def deliver(out: Outgoing, clean_out: Topic, dead_out: Topic) -> None:
+    """Sends every message of ``out`` and returns once the broker has
+    acknowledged them all; a refused send raises.
+
+    faust's ``send`` returns once the message is queued. Before committing
+    offsets faust waits for the queue to drain, but a send that failed there
+    (the broker refused it, or its delivery timed out) goes unnoticed and the
+    offset is committed all the same: the raw message's records would be
+    lost. Waiting here, a failure raises before this event is acknowledged,
+    the agent stops the process, and the raw message is read again."""
+    queued = [
+        await clean_out.send(key=key.encode(), value=value, partition=partition)
+        for key, value, partition in out.clean
+    ]
+    queued += [await dead_out.send(key=key.encode(), value=value) for key, value in out.dead]
+    await asyncio.gather(*queued)
 
 
 def attach(app: faust.App, cleaner: Cleaner) -> None:
@@ -24,11 +52,6 @@ def attach(app: faust.App, cleaner: Cleaner) -> None:
             async for event in stream.events():
                 m = event.message
                 origin = MessageOrigin(m.topic, m.partition, m.offset, int(m.timestamp * 1000))
-                out = cleaner.handle(event.value, origin)
-                # Sends are attached to this event: faust commits its offset
-                # only after they are acknowledged (at least once; duplicates
-                # are harmless downstream).
-                for key, value, partition in out.clean:
-                    await clean_out.send(key=key.encode(), value=value, partition=partition)
-                for key, value in out.dead:
-                    await dead_out.send(key=key.encode(), value=value)
+                # At least once: a replay re-sends, and duplicates are
+                # harmless downstream (versions, record ids).
+                await deliver(cleaner.handle(event.value, origin), clean_out, dead_out)
