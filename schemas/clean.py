@@ -6,34 +6,46 @@ import json
 import zlib
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
+from typing import Annotated
 
 from pydantic import BaseModel, Field
+
+from schemas.limits import MAX_RECORD_ID_CHARS, CommuneCode, KeyText, Text, bounded
 
 TOPIC = "indicators.clean"
 
 
-class CleanObservation(BaseModel):
-    """One normalized commune-level value, keyed to the current commune."""
+RecordId = Annotated[str, bounded(MAX_RECORD_ID_CHARS)]
 
-    record_id: str = Field(description="`<batch_id>:<index:06d>`, stable across replays.")
-    indicateur: str
-    sous_champ: str = "total"
+
+class CleanObservation(BaseModel):
+    """One normalized commune-level value, keyed to the current commune.
+
+    Its text keeps the raw record's bounds (schemas/limits.py): a record
+    written on this topic by anyone but the cleaner, with a NUL or a lone
+    surrogate, is refused at decoding as ``invalid_schema``, not by Postgres."""
+
+    record_id: RecordId = Field(description="`<batch_id>:<index:06d>`, stable across replays.")
+    indicateur: KeyText
+    sous_champ: KeyText = "total"
     annee: int
-    commune: str = Field(description="Current commune code (5 characters).")
-    commune_source: str = Field(description="Code as sent, normalized (an older code if merged).")
+    commune: CommuneCode = Field(description="Current commune code (5 characters).")
+    commune_source: CommuneCode = Field(
+        description="Code as sent, normalized (an older code if merged)."
+    )
     valeur: Decimal | None = Field(description="None when the cell is secret or missing.")
-    marqueur: str | None = Field(None, description="`s`, `nd`, ... when valeur is None.")
-    unite: str | None = None
-    libelle_indicateur: str | None = None
-    libelle_sous_champ: str | None = None
+    marqueur: Text | None = Field(None, description="`s`, `nd`, ... when valeur is None.")
+    unite: Text | None = None
+    libelle_indicateur: Text | None = None
+    libelle_sous_champ: Text | None = None
     version: int = Field(description="The producer's version, or the acceptance time (µs).")
     version_explicite: bool = Field(False, description="True when the producer gave the version.")
     recu: int = Field(0, description="When the ingestor accepted it (µs since epoch).")
-    pii: dict[str, str] = Field(
+    pii: dict[KeyText, Text] = Field(
         default_factory=dict, description="HMAC-SHA-256 (hex) of each personal field."
     )
-    pii_key_id: str | None = Field(None, description="Which key produced the hashes.")
-    producteur: str | None = Field(None, description="The authenticated producer, if any.")
+    pii_key_id: Text | None = Field(None, description="Which key produced the hashes.")
+    producteur: KeyText | None = Field(None, description="The authenticated producer, if any.")
 
     @property
     def key(self) -> tuple[str, str, int, str]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import StringConstraints
 
 # Parts of the observation key (indexed in Postgres: a btree row holds at
 # most about 2.7 kB, i.e. these in 4-byte characters with room to spare).
@@ -37,6 +39,20 @@ EXACT_PRECISION = 100
 
 
 NO_NUL = r"^[^\x00]*$"  # Postgres text cannot hold a NUL
+# Record ids: `<batch id>/<partition>/<part>:<index>`, from a bounded batch id.
+MAX_RECORD_ID_CHARS = 200
+
+
+def bounded(limit: int) -> StringConstraints:
+    """At most ``limit`` characters, no NUL, valid Unicode (a pattern needs a
+    real Unicode string: pydantic-core refuses lone surrogates), all checked
+    in pydantic-core, not in Python: this runs for every record."""
+    return StringConstraints(max_length=limit, pattern=NO_NUL)
+
+
+KeyText = Annotated[str, bounded(MAX_KEY_CHARS)]
+Text = Annotated[str, bounded(MAX_TEXT_CHARS)]
+CommuneCode = Annotated[str, bounded(MAX_COMMUNE_CHARS)]
 
 
 class OutOfBounds(ValueError):

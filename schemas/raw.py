@@ -18,26 +18,16 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from schemas import limits
+from schemas.limits import CommuneCode, KeyText, Text, bounded
 
 TOPIC = "indicators.raw"
 
-
-def _bounded(limit: int) -> StringConstraints:
-    """At most ``limit`` characters, no NUL, valid Unicode (a pattern needs a
-    real Unicode string: pydantic-core refuses lone surrogates), all checked
-    in pydantic-core, not in Python: this runs for every record."""
-    return StringConstraints(max_length=limit, pattern=limits.NO_NUL)
-
-
-KeyText = Annotated[str, _bounded(limits.MAX_KEY_CHARS)]
-Text = Annotated[str, _bounded(limits.MAX_TEXT_CHARS)]
 # An extra field: text, a finite number, a boolean or null; nothing nested.
 Extra = Text | int | Annotated[float, Field(allow_inf_nan=False)] | bool | None
 
@@ -48,13 +38,13 @@ class RawObservation(BaseModel):
     model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
 
     indicateur: KeyText = Field(description="Indicator identifier, e.g. `population`.")
-    commune: Annotated[str, _bounded(limits.MAX_COMMUNE_CHARS)] = Field(
+    commune: CommuneCode = Field(
         description="Commune code (COG), any edition: `33063`, `2A004`, `1001`."
     )
-    annee: Annotated[int, Field(ge=0, le=9999)] | Annotated[str, _bounded(16)] | None = Field(
+    annee: Annotated[int, Field(ge=0, le=9999)] | Annotated[str, bounded(16)] | None = Field(
         None, description="Year of the value."
     )
-    date: Annotated[str, _bounded(32)] | None = Field(
+    date: Annotated[str, bounded(32)] | None = Field(
         None, description="Date `dd/mm/YYYY` or ISO, when no year is given."
     )
     valeur: Decimal | str | None = Field(

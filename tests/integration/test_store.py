@@ -98,14 +98,15 @@ def test_each_change_takes_the_next_number_of_the_feed(store, obs, database_url)
 
 def test_a_lone_surrogate_on_the_clean_topic_costs_only_its_record(store, database_url) -> None:
     """Not from our cleaner (it refuses one), but anyone may write the topic:
-    its place cannot be hashed, and the record alone is dead-lettered."""
+    the record alone is refused, as the cleaner would have refused it."""
     letters = MemoryDeadLetters()
     batches = Batches(store, letters, MemoryProgress())
     odd = {**record("33281", "5", "odd"), "sous_champ": "a\ud800"}
     outcome = batches.handle([message(record("33063", "2", "good"), odd)])  # "\ud800" in JSON
-    assert outcome.records == 2 and sum(outcome.dead.values()) == 1
+    assert (outcome.records, outcome.dead) == (1, {"invalid_schema": 1})  # refused at decoding
     [letter] = letters.sent
-    assert (letter.record_id, letter.reason) == ("odd", "internal_error")
+    assert (letter.record_id, letter.reason) == ("odd", "invalid_schema")
+    assert "sous_champ" in letter.detail
     with psycopg.connect(database_url) as conn:
         france = conn.execute(
             "SELECT valeur FROM aggregates WHERE niveau = 'france' AND indicateur = 'pop'"

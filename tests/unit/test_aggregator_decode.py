@@ -44,6 +44,31 @@ def test_a_bad_record_in_a_clean_batch_costs_only_itself() -> None:
     assert len(good) == 2 and (dead.record_id, dead.reason) == ("b:000001", "invalid_schema")
 
 
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [
+        ("sous_champ", "a\ud800"),  # a lone surrogate: not UTF-8, Postgres refuses it
+        ("unite", "k\x00g"),  # a NUL: Postgres text cannot hold one
+        ("indicateur", "x" * 101),  # longer than a key may be
+        ("commune", "330630000000"),
+        ("record_id", "r" * 201),
+        ("producteur", "\x00"),
+    ],
+)
+def test_text_the_cleaner_would_refuse_is_refused_here_as_invalid_schema(
+    field: str, text: str
+) -> None:
+    odd = {**GOOD, "record_id": "odd", field: text}
+    batch = json.dumps({"batch_id": "b", "records": [GOOD, odd]}).encode()  # escapes kept
+    good, [dead] = decode([batch])
+    assert [g.record_id for g in good] == ["b:000000"]
+    assert (dead.record_id, dead.reason) == (
+        "b:000001" if field == "record_id" else "odd",
+        "invalid_schema",
+    )
+    assert field in dead.detail
+
+
 def test_a_dead_letter_always_encodes_even_with_text_that_is_not_unicode() -> None:
     letter = DeadLetter(
         record_id="r",
