@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import psycopg
 from sqlalchemy import (
@@ -251,6 +251,24 @@ def sqlalchemy_url(database_url: str) -> str:
     if scheme in ("postgresql", "postgres"):
         return f"postgresql+psycopg://{rest}"
     return database_url if sep else f"postgresql+psycopg://{database_url}"
+
+
+def array_literal(values: Sequence[str] | Sequence[int]) -> str:
+    """The Postgres array literal of ``values`` (all text or all integers),
+    for a ``%s::text[]`` or ``%s::int[]`` parameter: what psycopg sends for a
+    list, built faster.
+
+    psycopg dumps a list in Python, element by element: a tenth of the
+    aggregator's time in a bulk load, where each batch looks up thousands of
+    keys (docs/measurements.md). Here a column is one join: integers as they
+    print, text always quoted with its backslashes and double quotes escaped
+    (``array_in`` reads any other character inside quotes as it is; a NUL
+    never gets this far, the bounds refuse it)."""
+    if values and isinstance(values[0], int):
+        return "{" + ",".join(map(str, values)) + "}"
+    texts = cast(Sequence[str], values)
+    quoted = ['"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in texts]
+    return "{" + ",".join(quoted) + "}"
 
 
 C = TypeVar("C", bound=psycopg.Connection[Any])

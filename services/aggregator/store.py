@@ -138,12 +138,13 @@ def lock_bucket(key: CommuneKey) -> int:
     return place_hash(sous_champ, annee, commune) % LOCK_BUCKETS
 
 
-def _columns(keys: Iterable[tuple[Any, ...]], width: int) -> list[list[Any]]:
+def _columns(keys: Iterable[tuple[Any, ...]], width: int) -> list[str]:
+    """The keys' columns, each as one array literal (``%s::text[]``…)."""
     columns: list[list[Any]] = [[] for _ in range(width)]
     for key in keys:
         for column, part in zip(columns, key, strict=True):
             column.append(part)
-    return columns
+    return [db.array_literal(column) for column in columns]
 
 
 class AggregateStore:
@@ -175,7 +176,7 @@ class AggregateStore:
             # Locks taken in sorted order cannot deadlock.
             cur.execute(
                 "SELECT pg_advisory_xact_lock(%s, b) FROM unnest(%s::int[]) AS b",
-                (LOCK_NAMESPACE, sorted({lock_bucket(k) for k in commune_keys})),
+                (LOCK_NAMESPACE, db.array_literal(sorted({lock_bucket(k) for k in commune_keys}))),
             )
             obs_keys = {r.key for r in records}
             cur.execute(SELECT_STORED, _columns(obs_keys, 4))
