@@ -38,6 +38,9 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "enable.idempotence": True,
     "acks": "all",
     "linger.ms": 5,
+    # send_all needs to hear of failures only: no Python callback for each
+    # delivered message (the relay sends one per aggregate change).
+    "delivery.report.only.error": True,
     # Uncompressed: every client we ship must read every topic, and aiokafka
     # (under faust) reads lz4 only when the lz4 package is installed.
     "compression.type": "none",
@@ -167,7 +170,6 @@ class BlockingProducer:
                 except BufferError:  # local queue full: let deliveries drain
                     self._producer.poll(0.1)
             sent += 1
-            self._producer.poll(0)
         remaining = self._producer.flush(timeout)
         if remaining or errors:
             raise DeliveryError(
