@@ -95,12 +95,12 @@ def ndjson_bodies(records: int, prefix: str, per_request: int) -> list[bytes]:
     return bodies
 
 
-def write_catalogue(path: Path, prefix: str, indicators: int) -> Path:
-    """A catalogue declaring the generated indicators (sums)."""
+def write_catalogue(path: Path, prefix: str, indicators: int, agregation: str = "somme") -> Path:
+    """A catalogue declaring the generated indicators (sums, unless told)."""
     path.write_text(
         "".join(
             f'[[indicateur]]\nid = "{prefix}_{i}"\nlibelle = "{prefix} {i}"\n'
-            'agregation = "somme"\n\n'
+            f'agregation = "{agregation}"\n\n'
             for i in range(indicators)
         )
     )

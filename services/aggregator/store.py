@@ -10,6 +10,7 @@ each row a batch changes takes the next number of the change feed
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -20,6 +21,8 @@ from schemas.clean import CleanObservation, place_hash
 from services.aggregator.ports import ApplyResult
 from services.aggregator.rules import AggregationRules
 from services.aggregator.transform import (
+    ZERO,
+    AggKey,
     CommuneKey,
     CommuneState,
     Plan,
@@ -99,20 +102,50 @@ ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
 """
 
 
-# min and max cannot be moved by a delta when the extreme is corrected:
-# recompute them from the member communes' rows (keys sorted, as above).
+# A min or max before the batch (read under the numbering lock, so no other
+# writer moves it meanwhile), to settle it from what the batch did to its
+# members (transform.ExtremeChange.settle).
+SELECT_EXTREMES = """
+SELECT a.indicateur, a.sous_champ, a.annee, a.niveau, a.code, a.valeur, a.nb_valeurs
+FROM aggregates a
+JOIN unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[]) AS k(i, s, y, n, c)
+  ON (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, k.n, k.c)
+"""
+
+SET_EXTREMES = f"""
+UPDATE aggregates a SET valeur = k.v, revision = a.revision + 1,
+    change_seq = {db.NEXT_CHANGE}, updated_at = now()
+FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::numeric[])
+    AS k(i, s, y, n, c, v)
+WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, k.n, k.c)
+  AND a.valeur IS DISTINCT FROM k.v
+"""
+
+# A min or max whose batch took away a value as good as it cannot be moved
+# by a delta: recompute it from the member communes' rows.
+# Members are found level by level through the communes' indexes, and x is
+# computed once (MATERIALIZED): one join with an OR of the levels, and x
+# estimated at one row then sorted again for each key, took 87 s for the
+# 1,391 territories of a max indicator; this takes well under a second
+# (docs/measurements.md).
 RECOMPUTE_EXTREMES = f"""
 WITH k AS (
     SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::text[])
         WITH ORDINALITY AS k(i, s, y, n, c, f, ord)
-), x AS (
+), members AS (
+    SELECT k.*, m.code AS member FROM k JOIN communes m ON k.n = 'epci' AND m.epci = k.c
+    UNION ALL
+    SELECT k.*, m.code FROM k JOIN communes m ON k.n = 'departement' AND m.departement = k.c
+    UNION ALL
+    SELECT k.*, m.code FROM k JOIN communes m ON k.n = 'region' AND m.region = k.c
+    UNION ALL
+    SELECT k.*, m.code FROM k CROSS JOIN communes m WHERE k.n = 'france'
+), x AS MATERIALIZED (
     SELECT k.i, k.s, k.y, k.n, k.c,
            CASE WHEN k.f = 'min' THEN min(cv.valeur) ELSE max(cv.valeur) END AS v
-    FROM k
-    JOIN communes m ON k.n = 'france' OR (k.n = 'epci' AND m.epci = k.c)
-        OR (k.n = 'departement' AND m.departement = k.c) OR (k.n = 'region' AND m.region = k.c)
+    FROM members k
     JOIN aggregates cv ON (cv.indicateur, cv.sous_champ, cv.annee, cv.niveau, cv.code)
-        = (k.i, k.s, k.y, 'commune', m.code) AND cv.nb_valeurs > 0
+        = (k.i, k.s, k.y, 'commune', k.member) AND cv.nb_valeurs > 0
     GROUP BY k.i, k.s, k.y, k.n, k.c, k.f
 )
 UPDATE aggregates a SET valeur = coalesce(x.v, 0), revision = a.revision + 1,
@@ -219,6 +252,7 @@ class AggregateStore:
             cur.execute(MERGE_OBSERVATIONS)
         if result.deltas or result.extremes:
             cur.execute(db.NUMBERING_LOCK)
+        settled, recompute = _settle(cur, result) if result.extremes else ({}, [])
         if result.deltas:
             with cur.copy("COPY incoming_deltas FROM STDIN") as copy:
                 for ord_, (key, d) in enumerate(result.deltas.items()):
@@ -226,6 +260,26 @@ class AggregateStore:
                         (*key, d.valeur, d.nb_valeurs, d.unite, d.numerateur, d.denominateur, ord_)
                     )
             cur.execute(MERGE_DELTAS)
-        if result.extremes:
-            rows = [(*key, kind) for key, kind in result.extremes.items()]
+        if settled:
+            rows = [(*key, str(valeur)) for key, valeur in settled.items()]
+            cur.execute(SET_EXTREMES, _columns(rows, 6))
+        if recompute:
+            rows = [(*key, result.extremes[key].kind) for key in recompute]
             cur.execute(RECOMPUTE_EXTREMES, _columns(rows, 6))
+
+
+def _settle(cur: psycopg.Cursor[Any], result: Plan) -> tuple[dict[AggKey, Decimal], list[AggKey]]:
+    """The extremes the batch settles (new value by key) and the ones only a
+    recomputation can tell, from their values before the batch."""
+    cur.execute(SELECT_EXTREMES, _columns(result.extremes, 5))
+    current = {tuple(row[:5]): (row[5], row[6]) for row in cur.fetchall()}
+    settled: dict[AggKey, Decimal] = {}
+    recompute: list[AggKey] = []
+    for key, change in result.extremes.items():
+        valeur, nb_valeurs = current.get(key, (ZERO, 0))
+        new = change.settle(valeur, nb_valeurs > 0)
+        if new is None:
+            recompute.append(key)
+        elif new != valeur:
+            settled[key] = new
+    return settled, recompute

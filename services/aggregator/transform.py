@@ -11,8 +11,10 @@ are Decimals: sums stay exact under any sequence of corrections.
 By aggregation kind, above the commune:
 - somme: valeur is the sum of commune values;
 - nombre: valeur counts communes with a non-zero value;
-- min, max: valeur is recomputed by the store (``Plan.extremes``), since a
-  corrected extreme cannot be undone by a delta;
+- min, max: the store settles valeur from what the batch did to the members
+  (``Plan.extremes``, ``ExtremeChange.settle``), and recomputes it from the
+  members' rows only when the batch took away a value that may have been the
+  extreme (a corrected extreme cannot be undone by a delta);
 - ratio, moyenne_ponderee: numerateur and denominateur sum the contributions
   of communes where both members are present (see ``rules.PairRule``);
 - non_agregeable: nothing.
@@ -109,11 +111,47 @@ class Delta:
         )
 
 
+@dataclass(slots=True)
+class ExtremeChange:
+    """What a batch did to the member communes of one min or max aggregate:
+    the best value it gave a member (``best``), and the best value a member
+    held before and no longer holds (``lost``: corrected to a worse value, or
+    made secret)."""
+
+    kind: str  # "min" | "max"
+    best: Decimal | None = None
+    lost: Decimal | None = None
+
+    def better(self, x: Decimal, y: Decimal) -> bool:
+        return x < y if self.kind == "min" else x > y
+
+    def member(self, before: CommuneState, after: CommuneState) -> None:
+        if after.nb > 0 and (self.best is None or self.better(after.valeur, self.best)):
+            self.best = after.valeur
+        held = before.nb > 0 and (after.nb == 0 or self.better(before.valeur, after.valeur))
+        if held and (self.lost is None or self.better(before.valeur, self.lost)):
+            self.lost = before.valeur
+
+    def settle(self, current: Decimal, reporting: bool) -> Decimal | None:
+        """The aggregate's new value, from the one it has before the batch
+        (``reporting``: whether a member had a value then); None when only a
+        recomputation from the members can tell: the batch took away a value
+        as good as the extreme and gave none as good. A first load never
+        needs one."""
+        if not reporting:
+            return ZERO if self.best is None else self.best  # nb_valeurs says "none"
+        if self.best is not None and not self.better(current, self.best):
+            return self.best  # as good as every member left untouched
+        if self.lost is not None and not self.better(current, self.lost):
+            return None
+        return current
+
+
 @dataclass
 class Plan:
     writes: list[CleanObservation] = field(default_factory=list)
     deltas: dict[AggKey, Delta] = field(default_factory=dict)
-    extremes: dict[AggKey, str] = field(default_factory=dict)  # key -> "min" | "max"
+    extremes: dict[AggKey, ExtremeChange] = field(default_factory=dict)
     stale: int = 0  # older or equal versions: ignored
     # Records of another producer than the observation's owner: refused.
     foreign: list[tuple[CleanObservation, str | None]] = field(default_factory=list)
@@ -237,7 +275,10 @@ def plan(
             agg_key = (indicateur, sous_champ, annee, niveau, code)
             deltas[agg_key].add(valeur, reporting, change.unite, created)
             if extreme:
-                result.extremes[agg_key] = kind
+                found = result.extremes.get(agg_key)
+                if found is None:
+                    found = result.extremes[agg_key] = ExtremeChange(kind)
+                found.member(b, a)
     _pair_deltas(by_commune, communes, after, ancestors, rules, deltas)
     result.deltas = {k: d for k, d in sorted(deltas.items()) if not d.is_zero}
     result.extremes = dict(sorted(result.extremes.items()))

@@ -101,6 +101,7 @@ class MemoryAggregates:
         self.foreign += len(result.foreign)
         for record in result.writes:
             self.observations[record.key] = record
+        before = {key: self.aggregates.get(key, EMPTY)[:2] for key in result.extremes}
         for key, d in result.deltas.items():
             v, n, num, den = self.aggregates.get(key, EMPTY)
             self.aggregates[key] = (
@@ -109,7 +110,13 @@ class MemoryAggregates:
                 num + d.numerateur,
                 den + d.denominateur,
             )
-        for key, kind in result.extremes.items():
+        for key, change in result.extremes.items():
+            # As the store: settled from the value before the batch when it can be.
+            valeur, nb_valeurs = before[key]
+            settled = change.settle(valeur, nb_valeurs > 0)
+            if settled is not None:
+                self.aggregates[key] = (settled, *self.aggregates[key][1:])
+                continue
             members = [
                 row[0]
                 for k, row in self.aggregates.items()
@@ -118,7 +125,7 @@ class MemoryAggregates:
                 and row[1] > 0
                 and (key[3], key[4]) in self.ancestors(k[4])
             ]
-            extreme = (min if kind == "min" else max)(members, default=Decimal(0))
+            extreme = (min if change.kind == "min" else max)(members, default=Decimal(0))
             self.aggregates[key] = (extreme, *self.aggregates[key][1:])
         return result.writes, result.stale, result.foreign
 

@@ -12,6 +12,7 @@ from common.referential import ancestors, load
 from schemas import limits
 from schemas.clean import CleanObservation
 from services.aggregator.rules import AggregationRules
+from services.aggregator.transform import CommuneState, ExtremeChange
 from tests.strategies import values_within_bounds
 from tests.unit.fakes import MemoryAggregates
 
@@ -311,3 +312,43 @@ def test_a_sum_that_would_round_raises_instead() -> None:
     digits = limits.EXACT_PRECISION + 2
     with pytest.raises(Inexact):
         store().apply([obs("74010", "1" + "0" * (digits - 2) + "1")])
+
+
+def change(kind: str, *members: tuple[str | None, str | None]) -> ExtremeChange:
+    """(before, after) of each member commune changed; None: no value."""
+    found = ExtremeChange(kind)
+    for old, new in members:
+        found.member(
+            CommuneState(Decimal(old or 0), old is not None),
+            CommuneState(Decimal(new or 0), new is not None),
+        )
+    return found
+
+
+@pytest.mark.parametrize(
+    ("kind", "members", "current", "reporting", "settled"),
+    [
+        ("max", [(None, "5"), (None, "9")], "0", False, "9"),  # a first load: no recomputation
+        ("min", [(None, "5"), (None, "9")], "0", False, "5"),
+        ("max", [(None, None)], "0", False, "0"),  # a secret cell alone
+        ("max", [("3", "4")], "8", True, "8"),  # below the extreme, staying below
+        ("max", [("3", "12")], "8", True, "12"),  # a new extreme
+        ("max", [("8", "12")], "8", True, "12"),  # the extreme raised
+        ("max", [("8", "7")], "8", True, None),  # the extreme lowered: recompute
+        ("max", [("8", None)], "8", True, None),  # the extreme made secret: recompute
+        ("max", [("8", "7"), ("2", "9")], "8", True, "9"),  # lowered, but beaten in the batch
+        ("max", [("5", None)], "8", True, "8"),  # a lesser value made secret
+        ("min", [("2", "3")], "2", True, None),
+        ("min", [("4", "1")], "2", True, "1"),
+        ("min", [("-1e-9", "-1e-9")], "-1e-9", True, "-1e-9"),
+    ],
+)
+def test_an_extreme_is_settled_unless_the_batch_took_it_away(
+    kind: str,
+    members: list[tuple[str | None, str | None]],
+    current: str,
+    reporting: bool,
+    settled: str | None,
+) -> None:
+    found = change(kind, *members).settle(Decimal(current), reporting)
+    assert found == (None if settled is None else Decimal(settled))
