@@ -15,6 +15,7 @@ from common.errors import unexpected
 from schemas import deadletter
 from schemas.clean import CleanBatch, CleanObservation, record_id
 from schemas.deadletter import DeadLetter
+from schemas.limits import MAX_RECORD_ID_CHARS
 from schemas.raw import describe
 
 STAGE = "aggregator"
@@ -39,7 +40,7 @@ def decode_one_by_one(value: bytes) -> tuple[list[CleanObservation], list[DeadLe
     try:
         document = json.loads(value)
         items = document["records"]
-        batch_id = str(document.get("batch_id", message_id))[:200]
+        batch_id = str(document.get("batch_id", message_id))[:MAX_RECORD_ID_CHARS]
         if not isinstance(items, list):
             raise TypeError("records is not a list")
     except Exception as exc:  # not JSON, nested too deep, not an envelope
@@ -60,7 +61,7 @@ def decode_one_by_one(value: bytes) -> tuple[list[CleanObservation], list[DeadLe
 def own_id(item: Any) -> str | None:
     """The record's own id, when it has a usable one."""
     found = item.get("record_id") if isinstance(item, dict) else None
-    return found if isinstance(found, str) and 0 < len(found) <= 200 else None
+    return found if isinstance(found, str) and 0 < len(found) <= MAX_RECORD_ID_CHARS else None
 
 
 def letter(

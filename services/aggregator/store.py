@@ -122,16 +122,16 @@ WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, 
 """
 
 # A min or max whose batch took away a value as good as it cannot be moved
-# by a delta: recompute it from the member communes' rows.
-# Members are found level by level through the communes' indexes, and x is
-# computed once (MATERIALIZED): one join with an OR of the levels, and x
-# estimated at one row then sorted again for each key, took 87 s for the
-# 1,391 territories of a max indicator; this takes well under a second
+# by a delta: recompute it from the member communes' rows. Members are
+# found level by level through the communes' indexes, and x is computed
+# once (MATERIALIZED): one join with an OR of the levels, and x estimated at
+# one row then sorted again for each key, took 87 s for the 1,391
+# territories of a max indicator; this takes well under a second
 # (docs/measurements.md).
 RECOMPUTE_EXTREMES = f"""
 WITH k AS (
     SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::text[])
-        WITH ORDINALITY AS k(i, s, y, n, c, f, ord)
+        AS k(i, s, y, n, c, f)
 ), members AS (
     SELECT k.*, m.code AS member FROM k JOIN communes m ON k.n = 'epci' AND m.epci = k.c
     UNION ALL
