@@ -9,7 +9,8 @@ each row a batch changes takes the next number of the change feed
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -25,39 +26,59 @@ from services.aggregator.transform import (
     AggKey,
     CommuneKey,
     CommuneState,
+    ObsKey,
     Plan,
     Stored,
     commune_keys_needed,
     plan,
 )
 
+# Rows looked up by key, one primary-key probe each (``LATERAL … LIMIT 1``,
+# which the planner cannot turn into a join). As a plain join on the keys,
+# Postgres chose a hash join over the whole table for a batch's thousands
+# of keys: every batch read every row, so a bulk load slowed as it grew
+# (6,000 keys among 200,000 rows: 100 ms against 16 ms; docs/measurements.md).
 SELECT_STORED = """
 SELECT o.indicateur, o.sous_champ, o.annee, o.commune_source, o.valeur, o.version_explicite,
        o.version, o.recu, o.record_id, o.producteur
-FROM observations o
-JOIN unnest(%s::text[], %s::text[], %s::int[], %s::text[]) AS k(i, s, a, c)
-  ON (o.indicateur, o.sous_champ, o.annee, o.commune_source) = (k.i, k.s, k.a, k.c)
+FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[]) AS k(i, s, a, c)
+CROSS JOIN LATERAL (
+    SELECT * FROM observations o
+    WHERE (o.indicateur, o.sous_champ, o.annee, o.commune_source) = (k.i, k.s, k.a, k.c)
+    LIMIT 1
+) o
 """
 
 SELECT_COMMUNES = """
 SELECT a.indicateur, a.sous_champ, a.annee, a.code, a.valeur, a.nb_valeurs
-FROM aggregates a
-JOIN unnest(%s::text[], %s::text[], %s::int[], %s::text[]) AS k(i, s, a, c)
-  ON (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.a, 'commune', k.c)
+FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[]) AS k(i, s, a, c)
+CROSS JOIN LATERAL (
+    SELECT * FROM aggregates a
+    WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code)
+        = (k.i, k.s, k.a, 'commune', k.c)
+    LIMIT 1
+) a
 """
 
-# Batches are written with COPY into temporary tables, then merged in one
-# statement each: faster than row-by-row upserts (docs/measurements.md).
+# Batches are written with COPY into temporary tables, then merged in a
+# statement or two each: faster than row-by-row upserts (docs/measurements.md).
+# ``fresh`` rows are known to be absent: the batch looked them up under the
+# locks of their places, and only a transaction holding those locks inserts
+# them. They are inserted plainly, at about half the cost of an
+# ``ON CONFLICT`` upsert; the others are merged. Should a row appear anyway,
+# the insert fails on the primary key, the transaction changes nothing, and
+# the retry (errors.isolate) looks the rows up again.
 TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS incoming_observations (
     indicateur text, sous_champ text, annee int, commune_source text, commune text,
     valeur numeric, marqueur text, unite text, libelle_indicateur text,
     libelle_sous_champ text, version bigint, version_explicite boolean, recu bigint,
-    record_id text, pii jsonb, pii_key_id text, producteur text
+    record_id text, pii jsonb, pii_key_id text, producteur text, fresh boolean
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS incoming_deltas (
     indicateur text, sous_champ text, annee int, niveau text, code text, valeur numeric,
-    nb_valeurs int, unite text, numerateur numeric, denominateur numeric, ord int
+    nb_valeurs int, unite text, numerateur numeric, denominateur numeric, ord int,
+    fresh boolean
 ) ON COMMIT DELETE ROWS;
 """
 
@@ -67,9 +88,14 @@ OBSERVATION_COLUMNS = (
     "pii_key_id, producteur"
 )
 
+INSERT_OBSERVATIONS = f"""
+INSERT INTO observations ({OBSERVATION_COLUMNS})
+SELECT {OBSERVATION_COLUMNS} FROM incoming_observations WHERE fresh
+"""
+
 MERGE_OBSERVATIONS = f"""
 INSERT INTO observations ({OBSERVATION_COLUMNS})
-SELECT {OBSERVATION_COLUMNS} FROM incoming_observations
+SELECT {OBSERVATION_COLUMNS} FROM incoming_observations WHERE NOT fresh
 ON CONFLICT (indicateur, sous_champ, annee, commune_source) DO UPDATE SET
     commune = EXCLUDED.commune, valeur = EXCLUDED.valeur, marqueur = EXCLUDED.marqueur,
     unite = EXCLUDED.unite, libelle_indicateur = EXCLUDED.libelle_indicateur,
@@ -83,13 +109,21 @@ WHERE observations.producteur IS NOT DISTINCT FROM EXCLUDED.producteur
     < (EXCLUDED.version_explicite, EXCLUDED.version, EXCLUDED.recu, EXCLUDED.record_id COLLATE "C")
 """
 
+AGGREGATE_COLUMNS = (
+    "indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs, unite, numerateur, "
+    "denominateur"
+)
+
+INSERT_DELTAS = f"""
+INSERT INTO aggregates ({AGGREGATE_COLUMNS}, revision, change_seq)
+SELECT {AGGREGATE_COLUMNS}, 1, {db.NEXT_CHANGE} FROM incoming_deltas WHERE fresh
+"""
+
 # Rows are merged sorted by key, so concurrent aggregators lock them in one order.
 MERGE_DELTAS = f"""
-INSERT INTO aggregates AS a (indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs,
-    unite, numerateur, denominateur, revision, change_seq)
-SELECT indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs, unite, numerateur,
-    denominateur, 1, {db.NEXT_CHANGE}
-FROM incoming_deltas ORDER BY ord
+INSERT INTO aggregates AS a ({AGGREGATE_COLUMNS}, revision, change_seq)
+SELECT {AGGREGATE_COLUMNS}, 1, {db.NEXT_CHANGE}
+FROM incoming_deltas WHERE NOT fresh ORDER BY ord
 ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
     valeur = a.valeur + EXCLUDED.valeur,
     nb_valeurs = a.nb_valeurs + EXCLUDED.nb_valeurs,
@@ -107,9 +141,12 @@ ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
 # members (transform.ExtremeChange.settle).
 SELECT_EXTREMES = """
 SELECT a.indicateur, a.sous_champ, a.annee, a.niveau, a.code, a.valeur, a.nb_valeurs
-FROM aggregates a
-JOIN unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[]) AS k(i, s, y, n, c)
-  ON (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, k.n, k.c)
+FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[]) AS k(i, s, y, n, c)
+CROSS JOIN LATERAL (
+    SELECT * FROM aggregates a
+    WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, k.n, k.c)
+    LIMIT 1
+) a
 """
 
 SET_EXTREMES = f"""
@@ -217,17 +254,20 @@ class AggregateStore:
             cur.execute(SELECT_COMMUNES, _columns(commune_keys, 4))
             communes = {(i, s, a, c): CommuneState(v, n) for i, s, a, c, v, n in cur.fetchall()}
             result = plan(records, stored, communes, self._ancestors.__getitem__, self._rules)
-            self._write(cur, result)
+            self._write(cur, result, Absent(stored, commune_keys - communes.keys()))
         return ApplyResult(
             len(result.writes), result.stale, len(result.deltas), unplaced, result.foreign
         )
 
     @staticmethod
-    def _write(cur: psycopg.Cursor[Any], result: Plan) -> None:
+    def _write(cur: psycopg.Cursor[Any], result: Plan, absent: Absent) -> None:
         cur.execute(TEMP_TABLES)
         if result.writes:
-            with cur.copy(f"COPY incoming_observations ({OBSERVATION_COLUMNS}) FROM STDIN") as copy:
-                for r in result.writes:
+            fresh = [absent.observation(r.key) for r in result.writes]
+            with cur.copy(
+                f"COPY incoming_observations ({OBSERVATION_COLUMNS}, fresh) FROM STDIN"
+            ) as copy:
+                for r, is_fresh in zip(result.writes, fresh, strict=True):
                     copy.write_row(
                         (
                             r.indicateur,
@@ -247,25 +287,54 @@ class AggregateStore:
                             Jsonb(r.pii) if r.pii else None,
                             r.pii_key_id,
                             r.producteur,
+                            is_fresh,
                         )
                     )
-            cur.execute(MERGE_OBSERVATIONS)
+            _run_parts(cur, INSERT_OBSERVATIONS, MERGE_OBSERVATIONS, fresh)
         if result.deltas or result.extremes:
             cur.execute(db.NUMBERING_LOCK)
         settled, recompute = _settle(cur, result) if result.extremes else ({}, [])
         if result.deltas:
+            fresh = [absent.commune_row(key) for key in result.deltas]
             with cur.copy("COPY incoming_deltas FROM STDIN") as copy:
-                for ord_, (key, d) in enumerate(result.deltas.items()):
-                    copy.write_row(
-                        (*key, d.valeur, d.nb_valeurs, d.unite, d.numerateur, d.denominateur, ord_)
-                    )
-            cur.execute(MERGE_DELTAS)
+                for ord_, ((key, d), is_fresh) in enumerate(
+                    zip(result.deltas.items(), fresh, strict=True)
+                ):
+                    values = (d.valeur, d.nb_valeurs, d.unite, d.numerateur, d.denominateur)
+                    copy.write_row((*key, *values, ord_, is_fresh))
+            _run_parts(cur, INSERT_DELTAS, MERGE_DELTAS, fresh)
         if settled:
             rows = [(*key, str(valeur)) for key, valeur in settled.items()]
             cur.execute(SET_EXTREMES, _columns(rows, 6))
         if recompute:
             rows = [(*key, result.extremes[key].kind) for key in recompute]
             cur.execute(RECOMPUTE_EXTREMES, _columns(rows, 6))
+
+
+@dataclass(frozen=True)
+class Absent:
+    """What the batch's lookups found missing, under the locks of its places."""
+
+    found: Mapping[ObsKey, Stored]  # the observations that exist
+    missing_communes: set[CommuneKey]  # commune rows looked up and not found
+
+    def observation(self, key: ObsKey) -> bool:
+        return key not in self.found
+
+    def commune_row(self, key: AggKey) -> bool:
+        indicateur, sous_champ, annee, niveau, code = key
+        return (
+            niveau == "commune" and (indicateur, sous_champ, annee, code) in self.missing_communes
+        )
+
+
+def _run_parts(cur: psycopg.Cursor[Any], insert: str, merge: str, fresh: list[bool]) -> None:
+    """The plain insert of the fresh rows and the merge of the others, each
+    only when it has rows."""
+    if any(fresh):
+        cur.execute(insert)
+    if not all(fresh):
+        cur.execute(merge)
 
 
 def _settle(cur: psycopg.Cursor[Any], result: Plan) -> tuple[dict[AggKey, Decimal], list[AggKey]]:

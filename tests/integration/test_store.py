@@ -5,6 +5,7 @@ from decimal import Decimal
 import psycopg
 
 from common.referential import load
+from services.aggregator import store as store_module
 from services.aggregator.handlers import Batches
 from services.aggregator.verify import check
 from tests.unit.fakes import MemoryDeadLetters, MemoryProgress
@@ -112,3 +113,38 @@ def test_a_lone_surrogate_on_the_clean_topic_costs_only_its_record(store, databa
             "SELECT valeur FROM aggregates WHERE niveau = 'france' AND indicateur = 'pop'"
         ).fetchone()
     assert france == (2,)
+
+
+def test_a_row_that_appears_after_its_lookup_costs_a_retry_not_a_record(
+    store, database_url, monkeypatch
+) -> None:
+    """Rows looked up and not found are inserted plainly (no upsert): only the
+    holder of their places' locks inserts them. Should one appear anyway, the
+    insert fails on the primary key, the transaction changes nothing, and the
+    halves of the batch are looked up again: nothing lost, nothing twice."""
+    letters = MemoryDeadLetters()
+    batches = Batches(store, letters, MemoryProgress())
+    batches.handle([message(record("33063", "1", "a"), record("33281", "5", "b"))])
+    attempts: list[int] = []
+    real_apply = store.apply
+
+    def apply_blind_once(records):  # the first attempt's lookups find nothing
+        attempts.append(len(records))
+        if len(attempts) > 1:
+            return real_apply(records)
+        with monkeypatch.context() as blind:
+            for query in ("SELECT_STORED", "SELECT_COMMUNES"):
+                blind.setattr(store_module, query, getattr(store_module, query) + " WHERE false")
+            return real_apply(records)
+
+    monkeypatch.setattr(store, "apply", apply_blind_once)
+    newer = [
+        {**record("33063", "2", "c"), "version": 2},
+        {**record("33281", "7", "d"), "version": 2},
+    ]
+    outcome = batches.handle([message(*newer, record("33069", "11", "e"))])
+    assert attempts[0] == 3 and len(attempts) > 1  # the blind attempt failed, then retried
+    assert (outcome.records, outcome.dead, letters.sent) == (3, {}, [])
+    assert agg(database_url, "france", "FR") == (Decimal(20), 3)
+    assert agg(database_url, "commune", "33063") == (Decimal(2), 1)
+    assert check(database_url).differences == []
