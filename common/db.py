@@ -267,6 +267,11 @@ def array_literal(values: Sequence[str] | Sequence[int]) -> str:
     if values and isinstance(values[0], int):
         return "{" + ",".join(map(str, values)) + "}"
     texts = cast(Sequence[str], values)
+    if not texts:
+        return "{}"
+    every = "".join(texts)
+    if "\\" not in every and '"' not in every:  # the common case: nothing to escape
+        return '{"' + '","'.join(texts) + '"}'
     quoted = ['"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in texts]
     return "{" + ",".join(quoted) + "}"
 

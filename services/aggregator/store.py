@@ -210,10 +210,9 @@ def lock_bucket(key: CommuneKey) -> int:
 
 def _columns(keys: Iterable[tuple[Any, ...]], width: int) -> list[str]:
     """The keys' columns, each as one array literal (``%s::text[]``…)."""
-    columns: list[list[Any]] = [[] for _ in range(width)]
-    for key in keys:
-        for column, part in zip(columns, key, strict=True):
-            column.append(part)
+    columns = list(zip(*keys, strict=True)) or [()] * width  # transposed in C
+    if len(columns) != width:
+        raise ValueError(f"keys of {len(columns)} parts, expected {width}")
     return [db.array_literal(column) for column in columns]
 
 

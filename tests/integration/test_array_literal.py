@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from common import db
 from schemas import limits
+from services.aggregator.store import _columns
 
 # What a key may hold once past the bounds: any Unicode but NUL and lone
 # surrogates, so quotes, backslashes, braces, commas, blanks and "NULL" too.
@@ -44,3 +45,21 @@ def test_any_integer_reads_back_as_sent(conn: psycopg.Connection, values: list[i
 def test_an_empty_column_is_an_empty_array(conn: psycopg.Connection) -> None:
     assert conn.execute("SELECT %s::int[], %s::text[]", ("{}", "{}")).fetchone() == ([], [])
     assert db.array_literal([]) == "{}"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(key_text, st.integers(-(2**31), 2**31 - 1)), max_size=30))
+def test_key_columns_read_back_as_the_keys(
+    conn: psycopg.Connection, keys: list[tuple[str, int]]
+) -> None:
+    """The store's keys, transposed into one literal per column."""
+    back = conn.execute("SELECT * FROM unnest(%s::text[], %s::int[])", _columns(keys, 2))
+    assert back.fetchall() == keys
+
+
+def test_key_columns_of_no_keys_and_of_ragged_keys() -> None:
+    assert _columns([], 3) == ["{}", "{}", "{}"]
+    with pytest.raises(ValueError):
+        _columns([("a", 1), ("b",)], 2)
+    with pytest.raises(ValueError):
+        _columns([("a", 1)], 3)
