@@ -11,6 +11,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -93,11 +94,13 @@ def run(
     profile: Path | None = None,
     workers: int = 1,
     agregation: str = "somme",
+    timeline: bool = False,
     **settings: str,
 ) -> dict[str, Any]:
     """One load; with ``profile``, py-spy samples the services meanwhile and
     writes one raw profile per service under it. ``workers``: cleaners and
     aggregators. ``agregation``: the generated indicators' rule (bench.kinds).
+    ``timeline``: the cores each process used, second by second (bench.timeline).
     ``settings``: ITTE_* variables of the services, for experiments (e.g.
     BATCH_MESSAGES="100")."""
     catalogue = write_catalogue(
@@ -106,11 +109,13 @@ def run(
     with running_stack(workdir / f"state-{prefix}", catalogue, workers, **settings) as stack:
         cpu_before = stack.cpu_seconds()
         spies = sample(stack, profile) if profile else []
+        cores = CoreTimeline(stack) if timeline else None
         started = PUSH[mode](stack, records, prefix, workdir)
         pushed = time.monotonic()
         done = wait_until_counted(
             stack.servers.database_url, records, COUNTED_AT_FRANCE, named(prefix)
         )
+        seconds = cores.stop() if cores else None
         for spy in spies:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file and exits
         for spy in spies:
@@ -131,7 +136,33 @@ def run(
         "update_seconds": None if update is None else round(update, 3),
         "cpu_seconds": cpu,
         "peak_rss_mb": rss,
-    }
+    } | ({"cores_by_second": seconds} if seconds is not None else {})
+
+
+class CoreTimeline:
+    """Samples the processes' CPU time once a second, from a thread."""
+
+    def __init__(self, stack: Stack, every: float = 1.0) -> None:
+        self._stack, self._every = stack, every
+        self._stop = threading.Event()
+        self._rows: list[dict[str, float]] = []
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        origin = last = time.monotonic()
+        before = self._stack.cpu_seconds()
+        while not self._stop.wait(self._every):
+            now, after = time.monotonic(), self._stack.cpu_seconds()
+            row = {"t": round(now - origin, 1)}
+            row |= {n: round((s - before.get(n, 0)) / (now - last), 2) for n, s in after.items()}
+            self._rows.append(row)
+            last, before = now, after
+
+    def stop(self) -> list[dict[str, float]]:
+        self._stop.set()
+        self._thread.join()
+        return self._rows
 
 
 def sample(stack: Stack, into: Path) -> list[subprocess.Popen[bytes]]:
