@@ -253,6 +253,13 @@ def sqlalchemy_url(database_url: str) -> str:
     return database_url if sep else f"postgresql+psycopg://{database_url}"
 
 
+def with_database(url: str, name: str) -> str:
+    """The same server, another database (libpq URL, socket or TCP)."""
+    head, _, tail = url.partition("?")
+    base = head.rsplit("/", 1)[0]
+    return f"{base}/{name}" + (f"?{tail}" if tail else "")
+
+
 def array_literal(values: Sequence[str] | Sequence[int]) -> str:
     """The Postgres array literal of ``values`` (all text or all integers),
     for a ``%s::text[]`` or ``%s::int[]`` parameter: what psycopg sends for a

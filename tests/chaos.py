@@ -22,6 +22,7 @@ from pathlib import Path
 import psycopg
 
 from common import catalogue, db, migrations
+from common.db import with_database
 from common.embedded import (
     Servers,
     ensure_servers,
@@ -33,7 +34,6 @@ from common.kafka import ensure_topics
 from common.referential import load
 from itte.processes import SERVICES
 from services.aggregator.verify import check
-from tests.conftest import with_database
 from tests.e2e.stack import Stack, allow_connections, get_json, post_with_retry
 
 FAULTS = (*SERVICES, "postgres")

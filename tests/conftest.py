@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from common import catalogue, db, migrations
+from common.db import with_database
 from common.embedded import Servers, ensure_servers, stop_embedded
 from common.kafka import ensure_topics
 
@@ -55,13 +56,6 @@ def database_factory(servers: Servers) -> Callable[[], str]:
         return url
 
     return create
-
-
-def with_database(url: str, name: str) -> str:
-    """Same server, another database (libpq URL, socket or TCP)."""
-    head, _, tail = url.partition("?")
-    base = head.rsplit("/", 1)[0]
-    return f"{base}/{name}" + (f"?{tail}" if tail else "")
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import sql
 
+from common.db import with_database
 from common.embedded import Servers, free_port
 from itte.processes import SERVICES, Processes, instances
 from services.ingestor.auth import hash_token
-from tests.conftest import with_database
 
 T = TypeVar("T")
 PORT_SETTING = {

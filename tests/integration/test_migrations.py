@@ -19,13 +19,14 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
 from common import catalogue, db, migrations
+from common.db import with_database
 from common.embedded import Servers
 from common.referential import ancestors, load
 from schemas.clean import CleanObservation
 from services.aggregator.rules import AggregationRules
 from services.aggregator.store import AggregateStore
 from services.aggregator.verify import check
-from tests.conftest import TEST_CATALOGUE, with_database
+from tests.conftest import TEST_CATALOGUE
 
 SCHEMA_0_1_0 = Path(__file__).parents[1] / "data" / "schema_0.1.0.sql"
 
