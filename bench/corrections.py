@@ -36,9 +36,10 @@ import psycopg
 
 from bench.data import RESULTS, communes, write_catalogue
 from bench.stack import given_or_embedded
-from common import catalogue, db, migrations
+from common import catalogue, migrations
 from common.embedded import stop_embedded
 from common.referential import load
+from schemas.catalogue import Catalogue
 from schemas.clean import CleanObservation
 from services.aggregator import store as store_module
 from services.aggregator.rules import AggregationRules
@@ -115,21 +116,8 @@ def record(rid: str, commune: str, valeur: int, *, version: int = 1) -> CleanObs
     )
 
 
-def fresh_database(server_url: str, workdir: Path) -> str:
-    name = f"bench_corrections_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = db.with_database(server_url, name)
-    engine = db.make_engine(url)
-    migrations.upgrade(engine)
-    db.load_catalogue(engine, catalogue.load(write_catalogue(workdir / "c.toml", "corr", 1)))
-    engine.dispose()
-    return url
-
-
-def measure(url: str, workdir: Path, batch: int, rounds: int) -> dict[str, Any]:
-    rules = AggregationRules.from_catalogue(catalogue.load(workdir / "c.toml"))
-    store = AggregateStore(url, load(), rules)
+def measure(url: str, indicators: Catalogue, batch: int, rounds: int) -> dict[str, Any]:
+    store = AggregateStore(url, load(), AggregationRules.from_catalogue(indicators))
     every = communes()
     gc.collect()
     gc.freeze()  # as the services do
@@ -173,11 +161,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="corrections-") as tmp:
         workdir = Path(tmp)
+        indicators = catalogue.load(write_catalogue(workdir / "c.toml", "corr", 1))
         servers = given_or_embedded(workdir / "state")
         try:
-            phases = measure(
-                fresh_database(servers.database_url, workdir), workdir, args.batch, args.rounds
-            )
+            name = f"bench_corrections_{uuid.uuid4().hex[:8]}"
+            url = migrations.new_database(servers.database_url, name, indicators)
+            phases = measure(url, indicators, args.batch, args.rounds)
         finally:
             stop_embedded(workdir / "state")
     figures = {

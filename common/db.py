@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import psycopg
+from psycopg import sql
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -258,6 +259,13 @@ def with_database(url: str, name: str) -> str:
     head, _, tail = url.partition("?")
     base = head.rsplit("/", 1)[0]
     return f"{base}/{name}" + (f"?{tail}" if tail else "")
+
+
+def create_database(server_url: str, name: str) -> str:
+    """A new, empty database on the server of ``server_url``: its URL."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return with_database(server_url, name)
 
 
 def array_literal(values: Sequence[str] | Sequence[int]) -> str:

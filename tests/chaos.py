@@ -19,10 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-import psycopg
-
-from common import catalogue, db, migrations
-from common.db import with_database
+from common import catalogue, migrations
 from common.embedded import (
     Servers,
     ensure_servers,
@@ -215,13 +212,11 @@ def run(rounds: int, seed: int, workdir: Path) -> list[Round]:
     )
     try:
         ensure_topics(servers.kafka_bootstrap_servers, 4)
-        with psycopg.connect(servers.database_url, autocommit=True) as conn:
-            conn.execute("CREATE DATABASE itte_chaos")
-        url = with_database(servers.database_url, "itte_chaos")
-        engine = db.make_engine(url)
-        migrations.upgrade(engine)
-        db.load_catalogue(engine, catalogue.load(Path(__file__).parent / "catalogue.toml"))
-        engine.dispose()
+        url = migrations.new_database(
+            servers.database_url,
+            "itte_chaos",
+            catalogue.load(Path(__file__).parent / "catalogue.toml"),
+        )
         stack = Stack(Servers(servers.kafka_bootstrap_servers, url), workdir)
         stack.postgres_state = workdir / "servers"
         rng = random.Random(seed)

@@ -9,11 +9,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from common import catalogue, db, migrations
-from common.db import with_database
+from common import catalogue, migrations
 from common.embedded import Servers, ensure_servers, stop_embedded
 from common.kafka import ensure_topics
 
@@ -46,14 +44,7 @@ def database_factory(servers: Servers) -> Callable[[], str]:
 
     def create() -> str:
         name = f"itte_test_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(servers.database_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = with_database(servers.database_url, name)
-        engine = db.make_engine(url)
-        migrations.upgrade(engine)
-        db.load_catalogue(engine, catalogue.load(TEST_CATALOGUE))
-        engine.dispose()
-        return url
+        return migrations.new_database(servers.database_url, name, catalogue.load(TEST_CATALOGUE))
 
     return create
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, text
 
 from common import db, referential
+from schemas.catalogue import Catalogue
 
 # The newest file in versions/ (a test keeps the two in step).
 HEAD = "0009"
@@ -47,6 +48,21 @@ def upgrade(engine: Engine) -> None:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
         db.load_referential(conn, referential.load())
+
+
+def new_database(server_url: str, name: str, indicators: Catalogue) -> str:
+    """A new database on the server of ``server_url``, at the head revision
+    with the referential and ``indicators`` loaded (as ``itte migrate`` and
+    the aggregator leave one): its URL. For tests and benchmarks, which need
+    a database of their own on a shared server."""
+    url = db.create_database(server_url, name)
+    engine = db.make_engine(url)
+    try:
+        upgrade(engine)
+        db.load_catalogue(engine, indicators)
+    finally:
+        engine.dispose()
+    return url
 
 
 # The login of each service, and the role (migration 0002) it is a member of.

@@ -19,7 +19,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
 from common import catalogue, db, migrations
-from common.db import with_database
 from common.embedded import Servers
 from common.referential import ancestors, load
 from schemas.clean import CleanObservation
@@ -34,10 +33,7 @@ SCHEMA_0_1_0 = Path(__file__).parents[1] / "data" / "schema_0.1.0.sql"
 @pytest.fixture
 def empty_database(servers: Servers) -> Callable[[], str]:
     def create() -> str:
-        name = f"itte_migrate_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(servers.database_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return with_database(servers.database_url, name)
+        return db.create_database(servers.database_url, f"itte_migrate_{uuid.uuid4().hex[:10]}")
 
     return create
 
