@@ -267,28 +267,7 @@ class AggregateStore:
                 f"COPY incoming_observations ({OBSERVATION_COLUMNS}, fresh) FROM STDIN"
             ) as copy:
                 for r, is_fresh in zip(result.writes, fresh, strict=True):
-                    copy.write_row(
-                        (
-                            r.indicateur,
-                            r.sous_champ,
-                            r.annee,
-                            r.commune_source,
-                            r.commune,
-                            r.valeur,
-                            r.marqueur,
-                            r.unite,
-                            r.libelle_indicateur,
-                            r.libelle_sous_champ,
-                            r.version,
-                            r.version_explicite,
-                            r.recu,
-                            r.record_id,
-                            Jsonb(r.pii) if r.pii else None,
-                            r.pii_key_id,
-                            r.producteur,
-                            is_fresh,
-                        )
-                    )
+                    copy.write_row((*observation_row(r), is_fresh))
             _run_parts(cur, INSERT_OBSERVATIONS, MERGE_OBSERVATIONS, fresh)
         if result.deltas or result.extremes:
             cur.execute(db.NUMBERING_LOCK)
@@ -308,6 +287,29 @@ class AggregateStore:
         if recompute:
             rows = [(*key, result.extremes[key].kind) for key in recompute]
             cur.execute(RECOMPUTE_EXTREMES, _columns(rows, 6))
+
+
+def observation_row(r: CleanObservation) -> tuple[Any, ...]:
+    """``r`` as a row of ``OBSERVATION_COLUMNS``, for COPY."""
+    return (
+        r.indicateur,
+        r.sous_champ,
+        r.annee,
+        r.commune_source,
+        r.commune,
+        r.valeur,
+        r.marqueur,
+        r.unite,
+        r.libelle_indicateur,
+        r.libelle_sous_champ,
+        r.version,
+        r.version_explicite,
+        r.recu,
+        r.record_id,
+        Jsonb(r.pii) if r.pii else None,
+        r.pii_key_id,
+        r.producteur,
+    )
 
 
 @dataclass(frozen=True)
