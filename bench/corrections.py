@@ -116,29 +116,37 @@ def record(rid: str, commune: str, valeur: int, *, version: int = 1) -> CleanObs
     )
 
 
+def phase_batches(
+    batch: int, rounds: int
+) -> tuple[tuple[str, Iterator[list[CleanObservation]]], ...]:
+    """A first load of every commune, then ``rounds`` batches of corrections
+    of random communes (some twice in a batch: the latest must win).
+
+    Each batch is built just before it is applied, so that what the process
+    holds alive is one batch, as in the service: holding them all made every
+    full collection of the collector walk them all."""
+    every, rng = communes(), random.Random(1)
+    first_load = (
+        [record(f"b{i}", c, i % 1000) for i, c in enumerate(every[n : n + batch], n)]
+        for n in range(0, len(every), batch)
+    )
+    corrections = (
+        [
+            record(f"c{r}_{j}", rng.choice(every), rng.randrange(10**5), version=2 + r)
+            for j in range(batch)
+        ]
+        for r in range(rounds)
+    )
+    return ("first_load", first_load), ("corrections", corrections)
+
+
 def measure(url: str, indicators: Catalogue, batch: int, rounds: int) -> dict[str, Any]:
     store = AggregateStore(url, load(), AggregationRules.from_catalogue(indicators))
-    every = communes()
     gc.collect()
     gc.freeze()  # as the services do
     phases: dict[str, Any] = {}
     try:
-        # Each batch is built just before it is applied, so that what the
-        # process holds alive is one batch, as in the service: holding them
-        # all made every full collection of the collector walk them all.
-        rng = random.Random(1)
-        first_load = (
-            [record(f"b{i}", c, i % 1000) for i, c in enumerate(every[n : n + batch], n)]
-            for n in range(0, len(every), batch)
-        )
-        corrections = (
-            [
-                record(f"c{r}_{j}", rng.choice(every), rng.randrange(10**5), version=2 + r)
-                for j in range(batch)
-            ]
-            for r in range(rounds)
-        )
-        for phase, batches in (("first_load", first_load), ("corrections", corrections)):
+        for phase, batches in phase_batches(batch, rounds):
             timings = Timings()
             store._connection().cursor_factory = timed_cursor(timings)
             count, wall = 0, 0.0
@@ -158,21 +166,39 @@ def measure(url: str, indicators: Catalogue, batch: int, rounds: int) -> dict[st
     return phases
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(doc: str | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     parser.add_argument("--batch", type=int, default=2_500)
     parser.add_argument("--rounds", type=int, default=10)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="corrections-") as tmp:
+    return parser.parse_args()
+
+
+@contextmanager
+def databases(prefix: str, *kinds: str) -> Iterator[tuple[Catalogue, list[str]]]:
+    """The catalogue of the generated indicator and a fresh database for each
+    of ``kinds`` on the embedded Postgres (or ``DATABASE_URL``'s server),
+    stopped after."""
+    with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as tmp:
         workdir = Path(tmp)
         indicators = catalogue.load(write_catalogue(workdir / "c.toml", "corr", 1))
         servers = given_or_embedded(workdir / "state")
         try:
-            name = f"bench_corrections_{uuid.uuid4().hex[:8]}"
-            url = migrations.new_database(servers.database_url, name, indicators)
-            phases = measure(url, indicators, args.batch, args.rounds)
+            tag = uuid.uuid4().hex[:8]
+            yield (
+                indicators,
+                [
+                    migrations.new_database(servers.database_url, f"bench_{kind}_{tag}", indicators)
+                    for kind in kinds
+                ],
+            )
         finally:
             stop_embedded(workdir / "state")
+
+
+def main() -> None:
+    args = arguments(__doc__)
+    with databases("corrections", "corrections") as (indicators, (url,)):
+        phases = measure(url, indicators, args.batch, args.rounds)
     figures = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "batch": args.batch,

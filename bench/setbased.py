@@ -22,14 +22,10 @@ server must run on this machine: the embedded one does), in
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
-import random
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,30 +33,27 @@ from typing import Any
 
 import psycopg
 
-from bench.corrections import record
-from bench.data import RESULTS, communes, write_catalogue
-from bench.stack import given_or_embedded
-from common import catalogue, db, migrations
-from common.embedded import stop_embedded
+from bench.corrections import arguments, databases, phase_batches
+from bench.data import RESULTS
+from common import db
 from common.referential import FRANCE, load
 from schemas.catalogue import Catalogue
 from schemas.clean import CleanObservation
 from services.aggregator.rules import AggregationRules
 from services.aggregator.store import (
+    ADD_DELTA,
+    AGGREGATE_COLUMNS,
     LOCK_NAMESPACE,
     OBSERVATION_COLUMNS,
+    OBSERVATION_ROW_TYPES,
     AggregateStore,
     lock_bucket,
     observation_row,
 )
 
-STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS staged (
-    indicateur text, sous_champ text, annee int, commune_source text, commune text,
-    valeur numeric, marqueur text, unite text, libelle_indicateur text,
-    libelle_sous_champ text, version bigint, version_explicite boolean, recu bigint,
-    record_id text, pii jsonb, pii_key_id text, producteur text, bucket int
-) ON COMMIT DELETE ROWS
+STAGING = f"""
+CREATE TEMP TABLE IF NOT EXISTS staged ({OBSERVATION_ROW_TYPES}, bucket int)
+ON COMMIT DELETE ROWS
 """
 
 # The store's locks, taken in the same sorted order.
@@ -144,17 +137,10 @@ WITH latest AS (
     SELECT indicateur, sous_champ, annee, niveau, code, dv, dn, unite, 1, {db.NEXT_CHANGE}
     FROM deltas WHERE fresh
 )
-INSERT INTO aggregates AS a (indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs,
-                             unite, revision, change_seq)
-SELECT indicateur, sous_champ, annee, niveau, code, dv, dn, unite, 1, {db.NEXT_CHANGE}
+INSERT INTO aggregates AS a ({AGGREGATE_COLUMNS}, revision, change_seq)
+SELECT indicateur, sous_champ, annee, niveau, code, dv, dn, unite, 0, 0, 1, {db.NEXT_CHANGE}
 FROM deltas WHERE NOT fresh ORDER BY indicateur, sous_champ, annee, niveau, code
-ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
-    valeur = a.valeur + EXCLUDED.valeur,
-    nb_valeurs = a.nb_valeurs + EXCLUDED.nb_valeurs,
-    unite = COALESCE(EXCLUDED.unite, a.unite),
-    revision = a.revision + 1,
-    change_seq = EXCLUDED.change_seq,
-    updated_at = now()
+{ADD_DELTA}
 """
 
 
@@ -230,29 +216,15 @@ def measure(
 ) -> dict[str, Any]:
     store = AggregateStore(store_url, load(), AggregationRules.from_catalogue(indicators))
     setbased = SetBasedStore(sql_url)
-    every = communes()
     gc.collect()
     gc.freeze()
-    rng = random.Random(1)
-    first_load = (
-        [record(f"b{i}", c, i % 1000) for i, c in enumerate(every[n : n + batch], n)]
-        for n in range(0, len(every), batch)
-    )
-    # Corrections repeat communes within a batch too: the latest must win.
-    corrections = (
-        [
-            record(f"c{r}_{j}", rng.choice(every), rng.randrange(10**5), version=2 + r)
-            for j in range(batch)
-        ]
-        for r in range(rounds)
-    )
     phases: dict[str, Any] = {}
     try:
         meters = {
             "store": Meter(backend_cpu(store._connection())),
             "setbased": Meter(backend_cpu(setbased.conn)),
         }
-        for phase, batches in (("first_load", first_load), ("corrections", corrections)):
+        for phase, batches in phase_batches(batch, rounds):
             meters = {name: Meter(m.server_cpu) for name, m in meters.items()}
             for n, records in enumerate(batches):
                 runs = [("store", store.apply), ("setbased", setbased.apply)]
@@ -266,24 +238,10 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=2_500)
-    parser.add_argument("--rounds", type=int, default=10)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="setbased-") as tmp:
-        workdir = Path(tmp)
-        indicators = catalogue.load(write_catalogue(workdir / "c.toml", "corr", 1))
-        servers = given_or_embedded(workdir / "state")
-        try:
-            tag = uuid.uuid4().hex[:8]
-            store_url, sql_url = (
-                migrations.new_database(servers.database_url, f"bench_{kind}_{tag}", indicators)
-                for kind in ("store", "setbased")
-            )
-            phases = measure(store_url, sql_url, indicators, args.batch, args.rounds)
-            by_store, by_sql = aggregates(store_url), aggregates(sql_url)
-        finally:
-            stop_embedded(workdir / "state")
+    args = arguments(__doc__)
+    with databases("setbased", "store", "sql") as (indicators, (store_url, sql_url)):
+        phases = measure(store_url, sql_url, indicators, args.batch, args.rounds)
+        by_store, by_sql = aggregates(store_url), aggregates(sql_url)
     differing = [k for k in by_store.keys() | by_sql.keys() if by_store.get(k) != by_sql.get(k)]
     if differing:
         raise SystemExit(f"the applies disagree on {len(differing)} aggregates: {differing[:5]}")

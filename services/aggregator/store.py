@@ -68,12 +68,16 @@ CROSS JOIN LATERAL (
 # ``ON CONFLICT`` upsert; the others are merged. Should a row appear anyway,
 # the insert fails on the primary key, the transaction changes nothing, and
 # the retry (errors.isolate) looks the rows up again.
-TEMP_TABLES = """
-CREATE TEMP TABLE IF NOT EXISTS incoming_observations (
+# A clean observation as a staging row: OBSERVATION_COLUMNS with their types.
+OBSERVATION_ROW_TYPES = """
     indicateur text, sous_champ text, annee int, commune_source text, commune text,
     valeur numeric, marqueur text, unite text, libelle_indicateur text,
     libelle_sous_champ text, version bigint, version_explicite boolean, recu bigint,
-    record_id text, pii jsonb, pii_key_id text, producteur text, fresh boolean
+    record_id text, pii jsonb, pii_key_id text, producteur text"""
+
+TEMP_TABLES = f"""
+CREATE TEMP TABLE IF NOT EXISTS incoming_observations (
+    {OBSERVATION_ROW_TYPES}, fresh boolean
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS incoming_deltas (
     indicateur text, sous_champ text, annee int, niveau text, code text, valeur numeric,
@@ -119,11 +123,8 @@ INSERT INTO aggregates ({AGGREGATE_COLUMNS}, revision, change_seq)
 SELECT {AGGREGATE_COLUMNS}, 1, {db.NEXT_CHANGE} FROM incoming_deltas WHERE fresh
 """
 
-# Rows are merged sorted by key, so concurrent aggregators lock them in one order.
-MERGE_DELTAS = f"""
-INSERT INTO aggregates AS a ({AGGREGATE_COLUMNS}, revision, change_seq)
-SELECT {AGGREGATE_COLUMNS}, 1, {db.NEXT_CHANGE}
-FROM incoming_deltas WHERE NOT fresh ORDER BY ord
+# A delta added to the aggregate row it is for (``a``), new or not.
+ADD_DELTA = """
 ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
     valeur = a.valeur + EXCLUDED.valeur,
     nb_valeurs = a.nb_valeurs + EXCLUDED.nb_valeurs,
@@ -132,7 +133,14 @@ ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
     unite = COALESCE(EXCLUDED.unite, a.unite),
     revision = a.revision + 1,
     change_seq = EXCLUDED.change_seq,
-    updated_at = now()
+    updated_at = now()"""
+
+# Rows are merged sorted by key, so concurrent aggregators lock them in one order.
+MERGE_DELTAS = f"""
+INSERT INTO aggregates AS a ({AGGREGATE_COLUMNS}, revision, change_seq)
+SELECT {AGGREGATE_COLUMNS}, 1, {db.NEXT_CHANGE}
+FROM incoming_deltas WHERE NOT fresh ORDER BY ord
+{ADD_DELTA}
 """
 
 
