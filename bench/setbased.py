@@ -46,6 +46,7 @@ from services.aggregator.store import (
     LOCK_NAMESPACE,
     OBSERVATION_COLUMNS,
     OBSERVATION_ROW_TYPES,
+    REPLACE_OBSERVATION,
     AggregateStore,
     lock_bucket,
     observation_row,
@@ -93,11 +94,7 @@ WITH latest AS (
 ), written AS (
     INSERT INTO observations ({OBSERVATION_COLUMNS})
     SELECT {OBSERVATION_COLUMNS} FROM winners WHERE found
-    ON CONFLICT (indicateur, sous_champ, annee, commune_source) DO UPDATE SET
-        commune = EXCLUDED.commune, valeur = EXCLUDED.valeur, marqueur = EXCLUDED.marqueur,
-        unite = EXCLUDED.unite, version = EXCLUDED.version,
-        version_explicite = EXCLUDED.version_explicite, recu = EXCLUDED.recu,
-        record_id = EXCLUDED.record_id, updated_at = now()
+    {REPLACE_OBSERVATION}
 ), by_commune AS (
     SELECT indicateur, sous_champ, annee, commune,
            sum(coalesce(valeur, 0) - coalesce(old_valeur, 0)) AS dv,
@@ -105,9 +102,9 @@ WITH latest AS (
            max(unite) AS unite
     FROM winners GROUP BY indicateur, sous_champ, annee, commune
 ), before AS (
-    SELECT b.*, c.valeur AS cv, coalesce(c.nb_valeurs, 0) AS cn, c.nb_valeurs IS NULL AS created
+    SELECT b.*, coalesce(c.nb_valeurs, 0) AS cn, c.nb_valeurs IS NULL AS created
     FROM by_commune b LEFT JOIN LATERAL (
-        SELECT a.valeur, a.nb_valeurs FROM aggregates a
+        SELECT a.nb_valeurs FROM aggregates a
         WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code)
             = (b.indicateur, b.sous_champ, b.annee, 'commune', b.commune)
         LIMIT 1
@@ -132,9 +129,8 @@ WITH latest AS (
     FROM levels GROUP BY indicateur, sous_champ, annee, niveau, code
     HAVING sum(dv) <> 0 OR sum(dn) <> 0 OR bool_or(created)
 ), fresh_communes AS (
-    INSERT INTO aggregates (indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs,
-                            unite, revision, change_seq)
-    SELECT indicateur, sous_champ, annee, niveau, code, dv, dn, unite, 1, {db.NEXT_CHANGE}
+    INSERT INTO aggregates ({AGGREGATE_COLUMNS}, revision, change_seq)
+    SELECT indicateur, sous_champ, annee, niveau, code, dv, dn, unite, 0, 0, 1, {db.NEXT_CHANGE}
     FROM deltas WHERE fresh
 )
 INSERT INTO aggregates AS a ({AGGREGATE_COLUMNS}, revision, change_seq)
@@ -220,14 +216,14 @@ def measure(
     gc.freeze()
     phases: dict[str, Any] = {}
     try:
-        meters = {
-            "store": Meter(backend_cpu(store._connection())),
-            "setbased": Meter(backend_cpu(setbased.conn)),
+        server_cpu = {
+            "store": backend_cpu(store._connection()),
+            "setbased": backend_cpu(setbased.conn),
         }
+        runs = [("store", store.apply), ("setbased", setbased.apply)]
         for phase, batches in phase_batches(batch, rounds):
-            meters = {name: Meter(m.server_cpu) for name, m in meters.items()}
+            meters = {name: Meter(read) for name, read in server_cpu.items()}
             for n, records in enumerate(batches):
-                runs = [("store", store.apply), ("setbased", setbased.apply)]
                 for name, apply in runs if n % 2 == 0 else reversed(runs):
                     meters[name].run(apply, records)
             phases[phase] = {name: m.figures() for name, m in meters.items()}

@@ -97,9 +97,9 @@ INSERT INTO observations ({OBSERVATION_COLUMNS})
 SELECT {OBSERVATION_COLUMNS} FROM incoming_observations WHERE fresh
 """
 
-MERGE_OBSERVATIONS = f"""
-INSERT INTO observations ({OBSERVATION_COLUMNS})
-SELECT {OBSERVATION_COLUMNS} FROM incoming_observations WHERE NOT fresh
+# A newer version of the same producer replaces the observation; anything else
+# changes nothing.
+REPLACE_OBSERVATION = """
 ON CONFLICT (indicateur, sous_champ, annee, commune_source) DO UPDATE SET
     commune = EXCLUDED.commune, valeur = EXCLUDED.valeur, marqueur = EXCLUDED.marqueur,
     unite = EXCLUDED.unite, libelle_indicateur = EXCLUDED.libelle_indicateur,
@@ -112,6 +112,11 @@ WHERE observations.producteur IS NOT DISTINCT FROM EXCLUDED.producteur
        observations.record_id COLLATE "C")
     < (EXCLUDED.version_explicite, EXCLUDED.version, EXCLUDED.recu, EXCLUDED.record_id COLLATE "C")
 """
+
+MERGE_OBSERVATIONS = f"""
+INSERT INTO observations ({OBSERVATION_COLUMNS})
+SELECT {OBSERVATION_COLUMNS} FROM incoming_observations WHERE NOT fresh
+{REPLACE_OBSERVATION}"""
 
 AGGREGATE_COLUMNS = (
     "indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs, unite, numerateur, "
