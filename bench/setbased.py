@@ -17,6 +17,10 @@ this process and of the Postgres backend serving it (``/proc``, so the
 server must run on this machine: the embedded one does), in
 ``bench/results/setbased.json``.
 
+Its statement writes no change log (migration 0010: Postgres allows
+data-modifying statements only at the top of a ``WITH``), where the store
+now does: its figures (docs/measurements.md) were taken before 0010.
+
     python -m bench.setbased [--batch 2500] [--rounds 10]
 """
 

@@ -120,10 +120,27 @@ aggregates = Table(
     Column("revision", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
     # Its place in the change feed, taken when its change commits (0009): the
-    # outbox relay publishes the rows numbered after its cursor.
+    # outbox relay publishes the rows numbered after its cursor. Read through
+    # aggregate_change_log (0010): unindexed here, so that a change is a
+    # heap-only update, with room for it on the page (fillfactor).
     Column("change_seq", BigInteger),
+    # The number the last change replaced, whose log entry it deleted (logged).
+    Column("previous_seq", BigInteger),
     Index("aggregates_by_territory", "niveau", "code"),
-    Index("aggregates_by_change", "change_seq", postgresql_where=text("change_seq IS NOT NULL")),
+    postgresql_with={"fillfactor": 70},
+)
+
+# One entry for each numbered aggregate, by number: how the relay and the
+# change feed find the rows changed after a cursor (migration 0010).
+aggregate_change_log = Table(
+    "aggregate_change_log",
+    metadata,
+    Column("change_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("indicateur", Text, nullable=False),
+    Column("sous_champ", Text, nullable=False),
+    Column("annee", Integer, nullable=False),
+    Column("niveau", String(12), nullable=False),
+    Column("code", String(9), nullable=False),
 )
 
 # How far each relay has published the change feed (migration 0009).
@@ -146,6 +163,34 @@ NUMBERING_LOCK = "SELECT pg_advisory_xact_lock(7277413)"
 # the second's inserts collide with the first's rows.
 CATALOGUE_LOCK = "SELECT pg_advisory_xact_lock(7277414)"
 NEXT_CHANGE = "nextval('aggregate_changes')"
+AGGREGATE_KEY = "indicateur, sous_champ, annee, niveau, code"
+
+
+def key_of(alias: str) -> str:
+    """AGGREGATE_KEY's columns of the table named ``alias``."""
+    return ", ".join(f"{alias}.{column}" for column in AGGREGATE_KEY.split(", "))
+
+
+def logged(statement: str) -> str:
+    """``statement``, which numbers the aggregates it inserts or updates
+    (``change_seq = NEXT_CHANGE``, ``previous_seq`` = the number replaced)
+    and names their table ``a``, with its changes written to
+    ``aggregate_change_log`` and the entries of the numbers they replace
+    deleted. Its row count is the rows it changed."""
+    return f"""
+WITH changed AS (
+{statement}
+RETURNING {key_of("a")}, a.change_seq, a.previous_seq
+), superseded AS (
+    -- An array, probed through the primary key: as a join, Postgres scanned
+    -- the whole log for every batch.
+    DELETE FROM aggregate_change_log
+    WHERE change_seq = ANY (ARRAY(SELECT previous_seq FROM changed WHERE previous_seq IS NOT NULL))
+)
+INSERT INTO aggregate_change_log (change_seq, {AGGREGATE_KEY})
+SELECT change_seq, {AGGREGATE_KEY} FROM changed
+"""
+
 
 indicators = Table(
     "indicators",

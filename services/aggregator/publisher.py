@@ -26,25 +26,33 @@ from schemas.deadletter import DeadLetter
 # encoding a pydantic model per row cost more than the rest of the relay
 # (docs/measurements.md). tests/integration/test_kafka.py checks the messages
 # against AggregateChange, field by field. The rows are read in the order of
-# their numbers (index aggregates_by_change); commune rows are read even when
-# not published, so that the cursor moves past them.
-SELECT_PENDING = """
-SELECT change_seq,
-       concat_ws('|', indicateur, sous_champ, annee, niveau, code) AS kafka_key,
-       CASE WHEN %(communes)s OR niveau <> 'commune' THEN json_build_object(
-           'indicateur', indicateur, 'sous_champ', sous_champ, 'annee', annee,
-           'niveau', niveau, 'code', code, 'nom', nom, 'agregation', agregation,
-           'valeur', valeur::text, 'unite', unite,
-           'communes_renseignees', communes_renseignees, 'communes_total', communes_total,
-           'revision', revision, 'updated_at', updated_at,
-           'couverture', CASE WHEN communes_total > 0
-                              THEN communes_renseignees::float8 / communes_total
+# their numbers, through the change log (migration 0010), one primary-key
+# probe each (as a join, Postgres chose to scan both tables whole). Commune
+# rows are read even when not published, and an entry whose row is gone
+# (deleted by hand) too, so that the cursor moves past them.
+SELECT_PENDING = f"""
+SELECT l.change_seq, concat_ws('|', {db.key_of("l")}) AS kafka_key,
+       CASE WHEN v.code IS NOT NULL AND (%(communes)s OR v.niveau <> 'commune')
+       THEN json_build_object(
+           'indicateur', v.indicateur, 'sous_champ', v.sous_champ, 'annee', v.annee,
+           'niveau', v.niveau, 'code', v.code, 'nom', v.nom, 'agregation', v.agregation,
+           'valeur', v.valeur::text, 'unite', v.unite,
+           'communes_renseignees', v.communes_renseignees,
+           'communes_total', v.communes_total,
+           'revision', v.revision, 'updated_at', v.updated_at,
+           'couverture', CASE WHEN v.communes_total > 0
+                              THEN v.communes_renseignees::float8 / v.communes_total
                               ELSE 0::float8 END,
-           'complet', communes_renseignees = communes_total
+           'complet', v.communes_renseignees = v.communes_total
        )::text END AS message
-FROM aggregate_values
-WHERE change_seq > %(after)s
-ORDER BY change_seq
+FROM aggregate_change_log l
+LEFT JOIN LATERAL (
+    SELECT * FROM aggregate_values v
+    WHERE ({db.key_of("v")}) = ({db.key_of("l")}) AND v.change_seq = l.change_seq
+    LIMIT 1
+) v ON true
+WHERE l.change_seq > %(after)s
+ORDER BY l.change_seq
 LIMIT %(page)s
 """
 
@@ -59,9 +67,14 @@ SET published_seq = GREATEST(outbox_cursor.published_seq, EXCLUDED.published_seq
 
 BACKLOG = f"""
 SELECT count(*) AS pending,
-       coalesce(extract(epoch FROM now() - min(updated_at)), 0) AS oldest
-FROM aggregates
-WHERE change_seq > coalesce(({CURSOR}), 0) AND (%(communes)s OR niveau <> 'commune')
+       coalesce(extract(epoch FROM now() - min(a.updated_at)), 0) AS oldest
+FROM aggregate_change_log l
+CROSS JOIN LATERAL (
+    SELECT a.updated_at FROM aggregates a
+    WHERE ({db.key_of("a")}) = ({db.key_of("l")}) AND a.change_seq = l.change_seq
+    LIMIT 1
+) a
+WHERE l.change_seq > coalesce(({CURSOR}), 0) AND (%(communes)s OR l.niveau <> 'commune')
 """
 
 # One relay at a time reads, publishes and moves the cursor, whatever the

@@ -4,7 +4,8 @@ Everything a batch changes (observations and aggregates) commits together, so
 a crash before the commit changes nothing and a replay after it changes
 nothing either (the versions already won). Aggregate rows count as the outbox:
 each row a batch changes takes the next number of the change feed
-(``change_seq``), and the relay publishes what is numbered after its cursor.
+(``change_seq``, written to ``aggregate_change_log`` by ``db.logged``), and
+the relay publishes what is numbered after its cursor.
 """
 
 from __future__ import annotations
@@ -123,10 +124,9 @@ AGGREGATE_COLUMNS = (
     "denominateur"
 )
 
-INSERT_DELTAS = f"""
-INSERT INTO aggregates ({AGGREGATE_COLUMNS}, revision, change_seq)
-SELECT {AGGREGATE_COLUMNS}, 1, {db.NEXT_CHANGE} FROM incoming_deltas WHERE fresh
-"""
+INSERT_DELTAS = db.logged(f"""
+INSERT INTO aggregates AS a ({AGGREGATE_COLUMNS}, revision, change_seq)
+SELECT {AGGREGATE_COLUMNS}, 1, {db.NEXT_CHANGE} FROM incoming_deltas WHERE fresh""")
 
 # A delta added to the aggregate row it is for (``a``), new or not.
 ADD_DELTA = """
@@ -138,15 +138,15 @@ ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
     unite = COALESCE(EXCLUDED.unite, a.unite),
     revision = a.revision + 1,
     change_seq = EXCLUDED.change_seq,
+    previous_seq = a.change_seq,
     updated_at = now()"""
 
 # Rows are merged sorted by key, so concurrent aggregators lock them in one order.
-MERGE_DELTAS = f"""
+MERGE_DELTAS = db.logged(f"""
 INSERT INTO aggregates AS a ({AGGREGATE_COLUMNS}, revision, change_seq)
 SELECT {AGGREGATE_COLUMNS}, 1, {db.NEXT_CHANGE}
 FROM incoming_deltas WHERE NOT fresh ORDER BY ord
-{ADD_DELTA}
-"""
+{ADD_DELTA}""")
 
 
 # A min or max before the batch (read under the numbering lock, so no other
@@ -162,14 +162,13 @@ CROSS JOIN LATERAL (
 ) a
 """
 
-SET_EXTREMES = f"""
+SET_EXTREMES = db.logged(f"""
 UPDATE aggregates a SET valeur = k.v, revision = a.revision + 1,
-    change_seq = {db.NEXT_CHANGE}, updated_at = now()
+    change_seq = {db.NEXT_CHANGE}, previous_seq = a.change_seq, updated_at = now()
 FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::numeric[])
     AS k(i, s, y, n, c, v)
 WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, k.n, k.c)
-  AND a.valeur IS DISTINCT FROM k.v
-"""
+  AND a.valeur IS DISTINCT FROM k.v""")
 
 # A min or max whose batch took away a value as good as it cannot be moved
 # by a delta: recompute it from the member communes' rows. Members are
@@ -178,7 +177,7 @@ WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, 
 # one row then sorted again for each key, took 87 s for the 1,391
 # territories of a max indicator; this takes well under a second
 # (docs/measurements.md).
-RECOMPUTE_EXTREMES = f"""
+RECOMPUTE_EXTREMES = db.logged(f"""
 WITH k AS (
     SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::text[])
         AS k(i, s, y, n, c, f)
@@ -199,11 +198,10 @@ WITH k AS (
     GROUP BY k.i, k.s, k.y, k.n, k.c, k.f
 )
 UPDATE aggregates a SET valeur = coalesce(x.v, 0), revision = a.revision + 1,
-    change_seq = {db.NEXT_CHANGE}, updated_at = now()
+    change_seq = {db.NEXT_CHANGE}, previous_seq = a.change_seq, updated_at = now()
 FROM k LEFT JOIN x ON (x.i, x.s, x.y, x.n, x.c) = (k.i, k.s, k.y, k.n, k.c)
 WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, k.n, k.c)
-  AND a.valeur IS DISTINCT FROM coalesce(x.v, 0)
-"""
+  AND a.valeur IS DISTINCT FROM coalesce(x.v, 0)""")
 
 
 # Aggregators serialize on the places they touch: (sous_champ, annee, commune)

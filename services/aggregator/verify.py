@@ -81,7 +81,7 @@ FROM aggregates
 KEY = "(a.indicateur, a.sous_champ, a.annee, a.niveau, a.code)"
 TRUTH_KEY = "(t.indicateur, t.sous_champ, t.annee, t.niveau, t.code)"
 
-REBUILD = [
+LOCKS = [
     # Before the table's lock: an aggregator takes the numbering lock, then
     # writes (common/db.py NUMBERING_LOCK).
     db.NUMBERING_LOCK,
@@ -90,25 +90,53 @@ REBUILD = [
     "LOCK TABLE aggregates IN EXCLUSIVE MODE",
     f"""CREATE TEMP TABLE truth (indicateur, sous_champ, annee, niveau, code, valeur,
             nb_valeurs, numerateur, denominateur) ON COMMIT DROP AS {RECOMPUTE}""",
-    f"""UPDATE aggregates a SET valeur = t.valeur, nb_valeurs = t.nb_valeurs,
-            numerateur = t.numerateur, denominateur = t.denominateur,
-            revision = a.revision + 1, change_seq = {db.NEXT_CHANGE}, updated_at = now()
+]
+# What each statement did, and the statement.
+REBUILD = [
+    (
+        "updated",
+        db.logged(f"""UPDATE aggregates a SET valeur = t.valeur,
+            nb_valeurs = t.nb_valeurs, numerateur = t.numerateur, denominateur = t.denominateur,
+            revision = a.revision + 1, change_seq = {db.NEXT_CHANGE},
+            previous_seq = a.change_seq, updated_at = now()
         FROM truth t WHERE {KEY} = {TRUTH_KEY}
           AND (a.valeur, a.nb_valeurs, a.numerateur, a.denominateur)
-              IS DISTINCT FROM (t.valeur, t.nb_valeurs, t.numerateur, t.denominateur)""",
-    f"""INSERT INTO aggregates (indicateur, sous_champ, annee, niveau, code, valeur,
-            nb_valeurs, numerateur, denominateur, revision, change_seq)
+              IS DISTINCT FROM (t.valeur, t.nb_valeurs, t.numerateur, t.denominateur)"""),
+    ),
+    (
+        "inserted",
+        db.logged(f"""INSERT INTO aggregates AS a (indicateur, sous_champ, annee,
+            niveau, code, valeur, nb_valeurs, numerateur, denominateur, revision, change_seq)
         SELECT t.indicateur, t.sous_champ, t.annee, t.niveau, t.code, t.valeur,
                t.nb_valeurs, t.numerateur, t.denominateur, 1, {db.NEXT_CHANGE}
-        FROM truth t WHERE NOT EXISTS (SELECT 1 FROM aggregates a WHERE {KEY} = {TRUTH_KEY})""",
+        FROM truth t WHERE NOT EXISTS (SELECT 1 FROM aggregates a WHERE {KEY} = {TRUTH_KEY})"""),
+    ),
     # Rows left empty (a pair that came apart) mean the same as no row: kept.
-    f"""DELETE FROM aggregates a
-        WHERE NOT EXISTS (SELECT 1 FROM truth t WHERE {KEY} = {TRUTH_KEY})
-          AND (a.valeur, a.nb_valeurs, a.numerateur, a.denominateur) <> (0, 0, 0, 0)""",
+    # A deleted row takes its log entry along.
+    (
+        "deleted",
+        f"""WITH gone AS (
+            DELETE FROM aggregates a
+            WHERE NOT EXISTS (SELECT 1 FROM truth t WHERE {KEY} = {TRUTH_KEY})
+              AND (a.valeur, a.nb_valeurs, a.numerateur, a.denominateur) <> (0, 0, 0, 0)
+            RETURNING a.change_seq
+        )
+        DELETE FROM aggregate_change_log
+        WHERE change_seq = ANY (ARRAY(SELECT change_seq FROM gone))""",
+    ),
 ]
-
-
-PAST = {"UPDATE": "updated", "INSERT": "inserted", "DELETE": "deleted"}
+# The change log made to hold exactly the numbered rows again, whatever was
+# done to the table by hand (a row deleted, a number set).
+RELOG = [
+    f"""DELETE FROM aggregate_change_log l WHERE NOT EXISTS (
+            SELECT 1 FROM aggregates a
+            WHERE {KEY} = ({db.key_of("l")})
+              AND a.change_seq = l.change_seq)""",
+    f"""INSERT INTO aggregate_change_log (change_seq, {db.AGGREGATE_KEY})
+        SELECT a.change_seq, {db.key_of("a")} FROM aggregates a
+        WHERE a.change_seq IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM aggregate_change_log l WHERE l.change_seq = a.change_seq)""",
+]
 
 
 @dataclass
@@ -143,9 +171,10 @@ def rebuild(database_url: str) -> dict[str, int]:
     """Make every aggregate equal to its recomputation; return rows changed."""
     counts: dict[str, int] = {}
     with psycopg.connect(database_url) as conn, conn.transaction():
-        for statement in REBUILD:
-            cursor = conn.execute(statement)
-            verb = statement.split()[0]
-            if verb in PAST:
-                counts[PAST[verb]] = cursor.rowcount
+        for statement in LOCKS:
+            conn.execute(statement)
+        for done, statement in REBUILD:
+            counts[done] = conn.execute(statement).rowcount
+        for statement in RELOG:
+            conn.execute(statement)
     return counts

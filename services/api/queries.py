@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, select
 
-from common.db import aggregate_values, aggregates, communes
+from common.db import aggregate_change_log, aggregate_values, communes
 from common.referential import FRANCE
 
 AREA_ORDER = ("commune", "epci", "departement", "region")  # finest first
@@ -84,16 +84,26 @@ def changes(filters: Filters, after: int, limit: int) -> Select[Any]:
     """The changes numbered after ``after``, oldest first. Without a
     territorial filter nor ``niveau``, those of every level. A row changed
     again is shown once, at its latest number and state."""
-    v = aggregate_values.c
+    v, log = aggregate_values.c, aggregate_change_log.c
     everywhere = not filters.areas() and filters.niveau is None
     query = _attributes(select(*ROW, v.change_seq), filters) if everywhere else matching(filters)
     if not everywhere:
         query = query.add_columns(v.change_seq)
-    return query.where(v.change_seq > after).order_by(v.change_seq).limit(limit)
+    # Found by number through the change log (migration 0010).
+    numbered = and_(
+        *(v[name] == log[name] for name in ("indicateur", "sous_champ", "annee", "niveau", "code")),
+        v.change_seq == log.change_seq,
+    )
+    return (
+        query.join(aggregate_change_log, numbered)
+        .where(log.change_seq > after)
+        .order_by(log.change_seq)
+        .limit(limit)
+    )
 
 
 def last_change() -> Select[Any]:
-    return select(func.coalesce(func.max(aggregates.c.change_seq), 0))
+    return select(func.coalesce(func.max(aggregate_change_log.c.change_seq), 0))
 
 
 def matching(filters: Filters) -> Select[Any]:

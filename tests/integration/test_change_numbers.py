@@ -53,9 +53,14 @@ def test_two_writers_never_make_a_number_visible_after_a_higher_one(
             writer.start()
         while True:
             finished = not any(writer.is_alive() for writer in writers)
+            # As the relay and the change feed read: through the log.
             for *key, seq in conn.execute(
-                "SELECT indicateur, sous_champ, annee, niveau, code, change_seq FROM aggregates"
-                " WHERE change_seq > %s ORDER BY change_seq",
+                "SELECT l.indicateur, l.sous_champ, l.annee, l.niveau, l.code, l.change_seq"
+                " FROM aggregate_change_log l JOIN aggregates a"
+                " ON (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code)"
+                " = (l.indicateur, l.sous_champ, l.annee, l.niveau, l.code)"
+                " AND a.change_seq = l.change_seq"
+                " WHERE l.change_seq > %s ORDER BY l.change_seq",
                 [cursor],
             ):
                 seen.add((tuple(key), seq))
@@ -80,3 +85,21 @@ def test_two_writers_never_make_a_number_visible_after_a_higher_one(
             "SELECT count(*), count(DISTINCT change_seq) FROM aggregates"
         ).fetchone()
     assert rows == (len(GIRONDE) + len(HAUTE_SAVOIE) + 2 + 2 + 2 + 1,) * 2
+    assert_log_matches(database_url)
+
+
+def assert_log_matches(database_url: str) -> None:
+    """The change log holds one entry for each numbered aggregate, with its
+    number, and nothing else (migration 0010): each change deleted the entry
+    of the number it replaced."""
+    with psycopg.connect(database_url) as conn:
+        numbered = conn.execute(
+            "SELECT change_seq, indicateur, sous_champ, annee, niveau, code FROM aggregates"
+            " WHERE change_seq IS NOT NULL ORDER BY change_seq"
+        ).fetchall()
+        logged = conn.execute(
+            "SELECT change_seq, indicateur, sous_champ, annee, niveau, code"
+            " FROM aggregate_change_log ORDER BY change_seq"
+        ).fetchall()
+    assert numbered, "nothing numbered: nothing checked"
+    assert logged == numbered

@@ -241,7 +241,9 @@ def test_for_any_text_and_value_the_databases_message_is_the_rows_change(
             [annee, sous_champ],
         ).fetchall()
         built = conn.execute(
-            SELECT_PENDING.replace("WHERE ", "WHERE annee = %(annee)s AND sous_champ = %(s)s AND "),
+            SELECT_PENDING.replace(
+                "WHERE l.", "WHERE v.annee = %(annee)s AND v.sous_champ = %(s)s AND l."
+            ),
             {"communes": True, "after": 0, "page": 100, "annee": annee, "s": sous_champ},
         ).fetchall()
     expected = {

@@ -20,6 +20,7 @@ from services.aggregator.verify import check, rebuild
 from services.api.app import create_app, read_only_engine
 from tests import oracle
 from tests.conftest import TEST_CATALOGUE
+from tests.integration.test_change_numbers import assert_log_matches
 from tests.strategies import values_within_bounds
 
 COMMUNES = ["74010", "74042", "74164", "01010", "74029", "22016", "33063"]
@@ -128,6 +129,7 @@ def test_random_histories_stay_exact_in_postgres(store, obs, database_url, drawn
         )
         held = {tuple(r[:5]): tuple(r[5:]) for r in rows if any(r[5:])}
     assert held == truth
+    assert_log_matches(database_url)  # extremes settled and recomputed logged too
 
 
 def test_rebuild_of_a_live_table_changes_nothing_when_exact(store, obs, database_url) -> None:

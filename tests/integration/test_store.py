@@ -8,6 +8,7 @@ from common.referential import load
 from services.aggregator import store as store_module
 from services.aggregator.handlers import Batches
 from services.aggregator.verify import check
+from tests.integration.test_change_numbers import assert_log_matches
 from tests.unit.fakes import MemoryDeadLetters, MemoryProgress
 from tests.unit.test_aggregator_batches import message, record
 
@@ -148,3 +149,4 @@ def test_a_row_that_appears_after_its_lookup_costs_a_retry_not_a_record(
     assert agg(database_url, "france", "FR") == (Decimal(20), 3)
     assert agg(database_url, "commune", "33063") == (Decimal(2), 1)
     assert check(database_url).differences == []
+    assert_log_matches(database_url)  # the failed attempt left no entry

@@ -6,6 +6,7 @@ import sys
 import psycopg
 
 from services.aggregator.verify import check, rebuild
+from tests.integration.test_change_numbers import assert_log_matches
 
 
 def test_check_finds_nothing_after_corrections_and_secret_cells(store, obs, database_url):
@@ -34,6 +35,8 @@ def test_rebuild_repairs_a_corrupted_aggregate_and_republishes_it(store, obs, da
         ).fetchall()
     # Repaired rows take the next numbers: the relay publishes them, the feed shows them.
     assert sorted(numbered) == [("france", 2, True), ("region", 1, True)]
+    # The entry of the row deleted by hand is gone from the change log with it.
+    assert_log_matches(database_url)
 
 
 def test_check_command_exits_1_on_a_difference(store, obs, database_url):
