@@ -112,21 +112,17 @@ REBUILD = [
         FROM truth t WHERE NOT EXISTS (SELECT 1 FROM aggregates a WHERE {KEY} = {TRUTH_KEY})"""),
     ),
     # Rows left empty (a pair that came apart) mean the same as no row: kept.
-    # A deleted row takes its log entry along.
+    # Their log entries go with RELOG's first statement.
     (
         "deleted",
-        f"""WITH gone AS (
-            DELETE FROM aggregates a
-            WHERE NOT EXISTS (SELECT 1 FROM truth t WHERE {KEY} = {TRUTH_KEY})
-              AND (a.valeur, a.nb_valeurs, a.numerateur, a.denominateur) <> (0, 0, 0, 0)
-            RETURNING a.change_seq
-        )
-        DELETE FROM aggregate_change_log
-        WHERE change_seq = ANY (ARRAY(SELECT change_seq FROM gone))""",
+        f"""DELETE FROM aggregates a
+        WHERE NOT EXISTS (SELECT 1 FROM truth t WHERE {KEY} = {TRUTH_KEY})
+          AND (a.valeur, a.nb_valeurs, a.numerateur, a.denominateur) <> (0, 0, 0, 0)""",
     ),
 ]
-# The change log made to hold exactly the numbered rows again, whatever was
-# done to the table by hand (a row deleted, a number set).
+# The change log made to hold exactly the numbered rows again: after the
+# deletions above, and whatever was done to the table by hand (a row
+# deleted, a number set).
 RELOG = [
     f"""DELETE FROM aggregate_change_log l WHERE NOT EXISTS (
             SELECT 1 FROM aggregates a

@@ -26,7 +26,17 @@ def test_rebuild_repairs_a_corrupted_aggregate_and_republishes_it(store, obs, da
     assert key[3] == "france" and running[:2] == (8, 2) and truth[:2] == (7, 2)
     assert key2[3] == "region" and missing is None and truth2[:2] == (7, 2)
 
-    assert rebuild(database_url) == {"updated": 1, "inserted": 1, "deleted": 0}
+    with psycopg.connect(database_url) as conn:  # a row no observation makes, logged
+        conn.execute(
+            "WITH bogus AS (INSERT INTO aggregates (indicateur, sous_champ, annee, niveau, code,"
+            " valeur, nb_valeurs, revision, change_seq) SELECT indicateur, sous_champ, annee,"
+            " 'departement', '75', 1, 1, 1, nextval('aggregate_changes') FROM aggregates"
+            " WHERE niveau = 'france' RETURNING *)"
+            " INSERT INTO aggregate_change_log SELECT change_seq, indicateur, sous_champ, annee,"
+            " niveau, code FROM bogus"
+        )
+
+    assert rebuild(database_url) == {"updated": 1, "inserted": 1, "deleted": 1}
     assert check(database_url).differences == []
     with psycopg.connect(database_url) as conn:
         numbered = conn.execute(
@@ -35,7 +45,7 @@ def test_rebuild_repairs_a_corrupted_aggregate_and_republishes_it(store, obs, da
         ).fetchall()
     # Repaired rows take the next numbers: the relay publishes them, the feed shows them.
     assert sorted(numbered) == [("france", 2, True), ("region", 1, True)]
-    # The entry of the row deleted by hand is gone from the change log with it.
+    # The entries of the rows deleted, by hand and by the rebuild, went with them.
     assert_log_matches(database_url)
 
 
