@@ -5,18 +5,23 @@ over HTTP at a steady rate (a request every 100 ms) and measures, for each
 acknowledged record, the time from its acknowledgement to its change being
 visible (1) in the API and (2) on ``indicators.aggregates``.
 
-How a record is followed: each request ends with one probe record, on a
-commune no other request uses, of a probe indicator shared by ``GROUP``
-requests. A request's records stay in order on one partition of every topic
-and the aggregator commits in that order, so its last record visible means
-all of them are (each record of the request takes the probe's time). A
-record is credited only when its own request's probe is seen: a later
-request seen first proves nothing about an earlier one. A sample seen before
-its acknowledgement, or never acknowledged, is impossible and fails the run.
+How a record is followed: each request ends with probe records, one on
+each partition of ``indicators.clean`` (the cleaner routes a record by its
+place), each on a commune no other request uses, of a probe indicator
+shared by ``GROUP`` requests. A request is one message of the raw topic; on
+each clean partition its records keep their order and the aggregator
+commits them in that order, so the probe of a partition visible means the
+request's records there are. The request is visible when every one of its
+probes is, and each of its records takes that time (the latest of its
+probes'). A record is credited only by its own request's probes: a later
+request seen first proves nothing about an earlier one. A sample seen
+before its acknowledgement, or never acknowledged, is impossible and fails
+the run.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import threading
@@ -31,11 +36,13 @@ from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 from bench.data import YEARS, communes, write_catalogue
 from bench.stack import COUNTED_AT_FRANCE, Stack, named, running_stack, wait_until_counted
 from bench.w1 import by_file
+from common.settings import CommonSettings
 from schemas import aggregates
+from schemas.clean import place_hash
 
 TICK = 0.1  # seconds between requests
 PROBE = "probe"
-GROUP = 50  # requests per probe indicator: the API watcher reads at most this many rows
+GROUP = 50  # requests per probe indicator: the API watcher reads a probe per partition of each
 SETTLE = 30.0  # seconds allowed after the last request for the pipeline to catch up
 
 
@@ -43,21 +50,37 @@ class ImpossibleSample(RuntimeError):
     """A measurement that cannot be true: the run is wrong, not slow."""
 
 
-def probe_of(k: int) -> tuple[str, str]:
-    """Request ``k``'s probe: (indicator, commune)."""
-    return f"{PROBE}_{k // GROUP}", communes()[k]
+@functools.cache
+def probe_communes() -> tuple[tuple[str, ...], ...]:
+    """The communes whose records the cleaner sends to each partition of
+    ``indicators.clean`` (the W2 stack has the default partitions)."""
+    partitions = CommonSettings.model_fields["topic_partitions"].default
+    pools: list[list[str]] = [[] for _ in range(partitions)]
+    for commune in communes():
+        pools[place_hash("total", YEARS[0], commune) % partitions].append(commune)
+    return tuple(tuple(pool) for pool in pools)
+
+
+def probes_of(k: int) -> list[tuple[str, str]]:
+    """Request ``k``'s probes, one by clean partition: (indicator, commune)."""
+    return [(f"{PROBE}_{k // GROUP}", pool[k]) for pool in probe_communes()]
 
 
 @dataclass
 class Visibility:
-    """When each request's probe was first seen."""
+    """When each request was first seen whole: each of its probes seen."""
 
+    parts: int = field(default_factory=lambda: len(probe_communes()))
     seen: dict[int, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _probes: dict[int, dict[int, float]] = field(default_factory=dict)
 
-    def saw(self, k: int, at: float) -> None:
+    def saw(self, k: int, part: int, at: float) -> None:
         with self.lock:
-            self.seen.setdefault(k, at)
+            probes = self._probes.setdefault(k, {})
+            probes.setdefault(part, at)
+            if len(probes) == self.parts:
+                self.seen.setdefault(k, max(probes.values()))
 
 
 @dataclass
@@ -75,7 +98,11 @@ class Requests:
 
 def watch_api(stack: Stack, requests: Requests, seen: Visibility, stop: threading.Event) -> None:
     """Reads the commune rows of the probe groups with requests still unseen."""
-    by_commune = {probe_of(k): k for k in range(requests.first, requests.last + 1)}
+    by_commune = {
+        probe: (k, part)
+        for k in range(requests.first, requests.last + 1)
+        for part, probe in enumerate(probes_of(k))
+    }
     annee = YEARS[0]
     with httpx.Client(timeout=10) as client:
         while not stop.is_set():
@@ -90,9 +117,9 @@ def watch_api(stack: Stack, requests: Requests, seen: Visibility, stop: threadin
                 )
                 at = time.monotonic()
                 for row in client.get(url).json():
-                    k = by_commune.get((row["indicateur"], row["code"]))
-                    if k is not None and row["valeur"] is not None:
-                        seen.saw(k, at)
+                    found = by_commune.get((row["indicateur"], row["code"]))
+                    if found is not None and row["valeur"] is not None:
+                        seen.saw(*found, at)
             time.sleep(0.005)
 
 
@@ -100,14 +127,14 @@ def tail_topic(
     consumer: Consumer, requests: Requests, seen: Visibility, stop: threading.Event
 ) -> None:
     keys = {
-        f"{indicateur}|total|{YEARS[0]}|commune|{commune}".encode(): k
+        f"{indicateur}|total|{YEARS[0]}|commune|{commune}".encode(): (k, part)
         for k in range(requests.first, requests.last + 1)
-        for indicateur, commune in [probe_of(k)]
+        for part, (indicateur, commune) in enumerate(probes_of(k))
     }
     while not stop.is_set():
         for message in consumer.consume(1000, timeout=0.1):
-            if message.error() is None and (k := keys.get(message.key() or b"")) is not None:
-                seen.saw(k, time.monotonic())
+            if message.error() is None and (found := keys.get(message.key() or b"")) is not None:
+                seen.saw(*found, time.monotonic())
 
 
 def aggregates_consumer(bootstrap: str) -> Consumer:
@@ -129,8 +156,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summary(requests: Requests, seen: Visibility, per_request: int) -> dict[str, object]:
-    """Latencies per acknowledged record (each record of a request takes its
-    probe's); raises on an impossible sample."""
+    """Latencies per acknowledged record (each record of a request takes the
+    time it was seen whole); raises on an impossible sample."""
     latencies = []
     for k, at in sorted(seen.seen.items()):
         acked = requests.acked.get(k)
@@ -155,7 +182,8 @@ def summary(requests: Requests, seen: Visibility, per_request: int) -> dict[str,
 def stream_corrections(stack: Stack, rate: int, seconds: float, first: int) -> dict[str, object]:
     """Sends ``rate`` records/s for ``seconds``; requests numbered from ``first``."""
     every = communes()
-    per_request = max(2, round(rate * TICK))
+    probes = len(probe_communes())
+    per_request = max(probes + 1, round(rate * TICK))
     rng = random.Random(rate)
     url = stack.url("ingestor", "/observations")
     count = int(seconds / TICK)
@@ -178,10 +206,12 @@ def stream_corrections(stack: Stack, rate: int, seconds: float, first: int) -> d
                 "annee": YEARS[0],
                 "valeur": f"{rng.randrange(10_000_000) / 100:.2f}",
             }
-            for _ in range(per_request - 1)
+            for _ in range(per_request - probes)
         ]
-        indicateur, commune = probe_of(k)
-        lines.append({"indicateur": indicateur, "commune": commune, "annee": YEARS[0], "valeur": 1})
+        lines += [
+            {"indicateur": indicateur, "commune": commune, "annee": YEARS[0], "valeur": 1}
+            for indicateur, commune in probes_of(k)
+        ]
         return "\n".join(json.dumps(line) for line in lines).encode()
 
     bodies = [body(first + i) for i in range(count)]

@@ -9,8 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from bench.freshness import ImpossibleSample, Requests, Visibility, summary
+from bench.data import YEARS
+from bench.freshness import (
+    ImpossibleSample,
+    Requests,
+    Visibility,
+    probe_communes,
+    probes_of,
+    summary,
+)
 from bench.report import render, targets
+from schemas.clean import place_hash
 
 ROOT = Path(__file__).parents[2]
 FIGURES = json.loads((ROOT / "bench/results/bench.json").read_text())
@@ -40,13 +49,29 @@ def requests(acked: dict[int, float]) -> Requests:
     return r
 
 
-def test_w2_credits_each_request_at_its_own_probe_per_record() -> None:
-    seen = Visibility()
-    seen.saw(1, 10.5)  # request 1 is visible; request 0 is not, whatever 1 says
-    seen.saw(1, 11.0)  # first sighting kept
+def test_w2_credits_each_request_at_its_own_probes_per_record() -> None:
+    seen = Visibility(parts=2)
+    seen.saw(1, 0, 10.4)
+    seen.saw(1, 1, 10.5)  # request 1 is visible whole; request 0 is not, whatever 1 says
+    seen.saw(1, 1, 11.0)  # first sighting kept
+    seen.saw(0, 0, 10.1)  # one partition of request 0 is not all of it
     figures = summary(requests({0: 10.0, 1: 10.2}), seen, per_request=100)
-    assert figures["latencies_ms"] == [300.0]
+    assert figures["latencies_ms"] == [300.0]  # at its latest probe, 10.5
     assert (figures["samples"], figures["unseen"]) == (100, 100)
+
+
+def test_w2_probes_cover_every_clean_partition_once() -> None:
+    """The cleaner routes a record by its place: a request's probes must land
+    on every partition of indicators.clean, on communes no other request uses."""
+    partitions = len(probe_communes())
+    used: set[tuple[str, str]] = set()
+    for k in (0, 1, 49, 50, 1799):
+        probes = probes_of(k)
+        assert sorted(
+            place_hash("total", YEARS[0], commune) % partitions for _, commune in probes
+        ) == list(range(partitions))
+        assert not used & set(probes)
+        used |= set(probes)
 
 
 @pytest.mark.parametrize(
@@ -55,8 +80,8 @@ def test_w2_credits_each_request_at_its_own_probe_per_record() -> None:
     ids=["seen before its acknowledgement", "seen but never acknowledged"],
 )
 def test_an_impossible_w2_sample_fails_the_run(acked: dict[int, float], seen_at: float) -> None:
-    seen = Visibility()
-    seen.saw(0, seen_at)
+    seen = Visibility(parts=1)
+    seen.saw(0, 0, seen_at)
     with pytest.raises(ImpossibleSample):
         summary(requests(acked), seen, per_request=10)
 
