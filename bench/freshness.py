@@ -252,8 +252,9 @@ def stream_corrections(stack: Stack, rate: int, seconds: float, first: int) -> d
     }
 
 
-def run(rates: list[int], seconds: float, workdir: Path) -> dict[str, object]:
-    """One stack: the base data once, then each rate in turn."""
+def run(rates: list[int], seconds: float, workdir: Path, workers: int = 1) -> dict[str, object]:
+    """One stack (``workers`` cleaners and aggregators): the base data once,
+    then each rate in turn."""
     base = len(communes())
     requests = len(rates) * int(seconds / TICK)
     catalogue = write_catalogue(workdir / "w2.toml", "w2", 1)
@@ -264,7 +265,7 @@ def run(rates: list[int], seconds: float, workdir: Path) -> dict[str, object]:
             for g in range(-(-requests // GROUP))
         )
     )
-    with running_stack(workdir / "state-w2", catalogue) as stack:
+    with running_stack(workdir / f"state-w2-{workers}", catalogue, workers) as stack:
         by_file(stack, base, "w2", workdir)
         wait_until_counted(stack.servers.database_url, base, COUNTED_AT_FRANCE, named("w2"))
         results, first = [], 0
@@ -272,4 +273,4 @@ def run(rates: list[int], seconds: float, workdir: Path) -> dict[str, object]:
             results.append(stream_corrections(stack, rate, seconds, first))
             first += int(seconds / TICK)
         rss = stack.peak_rss_mb()
-    return {"seconds": seconds, "runs": results, "peak_rss_mb": rss}
+    return {"seconds": seconds, "workers": workers, "runs": results, "peak_rss_mb": rss}

@@ -190,6 +190,7 @@ def w1_section(w1: dict[str, Any], sizes: dict[str, Any]) -> str:
 
 
 def w2_section(w2: dict[str, Any]) -> str:
+    workers = w2.get("workers", 1)
     rows = [
         [
             f"{x['target_records_per_second']:,}",
@@ -204,9 +205,16 @@ def w2_section(w2: dict[str, Any]) -> str:
         ]
         for x in w2["runs"]
     ]
-    return (
+    heading = (
         f"## W2 — freshness, corrections for {w2['seconds']:.0f} s at each rate\n\n"
-        "Latency from the ingestor's acknowledgement of a record to its change being visible "
+        if workers == 1
+        else f"## W2 with {workers} cleaners and {workers} aggregators "
+        f"(`ITTE_WORKERS={workers}`), {w2['seconds']:.0f} s at each rate\n\n"
+        "Not a target: what scale-out does to freshness.\n\n"
+    )
+    return (
+        heading
+        + "Latency from the ingestor's acknowledgement of a record to its change being visible "
         "(ms), per acknowledged record (docs/benchmarks.md, W2).\n\n"
         + table(
             [
@@ -297,6 +305,8 @@ def render(r: dict[str, Any]) -> str:
         parts.append(w1_section(r["w1"], sizes))
     if "w2" in r:
         parts.append(w2_section(r["w2"]))
+    if "w2_workers" in r:
+        parts.append(w2_section(r["w2_workers"]))
     if "w3" in r:
         parts.append(w3_section(r["w3"]))
     if "profile" in r:
