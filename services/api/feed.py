@@ -45,7 +45,8 @@ def read_changes(
         with snapshot.begin():
             found = list(snapshot.execute(changes(filters, after, limit)))
             highest = snapshot.execute(last_change()).scalar_one()
-    rows = [{**to_row(row), "curseur": row.change_seq} for row in found]
+    # An entry of the log whose row is gone reads empty: counted, not shown.
+    rows = [{**to_row(row), "curseur": row.change_seq} for row in found if row.code is not None]
     if len(found) == limit:
         return Page(rows, found[-1].change_seq)
     return Page(rows, max(after, highest))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, func, select, true
 
 from common.db import aggregate_change_log, aggregate_values, communes
 from common.referential import FRANCE
@@ -80,25 +80,48 @@ def count(filters: Filters) -> Select[Any]:
     return select(func.count()).select_from(matching(filters).subquery())
 
 
+KEY = ("indicateur", "sous_champ", "annee", "niveau", "code")
+
+
 def changes(filters: Filters, after: int, limit: int) -> Select[Any]:
-    """The changes numbered after ``after``, oldest first. Without a
-    territorial filter nor ``niveau``, those of every level. A row changed
-    again is shown once, at its latest number and state."""
+    """The changes numbered after ``after``, oldest first, found through the
+    change log (migration 0010). Without a territorial filter nor
+    ``niveau``, those of every level. A row changed again is shown once, at
+    its latest number and state."""
     v, log = aggregate_values.c, aggregate_change_log.c
-    everywhere = not filters.areas() and filters.niveau is None
-    query = _attributes(select(*ROW, v.change_seq), filters) if everywhere else matching(filters)
-    if not everywhere:
-        query = query.add_columns(v.change_seq)
-    # Found by number through the change log (migration 0010).
-    numbered = and_(
-        *(v[name] == log[name] for name in ("indicateur", "sous_champ", "annee", "niveau", "code")),
-        v.change_seq == log.change_seq,
-    )
+    if not filters.areas() and filters.niveau is None:
+        return _every_change(filters, after, limit)
+    numbered = and_(*(v[name] == log[name] for name in KEY), v.change_seq == log.change_seq)
     return (
-        query.join(aggregate_change_log, numbered)
+        matching(filters)
+        .add_columns(v.change_seq)
+        .join(aggregate_change_log, numbered)
         .where(log.change_seq > after)
         .order_by(log.change_seq)
         .limit(limit)
+    )
+
+
+def _every_change(filters: Filters, after: int, limit: int) -> Select[Any]:
+    """A page of the log, each entry's row probed by its key: as a join,
+    Postgres scanned the whole table for every page (docs/measurements.md).
+    An entry whose row is gone (deleted by hand) comes with empty columns,
+    so that the page stays full and the cursor moves past it."""
+    log = aggregate_change_log.c
+    page = _attributes(select(aggregate_change_log).where(log.change_seq > after), filters, log)
+    entries = page.order_by(log.change_seq).limit(limit).subquery()
+    v = aggregate_values.c
+    row = (
+        select(*ROW)
+        .where(*(v[name] == entries.c[name] for name in KEY))
+        .where(v.change_seq == entries.c.change_seq)
+        .limit(1)
+        .lateral()
+    )
+    return (
+        select(*row.c, entries.c.change_seq)
+        .select_from(entries.outerjoin(row, true()))
+        .order_by(entries.c.change_seq)
     )
 
 
@@ -124,8 +147,10 @@ def matching(filters: Filters) -> Select[Any]:
     return _attributes(query, filters)
 
 
-def _attributes(query: Select[Any], filters: Filters) -> Select[Any]:
+def _attributes(
+    query: Select[Any], filters: Filters, columns: Any = aggregate_values.c
+) -> Select[Any]:
     for column in ("indicateur", "annee", "sous_champ"):
         if (value := getattr(filters, column)) is not None:
-            query = query.where(aggregate_values.c[column] == value)
+            query = query.where(columns[column] == value)
     return query

@@ -5,6 +5,7 @@ a page size of 2 misses nothing."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -63,6 +64,30 @@ def test_filters_skip_the_other_changes_once_and_small_pages_miss_nothing(
             break
         pages += page
     assert pages == everything
+
+
+def test_a_row_deleted_by_hand_neither_shows_nor_stops_small_pages(
+    store, obs, api: TestClient, database_url: str
+) -> None:
+    """Its entry stays in the change log (until ``itte rebuild``): a page
+    holding it counts it, so the cursor moves on and nothing after it is
+    skipped; as a short page, it would have sent the reader past the rest."""
+    store.apply([obs(code, "1") for code in ("33063", "33281", "74010")])
+    everything, last = read_all(api, 0)
+    gone = everything[1]
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "DELETE FROM aggregates WHERE niveau = %s AND code = %s",
+            (gone["niveau"], gone["code"]),
+        )
+    pages, at = [], 0
+    while True:
+        page, at = read_all(api, at, limit=2)
+        if not page:
+            break
+        pages += page
+    assert pages == [c for c in everything if c != gone] and len(pages) == len(everything) - 1
+    assert at == last
 
 
 def test_a_bad_cursor_is_422(api: TestClient) -> None:
