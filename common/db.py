@@ -163,12 +163,21 @@ NUMBERING_LOCK = "SELECT pg_advisory_xact_lock(7277413)"
 # the second's inserts collide with the first's rows.
 CATALOGUE_LOCK = "SELECT pg_advisory_xact_lock(7277414)"
 NEXT_CHANGE = "nextval('aggregate_changes')"
-AGGREGATE_KEY = "indicateur, sous_champ, annee, niveau, code"
+AGGREGATE_KEY_COLUMNS = ("indicateur", "sous_champ", "annee", "niveau", "code")
+AGGREGATE_KEY = ", ".join(AGGREGATE_KEY_COLUMNS)
+# How an update numbers the row it changes, for ``logged``: the replaced
+# number is kept so that its log entry can go.
+RENUMBER = f"change_seq = {NEXT_CHANGE}, previous_seq = a.change_seq"
 
 
 def key_of(alias: str) -> str:
     """AGGREGATE_KEY's columns of the table named ``alias``."""
-    return ", ".join(f"{alias}.{column}" for column in AGGREGATE_KEY.split(", "))
+    return ", ".join(f"{alias}.{column}" for column in AGGREGATE_KEY_COLUMNS)
+
+
+def same_change(row: str, entry: str) -> str:
+    """SQL: the aggregate ``row`` holds the change of log ``entry`` (aliases)."""
+    return f"({key_of(row)}) = ({key_of(entry)}) AND {row}.change_seq = {entry}.change_seq"
 
 
 def logged(statement: str) -> str:
@@ -177,6 +186,9 @@ def logged(statement: str) -> str:
     and names their table ``a``, with its changes written to
     ``aggregate_change_log`` and the entries of the numbers they replace
     deleted. Its row count is the rows it changed."""
+    if "UPDATE" in statement and "previous_seq = a.change_seq" not in statement:
+        # The replaced entry would stay in the log for ever.
+        raise ValueError("an update logged must keep the number it replaces")
     return f"""
 WITH changed AS (
 {statement}

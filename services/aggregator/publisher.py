@@ -48,7 +48,7 @@ SELECT l.change_seq, concat_ws('|', {db.key_of("l")}) AS kafka_key,
 FROM aggregate_change_log l
 LEFT JOIN LATERAL (
     SELECT * FROM aggregate_values v
-    WHERE ({db.key_of("v")}) = ({db.key_of("l")}) AND v.change_seq = l.change_seq
+    WHERE {db.same_change("v", "l")}
     LIMIT 1
 ) v ON true
 WHERE l.change_seq > %(after)s
@@ -71,7 +71,7 @@ SELECT count(*) AS pending,
 FROM aggregate_change_log l
 CROSS JOIN LATERAL (
     SELECT a.updated_at FROM aggregates a
-    WHERE ({db.key_of("a")}) = ({db.key_of("l")}) AND a.change_seq = l.change_seq
+    WHERE {db.same_change("a", "l")}
     LIMIT 1
 ) a
 WHERE l.change_seq > coalesce(({CURSOR}), 0) AND (%(communes)s OR l.niveau <> 'commune')

@@ -164,7 +164,7 @@ CROSS JOIN LATERAL (
 
 SET_EXTREMES = db.logged(f"""
 UPDATE aggregates a SET valeur = k.v, revision = a.revision + 1,
-    change_seq = {db.NEXT_CHANGE}, previous_seq = a.change_seq, updated_at = now()
+    {db.RENUMBER}, updated_at = now()
 FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::numeric[])
     AS k(i, s, y, n, c, v)
 WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, k.n, k.c)
@@ -198,7 +198,7 @@ WITH k AS (
     GROUP BY k.i, k.s, k.y, k.n, k.c, k.f
 )
 UPDATE aggregates a SET valeur = coalesce(x.v, 0), revision = a.revision + 1,
-    change_seq = {db.NEXT_CHANGE}, previous_seq = a.change_seq, updated_at = now()
+    {db.RENUMBER}, updated_at = now()
 FROM k LEFT JOIN x ON (x.i, x.s, x.y, x.n, x.c) = (k.i, k.s, k.y, k.n, k.c)
 WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, k.n, k.c)
   AND a.valeur IS DISTINCT FROM coalesce(x.v, 0)""")

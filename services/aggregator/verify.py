@@ -78,10 +78,11 @@ SELECT indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs, numerate
 FROM aggregates
 """
 
-KEY = "(a.indicateur, a.sous_champ, a.annee, a.niveau, a.code)"
-TRUTH_KEY = "(t.indicateur, t.sous_champ, t.annee, t.niveau, t.code)"
+KEY = f"({db.key_of('a')})"
+TRUTH_KEY = f"({db.key_of('t')})"
 
-LOCKS = [
+# The locks, then the truth to rebuild from.
+PREPARE = [
     # Before the table's lock: an aggregator takes the numbering lock, then
     # writes (common/db.py NUMBERING_LOCK).
     db.NUMBERING_LOCK,
@@ -97,8 +98,7 @@ REBUILD = [
         "updated",
         db.logged(f"""UPDATE aggregates a SET valeur = t.valeur,
             nb_valeurs = t.nb_valeurs, numerateur = t.numerateur, denominateur = t.denominateur,
-            revision = a.revision + 1, change_seq = {db.NEXT_CHANGE},
-            previous_seq = a.change_seq, updated_at = now()
+            revision = a.revision + 1, {db.RENUMBER}, updated_at = now()
         FROM truth t WHERE {KEY} = {TRUTH_KEY}
           AND (a.valeur, a.nb_valeurs, a.numerateur, a.denominateur)
               IS DISTINCT FROM (t.valeur, t.nb_valeurs, t.numerateur, t.denominateur)"""),
@@ -125,9 +125,7 @@ REBUILD = [
 # deleted, a number set).
 RELOG = [
     f"""DELETE FROM aggregate_change_log l WHERE NOT EXISTS (
-            SELECT 1 FROM aggregates a
-            WHERE {KEY} = ({db.key_of("l")})
-              AND a.change_seq = l.change_seq)""",
+            SELECT 1 FROM aggregates a WHERE {db.same_change("a", "l")})""",
     f"""INSERT INTO aggregate_change_log (change_seq, {db.AGGREGATE_KEY})
         SELECT a.change_seq, {db.key_of("a")} FROM aggregates a
         WHERE a.change_seq IS NOT NULL AND NOT EXISTS (
@@ -167,7 +165,7 @@ def rebuild(database_url: str) -> dict[str, int]:
     """Make every aggregate equal to its recomputation; return rows changed."""
     counts: dict[str, int] = {}
     with psycopg.connect(database_url) as conn, conn.transaction():
-        for statement in LOCKS:
+        for statement in PREPARE:
             conn.execute(statement)
         for done, statement in REBUILD:
             counts[done] = conn.execute(statement).rowcount

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Select, and_, func, select, true
 
-from common.db import aggregate_change_log, aggregate_values, communes
+from common.db import AGGREGATE_KEY_COLUMNS, aggregate_change_log, aggregate_values, communes
 from common.referential import FRANCE
 
 AREA_ORDER = ("commune", "epci", "departement", "region")  # finest first
@@ -80,9 +80,6 @@ def count(filters: Filters) -> Select[Any]:
     return select(func.count()).select_from(matching(filters).subquery())
 
 
-KEY = ("indicateur", "sous_champ", "annee", "niveau", "code")
-
-
 def changes(filters: Filters, after: int, limit: int) -> Select[Any]:
     """The changes numbered after ``after``, oldest first, found through the
     change log (migration 0010). Without a territorial filter nor
@@ -91,7 +88,9 @@ def changes(filters: Filters, after: int, limit: int) -> Select[Any]:
     v, log = aggregate_values.c, aggregate_change_log.c
     if not filters.areas() and filters.niveau is None:
         return _every_change(filters, after, limit)
-    numbered = and_(*(v[name] == log[name] for name in KEY), v.change_seq == log.change_seq)
+    numbered = and_(
+        *(v[name] == log[name] for name in AGGREGATE_KEY_COLUMNS), v.change_seq == log.change_seq
+    )
     return (
         matching(filters)
         .add_columns(v.change_seq)
@@ -113,7 +112,7 @@ def _every_change(filters: Filters, after: int, limit: int) -> Select[Any]:
     v = aggregate_values.c
     row = (
         select(*ROW)
-        .where(*(v[name] == entries.c[name] for name in KEY))
+        .where(*(v[name] == entries.c[name] for name in AGGREGATE_KEY_COLUMNS))
         .where(v.change_seq == entries.c.change_seq)
         .limit(1)
         .lateral()

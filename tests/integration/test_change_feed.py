@@ -26,6 +26,16 @@ def read_all(api: TestClient, after: int, **params: object) -> tuple[list[dict],
     return page["changements"], page["curseur"]
 
 
+def read_in_pages(api: TestClient, limit: int) -> tuple[list[dict], int]:
+    """Every change from 0, ``limit`` a page, until a page comes back empty."""
+    pages, at = [], 0
+    while True:
+        page, at = read_all(api, at, limit=limit)
+        if not page:
+            return pages, at
+        pages += page
+
+
 def test_each_change_comes_once_in_order_and_a_correction_comes_again(
     store, obs, api: TestClient
 ) -> None:
@@ -57,12 +67,7 @@ def test_filters_skip_the_other_changes_once_and_small_pages_miss_nothing(
     assert [(c["niveau"], c["code"]) for c in mine] == [("departement", "33")]
     everything, last = read_all(api, 0)
     assert cursor == last  # past every change, those of other places too
-    pages, at = [], 0
-    while True:
-        page, at = read_all(api, at, limit=2)
-        if not page:
-            break
-        pages += page
+    pages, _ = read_in_pages(api, 2)
     assert pages == everything
 
 
@@ -80,12 +85,7 @@ def test_a_row_deleted_by_hand_neither_shows_nor_stops_small_pages(
             "DELETE FROM aggregates WHERE niveau = %s AND code = %s",
             (gone["niveau"], gone["code"]),
         )
-    pages, at = [], 0
-    while True:
-        page, at = read_all(api, at, limit=2)
-        if not page:
-            break
-        pages += page
+    pages, at = read_in_pages(api, 2)
     assert pages == [c for c in everything if c != gone] and len(pages) == len(everything) - 1
     assert at == last
 
