@@ -10,7 +10,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from schemas.limits import MAX_RECORD_ID_CHARS, CommuneCode, KeyText, Text, bounded
+from schemas.limits import (
+    MAX_RECORD_ID_CHARS,
+    Bigint,
+    CommuneCode,
+    KeyText,
+    Text,
+    Year,
+    bounded,
+)
 
 TOPIC = "indicators.clean"
 
@@ -21,14 +29,18 @@ RecordId = Annotated[str, bounded(MAX_RECORD_ID_CHARS)]
 class CleanObservation(BaseModel):
     """One normalized commune-level value, keyed to the current commune.
 
-    Its text keeps the raw record's bounds (schemas/limits.py): a record
-    written on this topic by anyone but the cleaner, with a NUL or a lone
-    surrogate, is refused at decoding as ``invalid_schema``, not by Postgres."""
+    Its text and numbers keep the raw record's bounds (schemas/limits.py): a
+    record written on this topic by anyone but the cleaner, with a NUL, a lone
+    surrogate, a year out of range or an integer beyond a bigint, is refused
+    at decoding as ``invalid_schema``, not by Postgres."""
+
+    # Bounded here, not only in the cleaner: an integer past a float once
+    # stopped the aggregator at every restart (its freshness reads ``recu``).
 
     record_id: RecordId = Field(description="`<batch_id>:<index:06d>`, stable across replays.")
     indicateur: KeyText
     sous_champ: KeyText = "total"
-    annee: int
+    annee: Year
     commune: CommuneCode = Field(description="Current commune code (5 characters).")
     commune_source: CommuneCode = Field(
         description="Code as sent, normalized (an older code if merged)."
@@ -38,9 +50,9 @@ class CleanObservation(BaseModel):
     unite: Text | None = None
     libelle_indicateur: Text | None = None
     libelle_sous_champ: Text | None = None
-    version: int = Field(description="The producer's version, or the acceptance time (µs).")
+    version: Bigint = Field(description="The producer's version, or the acceptance time (µs).")
     version_explicite: bool = Field(False, description="True when the producer gave the version.")
-    recu: int = Field(0, description="When the ingestor accepted it (µs since epoch).")
+    recu: Bigint = Field(0, description="When the ingestor accepted it (µs since epoch).")
     pii: dict[KeyText, Text] = Field(
         default_factory=dict, description="HMAC-SHA-256 (hex) of each personal field."
     )

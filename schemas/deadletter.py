@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from schemas import limits
 
@@ -24,6 +24,25 @@ class DeadLetter(BaseModel):
     detail: str = Field(description="Human-readable explanation.")
     payload: dict[str, Any] | None = Field(description="The record, PII hashed.")
     at: datetime
+
+    @field_validator("record_id", "stage", "reason", "detail", mode="before")
+    @classmethod
+    def _writable(cls, value: Any) -> Any:
+        return writable(value) if isinstance(value, str) else value
+
+
+def writable(text: str) -> str:
+    """``text`` as JSON and Postgres can always hold it: a NUL or a lone
+    surrogate (a record id read from a hostile message) written as its
+    escape. A letter that cannot be sent would stop its stage on the same
+    message at every restart, and its partition with it."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def kept(value: Any) -> Any:

@@ -13,7 +13,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 
 # Parts of the observation key (indexed in Postgres: a btree row holds at
 # most about 2.7 kB, i.e. these in 4-byte characters with room to spare).
@@ -33,6 +33,9 @@ MAX_VALUE_CHARS = 64
 YEAR_MIN, YEAR_MAX = 1900, 2100
 # version: an integer every JSON reader holds exactly, and a Postgres bigint.
 MAX_VERSION = 2**53 - 1
+# What Postgres stores versions and acceptance times in (bigint): the bounds a
+# clean record keeps, whoever wrote it on the topic.
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 # Precision of the aggregator's Decimal arithmetic: more than any sum of
 # bounded values needs; rounding is trapped, never silent.
 EXACT_PRECISION = 100
@@ -53,6 +56,8 @@ def bounded(limit: int) -> StringConstraints:
 KeyText = Annotated[str, bounded(MAX_KEY_CHARS)]
 Text = Annotated[str, bounded(MAX_TEXT_CHARS)]
 CommuneCode = Annotated[str, bounded(MAX_COMMUNE_CHARS)]
+Year = Annotated[int, Field(ge=YEAR_MIN, le=YEAR_MAX)]
+Bigint = Annotated[int, Field(ge=BIGINT_MIN, le=BIGINT_MAX)]
 
 
 class OutOfBounds(ValueError):

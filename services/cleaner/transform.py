@@ -272,11 +272,25 @@ def dead_letter(
     )
 
 
+class BadEnvelope(Exception):
+    """An envelope whose header is not a RawBatchHeader: its records are
+    dead-lettered one by one, for the header's sake."""
+
+    def __init__(self, detail: str, records: list[Any]) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.records = records
+
+
 def decode_message(value: bytes, origin: MessageOrigin) -> tuple[str, int, str | None, list[Any]]:
     """(batch_id, default version, producer, records) of an envelope or a bare record."""
     document = json.loads(value, parse_float=Decimal)
     if isinstance(document, dict) and isinstance(document.get("records"), list):
-        header = RawBatchHeader.model_validate(document)
+        try:
+            header = RawBatchHeader.model_validate(document)
+        except ValidationError as exc:
+            detail = "envelope does not match RawBatchHeader: " + describe(exc)
+            raise BadEnvelope(detail, document["records"]) from None
         return header.batch_id, micros(header.received_at), header.producer, document["records"]
     return _message_id(origin), origin.timestamp_ms * 1000, None, [document]
 
@@ -294,9 +308,13 @@ def clean_message(
     result = CleanResult(batch_id=message_id)
     try:
         result.batch_id, received, producer, records = decode_message(value, origin)
-    except ValidationError as exc:
-        detail = "envelope does not match RawBatchHeader: " + describe(exc)
-        result.dead.append(dead_letter(message_id, "invalid_message", detail, None, now))
+    except BadEnvelope as bad:
+        # Each record is accounted for, with its redacted payload; an empty
+        # envelope is one letter, so that the message is.
+        result.dead += [
+            dead_letter(clean_record_id(message_id, i), "invalid_message", bad.detail, p, now)
+            for i, p in enumerate(redact(r, rules.hasher) for r in bad.records)
+        ] or [dead_letter(message_id, "invalid_message", bad.detail, None, now)]
         return result
     except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep
         detail = f"not a JSON document: {type(exc).__name__}: {str(exc)[:200]}"

@@ -123,6 +123,16 @@ def test_poison_costs_only_itself_through_the_services(stack: Stack) -> None:
         bootstrap, clean.TOPIC, [json.dumps({"batch_id": "e2e-poison", "records": batch}).encode()]
     )
     served += sum(1000 + i for i in range(6) if i not in poisoned)
+    # What once stopped the aggregator at every restart, its partition with it:
+    # a dead letter named by a lone surrogate (it could not be written), and a
+    # time past a float (the freshness clock could not read it).
+    stalls = [
+        {"batch_id": "\ud800", "records": [{"record_id": 7}, clean_record(10)]},
+        {"batch_id": "e2e-poison-stall", "records": [clean_record(11, recu=10**309)]},
+        {"batch_id": "e2e-poison-after", "records": [clean_record(12)]},
+    ]
+    send(bootstrap, clean.TOPIC, [json.dumps(m).encode() for m in stalls])
+    served += 1010 + 1012
 
     def france() -> dict | None:
         rows = get_json(stack.url("api", f"/indicateurs?indicateur={IND}&exact=true&limit=100"))
@@ -138,7 +148,7 @@ def test_poison_costs_only_itself_through_the_services(stack: Stack) -> None:
     raw_dead = {f"kafka:{raw.TOPIC}:{p}:{o}" for p, o in raw_placed[:2]} | {
         f"e2e-poison-raw:{i:06d}" for i in range(1, 1 + len(REFUSED_AT_THE_EDGE))
     }
-    clean_dead = {f"e2e-poison-clean:{i:06d}" for i in poisoned}
+    clean_dead = {f"e2e-poison-clean:{i:06d}" for i in (*poisoned, 11)} | {"\\ud800:000000"}
     wanted = http_dead | raw_dead | clean_dead
 
     def letters() -> dict[str, dict]:
@@ -152,6 +162,9 @@ def test_poison_costs_only_itself_through_the_services(stack: Stack) -> None:
 
     dead = eventually(letters, 60, "a dead letter for each poison record")
     assert {i: dead[f"e2e-poison-clean:{i:06d}"]["reason"] for i in poisoned} == reasons
+    assert dead["e2e-poison-clean:000011"]["reason"] == "invalid_schema"
+    assert "recu" in dead["e2e-poison-clean:000011"]["detail"]
+    assert dead["\\ud800:000000"]["reason"] == "invalid_schema"
     assert {dead[i]["reason"] for i in http_dead} == {"invalid_year", "invalid_commune"}
     assert all(d["reason"] and d["detail"] for d in dead.values())
     texts = [v for d in dead.values() for v in (d["payload"] or {}).values() if isinstance(v, str)]

@@ -108,11 +108,11 @@ def test_the_outbox_backlog_counts_unpublished_changes_and_ages_the_oldest(
     relay = OutboxRelay(database_url, BlockingProducer(servers.kafka_bootstrap_servers))
     relay.publish_pending()
     assert relay.backlog() == (0, 0.0)
-    store.apply([obs("33063", "5", annee=1850), obs("74010", "2", annee=1850)])
+    store.apply([obs("33063", "5", annee=1901), obs("74010", "2", annee=1901)])
     with psycopg.connect(database_url, autocommit=True) as conn:  # committed 90 s ago
         conn.execute(
             "UPDATE aggregates SET updated_at = now() - interval '90 seconds' "
-            "WHERE annee = 1850 AND niveau = 'france'"
+            "WHERE annee = 1901 AND niveau = 'france'"
         )
     pending, oldest = relay.backlog()
     # Each commune, its EPCI, département and région; France once.
@@ -121,7 +121,7 @@ def test_the_outbox_backlog_counts_unpublished_changes_and_ages_the_oldest(
     without_communes = OutboxRelay(
         database_url, BlockingProducer(servers.kafka_bootstrap_servers), communes=False
     )
-    store.apply([obs("33063", "6", 2, annee=1850)])
+    store.apply([obs("33063", "6", 2, annee=1901)])
     assert without_communes.backlog()[0] == 4 and without_communes.publish_pending() == 4
     # Its cursor moved past the commune row it did not publish: nothing waits.
     assert without_communes.backlog() == (0, 0.0) and without_communes.publish_pending() == 0

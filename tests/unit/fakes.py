@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from typing import Any
 
+from schemas import deadletter
 from schemas.clean import CleanObservation
 from schemas.deadletter import DeadLetter
 from services.aggregator.ports import (
@@ -190,6 +191,8 @@ class MemoryDeadLetters:
         self.sent: list[DeadLetter] = []
 
     def send(self, letters: list[DeadLetter]) -> None:
+        for letter in letters:  # as the Kafka adapter does: a letter that cannot be written raises
+            deadletter.encode(letter)
         self.sent += letters
 
 

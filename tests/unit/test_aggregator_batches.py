@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from common import catalogue
 from common.referential import ancestors, load
+from schemas import deadletter
 from schemas.clean import CleanObservation, batch_position
+from schemas.deadletter import DeadLetter
 from services.aggregator.handlers import Archive, Batches, Relay
 from services.aggregator.rules import AggregationRules
 from tests.conftest import TEST_CATALOGUE
@@ -22,6 +27,7 @@ from tests.unit.fakes import (
     MemoryOutbox,
     MemoryProgress,
 )
+from tests.unit.test_hostile_records import dumps, json_values
 
 RULES = AggregationRules.from_catalogue(catalogue.load(TEST_CATALOGUE))
 ANCESTORS = ancestors(load())
@@ -163,3 +169,67 @@ def test_a_record_id_names_its_batch_and_position() -> None:
     assert batch_position("kafka:indicators.raw:3:000041") == ("kafka:indicators.raw:3", 42)
     for whole_message in ("aggregator:sha256:abc", "kafka:indicators.raw:3:41", "x:00001a", ""):
         assert batch_position(whole_message) is None
+
+
+# Values that break a clean record where it is hardest: texts Postgres or JSON
+# cannot hold, integers past a bigint and past a float, any JSON value.
+EXTREME_INTS = [2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**53 + 1, 10**309, -(10**400)]
+hostile_values = st.one_of(
+    json_values,
+    st.sampled_from(EXTREME_INTS),
+    st.sampled_from(["\ud800", "a\x00b", "\udfff:000001", "x" * 300, "1E+999999", "NaN"]),
+)
+FIELDS = [*CleanObservation.model_fields, "batch_id"]
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.dictionaries(st.sampled_from(FIELDS), hostile_values), max_size=4))
+def test_any_value_in_any_field_of_a_clean_message_costs_only_its_record(
+    overrides: list[dict[str, Any]],
+) -> None:
+    """Written on indicators.clean by anyone: the batch is handled without an
+    exception (one would stop the aggregator on this message at every
+    restart), each record is decoded or dead-lettered, every dead letter can
+    be sent, and the good record is applied."""
+    batches, store, letters, _ = handler()
+    good = record("33063", "7", "good:000000")
+    odd = [{**record("75056", "1", f"odd:{i:06d}"), **o} for i, o in enumerate(overrides)]
+    batch_id = next((o["batch_id"] for o in overrides if "batch_id" in o), "b")
+    value = dumps({"batch_id": batch_id, "records": [*odd, good]})
+    outcome = batches.handle([value])
+    assert outcome.records + outcome.dead.get("invalid_schema", 0) == len(odd) + 1
+    applied = {r.record_id for batch in store.received for r in batch}
+    assert "good:000000" in applied - {letter.record_id for letter in letters.sent}
+    for letter in letters.sent:
+        assert letter.reason and letter.detail
+        DeadLetter.model_validate_json(deadletter.encode(letter))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("recu", 10**309), ("version", 2**63), ("annee", 10**400), ("annee", 1899)],
+)
+def test_numbers_no_later_stage_holds_are_refused_at_decoding(field: str, value: int) -> None:
+    batches, store, letters, _ = handler()
+    odd = {**record("75056", "1", "odd:000000"), field: value}
+    outcome = batches.handle([message(odd, record("33063", "7", "good:000001"))])
+    assert outcome.dead == {"invalid_schema": 1} and france(store) == Decimal(7)
+    assert field in letters.sent[0].detail
+
+
+@pytest.mark.parametrize("text", ["\ud800", "a\x00b"])
+def test_a_record_id_that_json_or_postgres_cannot_hold_still_makes_a_dead_letter(
+    text: str,
+) -> None:
+    batches, _, letters, _ = handler()
+    batches.handle(
+        [
+            dumps({"batch_id": text, "records": [{"record_id": 3}]}),
+            dumps({"batch_id": "b", "records": [{"record_id": text}]}),
+        ]
+    )
+    assert len(letters.sent) == 2
+    for letter in letters.sent:
+        sent = json.loads(deadletter.encode(letter))
+        assert "\x00" not in sent["record_id"]
+        sent["record_id"].encode("utf-8")  # valid Unicode: Postgres takes it

@@ -224,6 +224,29 @@ def test_unreadable_message_is_dead_lettered(value: bytes, reason: str) -> None:
     assert [d.reason for d in result.dead] == [reason]
 
 
+GOOD_RECORD = {"indicateur": "x", "commune": "33063", "annee": 2020, "valeur": "1,5"}
+
+
+def test_each_record_of_an_envelope_with_a_bad_header_is_dead_lettered_with_its_payload() -> None:
+    value = json.dumps(
+        {
+            "batch_id": "b\u0000",  # a NUL: not a batch id
+            "received_at": RECEIVED.isoformat(),
+            "records": [GOOD_RECORD, {"indicateur": "x", "email": "jean@example.org"}, 3],
+        }
+    ).encode()
+    result = run(value)
+    assert result.clean == []
+    assert [(d.record_id, d.reason) for d in result.dead] == [
+        (f"kafka:indicators.raw:2:41:{i:06d}", "invalid_message") for i in range(3)
+    ]
+    assert all("batch_id" in d.detail and "source" in d.detail for d in result.dead)
+    assert result.dead[0].payload == GOOD_RECORD
+    assert result.dead[1].payload is not None
+    assert result.dead[1].payload["email"].startswith("hmac-sha256:")  # never in clear
+    assert result.dead[2].payload is None
+
+
 def test_parse_value_is_exact() -> None:
     assert parse_value("0,1")[0] == Decimal("0.1")
     assert parse_value(Decimal("12345678901234567890.123"))[0] == Decimal(
