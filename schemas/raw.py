@@ -89,6 +89,13 @@ class RawObservation(BaseModel):
                 raise ValueError(f"{name}: NaN and Infinity are not numbers")
         return data
 
+    @field_validator("indicateur")
+    @classmethod
+    def _named(cls, value: str) -> str:
+        if not value.split():  # blank once the cleaner folds its spaces
+            raise ValueError("is empty")
+        return value
+
     @field_validator("valeur", mode="before")
     @classmethod
     def _bounded_value(cls, value: Any) -> Any:

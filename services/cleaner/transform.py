@@ -213,9 +213,7 @@ def clean_record(
         raw = RawObservation.model_validate(record)
     except ValidationError as exc:
         raise Rejected("invalid_schema", describe(exc)) from None
-    indicateur = _text(raw.indicateur)
-    if not indicateur:
-        raise Rejected("invalid_schema", "indicateur is empty")
+    indicateur = " ".join(raw.indicateur.split())  # never blank (RawObservation)
     commune_source, commune = normalize_commune(raw.commune, rules.ref)
     valeur, marqueur = parse_value(raw.valeur)
     sous_champ = _text(raw.sous_champ) or "total"

@@ -107,6 +107,7 @@ def test_a_message_nested_beyond_any_parser_is_one_dead_letter() -> None:
         ("valeur", "NaN", "invalid_value"),
         ("nom_declarant", "\ud800", "invalid_schema"),
         ("autre", {"nested": [1]}, "invalid_schema"),
+        ("indicateur", " \t\u3000", "invalid_schema"),  # blank once its spaces are folded
     ],
 )
 def test_the_issues_odd_records_are_dead_lettered(field: str, value: Any, reason: str) -> None:

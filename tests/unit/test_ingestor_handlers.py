@@ -104,6 +104,12 @@ def test_atomic_refuses_all_partial_keeps_the_good_and_names_the_bad() -> None:
     assert push(h, BAD, mode="partial").status == 422  # nothing left to accept
 
 
+def test_a_blank_indicator_is_refused_at_the_edge_not_after_its_202() -> None:
+    answer = push(handler(), GOOD, {**GOOD, "indicateur": " \u00a0"})
+    assert answer.status == 422
+    assert answer.content["errors"] == [{"line": 2, "error": "indicateur: is empty"}]
+
+
 def test_a_retried_request_is_answered_again_and_published_once() -> None:
     publisher, keys = MemoryPublisher(), MemoryIdempotencyKeys()
     h = handler(publisher, keys)
