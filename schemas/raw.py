@@ -47,7 +47,7 @@ class RawObservation(BaseModel):
     date: Annotated[str, bounded(32)] | None = Field(
         None, description="Date `dd/mm/YYYY` or ISO, when no year is given."
     )
-    valeur: Decimal | str | None = Field(
+    valeur: Decimal | Annotated[str, bounded(limits.MAX_VALUE_CHARS)] | None = Field(
         None,
         description='Number (`12.5`, `"12,5"`) or a secret/missing marker (`s`, `nd`); '
         f"below 10^{limits.MAX_INTEGER_DIGITS} in magnitude, "

@@ -58,9 +58,12 @@ def problem(record: Any) -> tuple[str, str] | None:
 
 def private_file(path: Path) -> TextIO:
     """Opened for writing, readable by its owner only (it may hold values the
-    producer will fix; personal fields in it are hashed)."""
+    producer will fix; personal fields in it are hashed). A lone surrogate
+    (a byte the file's encoding could not read) is written as its JSON
+    escape, so the rejected line reads back as it was sent."""
     path.unlink(missing_ok=True)
-    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8")
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    return open(descriptor, "w", encoding="utf-8", errors="backslashreplace")
 
 
 def ingest_file(

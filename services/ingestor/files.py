@@ -60,10 +60,18 @@ class Progress:
         self.done = 0
 
 
+# A byte the file's encoding cannot read (a Windows-1252 accent a megabyte
+# into a file sniffed as UTF-8, a broken line) becomes a lone surrogate in its
+# cell, which the record's bounds refuse: that record is rejected with its
+# line, the others go on. Strict decoding stopped the whole file there.
+UNDECODABLE = "surrogateescape"
+
+
 def _csv_rows(path: Path, progress: Progress) -> Iterator[list[str]]:
     with open(path, "rb") as binary:
         sample = binary.read(SNIFF_BYTES)
-    with open(path, encoding=detect_encoding(sample), newline="") as text:
+    encoding = detect_encoding(sample)
+    with open(path, encoding=encoding, errors=UNDECODABLE, newline="") as text:
         delimiter = detect_delimiter(text.readline())
         text.seek(0)
         for row in csv.reader(text, delimiter=delimiter):
@@ -95,19 +103,30 @@ def _cell_text(cell: Any) -> str:
 
 def _json_records(path: Path, progress: Progress) -> Iterator[tuple[int, Any]]:
     if path.suffix.lower() == ".json":
-        document = json.loads(path.read_text("utf-8-sig"), parse_float=str)
+        # One document: unreadable, it is one rejected record (line 1).
+        document = _parsed(path.read_text("utf-8-sig", errors=UNDECODABLE))
+        if isinstance(document, Unreadable):
+            yield 1, document
+            return
         for number, record in enumerate(document if isinstance(document, list) else [document], 1):
             progress.done = number
             yield number, record
         return
-    with open(path, encoding="utf-8-sig") as lines:
+    with open(path, encoding="utf-8-sig", errors=UNDECODABLE) as lines:
         for number, line in enumerate(lines, start=1):
             progress.done += len(line)
             if line.strip():
-                try:
-                    yield number, json.loads(line, parse_float=str)
-                except ValueError as exc:
-                    yield number, Unreadable(f"invalid JSON: {exc}")
+                yield number, _parsed(line)
+
+
+def _parsed(text: str) -> Any:
+    """The JSON value, or why it is not one (never the text itself)."""
+    try:
+        return json.loads(text, parse_float=str)
+    except ValueError as exc:
+        return Unreadable(f"invalid JSON: {exc}")
+    except RecursionError:
+        return Unreadable("invalid JSON: nested too deep")
 
 
 def read_file(

@@ -17,23 +17,10 @@ from services.ingestor.handlers import Submission
 from services.ingestor.publisher import RawPublisher
 from tests.unit.test_cleaner_transform import RULES
 from tests.unit.test_hostile_records import FIELDS, GOOD, json_values
+from tests.unit.test_ingestor_files import FakeProducer
 from tests.unit.test_ingestor_handlers import handler
 
 ORIGIN = MessageOrigin("indicators.raw", 0, 0, 1_700_000_000_000)
-
-
-class CapturingProducer:
-    """What RawPublisher needs of common.kafka.BlockingProducer: keeps the messages."""
-
-    def __init__(self) -> None:
-        self.values: list[bytes] = []
-
-    def send_all(self, topic: str, messages: Any, timeout: float = 30.0) -> int:
-        self.values += [value for _, value in messages]
-        return len(self.values)
-
-    def reachable(self) -> str | None:
-        return None
 
 
 # A line: a good record with any JSON value in any field, or any JSON value.
@@ -48,7 +35,7 @@ lines = st.one_of(
 def test_every_record_accepted_at_the_edge_is_cleaned_or_dead_lettered_alone(
     body: list[Any],
 ) -> None:
-    producer = CapturingProducer()
+    producer = FakeProducer()
     hasher = PiiHasher.create(b"k" * 32, RULES.hasher.fields)
     h = handler(auth=False)
     h.publisher = RawPublisher(producer, batch_records=100, hide=hasher.hide)  # type: ignore[arg-type]
@@ -64,7 +51,7 @@ def test_every_record_accepted_at_the_edge_is_cleaned_or_dead_lettered_alone(
     )
     assert answer.status == 202, answer.content
     accepted = answer.content["accepted"]
-    [message] = producer.values
+    [message] = producer.messages
     result = clean_message(message, ORIGIN, RULES)
     assert len(result.clean) + len(result.dead) == accepted
     # What the edge validated, the cleaner never refuses for its shape.

@@ -201,3 +201,58 @@ def test_personal_fields_leave_hashed_and_the_rejects_file_is_private(tmp_path: 
     [published] = [r for m in producer.messages for r in json.loads(m)["records"]]
     assert published["email"] == f"hmac-sha256:{hasher.digest(marker)}"
     assert summary.rejects_path.stat().st_mode & 0o777 == 0o600
+
+
+GOOD_LINE = b'{"indicateur": "co2", "commune": "33063", "annee": 2020, "valeur": 1}'
+
+
+@pytest.mark.parametrize(
+    ("odd", "reason"),
+    [
+        (b'{"indicateur": "co2", "commune": "33063", "nom": "\xff\xfe"}', "invalid_schema"),
+        (b'{"indicateur": "co2", "commune": "33063", "nom": "\\ud800"}', "invalid_schema"),
+        (b'{"indicateur": "co2", "commune": "33063", "valeur": "1\\u0000"}', "invalid_schema"),
+        (b"[" * 100_000 + b"]" * 100_000, "invalid_json"),
+        (b'{"valeur": ' + b"9" * 5000 + b"}", "invalid_json"),
+        (b"\xff\xfe\x00 not JSON", "invalid_json"),
+    ],
+    ids=["bad-utf8", "surrogate", "nul", "nested", "long-int", "garbage"],
+)
+def test_an_odd_line_costs_only_itself_and_is_kept_in_the_rejects(
+    tmp_path: Path, odd: bytes, reason: str
+) -> None:
+    """A line that once stopped `itte ingest` (and every line after it)."""
+    path = tmp_path / "odd.ndjson"
+    path.write_bytes(b"\n".join([GOOD_LINE, odd, GOOD_LINE]) + b"\n")
+    producer = FakeProducer()
+    summary = ingest_file(RawPublisher(producer, 2), path, show_progress=False)  # type: ignore[arg-type]
+    assert (summary.read, summary.published, summary.rejected) == (3, 2, {reason: 1})
+    [rejected] = [json.loads(x) for x in summary.rejects_path.read_text("utf-8").splitlines()]
+    assert (rejected["_ligne"], rejected["_raison"]) == (2, reason)
+    assert len([r for m in producer.messages for r in json.loads(m)["records"]]) == 2
+
+
+def test_a_byte_past_the_sniffed_encoding_rejects_its_row_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("services.ingestor.files.SNIFF_BYTES", 64)  # as past the first MiB
+    rows = ["variable;code;annee;valeur;unite\n", *(f"co2;3306{i};2021;{i};t\n" for i in range(4))]
+    rows[2] = "co2;33061;2021;1;tonnes équivalent\n"
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(
+        "".join(rows[:2]).encode() + rows[2].encode("cp1252") + "".join(rows[3:]).encode()
+    )
+    producer = FakeProducer()
+    summary = ingest_file(RawPublisher(producer, 2), path, show_progress=False)  # type: ignore[arg-type]
+    assert (summary.read, summary.published, summary.rejected) == (4, 3, {"invalid_schema": 1})
+    [rejected] = [json.loads(x) for x in summary.rejects_path.read_text("utf-8").splitlines()]
+    assert rejected["_ligne"] == 3 and "unite" in rejected["_detail"]
+
+
+def test_an_unreadable_json_document_is_one_rejected_record(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_bytes(b"[" + GOOD_LINE + b", {")
+    producer = FakeProducer()
+    summary = ingest_file(RawPublisher(producer, 2), path, show_progress=False)  # type: ignore[arg-type]
+    assert (summary.read, summary.published, summary.rejected) == (1, 0, {"invalid_json": 1})
+    assert producer.messages == []
