@@ -23,6 +23,11 @@ from services.aggregator.ports import Aggregates, DeadLetters, LetterArchive, Ou
 
 SERVICE = "aggregator"
 WAITING_MAX = 10_000  # batches whose publication is yet to be measured
+# The outbox backlog (a count over the pending changes) is measured at most
+# this often: after every relay round it cost Postgres about 7 ms a round at
+# 5,000 corrections/s, for gauges Prometheus scrapes every 15 s and an alert
+# that waits 5 minutes.
+BACKLOG_EVERY = 5.0
 log = logging.getLogger(__name__)
 
 
@@ -87,10 +92,12 @@ class Relay:
     and on a timer; ``published`` freshness is measured for the batches
     committed since the last run."""
 
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Outbox, *, backlog_every: float = BACKLOG_EVERY) -> None:
         self.outbox = outbox
+        self.backlog_every = backlog_every
         self._lock = threading.Lock()  # committed() and handle() run in different threads
         self._waiting: list[int] = []  # the oldest record of each batch not yet relayed
+        self._measured: float | None = None  # when the backlog was last measured (monotonic)
 
     def committed(self, outcome: BatchOutcome) -> None:
         # Bounded while the broker is away: the first batches waiting are the
@@ -113,9 +120,12 @@ class Relay:
         for oldest in waiting:
             observe_freshness("published", oldest)
         metrics.AGGREGATES_PUBLISHED.labels(SERVICE).inc(published)
-        pending, age = self.outbox.backlog()
-        metrics.OUTBOX_PENDING.labels(SERVICE).set(pending)
-        metrics.OUTBOX_OLDEST.labels(SERVICE).set(age)
+        now = time.monotonic()
+        if self._measured is None or now - self._measured >= self.backlog_every:
+            self._measured = now
+            pending, age = self.outbox.backlog()
+            metrics.OUTBOX_PENDING.labels(SERVICE).set(pending)
+            metrics.OUTBOX_OLDEST.labels(SERVICE).set(age)
         return published
 
 

@@ -214,6 +214,7 @@ class MemoryOutbox:
     def __init__(self, failures: int = 0) -> None:
         self.relays = 0
         self.failures = failures
+        self.backlogs = 0
 
     def publish_pending(self) -> int:
         if self.failures:
@@ -223,6 +224,7 @@ class MemoryOutbox:
         return 0
 
     def backlog(self) -> tuple[int, float]:
+        self.backlogs += 1
         return 0, 0.0
 
 

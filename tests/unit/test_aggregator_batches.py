@@ -79,6 +79,18 @@ def test_a_good_batch_is_applied_and_its_changes_relayed() -> None:
     assert isinstance(relay.outbox, MemoryOutbox) and relay.outbox.relays == 1
 
 
+def test_the_backlog_is_measured_at_most_every_few_seconds_not_every_round() -> None:
+    outbox = MemoryOutbox()
+    relay = Relay(outbox, backlog_every=3600)
+    for _ in range(5):
+        relay.handle()
+    assert (outbox.relays, outbox.backlogs) == (5, 1)  # the first round measures
+    every_round = Relay(outbox, backlog_every=0)
+    every_round.handle()
+    every_round.handle()
+    assert outbox.backlogs == 3
+
+
 def test_a_record_the_database_refuses_costs_only_itself() -> None:
     refused = psycopg.errors.NumericValueOutOfRange("numeric field overflow")
     batches, store, letters, _ = handler(refuse="bad", error=refused)
