@@ -70,8 +70,7 @@ UNDECODABLE = "surrogateescape"
 def _csv_rows(path: Path, progress: Progress) -> Iterator[list[str]]:
     with open(path, "rb") as binary:
         sample = binary.read(SNIFF_BYTES)
-    encoding = detect_encoding(sample)
-    with open(path, encoding=encoding, errors=UNDECODABLE, newline="") as text:
+    with open(path, encoding=detect_encoding(sample), errors=UNDECODABLE, newline="") as text:
         delimiter = detect_delimiter(text.readline())
         text.seek(0)
         for row in csv.reader(text, delimiter=delimiter):

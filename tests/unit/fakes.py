@@ -3,7 +3,7 @@ for unit tests: the handlers run against them with no broker and no database."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from typing import Any
@@ -157,6 +157,23 @@ class MemoryPublisher:
 
     def reachable(self) -> str | None:
         return "broker unreachable: fake" if self.fail_with is not None else None
+
+
+class MemoryProducer:
+    """What RawPublisher needs of common.kafka.BlockingProducer: keeps the
+    values it is given, acknowledged at once."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    def send_all(
+        self,
+        topic: str,
+        messages: Iterable[tuple[str | bytes | None, bytes]],
+        timeout: float = 30.0,
+    ) -> int:
+        self.messages += [value for _, value in messages]
+        return len(self.messages)
 
 
 class MemoryIdempotencyKeys:

@@ -15,9 +15,9 @@ from common.pii import PiiHasher
 from services.cleaner.transform import MessageOrigin, clean_message
 from services.ingestor.handlers import Submission
 from services.ingestor.publisher import RawPublisher
+from tests.unit.fakes import MemoryProducer
 from tests.unit.test_cleaner_transform import RULES
 from tests.unit.test_hostile_records import FIELDS, GOOD, json_values
-from tests.unit.test_ingestor_files import FakeProducer
 from tests.unit.test_ingestor_handlers import handler
 
 ORIGIN = MessageOrigin("indicators.raw", 0, 0, 1_700_000_000_000)
@@ -35,7 +35,7 @@ lines = st.one_of(
 def test_every_record_accepted_at_the_edge_is_cleaned_or_dead_lettered_alone(
     body: list[Any],
 ) -> None:
-    producer = FakeProducer()
+    producer = MemoryProducer()
     hasher = PiiHasher.create(b"k" * 32, RULES.hasher.fields)
     h = handler(auth=False)
     h.publisher = RawPublisher(producer, batch_records=100, hide=hasher.hide)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from common.pii import PiiHasher
 from services.ingestor.file_ingest import ingest_file
 from services.ingestor.files import Mapping, read_file
 from services.ingestor.publisher import RawPublisher
+from tests.unit.fakes import MemoryProducer
 
 LONG = (
     "codgeo_libelle;libelle_variable;variable;libelle_sous_champ;sous_champ;type_var;"
@@ -145,15 +146,6 @@ def test_unreadable_layout_names_what_is_missing(tmp_path: Path) -> None:
         read_file(path)
 
 
-class FakeProducer:
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-
-    def send_all(self, topic: str, messages: Any, timeout: float = 30.0) -> int:
-        self.messages += [value for _, value in messages]
-        return len(self.messages)
-
-
 def test_summary_accounts_for_every_record_and_keeps_the_rejects(tmp_path: Path) -> None:
     path = tmp_path / "mixed.ndjson"
     lines = [
@@ -163,7 +155,7 @@ def test_summary_accounts_for_every_record_and_keeps_the_rejects(tmp_path: Path)
     lines[2] = json.dumps({"commune": "33063", "valeur": 1})  # no indicateur
     lines.append("[1, 2]")
     path.write_text("\n".join(lines))
-    producer = FakeProducer()
+    producer = MemoryProducer()
     summary = ingest_file(RawPublisher(producer, 2), path, show_progress=False)  # type: ignore[arg-type]
     assert (summary.read, summary.published) == (6, 4)
     assert summary.read == summary.published + sum(summary.rejected.values())
@@ -192,7 +184,7 @@ def test_personal_fields_leave_hashed_and_the_rejects_file_is_private(tmp_path: 
             )
         )
     )
-    producer = FakeProducer()
+    producer = MemoryProducer()
     publisher = RawPublisher(producer, 500, hasher.hide)  # type: ignore[arg-type]
     summary = ingest_file(publisher, path, show_progress=False)
     assert (summary.published, sum(summary.rejected.values())) == (1, 2)
@@ -224,7 +216,7 @@ def test_an_odd_line_costs_only_itself_and_is_kept_in_the_rejects(
     """A line that once stopped `itte ingest` (and every line after it)."""
     path = tmp_path / "odd.ndjson"
     path.write_bytes(b"\n".join([GOOD_LINE, odd, GOOD_LINE]) + b"\n")
-    producer = FakeProducer()
+    producer = MemoryProducer()
     summary = ingest_file(RawPublisher(producer, 2), path, show_progress=False)  # type: ignore[arg-type]
     assert (summary.read, summary.published, summary.rejected) == (3, 2, {reason: 1})
     [rejected] = [json.loads(x) for x in summary.rejects_path.read_text("utf-8").splitlines()]
@@ -242,7 +234,7 @@ def test_a_byte_past_the_sniffed_encoding_rejects_its_row_only(
     path.write_bytes(
         "".join(rows[:2]).encode() + rows[2].encode("cp1252") + "".join(rows[3:]).encode()
     )
-    producer = FakeProducer()
+    producer = MemoryProducer()
     summary = ingest_file(RawPublisher(producer, 2), path, show_progress=False)  # type: ignore[arg-type]
     assert (summary.read, summary.published, summary.rejected) == (4, 3, {"invalid_schema": 1})
     [rejected] = [json.loads(x) for x in summary.rejects_path.read_text("utf-8").splitlines()]
@@ -252,7 +244,7 @@ def test_a_byte_past_the_sniffed_encoding_rejects_its_row_only(
 def test_an_unreadable_json_document_is_one_rejected_record(tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_bytes(b"[" + GOOD_LINE + b", {")
-    producer = FakeProducer()
+    producer = MemoryProducer()
     summary = ingest_file(RawPublisher(producer, 2), path, show_progress=False)  # type: ignore[arg-type]
     assert (summary.read, summary.published, summary.rejected) == (1, 0, {"invalid_json": 1})
     assert producer.messages == []
