@@ -180,28 +180,35 @@ def same_change(row: str, entry: str) -> str:
     return f"({key_of(row)}) = ({key_of(entry)}) AND {row}.change_seq = {entry}.change_seq"
 
 
-def logged(statement: str) -> str:
+def logged(statement: str, *, select: str | None = None) -> str:
     """``statement``, which numbers the aggregates it inserts or updates
     (``change_seq = NEXT_CHANGE``, ``previous_seq`` = the number replaced)
     and names their table ``a``, with its changes written to
     ``aggregate_change_log`` and the entries of the numbers they replace
-    deleted. Its row count is the rows it changed."""
+    deleted. Its row count is the rows it changed.
+
+    ``select``: a query over ``changed`` (the rows as the statement left
+    them) whose rows the whole statement returns instead: how the aggregator
+    reads back what it wrote (services/aggregator/changes.py)."""
     if "UPDATE" in statement and "previous_seq = a.change_seq" not in statement:
         # The replaced entry would stay in the log for ever.
         raise ValueError("an update logged must keep the number it replaces")
-    return f"""
+    entries = f"""INSERT INTO aggregate_change_log (change_seq, {AGGREGATE_KEY})
+SELECT change_seq, {AGGREGATE_KEY} FROM changed"""
+    head = f"""
 WITH changed AS (
 {statement}
-RETURNING {key_of("a")}, a.change_seq, a.previous_seq
+RETURNING a.*
 ), superseded AS (
     -- An array, probed through the primary key: as a join, Postgres scanned
     -- the whole log for every batch.
     DELETE FROM aggregate_change_log
     WHERE change_seq = ANY (ARRAY(SELECT previous_seq FROM changed WHERE previous_seq IS NOT NULL))
-)
-INSERT INTO aggregate_change_log (change_seq, {AGGREGATE_KEY})
-SELECT change_seq, {AGGREGATE_KEY} FROM changed
-"""
+)"""
+    if select is None:
+        return f"{head}\n{entries}\n"
+    # A data-modifying WITH runs to completion whether or not it is read.
+    return f"{head}, entries AS (\n{entries}\n)\n{select}"
 
 
 indicators = Table(

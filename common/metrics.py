@@ -32,6 +32,12 @@ STALE = Counter(
 AGGREGATES_PUBLISHED = Counter(
     "itte_aggregates_published_total", "Aggregate changes published", ["service"]
 )
+LOG_READS = Counter(
+    "itte_relay_log_reads_total",
+    "Times the relay read the change log (after a restart, on its timer, or when an older "
+    "change was pending) instead of publishing changes as their transaction wrote them",
+    ["service"],
+)
 BATCH_SECONDS = Histogram(
     "itte_batch_seconds",
     "Time to process one batch",

@@ -1,8 +1,9 @@
 """One batch of clean messages, handled in one transaction (more only to
 isolate a record Postgres refuses): decode, apply, dead-letter what was
-refused. The relay publishes the committed changes beside the batches, so
-the next batch does not wait for the broker. Blocking: the entrypoint runs
-both in threads."""
+refused. The relay publishes the committed changes beside the batches, as
+their transactions wrote them, so the next batch waits neither for the
+broker nor for a second read of the rows. Blocking: the entrypoint runs both
+in threads."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
@@ -18,11 +19,16 @@ from common import metrics
 from common.errors import isolate
 from schemas.clean import CleanObservation, batch_position
 from schemas.deadletter import DeadLetter
+from services.aggregator.changes import Change
 from services.aggregator.letters import decode, foreign_letter, refused_letter, unplaced_letter
 from services.aggregator.ports import Aggregates, DeadLetters, LetterArchive, Outbox, Progress
 
 SERVICE = "aggregator"
 WAITING_MAX = 10_000  # batches whose publication is yet to be measured
+# Changes held for publication as written, while the broker is away; past
+# this many, they are dropped and the change log is read instead (it holds
+# every change not yet published, whatever the memory of the process).
+CHANGES_HELD = 200_000
 # The outbox backlog (a count over the pending changes) is measured at most
 # this often: after every relay round it cost Postgres about 7 ms a round at
 # 5,000 corrections/s, for gauges Prometheus scrapes every 15 s and an alert
@@ -37,6 +43,8 @@ class BatchOutcome:
     stale: int  # older than what was stored: no change
     dead: dict[str, int]  # dead letters by reason
     oldest: int | None  # when the oldest record was accepted (µs), for freshness
+    # What each committed transaction numbered, in commit order, to publish.
+    changes: list[list[Change]] = field(default_factory=list)
 
 
 class Batches:
@@ -60,7 +68,11 @@ class Batches:
             self.progress.mark(in_results(records, dead))
         reasons = dict(Counter(d.reason for d in dead))
         outcome = BatchOutcome(
-            len(records), sum(result.stale for result in results), reasons, oldest
+            len(records),
+            sum(result.stale for result in results),
+            reasons,
+            oldest,
+            [result.changes for result in results if result.changes],
         )
         metrics.RECORDS_IN.labels(SERVICE).inc(outcome.records)
         metrics.STALE.labels(SERVICE).inc(outcome.stale)
@@ -88,15 +100,20 @@ class Batches:
 
 
 class Relay:
-    """Publishes the committed changes (the outbox), woken after every batch
-    and on a timer; ``published`` freshness is measured for the batches
-    committed since the last run."""
+    """Publishes the committed changes, woken after every batch and on a
+    timer: each transaction's changes as it wrote them when nothing older is
+    pending, else (and on the timer) what the change log holds after the
+    cursor. ``published`` freshness is measured for the batches committed
+    since the last run."""
 
     def __init__(self, outbox: Outbox, *, backlog_every: float = BACKLOG_EVERY) -> None:
         self.outbox = outbox
         self.backlog_every = backlog_every
         self._lock = threading.Lock()  # committed() and handle() run in different threads
         self._waiting: list[int] = []  # the oldest record of each batch not yet relayed
+        self._written: list[list[Change]] = []  # each transaction's changes, in commit order
+        self._held = 0  # changes in _written
+        self._read_log = False  # _written was dropped: the log holds what it had
         self._measured: float | None = None  # when the backlog was last measured (monotonic)
 
     def committed(self, outcome: BatchOutcome) -> None:
@@ -105,17 +122,31 @@ class Relay:
         with self._lock:
             if outcome.oldest is not None and len(self._waiting) < WAITING_MAX:
                 self._waiting.append(outcome.oldest)
+            self._written += outcome.changes
+            self._held += sum(len(changes) for changes in outcome.changes)
+            if self._held > CHANGES_HELD:
+                self._written, self._held, self._read_log = [], 0, True
 
     def handle(self) -> int:
         """How many changes were published; raises what publishing raised,
-        and the batches it was for are measured at the next run."""
+        and what it was for is published from the log at the next run."""
         with self._lock:
             waiting, self._waiting = self._waiting, []
+            written, self._written, self._held = self._written, [], 0
+            read_log, self._read_log = self._read_log or not written, False
         try:
-            published = self.outbox.publish_pending()
+            published = 0
+            for changes in written:
+                sent = None if read_log else self.outbox.publish_changes(changes)
+                read_log = read_log or sent is None
+                published += sent or 0
+            if read_log:  # also covers the written ones left: they are in the log
+                published += self.outbox.publish_pending()
+                metrics.LOG_READS.labels(SERVICE).inc()
         except BaseException:
             with self._lock:
                 self._waiting = waiting + self._waiting
+                self._read_log = True
             raise
         for oldest in waiting:
             observe_freshness("published", oldest)

@@ -4,12 +4,13 @@ unit tests' fakes (tests/unit/fakes.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from schemas.clean import CleanObservation
 from schemas.deadletter import DeadLetter
+from services.aggregator.changes import Change
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class ApplyResult:
     aggregates_changed: int
     unplaced: list[CleanObservation]  # commune outside this referential: dead-letter them
     foreign: list[tuple[CleanObservation, str | None]]  # another producer's: with the owner
+    # What the transaction numbered (every level), to publish once it committed.
+    changes: list[Change] = field(default_factory=list)
 
 
 class Aggregates(Protocol):
@@ -35,6 +38,13 @@ class Aggregates(Protocol):
 class Outbox(Protocol):
     def publish_pending(self) -> int:
         """Publish every committed aggregate change not yet published; how many."""
+        ...
+
+    def publish_changes(self, changes: Sequence[Change]) -> int | None:
+        """Publish the changes of one committed transaction as it wrote them,
+        when nothing numbered before them is pending: how many; 0 when they
+        were published already (by a read of the log); None when the log must
+        be read (:meth:`publish_pending`) for something older first."""
         ...
 
     def backlog(self) -> tuple[int, float]:

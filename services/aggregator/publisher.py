@@ -2,17 +2,23 @@
 changes → ``indicators.aggregates``) and the dead letters.
 
 Every change of an aggregate is published, at every level (commune rows
-too, unless ``ITTE_PUBLISH_COMMUNES`` is off), with what an API row carries.
+too, unless ``ITTE_PUBLISH_COMMUNES`` is off), with what an API row carries
+(services/aggregator/changes.py).
 
-The relay runs after every batch and on a timer, so changes committed just before a
-crash are published after the restart. At least once, on a compacted topic
-keyed by aggregate: a repeated message only restates the latest value.
+A batch's changes are published as its transaction wrote them, once it has
+committed, when nothing numbered before them is pending
+(:meth:`OutboxRelay.publish_changes`). The change log is read instead
+(:meth:`OutboxRelay.publish_pending`) when something older is pending, and
+on a timer, so that changes committed just before a crash are published
+after the restart. At least once, on a compacted topic keyed by aggregate:
+a repeated message only restates the latest value.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -21,39 +27,36 @@ from common.kafka import BlockingProducer
 from schemas import aggregates as topic
 from schemas import deadletter
 from schemas.deadletter import DeadLetter
+from services.aggregator.changes import Change, changes_of, joined, latest_per_key, message
 
-# Postgres writes each message (json_build_object, in C): validating and
-# encoding a pydantic model per row cost more than the rest of the relay
-# (docs/measurements.md). tests/integration/test_kafka.py checks the messages
-# against AggregateChange, field by field. The rows are read in the order of
-# their numbers, through the change log (migration 0010), one primary-key
-# probe each (as a join, Postgres chose to scan both tables whole). Commune
-# rows are read even when not published, and an entry whose row is gone
-# (deleted by hand) too, so that the cursor moves past them.
+T = TypeVar("T")
+
+# The rows numbered after a cursor, in the order of their numbers, through
+# the change log (migration 0010), one primary-key probe each (as a join,
+# Postgres chose to scan both tables whole). An entry whose row is gone
+# (deleted by hand) is read too, so that the cursor moves past it.
 SELECT_PENDING = f"""
-SELECT l.change_seq, concat_ws('|', {db.key_of("l")}) AS kafka_key,
-       CASE WHEN v.code IS NOT NULL AND (%(communes)s OR v.niveau <> 'commune')
-       THEN json_build_object(
-           'indicateur', v.indicateur, 'sous_champ', v.sous_champ, 'annee', v.annee,
-           'niveau', v.niveau, 'code', v.code, 'nom', v.nom, 'agregation', v.agregation,
-           'valeur', v.valeur::text, 'unite', v.unite,
-           'communes_renseignees', v.communes_renseignees,
-           'communes_total', v.communes_total,
-           'revision', v.revision, 'updated_at', v.updated_at,
-           'couverture', CASE WHEN v.communes_total > 0
-                              THEN v.communes_renseignees::float8 / v.communes_total
-                              ELSE 0::float8 END,
-           'complet', v.communes_renseignees = v.communes_total
-       )::text END AS message
+SELECT l.change_seq, l.niveau, concat_ws('|', {db.key_of("l")}) AS kafka_key,
+       {message("a", "t", "i")} AS message
 FROM aggregate_change_log l
 LEFT JOIN LATERAL (
-    SELECT * FROM aggregate_values v
-    WHERE {db.same_change("v", "l")}
+    SELECT * FROM aggregates a
+    WHERE {db.same_change("a", "l")}
     LIMIT 1
-) v ON true
+) a ON true
+{joined("a", "t", "i")}
 WHERE l.change_seq > %(after)s
 ORDER BY l.change_seq
 LIMIT %(page)s
+"""
+
+# Whether a change numbered between the cursor and a transaction's first
+# number is still in the log: it was committed before that transaction (the
+# numbering lock, common/db.py) and is not published yet.
+OLDER_PENDING = """
+SELECT EXISTS (
+    SELECT 1 FROM aggregate_change_log WHERE change_seq > %s AND change_seq < %s
+)
 """
 
 CURSOR = "SELECT published_seq FROM outbox_cursor WHERE relay = 'aggregates'"
@@ -113,14 +116,17 @@ class OutboxRelay:
         return self._conn
 
     def publish_pending(self) -> int:
-        """Publish every pending change; return how many were published."""
-        with self._lock:
-            try:
-                return self._publish(self._connection())
-            except psycopg.OperationalError:
-                if self._conn is not None:
-                    self._conn.close()  # the next call reconnects
-                raise
+        """Publish every pending change, read from the log; return how many."""
+        return self._under_relay_lock(self._publish_log)
+
+    def publish_changes(self, changes: Sequence[Change]) -> int | None:
+        """Publish one committed transaction's changes as it wrote them, when
+        the cursor is just before them: how many; 0 when a read of the log
+        published them already; None when something older is pending (the
+        caller reads the log instead)."""
+        if not changes:
+            return 0
+        return self._under_relay_lock(lambda conn: self._publish_written(conn, changes))
 
     def backlog(self) -> tuple[int, float]:
         with self._lock:
@@ -129,27 +135,61 @@ class OutboxRelay:
         pending, oldest = row
         return pending, float(oldest)
 
-    def _publish(self, conn: psycopg.Connection[tuple[Any, ...]]) -> int:
-        conn.execute(RELAY_LOCK)
-        try:
-            return self._publish_locked(conn)
-        finally:
-            if not conn.closed and not conn.broken:
-                conn.execute(RELAY_UNLOCK)
+    def _under_relay_lock(self, publish: Callable[[psycopg.Connection[Any]], T]) -> T:
+        with self._lock:
+            try:
+                conn = self._connection()
+                conn.execute(RELAY_LOCK)
+                try:
+                    return publish(conn)
+                finally:
+                    if not conn.closed and not conn.broken:
+                        conn.execute(RELAY_UNLOCK)
+            except psycopg.OperationalError:
+                if self._conn is not None:
+                    self._conn.close()  # the next call reconnects
+                raise
 
-    def _publish_locked(self, conn: psycopg.Connection[tuple[Any, ...]]) -> int:
+    def _cursor(self, conn: psycopg.Connection[Any]) -> int:
         found = conn.execute(CURSOR).fetchone()
-        after, published = (found[0] if found else 0), 0
+        return int(found[0]) if found else 0
+
+    def _publish_written(
+        self, conn: psycopg.Connection[Any], changes: Sequence[Change]
+    ) -> int | None:
+        first, last = min(c.seq for c in changes), max(c.seq for c in changes)
+        after = self._cursor(conn)
+        if after >= last:
+            return 0  # a read of the log was here first
+        if after >= first:
+            return None  # partly published by a read: it publishes the rest
+        older = conn.execute(OLDER_PENDING, (after, first)).fetchone()
+        if older is None or older[0]:
+            return None
+        published = self._send(latest_per_key(list(changes)))
+        conn.execute(ADVANCE, (last,))
+        return published
+
+    def _publish_log(self, conn: psycopg.Connection[Any]) -> int:
+        after, published = self._cursor(conn), 0
         while True:
-            wanted = {"communes": self._communes, "after": after, "page": self._page}
+            wanted = {"after": after, "page": self._page}
             rows = conn.execute(SELECT_PENDING, wanted).fetchall()
             if not rows:
                 return published
-            messages = [(key, value.encode()) for _, key, value in rows if value is not None]
-            self._producer.send_all(topic.TOPIC, messages)
+            published += self._send(changes_of(rows))
             after = rows[-1][0]
             conn.execute(ADVANCE, (after,))
-            published += len(messages)
+
+    def _send(self, changes: list[Change]) -> int:
+        """The changes' messages on the topic, in order; how many."""
+        messages = [
+            (c.key, c.message)
+            for c in changes
+            if c.message is not None and (self._communes or c.niveau != "commune")
+        ]
+        self._producer.send_all(topic.TOPIC, messages)
+        return len(messages)
 
 
 class KafkaDeadLetters:

@@ -5,7 +5,8 @@ a crash before the commit changes nothing and a replay after it changes
 nothing either (the versions already won). Aggregate rows count as the outbox:
 each row a batch changes takes the next number of the change feed
 (``change_seq``, written to ``aggregate_change_log`` by ``db.logged``), and
-the relay publishes what is numbered after its cursor.
+the statement that numbers it returns its message (changes.py), which the
+relay publishes once the transaction has committed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from psycopg.types.json import Jsonb
 
 from common import db, referential
 from schemas.clean import CleanObservation, place_hash
+from services.aggregator.changes import PUBLISHED, Change, changes_of
 from services.aggregator.ports import ApplyResult
 from services.aggregator.rules import AggregationRules
 from services.aggregator.transform import (
@@ -124,9 +126,12 @@ AGGREGATE_COLUMNS = (
     "denominateur"
 )
 
-INSERT_DELTAS = db.logged(f"""
+INSERT_DELTAS = db.logged(
+    f"""
 INSERT INTO aggregates AS a ({AGGREGATE_COLUMNS}, revision, change_seq)
-SELECT {AGGREGATE_COLUMNS}, 1, {db.NEXT_CHANGE} FROM incoming_deltas WHERE fresh""")
+SELECT {AGGREGATE_COLUMNS}, 1, {db.NEXT_CHANGE} FROM incoming_deltas WHERE fresh""",
+    select=PUBLISHED,
+)
 
 # A delta added to the aggregate row it is for (``a``), new or not.
 ADD_DELTA = """
@@ -142,11 +147,14 @@ ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
     updated_at = now()"""
 
 # Rows are merged sorted by key, so concurrent aggregators lock them in one order.
-MERGE_DELTAS = db.logged(f"""
+MERGE_DELTAS = db.logged(
+    f"""
 INSERT INTO aggregates AS a ({AGGREGATE_COLUMNS}, revision, change_seq)
 SELECT {AGGREGATE_COLUMNS}, 1, {db.NEXT_CHANGE}
 FROM incoming_deltas WHERE NOT fresh ORDER BY ord
-{ADD_DELTA}""")
+{ADD_DELTA}""",
+    select=PUBLISHED,
+)
 
 
 # A min or max before the batch (read under the numbering lock, so no other
@@ -162,13 +170,16 @@ CROSS JOIN LATERAL (
 ) a
 """
 
-SET_EXTREMES = db.logged(f"""
+SET_EXTREMES = db.logged(
+    f"""
 UPDATE aggregates a SET valeur = k.v, revision = a.revision + 1,
     {db.RENUMBER}, updated_at = now()
 FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::numeric[])
     AS k(i, s, y, n, c, v)
 WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, k.n, k.c)
-  AND a.valeur IS DISTINCT FROM k.v""")
+  AND a.valeur IS DISTINCT FROM k.v""",
+    select=PUBLISHED,
+)
 
 # A min or max whose batch took away a value as good as it cannot be moved
 # by a delta: recompute it from the member communes' rows. Members are
@@ -177,7 +188,8 @@ WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, 
 # one row then sorted again for each key, took 87 s for the 1,391
 # territories of a max indicator; this takes well under a second
 # (docs/measurements.md).
-RECOMPUTE_EXTREMES = db.logged(f"""
+RECOMPUTE_EXTREMES = db.logged(
+    f"""
 WITH k AS (
     SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::text[])
         AS k(i, s, y, n, c, f)
@@ -201,7 +213,9 @@ UPDATE aggregates a SET valeur = coalesce(x.v, 0), revision = a.revision + 1,
     {db.RENUMBER}, updated_at = now()
 FROM k LEFT JOIN x ON (x.i, x.s, x.y, x.n, x.c) = (k.i, k.s, k.y, k.n, k.c)
 WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, k.n, k.c)
-  AND a.valeur IS DISTINCT FROM coalesce(x.v, 0)""")
+  AND a.valeur IS DISTINCT FROM coalesce(x.v, 0)""",
+    select=PUBLISHED,
+)
 
 
 # Aggregators serialize on the places they touch: (sous_champ, annee, commune)
@@ -249,7 +263,7 @@ class AggregateStore:
         if unplaced:
             records = [r for r in records if r.commune in self._ancestors]
         if not records:
-            return ApplyResult(0, 0, 0, unplaced, [])
+            return ApplyResult(0, 0, 0, unplaced, [], [])
         conn = self._connection()
         with conn.transaction(), conn.cursor() as cur:
             commune_keys = commune_keys_needed(records, self._rules)
@@ -264,13 +278,14 @@ class AggregateStore:
             cur.execute(SELECT_COMMUNES, _columns(commune_keys, 4))
             communes = {(i, s, a, c): CommuneState(v, n) for i, s, a, c, v, n in cur.fetchall()}
             result = plan(records, stored, communes, self._ancestors.__getitem__, self._rules)
-            self._write(cur, result, Absent(stored, commune_keys - communes.keys()))
+            changes = self._write(cur, result, Absent(stored, commune_keys - communes.keys()))
         return ApplyResult(
-            len(result.writes), result.stale, len(result.deltas), unplaced, result.foreign
+            len(result.writes), result.stale, len(result.deltas), unplaced, result.foreign, changes
         )
 
     @staticmethod
-    def _write(cur: psycopg.Cursor[Any], result: Plan, absent: Absent) -> None:
+    def _write(cur: psycopg.Cursor[Any], result: Plan, absent: Absent) -> list[Change]:
+        """The plan written; returns the changes of the aggregates it numbered."""
         cur.execute(TEMP_TABLES)
         if result.writes:
             fresh = [absent.observation(r.key) for r in result.writes]
@@ -280,6 +295,7 @@ class AggregateStore:
                 for r, is_fresh in zip(result.writes, fresh, strict=True):
                     copy.write_row((*observation_row(r), is_fresh))
             _run_parts(cur, INSERT_OBSERVATIONS, MERGE_OBSERVATIONS, fresh)
+        changes: list[Change] = []
         if result.deltas or result.extremes:
             cur.execute(db.NUMBERING_LOCK)
         settled, recompute = _settle(cur, result) if result.extremes else ({}, [])
@@ -291,13 +307,14 @@ class AggregateStore:
                 ):
                     values = (d.valeur, d.nb_valeurs, d.unite, d.numerateur, d.denominateur)
                     copy.write_row((*key, *values, ord_, is_fresh))
-            _run_parts(cur, INSERT_DELTAS, MERGE_DELTAS, fresh)
+            changes += _run_parts(cur, INSERT_DELTAS, MERGE_DELTAS, fresh, returning=True)
         if settled:
             rows = [(*key, str(valeur)) for key, valeur in settled.items()]
-            cur.execute(SET_EXTREMES, _columns(rows, 6))
+            changes += changes_of(cur.execute(SET_EXTREMES, _columns(rows, 6)).fetchall())
         if recompute:
             rows = [(*key, result.extremes[key].kind) for key in recompute]
-            cur.execute(RECOMPUTE_EXTREMES, _columns(rows, 6))
+            changes += changes_of(cur.execute(RECOMPUTE_EXTREMES, _columns(rows, 6)).fetchall())
+        return changes
 
 
 def observation_row(r: CleanObservation) -> tuple[Any, ...]:
@@ -340,13 +357,18 @@ class Absent:
         )
 
 
-def _run_parts(cur: psycopg.Cursor[Any], insert: str, merge: str, fresh: list[bool]) -> None:
+def _run_parts(
+    cur: psycopg.Cursor[Any], insert: str, merge: str, fresh: list[bool], *, returning: bool = False
+) -> list[Change]:
     """The plain insert of the fresh rows and the merge of the others, each
-    only when it has rows."""
-    if any(fresh):
-        cur.execute(insert)
-    if not all(fresh):
-        cur.execute(merge)
+    only when it has rows; ``returning``: the changes they return."""
+    changes: list[Change] = []
+    for statement, needed in ((insert, any(fresh)), (merge, not all(fresh))):
+        if needed:
+            cur.execute(statement)
+            if returning:
+                changes += changes_of(cur.fetchall())
+    return changes
 
 
 def _settle(cur: psycopg.Cursor[Any], result: Plan) -> tuple[dict[AggKey, Decimal], list[AggKey]]:

@@ -231,26 +231,31 @@ def test_for_any_text_and_value_the_databases_message_is_the_rows_change(
     store, obs, database_url, sous_champ: str, unite: str | None, valeur
 ) -> None:
     """Quotes, backslashes, control characters, any script, values at the
-    bounds: json_build_object's message reads back as the row's AggregateChange."""
+    bounds: the message the write returns, and the one the relay reads from
+    the log, both read back as the row's AggregateChange."""
     annee = 2024
+    with psycopg.connect(database_url) as conn:  # each example from empty tables
+        conn.execute("TRUNCATE observations, aggregates, aggregate_change_log")
     record = obs("33063", None if valeur is None else str(valeur), annee=annee, rid="p")
-    store.apply([record.model_copy(update={"sous_champ": sous_champ, "unite": unite})])
+    applied = store.apply([record.model_copy(update={"sous_champ": sous_champ, "unite": unite})])
     with psycopg.connect(database_url, row_factory=psycopg.rows.dict_row) as conn:
         rows = conn.execute(
             "SELECT * FROM aggregate_values WHERE annee = %s AND sous_champ = %s",
             [annee, sous_champ],
         ).fetchall()
-        built = conn.execute(
-            SELECT_PENDING.replace(
-                "WHERE l.", "WHERE v.annee = %(annee)s AND v.sous_champ = %(s)s AND l."
-            ),
-            {"communes": True, "after": 0, "page": 100, "annee": annee, "s": sous_champ},
+        seqs = [c.seq for c in applied.changes]
+        read = conn.execute(
+            SELECT_PENDING.replace("WHERE l.", "WHERE l.change_seq = ANY(%(seqs)s) AND l."),
+            {"after": 0, "page": 100, "seqs": seqs},
         ).fetchall()
     expected = {
         AggregateChange.model_validate(r).kafka_key(): AggregateChange.model_validate(r)
         for r in rows
     }
-    assert len(built) == len(expected) == 5  # the commune, EPCI, département, région, France
-    for row in built:
-        key, message = row["kafka_key"], row["message"]
+    written = {c.key: c.message for c in applied.changes}
+    from_log = {row["kafka_key"]: row["message"] for row in read}
+    assert len(written) == len(from_log) == len(expected) == 5  # commune, EPCI, dép., région, FR
+    for key, message in written.items():
+        assert message is not None
         assert AggregateChange.model_validate_json(message) == expected[key]
+        assert from_log[key] is not None and from_log[key].encode() == message

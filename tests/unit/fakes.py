@@ -3,7 +3,8 @@ for unit tests: the handlers run against them with no broker and no database."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+import json
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from schemas import deadletter
 from schemas.clean import CleanObservation
 from schemas.deadletter import DeadLetter
+from services.aggregator.changes import Change
 from services.aggregator.ports import (
     Aggregates,
     ApplyResult,
@@ -68,6 +70,7 @@ class MemoryAggregates:
         self.stale = 0
         self.foreign = 0
         self.received: list[list[CleanObservation]] = []
+        self.numbered = 0  # the change feed's last number
 
     def apply(self, records: list[CleanObservation]) -> ApplyResult:
         for record in records:
@@ -77,15 +80,24 @@ class MemoryAggregates:
         records = [r for r in records if r.commune in self.places]
         with localcontext() as exact:  # the store's NUMERIC columns never round
             exact.prec = 200
-            written, stale, foreign = self._apply(records)
-        return ApplyResult(len(written), stale, 0, unplaced, foreign)
+            written, stale, foreign, changed = self._apply(records)
+        return ApplyResult(len(written), stale, 0, unplaced, foreign, self._numbered(changed))
+
+    def _numbered(self, keys: Iterable[AggKey]) -> list[Change]:
+        """Each changed row with the next number, as the store returns them."""
+        changes = []
+        for key in sorted(keys):
+            self.numbered += 1
+            text = "|".join(map(str, key))
+            changes.append(Change(self.numbered, key[3], text, json.dumps(text).encode()))
+        return changes
 
     def close(self) -> None:
         self.closed += 1
 
     def _apply(
         self, records: list[CleanObservation]
-    ) -> tuple[list[CleanObservation], int, list[tuple[CleanObservation, str | None]]]:
+    ) -> tuple[list[CleanObservation], int, list[tuple[CleanObservation, str | None]], set[AggKey]]:
         self.received.append(list(records))
         stored = {
             k: Stored(o.valeur, o.version_explicite, o.version, o.recu, o.record_id, o.producteur)
@@ -128,7 +140,7 @@ class MemoryAggregates:
             ]
             extreme = (min if change.kind == "min" else max)(members, default=Decimal(0))
             self.aggregates[key] = (extreme, *self.aggregates[key][1:])
-        return result.writes, result.stale, result.foreign
+        return result.writes, result.stale, result.foreign, {*result.deltas, *result.extremes}
 
     def recompute(self) -> dict[AggKey, Row]:
         """The truth from every record received (tests/oracle.py), not from
@@ -225,20 +237,35 @@ class MemoryLetterArchive:
 
 
 class MemoryOutbox:
-    """Implements services.aggregator.ports.Outbox: counts the relays; the
-    first ``failures`` raise ``ConnectionError``."""
+    """Implements services.aggregator.ports.Outbox: counts the relays (reads
+    of the log) and keeps what is published as written; the first
+    ``failures`` calls raise ``ConnectionError``; ``older_pending``: a change
+    numbered before a transaction's is in the log, as another writer's would."""
 
     def __init__(self, failures: int = 0) -> None:
         self.relays = 0
         self.failures = failures
         self.backlogs = 0
+        self.older_pending = False
+        self.written: list[list[Change]] = []
 
-    def publish_pending(self) -> int:
+    def _fail(self) -> None:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("broker away")
+
+    def publish_pending(self) -> int:
+        self._fail()
         self.relays += 1
+        self.older_pending = False
         return 0
+
+    def publish_changes(self, changes: Sequence[Change]) -> int | None:
+        self._fail()
+        if self.older_pending:
+            return None
+        self.written.append(list(changes))
+        return len(changes)
 
     def backlog(self) -> tuple[int, float]:
         self.backlogs += 1

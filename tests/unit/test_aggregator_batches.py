@@ -75,8 +75,58 @@ def test_a_good_batch_is_applied_and_its_changes_relayed() -> None:
     assert (outcome.records, outcome.dead) == (2, {})
     assert france(store) == Decimal(5) and letters.sent == []
     relay.committed(outcome)
+    # Each commune, its EPCI, département and région; France once.
+    assert relay.handle() == 9
+    assert isinstance(relay.outbox, MemoryOutbox)
+    # Published as the transaction wrote them, without reading the log.
+    assert relay.outbox.relays == 0
+    [written] = relay.outbox.written
+    assert len(written) == len(outcome.changes[0])
+
+
+def test_transactions_are_published_as_written_in_commit_order() -> None:
+    batches, _, _, relay = handler()
+    outcomes = [batches.handle([message(record("33063", str(v), f"r{v}"))]) for v in (1, 2, 3)]
+    for outcome in outcomes:
+        relay.committed(outcome)
     relay.handle()
-    assert isinstance(relay.outbox, MemoryOutbox) and relay.outbox.relays == 1
+    assert isinstance(relay.outbox, MemoryOutbox) and relay.outbox.relays == 0
+    seqs = [c.seq for changes in relay.outbox.written for c in changes]
+    assert seqs == sorted(seqs) and len(relay.outbox.written) == 3
+
+
+def test_when_an_older_change_is_pending_the_log_is_read_once_instead() -> None:
+    batches, _, _, relay = handler()
+    assert isinstance(relay.outbox, MemoryOutbox)
+    relay.outbox.older_pending = True  # another aggregator's batch, say
+    for v in (1, 2):
+        relay.committed(batches.handle([message(record("33063", str(v), f"r{v}"))]))
+    relay.handle()
+    assert relay.outbox.relays == 1 and relay.outbox.written == []
+
+
+def test_a_publication_that_failed_is_caught_up_from_the_log() -> None:
+    batches, _, _, _ = handler()
+    outbox = MemoryOutbox(failures=1)
+    relay = Relay(outbox)
+    relay.committed(batches.handle([message(record("33063", "1", "r1"))]))
+    with pytest.raises(ConnectionError):
+        relay.handle()
+    relay.committed(batches.handle([message(record("33063", "2", "r2"))]))
+    relay.handle()
+    assert outbox.relays == 1 and outbox.written == []
+
+
+def test_changes_held_while_the_broker_is_away_are_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("services.aggregator.handlers.CHANGES_HELD", 8)
+    batches, _, _, relay = handler()
+    for v in (1, 2):  # 5 changes each
+        relay.committed(batches.handle([message(record("33063", str(v), f"r{v}"))]))
+    relay.handle()
+    assert isinstance(relay.outbox, MemoryOutbox)
+    assert relay.outbox.written == [] and relay.outbox.relays == 1
 
 
 def test_the_backlog_is_measured_at_most_every_few_seconds_not_every_round() -> None:

@@ -1,0 +1,115 @@
+"""What a change of an aggregate looks like on ``indicators.aggregates``,
+built by Postgres in one place for both ways it is published.
+
+- From the write: each statement of the store that numbers rows returns,
+  for each row it changed, its number, its key and its message
+  (``db.logged(…, select=PUBLISHED)``). The aggregator publishes them once
+  the transaction has committed, when nothing older is pending: no second
+  read of the rows.
+- From the change log: after a crash, or when something older is pending
+  (another aggregator's batch, ``itte rebuild``), the relay reads the rows
+  numbered after its cursor and builds the same message (``publisher.py``).
+
+Postgres builds each message (in C): validating and encoding a pydantic
+model per row cost more than the rest of the relay (docs/measurements.md).
+The valeur by the indicator's rule is the one of the view
+``aggregate_values`` that the API reads (migration 0006);
+``tests/integration/test_kafka.py`` checks each message against the
+``AggregateChange`` model and a subscriber's table against the API's rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common import db
+
+# The view's valeur (migration 0006), of an aggregates row ``a`` and its
+# indicator ``i``.
+VALEUR = """CASE
+    WHEN {a}.nb_valeurs = 0 THEN NULL
+    WHEN {i}.agregation = 'ratio' THEN {a}.numerateur / NULLIF({a}.denominateur, 0) * {i}.facteur
+    WHEN {i}.agregation = 'moyenne_ponderee' AND {a}.niveau <> 'commune'
+        THEN {a}.numerateur / NULLIF({a}.denominateur, 0)
+    ELSE {a}.valeur
+END"""
+
+RENSEIGNEES = (
+    "CASE WHEN {a}.niveau = 'commune' THEN least({a}.nb_valeurs, 1) ELSE {a}.nb_valeurs END"
+)
+
+
+def message(a: str, t: str, i: str) -> str:
+    """SQL: the message (JSON text) of the aggregates row ``a``, with its
+    territory ``t`` and indicator ``i`` (aliases); NULL without a territory.
+
+    Concatenated rather than ``json_build_object``, which cost 8 µs a row
+    against 5 (it looks up every argument's output function at every call),
+    and a commune's coverage written without a float division (its total is
+    1): docs/measurements.md. Text goes through ``to_json`` (escaped as
+    JSON); numbers, booleans and the time print as JSON reads them."""
+    renseignees = RENSEIGNEES.format(a=a)
+    valeur = VALEUR.format(a=a, i=i)
+    return f"""CASE WHEN {t}.code IS NOT NULL THEN concat(
+    '{{"indicateur":', to_json({a}.indicateur), ',"sous_champ":', to_json({a}.sous_champ),
+    ',"annee":', {a}.annee, ',"niveau":', to_json({a}.niveau), ',"code":', to_json({a}.code),
+    ',"nom":', to_json({t}.nom),
+    ',"agregation":', to_json(coalesce({i}.agregation, 'non_agregeable')),
+    ',"valeur":', coalesce(to_json(({valeur})::text)::text, 'null'),
+    ',"unite":', coalesce(to_json(coalesce({i}.unite, {a}.unite))::text, 'null'),
+    ',"communes_renseignees":', {renseignees}, ',"communes_total":', {t}.communes_total,
+    ',"revision":', {a}.revision, ',"updated_at":', to_json({a}.updated_at),
+    ',"couverture":', CASE
+        WHEN {t}.communes_total = 1 THEN ({renseignees})::text
+        WHEN {t}.communes_total > 0 THEN (({renseignees})::float8 / {t}.communes_total)::text
+        ELSE '0' END,
+    ',"complet":', CASE WHEN {renseignees} = {t}.communes_total THEN 'true' ELSE 'false' END,
+    '}}') END"""
+
+
+def joined(a: str, t: str, i: str) -> str:
+    """SQL: the territory ``t`` and indicator ``i`` of the aggregates row ``a``."""
+    return (
+        f"LEFT JOIN territories {t} ON ({t}.niveau, {t}.code) = ({a}.niveau, {a}.code)\n"
+        f"LEFT JOIN indicators {i} ON {i}.id = {a}.indicateur"
+    )
+
+
+# The rows a logged statement changed (``changed``, see db.logged), as
+# (number, level, Kafka key, message).
+PUBLISHED = f"""
+SELECT c.change_seq, c.niveau, concat_ws('|', {db.key_of("c")}) AS kafka_key,
+       {message("c", "t", "i")} AS message
+FROM changed c
+{joined("c", "t", "i")}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One numbered change of an aggregate, as its transaction wrote it."""
+
+    seq: int
+    niveau: str
+    key: str  # indicateur|sous_champ|annee|niveau|code
+    message: bytes | None  # None: no territory of that code (the relay skips it too)
+
+
+def changes_of(rows: list[tuple[int, str, str, str | None]]) -> list[Change]:
+    """The rows of :data:`PUBLISHED` as :class:`Change`."""
+    return [
+        Change(seq, niveau, key, None if text is None else text.encode())
+        for seq, niveau, key, text in rows
+    ]
+
+
+def latest_per_key(changes: list[Change]) -> list[Change]:
+    """A transaction that numbered a row twice (its deltas, then its extreme)
+    published its state in between, which no reader ever saw: only the last
+    number of each row, in number order."""
+    latest: dict[str, Change] = {}
+    for change in changes:
+        held = latest.get(change.key)
+        if held is None or change.seq > held.seq:
+            latest[change.key] = change
+    return sorted(latest.values(), key=lambda c: c.seq)
