@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from common import logs, metrics
 from common.embedded import Servers
 from common.kafka import MAX_MESSAGE_BYTES
-from common.lag import GROUPS, consumer_lag
+from common.lag import GROUPS, consumer_lag, every_group
 from common.retry import Health
 from common.settings import CommonSettings
 
@@ -204,7 +204,7 @@ def watch_lag(app: faust.App, servers: Servers, interval: float = 5.0) -> None:
                     {"bootstrap.servers": servers.kafka_bootstrap_servers, **servers.kafka_security}
                 )
             )
-        for service, (group, topics) in GROUPS.items():
+        for service, group, topics in every_group():
             try:
                 lags = await asyncio.to_thread(consumer_lag, admin[0], group, topics, interval)
             except KafkaException as exc:

@@ -51,15 +51,18 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 def topic_specs(
     partitions: int, replication_factor: int = 1, min_insync_replicas: int = 1
 ) -> list[NewTopic]:
+    # Here, not at the top: the bulk lane's module brings pyarrow, which
+    # processes that never touch a topic (the API) need not load.
+    from schemas import bulk
+
     durable = {"min.insync.replicas": str(min_insync_replicas)} if replication_factor > 1 else {}
+    large = {"max.message.bytes": str(MAX_MESSAGE_BYTES), **durable}
     return [
-        NewTopic(
-            raw.TOPIC,
-            partitions,
-            replication_factor,
-            config={"max.message.bytes": str(MAX_MESSAGE_BYTES), **durable},
-        ),
+        NewTopic(raw.TOPIC, partitions, replication_factor, config=large),
         NewTopic(clean.TOPIC, partitions, replication_factor, config=durable),
+        # The bulk lane (schemas/bulk.py): messages of thousands of records.
+        NewTopic(bulk.RAW_TOPIC, partitions, replication_factor, config=large),
+        NewTopic(bulk.CLEAN_TOPIC, partitions, replication_factor, config=large),
         NewTopic(deadletter.TOPIC, 1, replication_factor, config=durable),
         NewTopic(
             aggregates.TOPIC,
@@ -155,6 +158,17 @@ class BlockingProducer:
         messages: Iterable[tuple[str | bytes | None, bytes]],
         timeout: float = 30.0,
     ) -> int:
+        return self.send_to_partitions(
+            topic, ((key, value, None) for key, value in messages), timeout
+        )
+
+    def send_to_partitions(
+        self,
+        topic: str,
+        messages: Iterable[tuple[str | bytes | None, bytes, int | None]],
+        timeout: float = 30.0,
+    ) -> int:
+        """As :meth:`send_all`, each message to its partition (None: by key)."""
         errors: list[str] = []
 
         def on_delivery(err: Any, _msg: Any) -> None:
@@ -162,10 +176,19 @@ class BlockingProducer:
                 errors.append(str(err))
 
         sent = 0
-        for key, value in messages:
+        for key, value, partition in messages:
             while True:
                 try:
-                    self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                    if partition is None:
+                        self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                    else:
+                        self._producer.produce(
+                            topic,
+                            value=value,
+                            key=key,
+                            partition=partition,
+                            on_delivery=on_delivery,
+                        )
                     break
                 except BufferError:  # local queue full: let deliveries drain
                     self._producer.poll(0.1)

@@ -8,11 +8,25 @@ from __future__ import annotations
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-# The consumer groups are the faust app ids (common/faust_app.py make_app).
+# The live lane's consumer groups are the faust app ids (common/faust_app.py
+# make_app); the bulk lane's are its own (common/lanes.py).
 GROUPS = {
     "cleaner": ("itte-cleaner", ("indicators.raw",)),
     "aggregator": ("itte-aggregator", ("indicators.clean", "indicators.deadletter")),
 }
+BULK_GROUPS = {
+    "cleaner": ("itte-cleaner-bulk", ("indicators.raw.bulk",)),
+    "aggregator": ("itte-aggregator-bulk", ("indicators.clean.bulk",)),
+}
+
+
+def every_group() -> list[tuple[str, str, tuple[str, ...]]]:
+    """(service, group, topics) of both lanes."""
+    return [
+        (service, group, topics)
+        for groups in (GROUPS, BULK_GROUPS)
+        for service, (group, topics) in groups.items()
+    ]
 
 
 def consumer_lag(

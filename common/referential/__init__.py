@@ -49,15 +49,24 @@ class Referential:
     regions: dict[str, str]
 
 
+# Each referential's table, made once: a service's stores share it (35,000
+# communes, 140,000 tuples).
+_ANCESTORS: dict[int, tuple[Referential, dict[str, list[tuple[str, str]]]]] = {}
+
+
 def ancestors(ref: Referential) -> dict[str, list[tuple[str, str]]]:
     """Every commune's territories above it, as (niveau, code): départements and
     régions come from the commune itself, never from its EPCI (89 EPCI span
-    several départements)."""
+    several départements). Do not change the table: it is shared."""
+    held = _ANCESTORS.get(id(ref))
+    if held is not None and held[0] is ref:
+        return held[1]
     table: dict[str, list[tuple[str, str]]] = {}
     for c in ref.communes.values():
         levels = [("epci", c.epci)] if c.epci else []
         levels += [("departement", c.departement), ("region", c.region), ("france", FRANCE)]
         table[c.code] = levels
+    _ANCESTORS[id(ref)] = (ref, table)
     return table
 
 

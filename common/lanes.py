@@ -1,0 +1,118 @@
+"""The bulk lane's consumer: a consumer of its own in the cleaner and the
+aggregator, beside the faust agents of the live lane.
+
+A bulk message is thousands of records; a correction is one. With one
+consumer for both, a file's messages fill the fetches and the buffers
+ahead of the correction, which waits behind them (30 s behind a
+594,473-record file, issue #27). Each lane has its own consumer group,
+topics and fetches, so the live lane's messages never queue behind a file:
+the two lanes share only the cores and Postgres.
+
+confluent-kafka (librdkafka, in C) reads the bulk lane: its messages are
+few and large, and each is handled whole, then its offset committed; a
+crash before the commit handles it again, which changes nothing (versions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+
+from common.embedded import Servers
+from common.errors import is_transient
+from common.kafka import CONSUMER_DEFAULTS, MAX_MESSAGE_BYTES
+from common.retry import Health, retry_transient
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 0.5
+# What librdkafka may hold ahead of the handler: a few bulk messages, not a
+# file's worth of them (the default is 64 MB).
+PREFETCH_KBYTES = 16 * 1024
+
+
+def transient(exc: BaseException) -> bool:
+    """A failure to retry: the database or the broker away (errors.classify),
+    or the broker refusing a commit for now (a rebalance, a lost coordinator)."""
+    return is_transient(exc) or isinstance(exc, KafkaException)
+
+
+class BulkLane:
+    """Consumes ``topic`` in ``group``, one message at a time: ``handle``
+    (blocking, run in a thread; retried while it fails transiently), then
+    the offset after it, committed."""
+
+    def __init__(
+        self,
+        servers: Servers,
+        *,
+        group: str,
+        topic: str,
+        handle: Callable[[Message], Any],
+        health: Health,
+        on_failure: Callable[[], None] | None = None,
+    ) -> None:
+        self.servers = servers
+        self.group = group
+        self.topic = topic
+        self.handle = handle
+        self.health = health
+        self.on_failure = on_failure
+
+    def consumer(self) -> Consumer:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.servers.kafka_bootstrap_servers,
+                **self.servers.kafka_security,
+                **CONSUMER_DEFAULTS,
+                "group.id": self.group,
+                "max.partition.fetch.bytes": MAX_MESSAGE_BYTES,
+                "fetch.max.bytes": MAX_MESSAGE_BYTES,
+                "queued.max.messages.kbytes": PREFETCH_KBYTES,
+            }
+        )
+        consumer.subscribe([self.topic])
+        return consumer
+
+    async def run(self, then: Callable[[Any], None] | None = None) -> None:
+        """Until cancelled (the service stops); raises what is neither a
+        record's fault nor transient, so that nothing more is committed.
+        ``then``: given what ``handle`` returned, before the commit."""
+        consumer = await asyncio.to_thread(self.consumer)
+        try:
+            while True:
+                message = await asyncio.to_thread(consumer.poll, POLL_SECONDS)
+                if message is None:
+                    continue
+                if (error := message.error()) is not None:
+                    self._report(error)
+                    continue
+                done = await self._retried(functools.partial(self.handle, message), self.on_failure)
+                if then is not None:
+                    then(done)
+                await self._retried(
+                    functools.partial(consumer.commit, message=message, asynchronous=False)
+                )
+        finally:
+            await asyncio.to_thread(consumer.close)
+
+    async def _retried(
+        self, work: Callable[[], Any], on_failure: Callable[[], None] | None = None
+    ) -> Any:
+        return await retry_transient(
+            functools.partial(asyncio.to_thread, work),
+            transient=transient,
+            log=log,
+            on_failure=on_failure,
+            health=self.health,
+        )
+
+    def _report(self, error: KafkaError) -> None:
+        """librdkafka reconnects by itself; a fatal error stops the lane."""
+        if error.fatal():
+            raise KafkaException(error)
+        log.warning("%s: %s", self.topic, error.str())

@@ -1,0 +1,111 @@
+"""The bulk lane: ``indicators.raw.bulk`` and ``indicators.clean.bulk``.
+
+Whole files and large HTTP requests travel here, apart from the live lane
+(``indicators.raw`` and ``indicators.clean``), as columns: one Kafka message
+is one Arrow IPC stream of thousands of records, with the batch's header in
+the schema's metadata. The services then work a column at a time, and a
+correction pushed by HTTP meanwhile never waits behind a file
+(docs/architecture.md, "Two lanes").
+
+- ``indicators.raw.bulk``: one row per raw record, every column text
+  (``utf8``): the fields of :class:`schemas.raw.RawObservation` and any
+  extra field; a null cell is an absent field. The header is a
+  :class:`schemas.raw.RawBatchHeader`. Anything that writes such a message
+  (any Arrow library, any language) is read like the ingestor's.
+- ``indicators.clean.bulk``: the records the cleaner accepted, normalized
+  as :class:`schemas.clean.CleanObservation` (``CLEAN_SCHEMA``), each named
+  by its position in the raw batch (record id ``<batch id>:<position>``);
+  the header is a :class:`CleanHeader`.
+
+Values are exact: ``valeur`` is decimal text, as Postgres prints a NUMERIC
+(no exponent, no sign on zero, the digits after the point as written).
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import pyarrow as pa
+from pydantic import BaseModel, ValidationError
+
+from schemas.limits import KeyText, Text
+
+RAW_TOPIC = "indicators.raw.bulk"
+CLEAN_TOPIC = "indicators.clean.bulk"
+HEADER = b"itte"  # the key of the header in the schema's metadata
+
+CLEAN_SCHEMA = pa.schema(
+    [
+        pa.field("position", pa.int32(), nullable=False),
+        pa.field("indicateur", pa.string(), nullable=False),
+        pa.field("sous_champ", pa.string(), nullable=False),
+        pa.field("annee", pa.int16(), nullable=False),
+        pa.field("commune", pa.string(), nullable=False),
+        pa.field("commune_source", pa.string(), nullable=False),
+        pa.field("valeur", pa.string()),
+        pa.field("marqueur", pa.string()),
+        pa.field("unite", pa.string()),
+        pa.field("libelle_indicateur", pa.string()),
+        pa.field("libelle_sous_champ", pa.string()),
+        pa.field("version", pa.int64(), nullable=False),
+        pa.field("version_explicite", pa.bool_(), nullable=False),
+        pa.field("recu", pa.int64(), nullable=False),
+        pa.field("pii", pa.string()),  # a JSON object: field → HMAC-SHA-256 (hex)
+        pa.field("pii_key_id", pa.string()),
+        # schemas.clean.place_hash of (sous_champ, annee, commune): the
+        # aggregator's lock bucket and the partition the cleaner chose.
+        pa.field("place", pa.uint32(), nullable=False),
+    ]
+)
+
+
+class CleanHeader(BaseModel):
+    batch_id: KeyText  # the raw batch's
+    producer: KeyText | None = None
+    source: Text | None = None
+
+
+class NotABatch(ValueError):
+    """Bytes that are not a bulk message: not Arrow IPC, or no valid header."""
+
+
+H = TypeVar("H", bound=BaseModel)
+
+
+def encode(table: pa.Table, header: BaseModel) -> bytes:
+    """One message: ``table`` as an Arrow IPC stream, ``header`` in its metadata."""
+    schema = table.schema.with_metadata({HEADER: header.model_dump_json().encode()})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema) as writer:
+        writer.write_table(table.replace_schema_metadata(schema.metadata))
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def read_table(value: bytes) -> pa.Table:
+    """The table of a message, fully validated (offsets, UTF-8): whatever its
+    bytes, an error here is :class:`NotABatch`, never a crash later."""
+    try:
+        with pa.ipc.open_stream(pa.py_buffer(value)) as reader:
+            table = reader.read_all()
+        table.validate(full=True)
+    except (pa.ArrowException, ValueError, OSError) as exc:
+        raise NotABatch(f"not an Arrow IPC stream: {str(exc)[:200]}") from None
+    return table
+
+
+def header_of(table: pa.Table, model: type[H]) -> H:
+    """The header kept in the table's metadata, as ``model``."""
+    found = (table.schema.metadata or {}).get(HEADER)
+    if found is None:
+        raise NotABatch(f"no {HEADER.decode()!r} header in the schema's metadata")
+    try:
+        return model.model_validate_json(found)
+    except ValidationError as exc:
+        problem = f"the header is not a {model.__name__}: {exc.error_count()} error(s)"
+        raise NotABatch(problem) from None
+
+
+def whole(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One array of a column, whatever its chunks (a table read from a
+    stream holds one per record batch)."""
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
