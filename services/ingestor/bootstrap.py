@@ -3,6 +3,8 @@ once by the command (``itte ingestor``, ``itte ingest``, ``itte pull``)."""
 
 from __future__ import annotations
 
+import functools
+
 import uvicorn
 from fastapi import FastAPI
 
@@ -11,6 +13,7 @@ from common.embedded import Servers
 from common.kafka import BlockingProducer, ensure_topics_for
 from common.pii import hasher_for
 from services.ingestor.auth import Producers
+from services.ingestor.columns import hidden
 from services.ingestor.handlers import Observations
 from services.ingestor.http import create_app
 from services.ingestor.idempotency import IdempotencyStore
@@ -27,7 +30,15 @@ def publisher(settings: IngestorSettings, servers: Servers) -> RawPublisher:
         **servers.kafka_security,
         **{"message.timeout.ms": settings.delivery_timeout_ms},
     )
-    return RawPublisher(producer, settings.batch_records, hasher_for(settings).hide)
+    hasher = hasher_for(settings)
+    return RawPublisher(
+        producer,
+        settings.batch_records,
+        hasher.hide,
+        hide_columns=functools.partial(hidden, hasher=hasher),
+        bulk_records=settings.bulk_records,
+        bulk_from=settings.bulk_from_records,
+    )
 
 
 def http_app(settings: IngestorSettings, servers: Servers) -> FastAPI:

@@ -1,8 +1,10 @@
-"""``itte ingest``: files → ``indicators.raw``, with a progress bar and a summary.
+"""``itte ingest``: files → the bulk lane (``indicators.raw.bulk``), with a
+progress bar and a summary.
 
 Every record read is either published or rejected here with its reason; the
 rejected ones go to ``<file>.rejets.ndjson`` (line number and reason beside
-the record), which can be fixed and ingested again.
+the record), which can be fixed and ingested again. Records are read and
+checked a block of columns at a time (files.py, columns.py).
 """
 
 from __future__ import annotations
@@ -11,17 +13,20 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import pyarrow as pa
 from tqdm import tqdm
 
 from common import metrics
 from schemas.raw import schema_problem
-from services.ingestor.files import Mapping, Unreadable, read_file
+from services.ingestor.columns import check_rows, record_of
+from services.ingestor.files import Block, Mapping, Unreadable, read_blocks
 from services.ingestor.layouts import Format
+from services.ingestor.ports import Published
 from services.ingestor.publisher import SERVICE, RawPublisher
 
 log = logging.getLogger(__name__)
@@ -66,6 +71,48 @@ def private_file(path: Path) -> TextIO:
     return open(descriptor, "w", encoding="utf-8", errors="backslashreplace")
 
 
+def publish_blocks(
+    publisher: RawPublisher,
+    blocks: Iterable[Block],
+    *,
+    source: str,
+    producer: str | None,
+    rejected: Callable[[Any, int, str, str], None],
+    read: Callable[[int], None] = lambda _: None,
+) -> Published:
+    """Each block checked at the edge, a column at a time, and what it
+    accepts published on the bulk lane; each refused record handed to
+    ``rejected`` (record, line, reason, detail). ``read``: told how many
+    records each block held."""
+    live: list[dict[str, Any]] = []  # accepted, but not carried by columns
+
+    def accepted() -> Iterator[pa.Table]:
+        for block in blocks:
+            read(block.table.num_rows + len(block.others))
+            ok, refused = check_rows(block.table)
+            reasons = [
+                (block.lines[i], record_of(block.table, i), "invalid_schema", detail)
+                for i, detail in refused.items()
+            ]
+            for line, record in block.others:
+                found = problem(record)
+                if found is None:
+                    live.append(record)
+                else:
+                    reasons.append((line, record, *found))
+            for line, record, reason, detail in sorted(reasons, key=lambda r: r[0]):
+                rejected(record, line, reason, detail)
+            yield block.table.filter(ok) if refused else block.table
+
+    published = publisher.publish_tables(accepted(), source=source, producer=producer)
+    if live:  # the live lane reads any record as it came
+        more = publisher.publish(live, source=source, producer=producer)
+        published = Published(
+            published.records + more.records, published.batch_ids + more.batch_ids
+        )
+    return published
+
+
 def ingest_file(
     publisher: RawPublisher,
     path: Path,
@@ -76,7 +123,7 @@ def ingest_file(
     show_progress: bool = True,
 ) -> FileSummary:
     summary = FileSummary(path, rejects_path=path.with_name(path.name + ".rejets.ndjson"))
-    progress, items = read_file(path, fmt, mapping)
+    progress, blocks = read_blocks(path, fmt, mapping)
     rejects: TextIO | None = None
     bar = tqdm(
         total=progress.total,
@@ -87,34 +134,37 @@ def ingest_file(
         dynamic_ncols=True,
     )
 
-    def accepted() -> Iterator[dict[str, Any]]:
+    def read(records: int) -> None:
+        summary.read += records
+        bar.update(progress.done - bar.n)
+        bar.set_postfix(rows=summary.read, refresh=False)
+
+    def rejected(record: Any, line: int, reason: str, detail: str) -> None:
         nonlocal rejects
-        for line, record in items:
-            summary.read += 1
-            if summary.read % 5000 == 0:
-                bar.update(progress.done - bar.n)
-                bar.set_postfix(rows=summary.read, refresh=False)
-            found = problem(record)
-            if found is None:
-                yield record
-                continue
-            summary.rejected[found[0]] += 1
-            if rejects is None:
-                assert summary.rejects_path is not None
-                rejects = private_file(summary.rejects_path)
-            # Not an object: only its line, reason and type (a bare value may
-            # be personal, and the producer's file holds it anyway).
-            kept = publisher.hide(record) if isinstance(record, dict) else {}
-            rejects.write(
-                json.dumps(
-                    {**kept, "_ligne": line, "_raison": found[0], "_detail": found[1]},
-                    ensure_ascii=False,
-                )
-                + "\n"
+        summary.rejected[reason] += 1
+        if rejects is None:
+            assert summary.rejects_path is not None
+            rejects = private_file(summary.rejects_path)
+        # Not an object: only its line, reason and type (a bare value may
+        # be personal, and the producer's file holds it anyway).
+        kept = publisher.hide(record) if isinstance(record, dict) else {}
+        rejects.write(
+            json.dumps(
+                {**kept, "_ligne": line, "_raison": reason, "_detail": detail},
+                ensure_ascii=False,
             )
+            + "\n"
+        )
 
     try:
-        published = publisher.publish(accepted(), source=f"file:{path.name}", producer=producer)
+        published = publish_blocks(
+            publisher,
+            blocks,
+            source=f"file:{path.name}",
+            producer=producer,
+            rejected=rejected,
+            read=read,
+        )
     finally:
         bar.update(progress.done - bar.n)
         bar.close()

@@ -1,5 +1,7 @@
 """Reading producer files: CSV (`,` `;` or tab; UTF-8, BOM or Windows-1252),
-Excel workbooks (.xlsx), JSON and NDJSON, in any layout of ``layouts.py``.
+Excel workbooks (.xlsx), JSON and NDJSON, in any layout of ``layouts.py``:
+record by record (:func:`read_file`), or as blocks of records in columns
+for the bulk lane (:func:`read_blocks`).
 
 Rows stream from disk: memory stays flat whatever the file size.
 """
@@ -9,12 +11,16 @@ from __future__ import annotations
 import csv
 import json
 import tomllib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from services.ingestor.layouts import Format, detect
+import pyarrow as pa
+
+from services.ingestor.columns import representable, table_of
+from services.ingestor.layouts import Format, Layout, detect
 
 SNIFF_BYTES = 1 << 20
 
@@ -128,20 +134,123 @@ def _parsed(text: str) -> Any:
         return Unreadable("invalid JSON: nested too deep")
 
 
+BLOCK_RECORDS = 10_000  # records read into columns at a time
+
+
+@dataclass
+class Block:
+    """Records read together: those columns can carry (``table``, one row a
+    record, text; ``lines`` their line in the file), and those they cannot
+    (``others``, with their line: a cell whose bytes the file's encoding
+    could not read, a JSON value that is no object, a nested value), which
+    the edge checks one by one."""
+
+    table: pa.Table
+    lines: list[int]
+    others: list[tuple[int, Any]] = field(default_factory=list)
+
+
+def _header_and_rows(
+    path: Path, fmt: Format | None, mapping: Mapping | None, progress: Progress
+) -> tuple[Layout, Iterator[list[str]]]:
+    rows = (
+        _xlsx_rows(path, progress) if path.suffix.lower() == ".xlsx" else _csv_rows(path, progress)
+    )
+    header = next(rows, [])
+    layout = detect(
+        header, fmt or (mapping.format if mapping else None), mapping.columns if mapping else None
+    )
+    return layout, rows
+
+
+def _is_json(path: Path) -> bool:
+    return path.suffix.lower() in (".json", ".ndjson", ".jsonl")
+
+
+def read_blocks(
+    path: Path, fmt: Format | None = None, mapping: Mapping | None = None, size: int = BLOCK_RECORDS
+) -> tuple[Progress, Iterator[Block]]:
+    """(progress, blocks of about ``size`` records), in the file's order."""
+    progress = Progress(path.stat().st_size)
+    if _is_json(path):
+        return progress, record_blocks(_json_records(path, progress), size)
+    layout, rows = _header_and_rows(path, fmt, mapping, progress)
+    numbered = ((n, row) for n, row in enumerate(rows, start=2) if any(c.strip() for c in row))
+    return progress, row_blocks(numbered, layout, size)
+
+
+def row_blocks(
+    rows: Iterable[tuple[int, list[str]]], layout: Layout, size: int = BLOCK_RECORDS
+) -> Iterator[Block]:
+    """Table rows (with their line) as blocks, by ``layout``."""
+    iterator = iter(rows)
+    per_block = max(1, size // layout.per_row())
+    while chunk := list(islice(iterator, per_block)):
+        columns = layout.columns([row for _, row in chunk])
+        lines = [n for n, _ in chunk for _ in range(layout.per_row())]
+        yield _block(columns, lines)
+
+
+def record_blocks(records: Iterable[tuple[int, Any]], size: int = BLOCK_RECORDS) -> Iterator[Block]:
+    """JSON records (with their line) as blocks."""
+    iterator = iter(records)
+    while chunk := list(islice(iterator, size)):
+        carried = [(n, r) for n, r in chunk if isinstance(r, dict) and representable(r)]
+        try:
+            table = table_of([r for _, r in carried])
+        except (pa.ArrowException, UnicodeEncodeError):  # a lone surrogate in a text
+            carried = [(n, r) for n, r in carried if all(map(_encodable_value, [*r, *r.values()]))]
+            table = table_of([r for _, r in carried])
+        kept = {id(r) for _, r in carried}
+        others = [(n, r) for n, r in chunk if id(r) not in kept]
+        yield Block(table, [n for n, _ in carried], others)
+
+
+def _encodable_value(value: Any) -> bool:
+    return _encodable(value) if isinstance(value, str) else True
+
+
+def _block(columns: dict[str, list[str | None]], lines: list[int]) -> Block:
+    """Columns as a block; a record holding text Arrow cannot (a lone
+    surrogate: bytes the file's encoding could not read) goes to ``others``."""
+    try:
+        return Block(pa.table({n: pa.array(v, pa.string()) for n, v in columns.items()}), lines)
+    except (pa.ArrowException, UnicodeEncodeError):
+        pass
+    bad = {
+        i
+        for values in columns.values()
+        for i, v in enumerate(values)
+        if v is not None and not _encodable(v)
+    }
+    keep = [i for i in range(len(lines)) if i not in bad]
+    table = pa.table(
+        {n: pa.array([values[i] for i in keep], pa.string()) for n, values in columns.items()}
+    )
+    others = [
+        (lines[i], {n: values[i] for n, values in columns.items() if values[i] is not None})
+        for i in sorted(bad)
+    ]
+    return Block(table, [lines[i] for i in keep], others)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def read_file(
     path: Path, fmt: Format | None = None, mapping: Mapping | None = None
 ) -> tuple[Progress, Iterator[tuple[int, Any]]]:
     """(progress, iterator of (line number, record)); a record that is not a
     dict (a JSON value, or an error text) is refused by the caller."""
-    suffix = path.suffix.lower()
     progress = Progress(path.stat().st_size)
-    if suffix in (".json", ".ndjson", ".jsonl"):
+    if _is_json(path):
         return progress, _json_records(path, progress)
-    rows = _xlsx_rows(path, progress) if suffix == ".xlsx" else _csv_rows(path, progress)
-    header = next(rows, [])
-    layout = detect(
-        header, fmt or (mapping.format if mapping else None), mapping.columns if mapping else None
-    )
+    layout, rows = _header_and_rows(path, fmt, mapping, progress)
 
     def records() -> Iterator[tuple[int, Any]]:
         for number, row in enumerate(rows, start=2):

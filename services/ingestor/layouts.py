@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from typing import Any, Literal
 
 Format = Literal["long", "wide", "communes"]
@@ -95,6 +96,44 @@ class Layout:
                 yield {**base, "annee": label, "valeur": cell}
             else:
                 yield {**base, "indicateur": label, "valeur": cell}
+
+    def columns(self, rows: Sequence[list[str]]) -> dict[str, list[str | None]]:
+        """The records of ``rows`` as columns (None: absent), exactly as
+        :meth:`records` makes them, in the same order: row by row, and in a
+        row, value column by value column. A column at a time: no dict per
+        record (the bulk lane, schemas/bulk.py)."""
+        cells = list(zip_longest(*rows, fillvalue=""))
+        empty = ("",) * len(rows)
+
+        def cell(i: int) -> Sequence[str]:
+            return cells[i] if i < len(cells) else empty
+
+        base: dict[str, list[str | None]] = {}
+        for i, name in self.fields.items():
+            base[name] = [v or None for v in map(str.strip, cell(i))]
+        for i, name in self.extras.items():
+            given = [v or None for v in cell(i)]
+            held = base.get(name)
+            # A field and an extra column of one name: the extra's cell wins when it has one.
+            base[name] = (
+                given if held is None else [e or f for f, e in zip(held, given, strict=True)]
+            )
+        if self.format == "long":
+            valeur = base.get("valeur") or [None] * len(rows)
+            return {**base, "valeur": [v or "" for v in valeur]}
+        labels: list[str | None] = list(self.values.values())
+        repeat = len(labels)
+        table = {name: [v for v in values for _ in range(repeat)] for name, values in base.items()}
+        what = "annee" if self.format == "wide" else "indicateur"
+        table[what] = labels * len(rows)
+        table["valeur"] = [
+            v.strip() for row in zip(*(cell(i) for i in self.values), strict=True) for v in row
+        ]
+        return table
+
+    def per_row(self) -> int:
+        """Records each row makes."""
+        return 1 if self.format == "long" else len(self.values)
 
 
 def detect(

@@ -1,17 +1,23 @@
-"""Kafka adapter of the ingestor: records → envelopes on ``indicators.raw``."""
+"""Kafka adapter of the ingestor: records → envelopes on ``indicators.raw``
+(the live lane), or text columns on ``indicators.raw.bulk`` (the bulk lane:
+files, pulls, large requests; schemas/bulk.py)."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
+import pyarrow as pa
+
 from common import metrics
 from common.kafka import MAX_MESSAGE_BYTES, BlockingProducer, MessageTooLarge
-from schemas import raw
+from schemas import bulk, raw
 from services.ingestor.batching import batches, encode_batch
+from services.ingestor.columns import representable, table_of
 from services.ingestor.ports import Published
 
 SERVICE = "ingestor"
@@ -21,25 +27,52 @@ def _unchanged(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def _same_table(table: pa.Table) -> pa.Table:
+    return table
+
+
 class RawPublisher:
-    """``hide``: replaces the personal fields of a record by their keyed hashes
-    (common.pii.PiiHasher.hide), applied to every record before it leaves."""
+    """``hide`` and ``hide_columns``: replace the personal fields of a record,
+    or of a table's rows, by their keyed hashes (common.pii.PiiHasher.hide,
+    columns.hidden), applied to every record before it leaves.
+
+    ``bulk_records``: rows per message of the bulk lane; ``bulk_from``: a
+    request of at least this many records goes to the bulk lane."""
 
     def __init__(
         self,
         producer: BlockingProducer,
         batch_records: int,
         hide: Callable[[dict[str, Any]], dict[str, Any]] = _unchanged,
+        *,
+        hide_columns: Callable[[pa.Table], pa.Table] = _same_table,
+        bulk_records: int = 10_000,
+        bulk_from: int = 1_000,
     ) -> None:
         self._producer = producer
         self._batch_records = batch_records
         self.hide = hide
+        self.hide_columns = hide_columns
+        self._bulk_records = bulk_records
+        self._bulk_from = bulk_from
 
     def publish_whole(
         self, records: list[dict[str, Any]], *, batch_id: str, source: str, producer: str | None
     ) -> Published:
-        """One envelope, hence one Kafka message: the broker takes all or nothing
-        (:class:`MessageTooLarge` if it cannot be one message)."""
+        """One message, the broker takes all or nothing (:class:`MessageTooLarge`
+        if it cannot be one message): an envelope on the live lane, or, for a
+        large request, text columns on the bulk lane."""
+        if len(records) >= self._bulk_from and all(map(representable, records)):
+            table = self.hide_columns(table_of(records))
+            value = bulk.encode(table, self._header(batch_id, source, producer))
+            if len(value) > MAX_MESSAGE_BYTES:
+                raise MessageTooLarge(
+                    f"{len(value)} bytes as columns, more than {MAX_MESSAGE_BYTES}"
+                )
+            with metrics.BATCH_SECONDS.labels(SERVICE).time():
+                self._producer.send_all(bulk.RAW_TOPIC, [(batch_id, value)])
+            metrics.RECORDS_OUT.labels(SERVICE, bulk.RAW_TOPIC).inc(len(records))
+            return Published(len(records), [batch_id])
         batch = raw.RawBatch(
             batch_id=batch_id,
             source=source,
@@ -51,6 +84,56 @@ class RawPublisher:
 
     def reachable(self) -> str | None:
         return self._producer.reachable()
+
+    def publish_tables(
+        self,
+        tables: Iterable[pa.Table],
+        *,
+        source: str,
+        producer: str | None = None,
+        records_per_flush: int = 100_000,
+    ) -> Published:
+        """Records accepted at the edge, as text columns, on the bulk lane:
+        messages of at most ``bulk_records`` rows, each its own batch; waits
+        for the broker's acknowledgement every ``records_per_flush`` records,
+        so that a file of any size streams through in constant memory."""
+        count, ids = 0, list[str]()
+        pending: list[tuple[str, bytes]] = []
+        waiting = 0
+        for table in tables:
+            for start in range(0, table.num_rows, self._bulk_records):
+                part = self.hide_columns(table.slice(start, self._bulk_records))
+                batch_id = uuid.uuid4().hex
+                pending.append((batch_id, self._bulk_message(part, batch_id, source, producer)))
+                ids.append(batch_id)
+                waiting += part.num_rows
+                if waiting >= records_per_flush:
+                    count += self._flush(pending, waiting)
+                    pending, waiting = [], 0
+        count += self._flush(pending, waiting)
+        return Published(count, ids)
+
+    def _header(self, batch_id: str, source: str, producer: str | None) -> raw.RawBatchHeader:
+        return raw.RawBatchHeader(
+            batch_id=batch_id, source=source, producer=producer, received_at=datetime.now(UTC)
+        )
+
+    def _bulk_message(
+        self, table: pa.Table, batch_id: str, source: str, producer: str | None
+    ) -> bytes:
+        value = bulk.encode(table, self._header(batch_id, source, producer))
+        if len(value) > MAX_MESSAGE_BYTES:
+            raise MessageTooLarge(f"{len(value)} bytes as columns, more than {MAX_MESSAGE_BYTES}")
+        return value
+
+    def _flush(self, pending: list[tuple[str, bytes]], records: int) -> int:
+        if not pending:
+            return 0
+        started = time.perf_counter()
+        self._producer.send_all(bulk.RAW_TOPIC, pending)
+        metrics.BATCH_SECONDS.labels(SERVICE).observe(time.perf_counter() - started)
+        metrics.RECORDS_OUT.labels(SERVICE, bulk.RAW_TOPIC).inc(records)
+        return records
 
     def publish(
         self,

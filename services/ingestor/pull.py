@@ -24,7 +24,8 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from services.ingestor.file_ingest import problem
+from services.ingestor.file_ingest import publish_blocks
+from services.ingestor.files import row_blocks
 from services.ingestor.layouts import detect
 from services.ingestor.publisher import RawPublisher
 
@@ -75,19 +76,26 @@ def pull_once(
             layout = detect(columns)
             at = columns.index(cursor_column)
 
-            def records() -> Iterator[dict[str, Any]]:
-                for row in rows:
-                    values = ["" if v is None else str(v) for v in row]
+            def values() -> Iterator[tuple[int, list[str]]]:
+                for number, row in enumerate(rows, start=1):
                     if row[at] is not None and (not highest or row[at] > highest[0]):
                         highest[:] = [row[at]]
-                    for record in layout.records(values):
-                        result.read += 1
-                        if problem(record) is None:
-                            yield record
-                        else:
-                            result.rejected += 1
+                    yield number, ["" if v is None else str(v) for v in row]
 
-            published = publisher.publish(records(), source=f"pull:{state.stem}", producer=producer)
+            def rejected(record: Any, line: int, reason: str, detail: str) -> None:
+                result.rejected += 1
+
+            def read(records: int) -> None:
+                result.read += records
+
+            published = publish_blocks(
+                publisher,
+                row_blocks(values(), layout),
+                source=f"pull:{state.stem}",
+                producer=producer,
+                rejected=rejected,
+                read=read,
+            )
     finally:
         engine.dispose()
     result.published = published.records

@@ -15,6 +15,17 @@ class IngestorSettings(PiiSettings):
     batch_records: int = Field(
         2000, ge=1, le=10_000, description="Records per Kafka message (files)."
     )
+    bulk_records: int = Field(
+        10_000,
+        ge=1,
+        le=100_000,
+        description="Records per message of the bulk lane (files, pulls, large requests).",
+    )
+    bulk_from_records: int = Field(
+        1_000,
+        ge=1,
+        description="An HTTP request of at least this many records goes to the bulk lane.",
+    )
     max_body_bytes: int = Field(
         16 * 1024 * 1024,
         ge=1024,

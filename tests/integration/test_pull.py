@@ -8,7 +8,8 @@ from pathlib import Path
 
 from common.embedded import Servers
 from common.kafka import BlockingProducer
-from schemas import raw
+from schemas import bulk
+from schemas.raw import RawBatchHeader
 from services.ingestor.publisher import RawPublisher
 from services.ingestor.pull import pull_once
 from tests.integration.test_kafka import read_all
@@ -53,11 +54,12 @@ def test_pull_reads_only_new_rows_and_keeps_its_cursor(servers: Servers, tmp_pat
     third = pull_once(publisher, **options)
     assert (third.read, third.published) == (1, 1)
 
-    sent = [
+    sent = [  # on the bulk lane, as rows of text
         r
-        for m in read_all(servers.kafka_bootstrap_servers, raw.TOPIC)
-        if (e := json.loads(m.value())).get("source") == "pull:pull-test"
-        for r in e["records"]
+        for m in read_all(servers.kafka_bootstrap_servers, bulk.RAW_TOPIC)
+        if bulk.header_of(t := bulk.read_table(m.value()), RawBatchHeader).source
+        == "pull:pull-test"
+        for r in t.to_pylist()
     ]
     assert sorted((r["commune"], r["valeur"]) for r in sent) == [  # partitions: any order
         ("2A004", "4.0"),
