@@ -1,5 +1,6 @@
-"""Faust entrypoint of the cleaner: each raw message to the handler, its
-output to ``indicators.clean`` and the dead letters."""
+"""Entrypoints of the cleaner: each raw message to the handler, its output
+to the clean topic and the dead letters. The live lane is a faust agent;
+the bulk lane a consumer of its own (common/lanes.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import asyncio
 from typing import Any, Protocol
 
 import faust
+from confluent_kafka import Message
 
 from common.faust_app import raw_topic, stop_on_unexpected
-from schemas import clean, deadletter, raw
+from common.kafka import BlockingProducer
+from common.lanes import BulkLane
+from schemas import bulk, clean, deadletter, raw
 from services.cleaner.handlers import SERVICE, Cleaner, Outgoing
 from services.cleaner.transform import MessageOrigin
 
@@ -41,7 +45,27 @@ async def deliver(out: Outgoing, clean_out: Topic, dead_out: Topic) -> None:
     await asyncio.gather(*queued)
 
 
-def attach(app: faust.App, cleaner: Cleaner) -> None:
+def bulk_entrypoint(cleaner: Cleaner, producer: BlockingProducer) -> Any:
+    """What the bulk lane does with one message: clean it, then send the
+    clean messages and the dead letters and wait for the broker's
+    acknowledgement (the lane commits the offset after)."""
+
+    def handle(message: Message) -> None:
+        timestamp = message.timestamp()[1]
+        origin = MessageOrigin(
+            message.topic() or bulk.RAW_TOPIC,
+            message.partition() or 0,
+            message.offset() or 0,
+            timestamp,
+        )
+        out = cleaner.handle_bulk(message.value() or b"", origin)
+        producer.send_to_partitions(bulk.CLEAN_TOPIC, out.clean)
+        producer.send_all(deadletter.TOPIC, out.dead)
+
+    return handle
+
+
+def attach(app: faust.App, cleaner: Cleaner, lane: BulkLane | None = None) -> None:
     raw_in, clean_out, dead_out = (
         raw_topic(app, t) for t in (raw.TOPIC, clean.TOPIC, deadletter.TOPIC)
     )
@@ -55,3 +79,10 @@ def attach(app: faust.App, cleaner: Cleaner) -> None:
                 # At least once: a replay re-sends, and duplicates are
                 # harmless downstream (versions, record ids).
                 await deliver(cleaner.handle(event.value, origin), clean_out, dead_out)
+
+    if lane is not None:
+
+        @app.task
+        async def clean_bulk() -> None:
+            async with stop_on_unexpected(SERVICE):
+                await lane.run()

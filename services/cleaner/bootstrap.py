@@ -8,10 +8,13 @@ import faust
 from common import catalogue, referential
 from common.embedded import Servers
 from common.faust_app import make_app
-from common.kafka import ensure_topics_for
+from common.kafka import BlockingProducer, ensure_topics_for
+from common.lag import BULK_GROUPS
+from common.lanes import BulkLane
 from common.pii import hasher_for
-from schemas import clean
-from services.cleaner.app import attach
+from common.retry import Health
+from schemas import bulk, clean
+from services.cleaner.app import attach, bulk_entrypoint
 from services.cleaner.handlers import Cleaner
 from services.cleaner.settings import CleanerSettings
 from services.cleaner.transform import Rules
@@ -37,5 +40,17 @@ def build(settings: CleanerSettings, servers: Servers) -> faust.App:
     cleaner = Cleaner(
         rules, batch_records=settings.clean_batch_records, partitions=layout[clean.TOPIC]
     )
-    attach(app, cleaner)
+    bulk_cleaner = Cleaner(
+        rules, batch_records=settings.clean_bulk_records, partitions=layout[bulk.CLEAN_TOPIC]
+    )
+    producer = BlockingProducer(servers.kafka_bootstrap_servers, **servers.kafka_security)
+    group, (topic,) = BULK_GROUPS["cleaner"]
+    lane = BulkLane(
+        servers,
+        group=group,
+        topic=topic,
+        handle=bulk_entrypoint(bulk_cleaner, producer),
+        health=Health("cleaner"),
+    )
+    attach(app, cleaner, lane)
     return app

@@ -14,5 +14,11 @@ class CleanerSettings(PiiSettings):
         "them at commune level only.",
     )
     clean_batch_records: int = Field(500, ge=1, description="Records per clean message.")
+    clean_bulk_records: int = Field(
+        5000,
+        ge=1,
+        le=100_000,
+        description="Records per clean message of the bulk lane (one aggregator transaction).",
+    )
     cleaner_host: str = "127.0.0.1"
     cleaner_port: int = 6066
