@@ -1,6 +1,8 @@
-"""Faust entrypoint of the aggregator: batches of clean messages to the
-handler, dead letters to their archive, and the outbox relay, woken after
-every batch (and at least every ``publish_interval``) but never waited for."""
+"""Entrypoints of the aggregator: batches of clean messages to the handler
+(the live lane: a faust agent; the bulk lane: a consumer of its own,
+common/lanes.py), dead letters to their archive, and the outbox relay, woken
+after every batch (and at least every ``publish_interval``) but never waited
+for."""
 
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ import faust
 
 from common.errors import is_transient
 from common.faust_app import raw_topic, stop_on_unexpected
+from common.lanes import BulkLane
 from common.retry import Health, retry_transient
 from schemas import clean, deadletter
-from services.aggregator.handlers import SERVICE, Archive, Batches, Relay
+from services.aggregator.handlers import SERVICE, Archive, Batches, BatchOutcome, Relay
 from services.aggregator.settings import AggregatorSettings
 
 log = logging.getLogger(__name__)
@@ -30,8 +33,13 @@ def attach(
     relay: Relay,
     archive: Archive,
     health: Health,
+    lane: BulkLane | None = None,
 ) -> None:
     relay_due = asyncio.Event()
+
+    def committed(outcome: BatchOutcome) -> None:
+        relay.committed(outcome)
+        relay_due.set()
 
     @app.agent(raw_topic(app, clean.TOPIC))
     async def aggregate(stream: Any) -> None:
@@ -47,8 +55,16 @@ def attach(
                     on_failure=batches.close,
                     health=health,
                 )
-                relay.committed(outcome)
-                relay_due.set()
+                committed(outcome)
+
+    if lane is not None:
+
+        @app.task
+        async def aggregate_bulk() -> None:
+            # Each bulk message applied, then its changes handed to the relay,
+            # then its offset committed (common/lanes.py).
+            async with stop_on_unexpected(SERVICE):
+                await lane.run(then=committed)
 
     @app.agent(raw_topic(app, deadletter.TOPIC))
     async def archive_letters(stream: Any) -> None:

@@ -4,15 +4,21 @@ once by the command (``itte aggregator``)."""
 from __future__ import annotations
 
 import faust
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from common import catalogue, db, migrations, referential
 from common.embedded import Servers
 from common.faust_app import make_app
 from common.kafka import BlockingProducer, ensure_topics_for
+from common.lag import BULK_GROUPS
+from common.lanes import BulkLane
 from common.retry import Health
+from schemas.catalogue import Catalogue
 from services.aggregator.app import attach
 from services.aggregator.archive import PostgresLetterArchive
-from services.aggregator.handlers import SERVICE, Archive, Batches, Relay
+from services.aggregator.bulk import BulkStore, Indicator
+from services.aggregator.handlers import SERVICE, Archive, Batches, BulkBatches, Relay
 from services.aggregator.progress import PostgresProgress
 from services.aggregator.publisher import KafkaDeadLetters, OutboxRelay
 from services.aggregator.rules import AggregationRules
@@ -27,9 +33,8 @@ def build(settings: AggregatorSettings, servers: Servers) -> faust.App:
     db.load_catalogue(engine, indicators)  # what the API shows is what we aggregate by
     engine.dispose()
     ensure_topics_for(settings, servers)
-    store = AggregateStore(
-        servers.database_url, referential.load(), AggregationRules.from_catalogue(indicators)
-    )
+    rules = AggregationRules.from_catalogue(indicators)
+    store = AggregateStore(servers.database_url, referential.load(), rules)
     producer = BlockingProducer(servers.kafka_bootstrap_servers, **servers.kafka_security)
     outbox = OutboxRelay(servers.database_url, producer, communes=settings.publish_communes)
     health = Health(SERVICE)
@@ -44,5 +49,44 @@ def build(settings: AggregatorSettings, servers: Servers) -> faust.App:
     )
     batches = Batches(store, KafkaDeadLetters(producer), PostgresProgress(servers.database_url))
     archive = Archive(PostgresLetterArchive(servers.database_url))
-    attach(app, batches, settings, relay=Relay(outbox), archive=archive, health=health)
+    attach(
+        app,
+        batches,
+        settings,
+        relay=Relay(outbox),
+        archive=archive,
+        health=health,
+        lane=bulk_lane(settings, servers, indicators, rules, health),
+    )
     return app
+
+
+def bulk_lane(
+    settings: AggregatorSettings,
+    servers: Servers,
+    indicators: Catalogue,
+    rules: AggregationRules,
+    health: Health,
+) -> BulkLane:
+    """The bulk lane: its own store and connections, the live lane's rules."""
+    ref = referential.load()
+    catalogue_of = {i.id: Indicator(i.agregation, i.unite) for i in indicators.indicateurs.values()}
+    producer = BlockingProducer(servers.kafka_bootstrap_servers, **servers.kafka_security)
+    store = AggregateStore(servers.database_url, ref, rules)
+    batches = Batches(store, KafkaDeadLetters(producer), PostgresProgress(servers.database_url))
+    known = pa.array(sorted(ref.communes), pa.string())
+    handler = BulkBatches(
+        BulkStore(servers.database_url, ref, catalogue_of),
+        batches,
+        rules,
+        lambda codes: pc.is_in(codes, value_set=known),
+    )
+    group, (topic,) = BULK_GROUPS["aggregator"]
+    return BulkLane(
+        servers,
+        group=group,
+        topic=topic,
+        handle=lambda message: handler.handle(message.value() or b""),
+        health=health,
+        on_failure=handler.close,
+    )

@@ -11,17 +11,31 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import ValidationError
 
 from common import metrics
 from common.errors import isolate
 from schemas.clean import CleanObservation, batch_position
 from schemas.deadletter import DeadLetter
+from services.aggregator import columns
 from services.aggregator.changes import Change
 from services.aggregator.letters import decode, foreign_letter, refused_letter, unplaced_letter
-from services.aggregator.ports import Aggregates, DeadLetters, LetterArchive, Outbox, Progress
+from services.aggregator.ports import (
+    Aggregates,
+    ApplyResult,
+    DeadLetters,
+    FastResult,
+    LetterArchive,
+    NewCommunes,
+    Outbox,
+    Progress,
+)
+from services.aggregator.rules import AggregationRules
 
 SERVICE = "aggregator"
 WAITING_MAX = 10_000  # batches whose publication is yet to be measured
@@ -58,21 +72,45 @@ class Batches:
         common/errors.py): then nothing of the batch is acknowledged."""
         with metrics.BATCH_SECONDS.labels(SERVICE).time():
             records, dead = decode(values)
-            results, refused = isolate(self.store.apply, records)
-            dead += [refused_letter(record, exc) for record, exc in refused]
-            dead += [unplaced_letter(r) for result in results for r in result.unplaced]
-            dead += [foreign_letter(*f) for result in results for f in result.foreign]
-            oldest = min((r.recu for r in records if r.recu > 0), default=None)
-            observe_freshness("stored", oldest)
-            self.letters.send(dead)
-            self.progress.mark(in_results(records, dead))
+            return self.applied(records, dead, [], len(values))
+
+    def applied(
+        self,
+        records: list[CleanObservation],
+        dead: list[DeadLetter],
+        done: list[tuple[str, list[int], list[Change]]],
+        messages: int,
+    ) -> BatchOutcome:
+        """``records`` through the store, each refused one isolated; then the
+        dead letters sent and the records in the results marked. ``done``:
+        (batch id, positions, changes) of records applied already (the bulk
+        lane's set path)."""
+        results, refused = isolate(self.store.apply, records) if records else ([], [])
+        dead += [refused_letter(record, exc) for record, exc in refused]
+        dead += [unplaced_letter(r) for result in results for r in result.unplaced]
+        dead += [foreign_letter(*f) for result in results for f in result.foreign]
+        oldest = min((r.recu for r in records if r.recu > 0), default=None)
+        observe_freshness("stored", oldest)
+        self.letters.send(dead)
+        marks = in_results(records, dead)
+        for batch_id, positions, _ in done:
+            marks[batch_id] += positions
+        self.progress.mark(marks)
+        changes = [c for _, _, c in done if c] + [r.changes for r in results if r.changes]
+        return self._counted(results, dead, oldest, changes, messages, len(records))
+
+    def _counted(
+        self,
+        results: list[ApplyResult],
+        dead: list[DeadLetter],
+        oldest: int | None,
+        changes: list[list[Change]],
+        messages: int,
+        records: int,
+    ) -> BatchOutcome:
         reasons = dict(Counter(d.reason for d in dead))
         outcome = BatchOutcome(
-            len(records),
-            sum(result.stale for result in results),
-            reasons,
-            oldest,
-            [result.changes for result in results if result.changes],
+            records, sum(result.stale for result in results), reasons, oldest, changes
         )
         metrics.RECORDS_IN.labels(SERVICE).inc(outcome.records)
         metrics.STALE.labels(SERVICE).inc(outcome.stale)
@@ -80,11 +118,11 @@ class Batches:
             metrics.DEAD_LETTERS.labels(SERVICE, reason).inc(n)
         log.debug(
             "batch of %d messages: %d records, %d dead-lettered",
-            len(values),
+            messages,
             outcome.records,
             len(dead),
             extra={
-                "messages": len(values),
+                "messages": messages,
                 "records": outcome.records,
                 "stale": outcome.stale,
                 "dead_letters": len(dead),
@@ -97,6 +135,58 @@ class Batches:
         database restart, say) the retry starts on fresh ones."""
         self.store.close()
         self.progress.close()
+
+
+class BulkBatches:
+    """One message of the bulk lane: its new communes applied as a set
+    (``NewCommunes``, one transaction, more only to isolate a row Postgres
+    refuses), every other record by the live lane's handler."""
+
+    def __init__(
+        self,
+        new_communes: NewCommunes,
+        batches: Batches,
+        rules: AggregationRules,
+        placed: Callable[[pa.Array], pa.Array],
+    ) -> None:
+        self.new_communes = new_communes
+        self.batches = batches
+        self.rules = rules
+        self.placed = placed  # which communes the referential has
+
+    def handle(self, value: bytes) -> BatchOutcome:
+        """Raises only what is not a record's fault, as Batches.handle."""
+        with metrics.BATCH_SECONDS.labels(SERVICE).time():
+            rows = columns.read(value)
+            fast, others, unplaced = columns.split(rows.table, self.rules, self.placed)
+
+            def apply(picked: list[int]) -> FastResult:
+                return self.new_communes.apply(
+                    fast.take(pa.array(picked, pa.int64())), rows.batch_id, rows.producer
+                )
+
+            results, refused = isolate(apply, list(range(fast.num_rows)))
+            # The rows whose commune had a row already go one by one.
+            existing = pa.array([p for r in results for p in r.existing], pa.int32())
+            left = fast.filter(pc.is_in(fast.column("position"), value_set=existing))
+            records = columns.observations(
+                pa.concat_tables([others, unplaced, left]), rows.batch_id, rows.producer
+            )
+            failed = columns.observations(
+                fast.take(pa.array([i for i, _ in refused], pa.int64())),
+                rows.batch_id,
+                rows.producer,
+            )
+            dead = rows.dead + [
+                refused_letter(record, exc)
+                for record, (_, exc) in zip(failed, refused, strict=True)
+            ]
+            done = [(rows.batch_id, [p + 1 for p in r.written], r.changes) for r in results]
+            return self.batches.applied(records + rows.records, dead, done, 1)
+
+    def close(self) -> None:
+        self.new_communes.close()
+        self.batches.close()
 
 
 class Relay:

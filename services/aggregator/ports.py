@@ -8,6 +8,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import pyarrow as pa
+
 from schemas.clean import CleanObservation
 from schemas.deadletter import DeadLetter
 from services.aggregator.changes import Change
@@ -28,6 +30,28 @@ class Aggregates(Protocol):
     def apply(self, records: list[CleanObservation]) -> ApplyResult:
         """Store the records and move every aggregate above them, atomically;
         replaying records already applied changes nothing."""
+        ...
+
+    def close(self) -> None:
+        """Drop the connection (the next call reconnects)."""
+        ...
+
+
+@dataclass
+class FastResult:
+    """Rows by their position in the raw batch."""
+
+    written: list[int] = field(default_factory=list)  # observation and commune row written
+    existing: list[int] = field(default_factory=list)  # left: the commune had a row already
+    changes: list[Change] = field(default_factory=list)
+
+
+class NewCommunes(Protocol):
+    """The bulk lane's set path (bulk.py)."""
+
+    def apply(self, rows: pa.Table, batch_id: str, producer: str | None) -> FastResult:
+        """Write the rows whose commune and observation are new, atomically;
+        leave the others (``FastResult.existing``)."""
         ...
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ import psycopg
 
 from common import db
 from common.kafka import BlockingProducer
-from schemas import aggregates, clean, deadletter, raw
+from schemas import aggregates, bulk, clean, deadletter, raw
 from tests.e2e.stack import Stack, eventually, get_json, post
 from tests.integration.test_kafka import read_all
 
@@ -114,10 +114,14 @@ def test_marked_personal_values_are_nowhere_in_clear(stack: Stack, tmp_path: Pat
 
     after_the_edge = b"".join(
         (m.key() or b"") + (m.value() or b"")
-        for topic in (clean.TOPIC, deadletter.TOPIC, aggregates.TOPIC)
+        for topic in (clean.TOPIC, bulk.CLEAN_TOPIC, deadletter.TOPIC, aggregates.TOPIC)
         for m in read_all(bootstrap, topic)
     ).decode(errors="replace")
-    raw_topic = b"".join(m.value() or b"" for m in read_all(bootstrap, raw.TOPIC)).decode()
+    raw_topic = b"".join(
+        m.value() or b""
+        for topic in (raw.TOPIC, bulk.RAW_TOPIC)
+        for m in read_all(bootstrap, topic)
+    ).decode(errors="replace")
     tables = table_texts(stack.env["DATABASE_URL"])
     files = "".join(
         path.read_text(errors="replace")

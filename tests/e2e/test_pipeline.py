@@ -11,9 +11,9 @@ from pathlib import Path
 import psycopg
 
 from common.referential import load
-from schemas import clean, deadletter
+from schemas import deadletter
 from tests.e2e.stack import Stack, eventually, get_json, post
-from tests.integration.test_kafka import read_all
+from tests.integration.test_kafka import clean_records, read_all
 
 REF = load()
 
@@ -123,12 +123,7 @@ def test_http_and_file_reach_the_api_and_the_dead_letters(stack: Stack, workdir:
     )
 
     # Accounting: every record sent is clean or dead-lettered, once.
-    clean_ids = {
-        r["record_id"]
-        for m in read_all(bootstrap, clean.TOPIC)
-        for r in json.loads(m.value())["records"]
-        if r["indicateur"] in ours
-    }
+    clean_ids = {r["record_id"] for r in clean_records(bootstrap, ours)}  # both lanes
     dead_ids = {d["record_id"] for d in dead}
     sent = len(records) + len(gironde) + len(bad)
     assert len(clean_ids) + len(dead_ids) == sent

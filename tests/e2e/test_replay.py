@@ -1,6 +1,6 @@
-"""Replaying the whole clean topic from offset 0 changes no aggregate, not even
-its revision: writes are idempotent, so at-least-once delivery is exactly-once
-in effect."""
+"""Replaying the whole of both clean topics from offset 0 changes no
+aggregate, not even its revision: writes are idempotent, so at-least-once
+delivery is exactly-once in effect, in the live lane and in the bulk lane."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
 from common.kafka import CONSUMER_DEFAULTS, BlockingProducer
+from common.lag import BULK_GROUPS, GROUPS
 from common.referential import load
-from schemas import clean
+from schemas import bulk, clean
 from tests.e2e.stack import Stack, eventually, post
 from tests.integration.test_kafka import read_all
 
-GROUP = "itte-aggregator"  # the aggregator's faust app id
+# The aggregator's consumer groups (common/lag.py): each lane's clean topic.
+LANES = {clean.TOPIC: GROUPS["aggregator"][0], bulk.CLEAN_TOPIC: BULK_GROUPS["aggregator"][0]}
 
 
 def snapshot(database_url: str) -> dict:
@@ -28,24 +30,31 @@ def snapshot(database_url: str) -> dict:
 
 
 def caught_up(bootstrap: str) -> bool:
-    """The aggregator has committed the end of every clean partition."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP, **CONSUMER_DEFAULTS})
-    partitions = consumer.list_topics(clean.TOPIC, timeout=10).topics[clean.TOPIC].partitions
-    tps = [TopicPartition(clean.TOPIC, p) for p in sorted(partitions)]
-    committed = [tp.offset for tp in consumer.committed(tps, timeout=10)]
-    ends = [consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps]
-    consumer.close()
-    return all(end == 0 or c >= end for c, end in zip(committed, ends, strict=True))
+    """The aggregator has committed the end of every partition of both lanes."""
+    for topic, group in LANES.items():
+        consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": group, **CONSUMER_DEFAULTS}
+        )
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        committed = [tp.offset for tp in consumer.committed(tps, timeout=10)]
+        ends = [consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps]
+        consumer.close()
+        if not all(end == 0 or c >= end for c, end in zip(committed, ends, strict=True)):
+            return False
+    return True
 
 
-def test_replaying_the_whole_clean_topic_changes_nothing(stack: Stack) -> None:
-    communes = sorted(load().communes)[:500]
+def test_replaying_both_clean_topics_changes_nothing(stack: Stack) -> None:
+    communes = sorted(load().communes)[:2000]
     records = [
         {"indicateur": "tmax", "commune": code, "annee": 2031, "valeur": i % 40}
         for i, code in enumerate(communes)
     ]
-    status, _ = post(stack.url("ingestor", "/observations"), json.dumps(records).encode())
-    assert status == 202
+    # 500 records, the live lane; 1,500, the bulk lane (a large request).
+    for part in (records[:500], records[500:]):
+        status, _ = post(stack.url("ingestor", "/observations"), json.dumps(part).encode())
+        assert status == 202
     bootstrap, url = stack.env["KAFKA_BOOTSTRAP_SERVERS"], stack.env["DATABASE_URL"]
 
     def ours_in(rows: dict) -> int:
@@ -55,8 +64,11 @@ def test_replaying_the_whole_clean_topic_changes_nothing(stack: Stack) -> None:
     eventually(lambda: caught_up(bootstrap), 60, "the aggregator to commit its offsets")
     before = snapshot(url)
 
-    # Every message of the topic, from offset 0, delivered a second time.
-    history = read_all(bootstrap, clean.TOPIC)
-    BlockingProducer(bootstrap).send_all(clean.TOPIC, ((m.key(), m.value()) for m in history))
+    # Every message of both topics, from offset 0, delivered a second time.
+    producer = BlockingProducer(bootstrap)
+    for topic in LANES:
+        history = read_all(bootstrap, topic)
+        assert history, topic
+        producer.send_to_partitions(topic, ((m.key(), m.value(), m.partition()) for m in history))
     eventually(lambda: caught_up(bootstrap), 120, "the replay to be consumed")
     assert snapshot(url) == before

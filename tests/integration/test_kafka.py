@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from common.embedded import Servers
 from common.kafka import CONSUMER_DEFAULTS, BlockingProducer, DeliveryError, ensure_topics
-from schemas import aggregates, limits, raw
+from schemas import aggregates, bulk, clean, limits, raw
 from schemas.aggregates import AggregateChange
 from services.aggregator.publisher import SELECT_PENDING, OutboxRelay
 from tests.strategies import values_within_bounds
@@ -54,6 +54,24 @@ def read_all(bootstrap: str, topic: str, since_ms: int = 0, timeout: float = 10.
                 reached.add(message.partition())
     consumer.close()
     return messages
+
+
+def clean_records(bootstrap: str, indicators: set[str]) -> list[dict]:
+    """Every record of ``indicators`` on both clean topics: the live lane's
+    envelopes and the bulk lane's columns (each with its record id)."""
+    found = [
+        r
+        for m in read_all(bootstrap, clean.TOPIC)
+        for r in json.loads(m.value())["records"]
+        if r["indicateur"] in indicators
+    ]
+    for m in read_all(bootstrap, bulk.CLEAN_TOPIC):
+        table = bulk.read_table(m.value())
+        batch_id = bulk.header_of(table, bulk.CleanHeader).batch_id
+        for row in table.to_pylist():
+            if row["indicateur"] in indicators:
+                found.append({**row, "record_id": f"{batch_id}:{row['position']:06d}"})
+    return found
 
 
 def test_topics_exist_and_creation_is_idempotent(servers: Servers) -> None:

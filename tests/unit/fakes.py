@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from typing import Any
 
-from schemas import deadletter
+from schemas import bulk, deadletter
 from schemas.clean import CleanObservation
 from schemas.deadletter import DeadLetter
 from services.aggregator.changes import Change
@@ -173,10 +173,11 @@ class MemoryPublisher:
 
 class MemoryProducer:
     """What RawPublisher needs of common.kafka.BlockingProducer: keeps the
-    values it is given, acknowledged at once."""
+    values it is given (``topics``: the topic of each), acknowledged at once."""
 
     def __init__(self) -> None:
         self.messages: list[bytes] = []
+        self.topics: list[str] = []
 
     def send_all(
         self,
@@ -184,8 +185,22 @@ class MemoryProducer:
         messages: Iterable[tuple[str | bytes | None, bytes]],
         timeout: float = 30.0,
     ) -> int:
-        self.messages += [value for _, value in messages]
+        values = [value for _, value in messages]
+        self.messages += values
+        self.topics += [topic] * len(values)
         return len(self.messages)
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every record published, in order: an envelope's as sent, a bulk
+        message's as its text cells (an absent field left out)."""
+        found: list[dict[str, Any]] = []
+        for topic, value in zip(self.topics, self.messages, strict=True):
+            if topic == bulk.RAW_TOPIC:
+                rows = bulk.read_table(value).to_pylist()
+                found += [{k: v for k, v in row.items() if v is not None} for row in rows]
+            else:
+                found += json.loads(value)["records"]
+        return found
 
 
 class MemoryIdempotencyKeys:

@@ -1,0 +1,406 @@
+"""Postgres adapter of the bulk lane: a first load of many communes applied
+as a set, in one transaction.
+
+A row of a clean bulk message (schemas/bulk.py) whose commune row and
+observation do not exist yet changes nothing but itself: its observation
+is new, its commune's aggregate is its own value, and its territories move
+by sums, counts and extremes of such values. Those rows are written with
+``COPY`` straight into ``observations``, ``aggregates`` (numbers reserved
+from the change feed in one call) and ``aggregate_change_log``, their
+messages built here; their territories' rows are grouped and merged by one
+statement, which returns theirs. No lookup per record: one range scan per
+(indicator, sub-field, year) finds the communes already there, whose rows
+go, with every other case (a correction, a pair, several sources for one
+commune), to the record-by-record store (``store.py``). The locks, the
+numbering lock and the change log are the store's: the two paths may run
+side by side, and after a crash a replay finds the rows and changes nothing.
+``tests/integration/test_bulk_store.py`` holds the two paths equal.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from common import db, referential
+from common.referential import FRANCE
+from schemas import bulk
+from services.aggregator.changes import PUBLISHED, Change, changes_of
+from services.aggregator.ports import FastResult
+from services.aggregator.store import LOCK_BUCKETS, LOCK_NAMESPACE, OBSERVATION_COLUMNS
+
+# Kinds whose territories move by the new commune values alone: no pair.
+FAST_KINDS = frozenset({"somme", "nombre", "min", "max", "non_agregeable"})
+
+# The communes of each (indicator, sub-field, year) between two codes that
+# already have a row, or an observation (by the code sent): a range scan of
+# each primary key, not a probe per record.
+GROUPS = "unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[]) AS g(i, s, y, lo, hi)"
+EXISTING = f"""
+SELECT g.i, g.s, g.y, a.code FROM {GROUPS}
+CROSS JOIN LATERAL (
+    SELECT a.code FROM aggregates a
+    WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau) = (g.i, g.s, g.y, 'commune')
+      AND a.code BETWEEN g.lo AND g.hi
+) a
+UNION ALL
+SELECT g.i, g.s, g.y, o.commune_source FROM {GROUPS}
+CROSS JOIN LATERAL (
+    SELECT o.commune_source FROM observations o
+    WHERE (o.indicateur, o.sous_champ, o.annee) = (g.i, g.s, g.y)
+      AND o.commune_source BETWEEN g.lo AND g.hi
+) o
+"""
+
+# Numbers for n rows at once, under the numbering lock (common/db.py): no
+# other writer takes one before the transaction ends, so they are in order.
+RESERVE = "SELECT setval('aggregate_changes', nextval('aggregate_changes') + %s - 1)"
+NOW = "SELECT to_json(now())::text"
+
+AGGREGATE_COPY = (
+    "indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs, unite, "
+    "numerateur, denominateur, revision, change_seq"
+)
+STAGED = """
+CREATE TEMP TABLE IF NOT EXISTS new_communes (
+    indicateur text, sous_champ text, annee int, valeur numeric, unite text, kind text,
+    epci text, departement text, region text
+) ON COMMIT DELETE ROWS
+"""
+
+# The territories of the new commune rows, each by its indicator's rule;
+# merged into rows that exist as the store's deltas and extremes would.
+LEVELS = f"""VALUES ('epci', n.epci), ('departement', n.departement), ('region', n.region),
+                    ('france', '{FRANCE}')"""
+TERRITORIES = db.logged(
+    f"""
+INSERT INTO aggregates AS a (indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs,
+                             unite, numerateur, denominateur, revision, change_seq)
+SELECT n.indicateur, n.sous_champ, n.annee, t.niveau, t.code,
+       CASE min(n.kind)
+           WHEN 'somme' THEN coalesce(sum(n.valeur), 0)
+           WHEN 'nombre' THEN count(*) FILTER (WHERE n.valeur <> 0)
+           WHEN 'min' THEN coalesce(min(n.valeur), 0)
+           ELSE coalesce(max(n.valeur), 0)
+       END,
+       count(n.valeur), max(n.unite), 0, 0, 1, {db.NEXT_CHANGE}
+FROM new_communes n CROSS JOIN LATERAL ({LEVELS}) AS t(niveau, code)
+WHERE t.code IS NOT NULL AND n.kind <> 'non_agregeable'
+GROUP BY n.indicateur, n.sous_champ, n.annee, t.niveau, t.code
+ORDER BY n.indicateur, n.sous_champ, n.annee, t.niveau, t.code
+ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
+    valeur = CASE (SELECT agregation FROM indicators WHERE id = a.indicateur)
+        WHEN 'min' THEN CASE WHEN EXCLUDED.nb_valeurs = 0 THEN a.valeur
+                             WHEN a.nb_valeurs = 0 THEN EXCLUDED.valeur
+                             ELSE least(a.valeur, EXCLUDED.valeur) END
+        WHEN 'max' THEN CASE WHEN EXCLUDED.nb_valeurs = 0 THEN a.valeur
+                             WHEN a.nb_valeurs = 0 THEN EXCLUDED.valeur
+                             ELSE greatest(a.valeur, EXCLUDED.valeur) END
+        ELSE a.valeur + EXCLUDED.valeur
+    END,
+    nb_valeurs = a.nb_valeurs + EXCLUDED.nb_valeurs,
+    unite = COALESCE(EXCLUDED.unite, a.unite),
+    revision = a.revision + 1,
+    change_seq = EXCLUDED.change_seq,
+    previous_seq = a.change_seq,
+    updated_at = now()""",
+    select=PUBLISHED,
+)
+
+CSV = pacsv.WriteOptions(include_header=False)
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """What a commune row's message says of its indicator (the catalogue's)."""
+
+    agregation: str
+    unite: str | None
+
+
+class BulkStore:
+    """Applies the new communes of a clean bulk table (see the module)."""
+
+    def __init__(
+        self,
+        database_url: str,
+        ref: referential.Referential,
+        indicators: Mapping[str, Indicator],
+    ) -> None:
+        self._database_url = database_url
+        self._indicators = indicators
+        codes = sorted(ref.communes)
+        self._codes = pa.array(codes, pa.string())
+        self._epci = pa.array([ref.communes[c].epci for c in codes], pa.string())
+        self._departement = pa.array([ref.communes[c].departement for c in codes], pa.string())
+        self._region = pa.array([ref.communes[c].region for c in codes], pa.string())
+        self._nom = pa.array([json.dumps(ref.communes[c].nom, ensure_ascii=False) for c in codes])
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        self._conn = db.usable(self._conn, lambda: psycopg.connect(self._database_url))
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    def apply(self, rows: pa.Table, batch_id: str, producer: str | None) -> FastResult:
+        """``rows``: clean rows of fast kinds, one for each observation key
+        and commune, communes of the referential. Those whose commune or
+        observation exists are left (``FastResult.existing``); the others
+        are written, atomically."""
+        conn = self._connection()
+        with conn.transaction(), conn.cursor() as cur:
+            buckets = pc.unique(
+                pc.remainder(pc.cast(rows.column("place"), pa.int64()), LOCK_BUCKETS)
+            )
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(%s, b) FROM unnest(%s::int[]) AS b",
+                (LOCK_NAMESPACE, db.array_literal(sorted(buckets.to_pylist()))),
+            )
+            existing = self._existing(cur, rows)
+            positions = rows.column("position").to_pylist()
+            result = FastResult(existing=[positions[i] for i in sorted(existing)])
+            if existing:
+                rows = rows.filter(pa.array([i not in existing for i in range(rows.num_rows)]))
+            if rows.num_rows:
+                result.changes = self._write(cur, rows, batch_id, producer)
+                result.written = rows.column("position").to_pylist()
+        return result
+
+    def _existing(self, cur: psycopg.Cursor[Any], rows: pa.Table) -> set[int]:
+        groups = rows.group_by(["indicateur", "sous_champ", "annee"]).aggregate(
+            [
+                ("commune", "min"),
+                ("commune", "max"),
+                ("commune_source", "min"),
+                ("commune_source", "max"),
+            ]
+        )
+        keys = [groups.column(n).to_pylist() for n in ("indicateur", "sous_champ", "annee")]
+        low = pc.min_element_wise(groups.column("commune_min"), groups.column("commune_source_min"))
+        high = pc.max_element_wise(
+            groups.column("commune_max"), groups.column("commune_source_max")
+        )
+        arguments = [
+            *(db.array_literal(k) for k in keys),
+            db.array_literal(low.to_pylist()),
+            db.array_literal(high.to_pylist()),
+        ]
+        found = cur.execute(EXISTING, arguments * 2).fetchall()
+        if not found:
+            return set()
+        there = {(i, s, y, c) for i, s, y, c in found}
+        row_keys = zip(
+            *(rows.column(n).to_pylist() for n in ("indicateur", "sous_champ", "annee")),
+            rows.column("commune").to_pylist(),
+            rows.column("commune_source").to_pylist(),
+            strict=True,
+        )
+        return {
+            i
+            for i, (ind, sc, y, c, src) in enumerate(row_keys)
+            if (ind, sc, y, c) in there or (ind, sc, y, src) in there
+        }
+
+    def _write(
+        self, cur: psycopg.Cursor[Any], rows: pa.Table, batch_id: str, producer: str | None
+    ) -> list[Change]:
+        n = rows.num_rows
+        positions = pc.utf8_lpad(pc.cast(rows.column("position"), pa.string()), 6, "0")
+        record_ids = pc.binary_join_element_wise(f"{batch_id}:", positions, "")
+        observations = pa.table(
+            {
+                **{
+                    name: rows.column(name)
+                    for name in (
+                        "indicateur",
+                        "sous_champ",
+                        "annee",
+                        "commune_source",
+                        "commune",
+                        "valeur",
+                        "marqueur",
+                        "unite",
+                        "libelle_indicateur",
+                        "libelle_sous_champ",
+                        "version",
+                        "version_explicite",
+                        "recu",
+                    )
+                },
+                "record_id": record_ids,
+                "pii": rows.column("pii"),
+                "pii_key_id": rows.column("pii_key_id"),
+                "producteur": pa.array([producer] * n, pa.string()),
+            }
+        )
+        copy(
+            cur, f"COPY observations ({OBSERVATION_COLUMNS}) FROM STDIN (FORMAT csv)", observations
+        )
+        cur.execute(db.NUMBERING_LOCK)
+        last = one(cur.execute(RESERVE, (n,)))
+        seqs = pa.array(range(last - n + 1, last + 1), pa.int64())
+        reporting = pc.cast(pc.is_valid(rows.column("valeur")), pa.int32())
+        key = [rows.column(name) for name in ("indicateur", "sous_champ", "annee")]
+        commune = pa.array(["commune"] * n, pa.string())
+        zero = pa.array(["0"] * n, pa.string())
+        copy(
+            cur,
+            f"COPY aggregates ({AGGREGATE_COPY}) FROM STDIN (FORMAT csv)",
+            pa.table(
+                [
+                    *key,
+                    commune,
+                    rows.column("commune"),
+                    pc.fill_null(rows.column("valeur"), "0"),
+                    reporting,
+                    rows.column("unite"),
+                    zero,
+                    zero,
+                    pa.array([1] * n, pa.int64()),
+                    seqs,
+                ],
+                names=AGGREGATE_COPY.split(", "),
+            ),
+        )
+        copy(
+            cur,
+            f"COPY aggregate_change_log (change_seq, {db.AGGREGATE_KEY}) FROM STDIN (FORMAT csv)",
+            pa.table(
+                [seqs, *key, commune, rows.column("commune")],
+                names=["change_seq", *db.AGGREGATE_KEY_COLUMNS],
+            ),
+        )
+        now = one(cur.execute(NOW))
+        changes = self._commune_changes(rows, seqs, reporting, now)
+        cur.execute(STAGED)
+        copy(cur, "COPY new_communes FROM STDIN (FORMAT csv)", self._territories_of(rows))
+        changes += changes_of(cur.execute(TERRITORIES).fetchall())
+        return changes
+
+    def _territories_of(self, rows: pa.Table) -> pa.Table:
+        at = pc.index_in(rows.column("commune"), value_set=self._codes)
+        kinds = by_indicator(rows.column("indicateur"), lambda i: self._indicator(i).agregation)
+        return pa.table(
+            [
+                rows.column("indicateur"),
+                rows.column("sous_champ"),
+                rows.column("annee"),
+                rows.column("valeur"),
+                rows.column("unite"),
+                kinds,
+                self._epci.take(at),
+                self._departement.take(at),
+                self._region.take(at),
+            ],
+            names=[
+                "indicateur",
+                "sous_champ",
+                "annee",
+                "valeur",
+                "unite",
+                "kind",
+                "epci",
+                "departement",
+                "region",
+            ],
+        )
+
+    def _indicator(self, name: str) -> Indicator:
+        return self._indicators.get(name) or Indicator("non_agregeable", None)
+
+    def _commune_changes(
+        self, rows: pa.Table, seqs: pa.Array, reporting: pa.Array, now: str
+    ) -> list[Change]:
+        """Each new commune row's message, as Postgres builds it (changes.py):
+        the same fields, in the same order, the same text."""
+        n = rows.num_rows
+        at = pc.index_in(rows.column("commune"), value_set=self._codes)
+        reported = pc.cast(reporting, pa.string())
+        unite = by_indicator(rows.column("indicateur"), lambda i: self._indicator(i).unite)
+        unite = pc.if_else(pc.is_valid(unite), unite, rows.column("unite"))
+        parts = [
+            '{"indicateur":',
+            json_text(rows.column("indicateur")),
+            ',"sous_champ":',
+            json_text(rows.column("sous_champ")),
+            ',"annee":',
+            pc.cast(rows.column("annee"), pa.string()),
+            ',"niveau":"commune","code":',
+            json_text(rows.column("commune")),
+            ',"nom":',
+            self._nom.take(at),
+            ',"agregation":',
+            json_text(
+                by_indicator(rows.column("indicateur"), lambda i: self._indicator(i).agregation)
+            ),
+            ',"valeur":',
+            pc.fill_null(json_text(rows.column("valeur")), "null"),
+            ',"unite":',
+            pc.fill_null(json_text(unite), "null"),
+            ',"communes_renseignees":',
+            reported,
+            ',"communes_total":1,"revision":1,"updated_at":',
+            now,
+            ',"couverture":',
+            reported,
+            ',"complet":',
+            pc.if_else(pc.equal(reporting, 1), "true", "false"),
+            "}",
+        ]
+        columns = [pa.array([p] * n, pa.string()) if isinstance(p, str) else p for p in parts]
+        messages = pc.binary_join_element_wise(*columns, "")
+        keys = pc.binary_join_element_wise(
+            rows.column("indicateur"),
+            rows.column("sous_champ"),
+            pc.cast(rows.column("annee"), pa.string()),
+            "commune",
+            rows.column("commune"),
+            "|",
+        )
+        return [
+            Change(seq, "commune", key, message.encode())
+            for seq, key, message in zip(
+                seqs.to_pylist(), keys.to_pylist(), messages.to_pylist(), strict=True
+            )
+        ]
+
+
+def one(cur: psycopg.Cursor[Any]) -> Any:
+    """The single value a statement returns."""
+    row = cur.fetchone()
+    assert row is not None
+    return row[0]
+
+
+def by_indicator(column: pa.Array, of: Any) -> pa.Array:
+    """``of(indicator)`` for each row, once per distinct indicator."""
+    encoded = bulk.whole(column).dictionary_encode()
+    return pa.array([of(i) for i in encoded.dictionary.to_pylist()], pa.string()).take(
+        encoded.indices
+    )
+
+
+def json_text(column: pa.Array) -> pa.Array:
+    """Each text as a JSON string (null stays null), once per distinct value."""
+    encoded = bulk.whole(column).dictionary_encode()
+    texts = [json.dumps(v, ensure_ascii=False) for v in encoded.dictionary.to_pylist()]
+    return pa.array(texts, pa.string()).take(encoded.indices)
+
+
+def copy(cur: psycopg.Cursor[Any], statement: str, table: pa.Table) -> None:
+    """``table`` through ``COPY … (FORMAT csv)``: written as CSV by Arrow, in C."""
+    sink = io.BytesIO()
+    pacsv.write_csv(table, sink, CSV)
+    with cur.copy(statement) as writer:
+        writer.write(sink.getbuffer())

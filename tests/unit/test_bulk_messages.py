@@ -1,0 +1,107 @@
+"""A bulk message costs only its own records, whatever its bytes: anything
+written on the bulk topics, by anyone, is read without an exception, each
+record clean or dead-lettered with a reason."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas import bulk
+from schemas.clean import CleanObservation
+from schemas.deadletter import DeadLetter
+from schemas.raw import RawBatchHeader
+from services.aggregator import columns as aggregator_columns
+from services.cleaner.columns import ColumnCleaner, clean_bulk, observations_table
+from services.cleaner.transform import MessageOrigin
+from tests.unit.test_cleaner_transform import RECEIVED, RULES
+
+ORIGIN = MessageOrigin(bulk.RAW_TOPIC, 1, 9, 1_700_000_000_000)
+NOW = datetime(2026, 12, 3, tzinfo=UTC)
+
+
+def raw_message(rows: int = 3) -> bytes:
+    table = pa.table(
+        {
+            "indicateur": ["population"] * rows,
+            "commune": ["33063"] * rows,
+            "annee": ["2024"] * rows,
+            "valeur": [str(i) for i in range(rows)],
+        }
+    )
+    header = RawBatchHeader(batch_id="b", source="t", producer=None, received_at=RECEIVED)
+    return bulk.encode(table, header)
+
+
+def clean_message(rows: int = 3) -> bytes:
+    records = [
+        CleanObservation(
+            record_id=f"b:{i:06d}",
+            indicateur="population",
+            annee=2024,
+            commune="33063",
+            commune_source="33063",
+            valeur=Decimal(i),
+            version=1,
+        )
+        for i in range(rows)
+    ]
+    table = observations_table(enumerate(records))
+    assert table is not None
+    return bulk.encode(table, bulk.CleanHeader(batch_id="b"))
+
+
+@st.composite
+def mutated(draw: st.DrawFn, value: bytes) -> bytes:
+    """``value`` with a few of its bytes changed."""
+    changed = bytearray(value)
+    for _ in range(draw(st.integers(1, 8))):
+        changed[draw(st.integers(0, len(changed) - 1))] = draw(st.integers(0, 255))
+    return bytes(changed)
+
+
+def written(dead: list[DeadLetter]) -> None:
+    for letter in dead:  # every letter can be sent and read back
+        DeadLetter.model_validate_json(letter.model_dump_json())
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2000) | mutated(raw_message()))
+def test_any_bytes_on_the_raw_bulk_topic_cost_only_themselves(value: bytes) -> None:
+    result = clean_bulk(value, ORIGIN, ColumnCleaner(RULES), NOW)
+    assert result.table.num_rows + len(result.dead) >= 1
+    assert result.table.schema == bulk.CLEAN_SCHEMA
+    written(result.dead)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2000) | mutated(clean_message()))
+def test_any_bytes_on_the_clean_bulk_topic_cost_only_themselves(value: bytes) -> None:
+    rows = aggregator_columns.read(value)
+    assert rows.table.num_rows + len(rows.records) + len(rows.dead) >= 1
+    written(rows.dead)
+
+
+def test_a_clean_message_of_another_shape_is_read_record_by_record() -> None:
+    """Columns of other types, a value in an exponent, a NUL: read as the
+    live lane reads a record, or refused as it refuses one."""
+    table = pa.table(
+        {
+            "position": pa.array([0, 1, 2], pa.int64()),  # int64, not int32
+            "indicateur": ["population", "population", "population\x00"],
+            "sous_champ": ["total"] * 3,
+            "annee": [2024, 2024, 2024],
+            "commune": ["33063"] * 3,
+            "commune_source": ["33063"] * 3,
+            "valeur": ["1E+3", "12", "1"],
+            "version": [1, 1, 1],
+        }
+    )
+    rows = aggregator_columns.read(bulk.encode(table, bulk.CleanHeader(batch_id="x")))
+    assert [r.valeur for r in rows.records] == [Decimal("1E+3"), Decimal(12)]
+    [letter] = rows.dead
+    assert (letter.record_id, letter.reason) == ("x:000002", "invalid_schema")
