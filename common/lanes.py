@@ -18,21 +18,27 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 from common.embedded import Servers
 from common.errors import is_transient
-from common.kafka import CONSUMER_DEFAULTS, MAX_MESSAGE_BYTES
+from common.kafka import CONSUMER_DEFAULTS
 from common.retry import Health, retry_transient
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 # What librdkafka may hold ahead of the handler: a few bulk messages, not a
-# file's worth of them (the default is 64 MB).
-PREFETCH_KBYTES = 16 * 1024
+# file's worth of them (the default is 64 MB), fetched a few MB at a time (a
+# larger message still comes whole).
+PREFETCH_KBYTES = 4 * 1024
+FETCH_BYTES = 8 * 1024 * 1024
+# How long the broker may hold a fetch that finds nothing: librdkafka's
+# default (500 ms) would add up to that at each hop (as FETCH_MAX_WAIT_MS,
+# common/faust_app.py).
+FETCH_WAIT_MS = 50
 
 
 def transient(exc: BaseException) -> bool:
@@ -70,18 +76,20 @@ class BulkLane:
                 **self.servers.kafka_security,
                 **CONSUMER_DEFAULTS,
                 "group.id": self.group,
-                "max.partition.fetch.bytes": MAX_MESSAGE_BYTES,
-                "fetch.max.bytes": MAX_MESSAGE_BYTES,
+                "max.partition.fetch.bytes": FETCH_BYTES,
+                "fetch.max.bytes": FETCH_BYTES,
+                "fetch.wait.max.ms": FETCH_WAIT_MS,
                 "queued.max.messages.kbytes": PREFETCH_KBYTES,
             }
         )
         consumer.subscribe([self.topic])
         return consumer
 
-    async def run(self, then: Callable[[Any], None] | None = None) -> None:
+    async def run(self, then: Callable[[Any], Awaitable[None]] | None = None) -> None:
         """Until cancelled (the service stops); raises what is neither a
         record's fault nor transient, so that nothing more is committed.
-        ``then``: given what ``handle`` returned, before the commit."""
+        ``then``: given what ``handle`` returned, awaited before the commit
+        (and before the next message: it may hold the lane back)."""
         consumer = await asyncio.to_thread(self.consumer)
         try:
             while True:
@@ -93,7 +101,7 @@ class BulkLane:
                     continue
                 done = await self._retried(functools.partial(self.handle, message), self.on_failure)
                 if then is not None:
-                    then(done)
+                    await then(done)
                 await self._retried(
                     functools.partial(consumer.commit, message=message, asynchronous=False)
                 )

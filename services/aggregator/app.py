@@ -57,6 +57,13 @@ def attach(
                 )
                 committed(outcome)
 
+    async def committed_in_bulk(outcome: BatchOutcome) -> None:
+        # A file's changes are published as written while the lane waits for
+        # the relay, instead of piling up in memory (handlers.BULK_HELD).
+        committed(outcome)
+        while relay.catching_up():
+            await asyncio.sleep(settings.batch_seconds)
+
     if lane is not None:
 
         @app.task
@@ -64,7 +71,7 @@ def attach(
             # Each bulk message applied, then its changes handed to the relay,
             # then its offset committed (common/lanes.py).
             async with stop_on_unexpected(SERVICE):
-                await lane.run(then=committed)
+                await lane.run(then=committed_in_bulk)
 
     @app.agent(raw_topic(app, deadletter.TOPIC))
     async def archive_letters(stream: Any) -> None:

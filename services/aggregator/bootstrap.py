@@ -4,7 +4,6 @@ once by the command (``itte aggregator``)."""
 from __future__ import annotations
 
 import faust
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from common import catalogue, db, migrations, referential
@@ -14,6 +13,7 @@ from common.kafka import BlockingProducer, ensure_topics_for
 from common.lag import BULK_GROUPS
 from common.lanes import BulkLane
 from common.retry import Health
+from schemas import bulk
 from schemas.catalogue import Catalogue
 from services.aggregator.app import attach
 from services.aggregator.archive import PostgresLetterArchive
@@ -74,12 +74,12 @@ def bulk_lane(
     producer = BlockingProducer(servers.kafka_bootstrap_servers, **servers.kafka_security)
     store = AggregateStore(servers.database_url, ref, rules)
     batches = Batches(store, KafkaDeadLetters(producer), PostgresProgress(servers.database_url))
-    known = pa.array(sorted(ref.communes), pa.string())
+    known = bulk.CodeIndex(sorted(ref.communes))
     handler = BulkBatches(
         BulkStore(servers.database_url, ref, catalogue_of),
         batches,
         rules,
-        lambda codes: pc.is_in(codes, value_set=known),
+        lambda codes: pc.is_valid(known.positions(codes)),
     )
     group, (topic,) = BULK_GROUPS["aggregator"]
     return BulkLane(

@@ -23,6 +23,7 @@ import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import psycopg
@@ -138,7 +139,7 @@ class BulkStore:
         self._database_url = database_url
         self._indicators = indicators
         codes = sorted(ref.communes)
-        self._codes = pa.array(codes, pa.string())
+        self._codes = bulk.CodeIndex(codes)
         self._epci = pa.array([ref.communes[c].epci for c in codes], pa.string())
         self._departement = pa.array([ref.communes[c].departement for c in codes], pa.string())
         self._region = pa.array([ref.communes[c].region for c in codes], pa.string())
@@ -178,24 +179,19 @@ class BulkStore:
         return result
 
     def _existing(self, cur: psycopg.Cursor[Any], rows: pa.Table) -> set[int]:
-        groups = rows.group_by(["indicateur", "sous_champ", "annee"]).aggregate(
-            [
-                ("commune", "min"),
-                ("commune", "max"),
-                ("commune_source", "min"),
-                ("commune_source", "max"),
-            ]
-        )
-        keys = [groups.column(n).to_pylist() for n in ("indicateur", "sous_champ", "annee")]
-        low = pc.min_element_wise(groups.column("commune_min"), groups.column("commune_source_min"))
-        high = pc.max_element_wise(
-            groups.column("commune_max"), groups.column("commune_source_max")
-        )
-        arguments = [
-            *(db.array_literal(k) for k in keys),
-            db.array_literal(low.to_pylist()),
-            db.array_literal(high.to_pylist()),
-        ]
+        keys: list[tuple[Any, ...]] = []
+        lows: list[str] = []
+        highs: list[str] = []
+        for key, members in bulk.groups(rows, ["indicateur", "sous_champ", "annee"]):
+            codes = pa.concat_arrays(
+                [bulk.whole(rows.column(n)).take(members) for n in ("commune", "commune_source")]
+            )
+            low_high = pc.min_max(codes)
+            keys.append(key)
+            lows.append(low_high["min"].as_py())
+            highs.append(low_high["max"].as_py())
+        columns = [db.array_literal([k[i] for k in keys]) for i in range(3)]
+        arguments = [*columns, db.array_literal(lows), db.array_literal(highs)]
         found = cur.execute(EXISTING, arguments * 2).fetchall()
         if not found:
             return set()
@@ -289,7 +285,7 @@ class BulkStore:
         return changes
 
     def _territories_of(self, rows: pa.Table) -> pa.Table:
-        at = pc.index_in(rows.column("commune"), value_set=self._codes)
+        at = self._codes.positions(rows.column("commune"))
         kinds = by_indicator(rows.column("indicateur"), lambda i: self._indicator(i).agregation)
         return pa.table(
             [
@@ -325,7 +321,7 @@ class BulkStore:
         """Each new commune row's message, as Postgres builds it (changes.py):
         the same fields, in the same order, the same text."""
         n = rows.num_rows
-        at = pc.index_in(rows.column("commune"), value_set=self._codes)
+        at = self._codes.positions(rows.column("commune"))
         reported = pc.cast(reporting, pa.string())
         unite = by_indicator(rows.column("indicateur"), lambda i: self._indicator(i).unite)
         unite = pc.if_else(pc.is_valid(unite), unite, rows.column("unite"))
@@ -368,12 +364,15 @@ class BulkStore:
             rows.column("commune"),
             "|",
         )
-        return [
-            Change(seq, "commune", key, message.encode())
-            for seq, key, message in zip(
-                seqs.to_pylist(), keys.to_pylist(), messages.to_pylist(), strict=True
+        return list(
+            map(
+                Change,
+                seqs.to_pylist(),
+                repeat("commune"),
+                keys.to_pylist(),
+                messages.cast(pa.binary()).to_pylist(),
             )
-        ]
+        )
 
 
 def one(cur: psycopg.Cursor[Any]) -> Any:
@@ -391,11 +390,23 @@ def by_indicator(column: pa.Array, of: Any) -> pa.Array:
     )
 
 
+# What JSON escapes in a string (json.dumps with ensure_ascii=False, and
+# Postgres' to_json): a quote, a backslash, a control character.
+ESCAPED = r'["\\\x00-\x1f]'
+
+
 def json_text(column: pa.Array) -> pa.Array:
-    """Each text as a JSON string (null stays null), once per distinct value."""
-    encoded = bulk.whole(column).dictionary_encode()
+    """Each text as a JSON string (null stays null): quoted as it is when
+    nothing in it needs escaping (codes, numbers, most names), else by
+    json.dumps, once per distinct value."""
+    column = bulk.whole(column)
+    plain = pc.fill_null(pc.invert(pc.match_substring_regex(column, ESCAPED)), True)
+    quoted = pc.binary_join_element_wise('"', column, '"', "")
+    if pc.all(plain).as_py():
+        return quoted
+    encoded = pc.if_else(plain, pa.scalar(None, pa.string()), column).dictionary_encode()
     texts = [json.dumps(v, ensure_ascii=False) for v in encoded.dictionary.to_pylist()]
-    return pa.array(texts, pa.string()).take(encoded.indices)
+    return pc.if_else(plain, quoted, pa.array(texts, pa.string()).take(encoded.indices))
 
 
 def copy(cur: psycopg.Cursor[Any], statement: str, table: pa.Table) -> None:

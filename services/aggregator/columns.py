@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -151,27 +152,26 @@ def split(
 
 def alone(table: pa.Table, keys: list[str]) -> pa.Array:
     """Rows whose ``keys`` no other row of the table has."""
-    indexed = table.select(keys).append_column("row", pa.array(range(table.num_rows)))
-    counts = indexed.group_by(keys).aggregate([("row", "count"), ("row", "min")])
-    single = counts.filter(pc.equal(counts.column("row_count"), 1)).column("row_min")
-    return pc.is_in(pa.array(range(table.num_rows)), value_set=single.combine_chunks())
+    joined = pc.binary_join_element_wise(
+        *(pc.cast(table.column(k), pa.string()) for k in keys), "\x1f"
+    )
+    if pc.count_distinct(joined).as_py() == table.num_rows:  # the common case: all
+        return pa.array([True] * table.num_rows)
+    encoded = bulk.whole(joined).dictionary_encode()
+    counts = Counter(encoded.indices.to_pylist())
+    return pa.array([counts[i] == 1 for i in encoded.indices.to_pylist()])
 
 
 def one_unit(table: pa.Table) -> pa.Array:
     """Rows of an (indicator, sub-field, year) whose rows give one unit or
     none: then any order of the records gives its territories that unit."""
-    keys = ["indicateur", "sous_champ", "annee"]
-    units = table.select([*keys, "unite"]).group_by(keys).aggregate([("unite", "count_distinct")])
-    mixed = units.filter(pc.greater(units.column("unite_count_distinct"), 1))
-    if mixed.num_rows == 0:
-        return pa.array([True] * table.num_rows)
-    joined = pc.binary_join_element_wise(
-        *(pc.cast(table.column(k), pa.string()) for k in keys), "\x1f"
-    )
-    bad = pc.binary_join_element_wise(
-        *(pc.cast(mixed.column(k), pa.string()) for k in keys), "\x1f"
-    )
-    return pc.invert(pc.is_in(joined, value_set=bad.combine_chunks()))
+    ok = [True] * table.num_rows
+    unite = bulk.whole(table.column("unite"))
+    for _, rows in bulk.groups(table, ["indicateur", "sous_champ", "annee"]):
+        if pc.count_distinct(unite.take(rows)).as_py() > 1:
+            for i in rows.to_pylist():
+                ok[i] = False
+    return pa.array(ok)
 
 
 def observations(table: pa.Table, batch_id: str, producer: str | None) -> list[CleanObservation]:

@@ -41,8 +41,13 @@ SERVICE = "aggregator"
 WAITING_MAX = 10_000  # batches whose publication is yet to be measured
 # Changes held for publication as written, while the broker is away; past
 # this many, they are dropped and the change log is read instead (it holds
-# every change not yet published, whatever the memory of the process).
-CHANGES_HELD = 200_000
+# every change not yet published, whatever the memory of the process). A
+# change is about 600 bytes: 60,000 are about 36 MB.
+CHANGES_HELD = 60_000
+# The bulk lane waits before its next message while the relay holds more
+# than this: a file's changes published as written, not dropped and read
+# back (Relay.catching_up).
+BULK_HELD = 12_000
 # The outbox backlog (a count over the pending changes) is measured at most
 # this often: after every relay round it cost Postgres about 7 ms a round at
 # 5,000 corrections/s, for gauges Prometheus scrapes every 15 s and an alert
@@ -216,6 +221,11 @@ class Relay:
             self._held += sum(len(changes) for changes in outcome.changes)
             if self._held > CHANGES_HELD:
                 self._written, self._held, self._read_log = [], 0, True
+
+    def catching_up(self) -> bool:
+        """Whether the relay holds many changes yet to publish."""
+        with self._lock:
+            return self._held > BULK_HELD
 
     def handle(self) -> int:
         """How many changes were published; raises what publishing raised,

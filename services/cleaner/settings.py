@@ -15,7 +15,7 @@ class CleanerSettings(PiiSettings):
     )
     clean_batch_records: int = Field(500, ge=1, description="Records per clean message.")
     clean_bulk_records: int = Field(
-        5000,
+        10_000,
         ge=1,
         le=100_000,
         description="Records per clean message of the bulk lane (one aggregator transaction).",

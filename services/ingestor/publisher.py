@@ -46,7 +46,7 @@ class RawPublisher:
         hide: Callable[[dict[str, Any]], dict[str, Any]] = _unchanged,
         *,
         hide_columns: Callable[[pa.Table], pa.Table] = _same_table,
-        bulk_records: int = 10_000,
+        bulk_records: int = 40_000,
         bulk_from: int = 1_000,
     ) -> None:
         self._producer = producer

@@ -15,10 +15,13 @@ class IngestorSettings(PiiSettings):
     batch_records: int = Field(
         2000, ge=1, le=10_000, description="Records per Kafka message (files)."
     )
+    # The cleaner cuts a bulk message by place into one per partition of
+    # indicators.clean.bulk: 40,000 make clean messages of about 10,000 on 4,
+    # one aggregator transaction each (docs/measurements.md).
     bulk_records: int = Field(
-        10_000,
+        40_000,
         ge=1,
-        le=100_000,
+        le=200_000,
         description="Records per message of the bulk lane (files, pulls, large requests).",
     )
     bulk_from_records: int = Field(

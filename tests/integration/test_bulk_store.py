@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -36,7 +35,7 @@ from tests.unit.fakes import MemoryDeadLetters, MemoryProgress
 CATALOGUE = catalogue.load(TEST_CATALOGUE)
 RULES = AggregationRules.from_catalogue(CATALOGUE)
 REF = load()
-KNOWN = pa.array(sorted(REF.communes), pa.string())
+KNOWN = bulk.CodeIndex(sorted(REF.communes))
 INDICATORS = ["pop", "co2", "tmax", "tmin", "equipee", "part", "local", "population"]
 # Communes of one EPCI and département, Paris, a merged commune's former code.
 COMMUNES = ["33063", "33281", "33318", "33069", "74010", "74002", "75056", "01015"]
@@ -47,7 +46,7 @@ def bulk_handler(url: str) -> tuple[BulkBatches, MemoryDeadLetters]:
     indicators = {i.id: Indicator(i.agregation, i.unite) for i in CATALOGUE.indicateurs.values()}
     letters = MemoryDeadLetters()
     batches = Batches(AggregateStore(url, REF, RULES), letters, MemoryProgress())
-    placed = lambda codes: pc.is_in(codes, value_set=KNOWN)  # noqa: E731
+    placed = lambda codes: pc.is_valid(KNOWN.positions(codes))  # noqa: E731
     return BulkBatches(BulkStore(url, REF, indicators), batches, RULES, placed), letters
 
 
