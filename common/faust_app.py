@@ -185,6 +185,10 @@ def readiness(
         body["error"] = body["reason"] = state.last_error
     elif require_partitions and not assigned:
         body |= {"status": "waiting", "reason": "no partition assigned yet"}
+    elif require_partitions and (
+        reason := next((r for check in state.waiting if (r := check()) is not None), None)
+    ):
+        body |= {"status": "waiting", "reason": reason}
     return body, 200 if body["status"] == "ok" else 503
 
 

@@ -68,6 +68,18 @@ class BulkLane:
         self.handle = handle
         self.health = health
         self.on_failure = on_failure
+        self.partitions: set[tuple[str, int]] = set()
+        health.waiting.append(self.unassigned)
+
+    def unassigned(self) -> str | None:
+        """Why the lane is not ready, or None: it owns partitions."""
+        return None if self.partitions else f"no partition of {self.topic} assigned yet"
+
+    def _assigned(self, _: Consumer, partitions: list[Any]) -> None:
+        self.partitions |= {(tp.topic, tp.partition) for tp in partitions}
+
+    def _revoked(self, _: Consumer, partitions: list[Any]) -> None:
+        self.partitions -= {(tp.topic, tp.partition) for tp in partitions}
 
     def consumer(self) -> Consumer:
         consumer = Consumer(
@@ -82,7 +94,9 @@ class BulkLane:
                 "queued.max.messages.kbytes": PREFETCH_KBYTES,
             }
         )
-        consumer.subscribe([self.topic])
+        consumer.subscribe(
+            [self.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
+        )
         return consumer
 
     async def run(self, then: Callable[[Any], Awaitable[None]] | None = None) -> None:

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from common import metrics
@@ -21,11 +21,14 @@ T = TypeVar("T")
 @dataclass
 class Health:
     """What the health endpoint reports: failing since when, and why; the
-    same as metrics (``itte_retries_total``, ``itte_failing_seconds``)."""
+    same as metrics (``itte_retries_total``, ``itte_failing_seconds``).
+    ``waiting``: what else must hold for the service to be ready (each says
+    why not, or None), such as a bulk lane's partitions."""
 
     service: str = "unknown"
     failing_since: float | None = None
     last_error: str | None = None
+    waiting: list[Callable[[], str | None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         metrics.FAILING.labels(self.service).set_function(self.failing_for)

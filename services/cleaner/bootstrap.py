@@ -28,6 +28,7 @@ def build(settings: CleanerSettings, servers: Servers) -> faust.App:
         catalogue=catalogue.load(settings.catalogue),
         accept_unknown=settings.unknown_indicators == "non_agregeable",
     )
+    health = Health("cleaner")
     app = make_app(
         "cleaner",
         servers,
@@ -36,6 +37,7 @@ def build(settings: CleanerSettings, servers: Servers) -> faust.App:
         partitions=settings.topic_partitions,
         # A raw message may be a whole HTTP request (up to 20,000 records).
         buffered_messages=16,
+        state=health,
     )
     cleaner = Cleaner(
         rules, batch_records=settings.clean_batch_records, partitions=layout[clean.TOPIC]
@@ -50,7 +52,7 @@ def build(settings: CleanerSettings, servers: Servers) -> faust.App:
         group=group,
         topic=topic,
         handle=bulk_entrypoint(bulk_cleaner, producer),
-        health=Health("cleaner"),
+        health=health,
     )
     attach(app, cleaner, lane)
     return app

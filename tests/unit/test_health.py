@@ -13,7 +13,9 @@ from fastapi.testclient import TestClient
 from faust.types import TP
 from prometheus_client import REGISTRY
 
+from common.embedded import Servers
 from common.faust_app import readiness
+from common.lanes import BulkLane
 from common.retry import Health
 from services.aggregator.handlers import Relay
 from services.api.app import create_app, read_only_engine
@@ -71,6 +73,24 @@ def test_a_faust_service_is_ready_with_partitions_and_no_retry_loop() -> None:
     health.failed(psycopg.OperationalError("the database restarts"))
     body, status = readiness(app, "cleaner", health, require_partitions=True)  # type: ignore[arg-type]
     assert status == 503 and "restarts" in body["reason"]
+
+
+def test_a_service_is_ready_only_once_its_bulk_lane_owns_partitions() -> None:
+    health = Health("unit-lane")
+    lane = BulkLane(
+        Servers("127.0.0.1:1", "postgresql://x"),
+        group="g",
+        topic="indicators.raw.bulk",
+        handle=lambda message: None,
+        health=health,
+    )
+    app = faust_app(("indicators.raw", 0))
+    body, status = readiness(app, "cleaner", health, require_partitions=True)  # type: ignore[arg-type]
+    assert status == 503 and "indicators.raw.bulk" in body["reason"]
+    lane._assigned(None, [SimpleNamespace(topic="indicators.raw.bulk", partition=1)])  # type: ignore[arg-type]
+    assert readiness(app, "cleaner", health, require_partitions=True)[1] == 200  # type: ignore[arg-type]
+    lane._revoked(None, [SimpleNamespace(topic="indicators.raw.bulk", partition=1)])  # type: ignore[arg-type]
+    assert readiness(app, "cleaner", health, require_partitions=True)[1] == 503  # type: ignore[arg-type]
 
 
 def sample(name: str, **labels: str) -> float:
