@@ -29,8 +29,9 @@ PORT_SETTING = {
 }
 
 
-def eventually(probe: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll ``probe`` until it returns something truthy (bounded, no bare sleeps)."""
+def eventually(probe: Callable[[], T | None], timeout: float, what: str, poll: float = 0.25) -> T:
+    """Poll ``probe`` until it returns something truthy (bounded, no bare
+    sleeps), every ``poll`` seconds."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -40,7 +41,7 @@ def eventually(probe: Callable[[], T | None], timeout: float, what: str) -> T:
                 return last
         except (OSError, ValueError, KeyError, AssertionError) as exc:
             last = exc
-        time.sleep(0.25)
+        time.sleep(poll)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
 
 
