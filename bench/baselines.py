@@ -3,6 +3,11 @@
 (a) ``limit``: the records produced to Kafka with confluent-kafka (one per
     message, as a producer would), consumed, and written with COPY into
     Postgres: no cleaning, no aggregation. What this machine can do at best.
+(a′) ``limit_same_writes``: the same, the records then written by the
+    aggregator's own set-based statements (services/aggregator/bulk.py:
+    observations, commune rows, every level, the change log), in this one
+    process: no cleaning, no service, nothing published. What itte's writes
+    cost at best.
 (b) ``pandas_batch``: the project's original batch scripts: ``read_csv``,
     ``to_sql``, then a ``groupby`` per level recomputed from scratch and
     written back with ``to_sql``.
@@ -16,17 +21,22 @@ import multiprocessing
 import time
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import psycopg
+import pyarrow as pa
 import sqlalchemy
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.data import as_json, observations, write_long_csv
-from common import db
+from bench.data import as_json, indicators_for, observations, write_catalogue, write_long_csv
+from common import catalogue, db, migrations
 from common.kafka import PRODUCER_DEFAULTS
 from common.referential import load
+from schemas import bulk
+from schemas.clean import place_hash
+from services.aggregator.bulk import BulkStore, Indicator
 
 PARTITIONS = 4
 
@@ -103,6 +113,79 @@ def limit(bootstrap: str, database_url: str, records: int, prefix: str) -> dict[
     }
 
 
+def limit_same_writes(
+    bootstrap: str, server_url: str, records: int, prefix: str, workdir: Path
+) -> dict[str, float]:
+    topic = f"bench.writes.{prefix}"
+    create_topic(bootstrap, topic)
+    indicators = catalogue.load(
+        write_catalogue(workdir / f"{prefix}.toml", prefix, indicators_for(records))
+    )
+    url = migrations.new_database(server_url, f"bench_writes_{prefix}", indicators)
+    engine = db.make_engine(url)
+    with engine.begin() as conn:  # as `itte migrate` leaves it
+        db.load_referential(conn, load())
+    engine.dispose()
+    rules = {i.id: Indicator(i.agregation, i.unite) for i in indicators.indicateurs.values()}
+    store = BulkStore(url, load(), rules)
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": topic, "enable.auto.commit": False}
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    started = time.monotonic()
+    producer = start_producer(bootstrap, topic, records, prefix)
+    written, batch = 0, 0
+    while written < records:
+        messages = consumer.consume(10_000, timeout=1)
+        if messages:
+            rows = [json.loads(m.value() or b"{}") for m in messages if not m.error()]
+            store.apply(clean_table(rows), f"{prefix}-{batch}", None)
+            consumer.commit(asynchronous=False)
+            written, batch = written + len(rows), batch + 1
+        elif not producer.is_alive() and producer.exitcode:
+            raise RuntimeError(f"the producer failed ({producer.exitcode})")
+    done = time.monotonic()
+    producer.join()
+    store.close()
+    consumer.close()
+    return {
+        "records": records,
+        "seconds": round(done - started, 2),
+        "records_per_second": round(records / (done - started)),
+    }
+
+
+def clean_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """The records as the cleaner writes them, without its checks (the
+    generated values are valid and written as Postgres prints them)."""
+    n = len(rows)
+    communes = [r["commune"] for r in rows]
+    return pa.table(
+        {
+            "position": pa.array(range(n), pa.int32()),
+            "indicateur": [r["indicateur"] for r in rows],
+            "sous_champ": ["total"] * n,
+            "annee": pa.array([r["annee"] for r in rows], pa.int16()),
+            "commune": communes,
+            "commune_source": communes,
+            "valeur": [r["valeur"] for r in rows],
+            "marqueur": pa.nulls(n, pa.string()),
+            "unite": pa.nulls(n, pa.string()),
+            "libelle_indicateur": pa.nulls(n, pa.string()),
+            "libelle_sous_champ": pa.nulls(n, pa.string()),
+            "version": pa.array([1] * n, pa.int64()),
+            "version_explicite": [False] * n,
+            "recu": pa.array([1] * n, pa.int64()),
+            "pii": pa.nulls(n, pa.string()),
+            "pii_key_id": pa.nulls(n, pa.string()),
+            "place": pa.array(
+                [place_hash("total", r["annee"], r["commune"]) for r in rows], pa.uint32()
+            ),
+        },
+        schema=bulk.CLEAN_SCHEMA,
+    )
+
+
 def referential_frame() -> pd.DataFrame:
     return pd.DataFrame(
         [(c.code, c.epci, c.departement, c.region) for c in load().communes.values()],
@@ -112,7 +195,7 @@ def referential_frame() -> pd.DataFrame:
 
 def pandas_batch(
     database_url: str, records: int, prefix: str, workdir: Path, update: int
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Times from reading the file to the last aggregate table written; then
     again with ``update`` records corrected: a batch script starts over."""
     source = workdir / f"{prefix}.csv"
@@ -120,6 +203,13 @@ def pandas_batch(
     engine = db.make_engine(database_url)
     table = f"bench_pandas_{prefix}"
     seconds = batch_run(source, engine, table)
+    with engine.connect() as conn:  # its France totals, to set beside itte's
+        totals = {
+            f"{i}|{a}": float(v)
+            for i, a, v in conn.execute(
+                sqlalchemy.text(f"SELECT indicateur, annee, valeur FROM {table}_france")
+            )
+        }
     write_long_csv(source, records, prefix, corrected_first=update)
     update_seconds = batch_run(source, engine, table)
     with engine.begin() as conn:
@@ -132,6 +222,7 @@ def pandas_batch(
         "seconds": round(seconds, 2),
         "records_per_second": round(records / seconds),
         "update_seconds": round(update_seconds, 2),
+        "france_totals": totals,
     }
 
 

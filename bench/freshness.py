@@ -24,16 +24,20 @@ from __future__ import annotations
 import functools
 import json
 import random
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psycopg
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
-from bench.data import YEARS, communes, write_catalogue
+from bench.data import YEARS, communes, indicators_for, write_catalogue, write_long_csv
 from bench.stack import COUNTED_AT_FRANCE, Stack, named, running_stack, wait_until_counted
 from bench.w1 import by_file
 from common.settings import CommonSettings
@@ -72,6 +76,9 @@ def probes_of(k: int) -> list[tuple[str, str]]:
     return [(f"{PROBE}_{k // GROUP}", pool[k]) for pool in probe_communes()]
 
 
+Probes = Callable[[int], list[tuple[str, str]]]
+
+
 @dataclass
 class Visibility:
     """When each request was first seen whole: each of its probes seen."""
@@ -102,12 +109,19 @@ class Requests:
         return range(self.first // GROUP, self.last // GROUP + 1)
 
 
-def watch_api(stack: Stack, requests: Requests, seen: Visibility, stop: threading.Event) -> None:
+def watch_api(
+    stack: Stack,
+    requests: Requests,
+    seen: Visibility,
+    stop: threading.Event,
+    probes: Probes = probes_of,
+    prefix: str = PROBE,
+) -> None:
     """Reads the commune rows of the probe groups with requests still unseen."""
     by_commune = {
         probe: (k, part)
         for k in range(requests.first, requests.last + 1)
-        for part, probe in enumerate(probes_of(k))
+        for part, probe in enumerate(probes(k))
     }
     annee = YEARS[0]
     with httpx.Client(timeout=10) as client:
@@ -119,7 +133,7 @@ def watch_api(stack: Stack, requests: Requests, seen: Visibility, stop: threadin
                 if all(k in seen.seen for k in ks) or not any(k in requests.sent for k in ks):
                     continue
                 url = stack.url(
-                    "api", f"/indicateurs?niveau=commune&indicateur={PROBE}_{group}&annee={annee}"
+                    "api", f"/indicateurs?niveau=commune&indicateur={prefix}_{group}&annee={annee}"
                 )
                 at = time.monotonic()
                 for row in client.get(url).json():
@@ -130,12 +144,16 @@ def watch_api(stack: Stack, requests: Requests, seen: Visibility, stop: threadin
 
 
 def tail_topic(
-    consumer: Consumer, requests: Requests, seen: Visibility, stop: threading.Event
+    consumer: Consumer,
+    requests: Requests,
+    seen: Visibility,
+    stop: threading.Event,
+    probes: Probes = probes_of,
 ) -> None:
     keys = {
         f"{indicateur}|total|{YEARS[0]}|commune|{commune}".encode(): (k, part)
         for k in range(requests.first, requests.last + 1)
-        for part, (indicateur, commune) in enumerate(probes_of(k))
+        for part, (indicateur, commune) in enumerate(probes(k))
     }
     while not stop.is_set():
         for message in consumer.consume(1000, timeout=0.1):
@@ -163,25 +181,31 @@ def percentile(values: list[float], q: float) -> float:
 
 def summary(requests: Requests, seen: Visibility, per_request: int) -> dict[str, object]:
     """Latencies per acknowledged record (each record of a request takes the
-    time it was seen whole); raises on an impossible sample."""
-    latencies = []
+    time it was seen whole), from the request's acknowledgement and from
+    its send; raises on an impossible sample. Percentiles are over the
+    records seen: ``unseen`` says how many were not."""
+    latencies, from_send = [], []
     for k, at in sorted(seen.seen.items()):
-        acked = requests.acked.get(k)
-        if acked is None or at < acked:
-            sent = requests.sent.get(k)
+        acked, sent = requests.acked.get(k), requests.sent.get(k)
+        if acked is None or sent is None or at < acked:
             raise ImpossibleSample(
                 f"request {k} seen at {at:.3f}, sent {sent}, acknowledged {acked}"
             )
         latencies.append(round((at - acked) * 1000, 1))
+        from_send.append(round((at - sent) * 1000, 1))
     if not latencies:
-        return {"samples": 0, "unseen": len(requests.acked), "latencies_ms": []}
+        return {"samples": 0, "unseen": len(requests.acked) * per_request, "latencies_ms": []}
     return {
         "samples": len(latencies) * per_request,
         "unseen": (len(requests.acked) - len(latencies)) * per_request,
         "p50_ms": percentile(latencies, 0.50),
         "p99_ms": percentile(latencies, 0.99),
         "max_ms": max(latencies),
+        "sent_p50_ms": percentile(from_send, 0.50),
+        "sent_p99_ms": percentile(from_send, 0.99),
+        "sent_max_ms": max(from_send),
         "latencies_ms": latencies,  # one per request: each stands for its per_request records
+        "sent_latencies_ms": from_send,
     }
 
 
@@ -258,12 +282,20 @@ def stream_corrections(stack: Stack, rate: int, seconds: float, first: int) -> d
     }
 
 
-def run(rates: list[int], seconds: float, workdir: Path, workers: int = 1) -> dict[str, object]:
-    """One stack (``workers`` cleaners and aggregators): the base data once,
-    then each rate in turn."""
-    base = len(communes())
+def run(
+    rates: list[int],
+    seconds: float,
+    workdir: Path,
+    workers: int = 1,
+    base: int = 0,
+    **settings: str,
+) -> dict[str, object]:
+    """One stack (``workers`` cleaners and aggregators): the base data once
+    (``base`` records, W1's; at least one indicator for every commune), then
+    each rate in turn, correcting the first indicator."""
+    base = max(base, len(communes()))
     requests = len(rates) * int(seconds / TICK)
-    catalogue = write_catalogue(workdir / "w2.toml", "w2", 1)
+    catalogue = write_catalogue(workdir / "w2.toml", "w2", indicators_for(base))
     catalogue.write_text(
         catalogue.read_text()
         + "".join(
@@ -271,7 +303,7 @@ def run(rates: list[int], seconds: float, workdir: Path, workers: int = 1) -> di
             for g in range(-(-requests // GROUP))
         )
     )
-    with running_stack(workdir / f"state-w2-{workers}", catalogue, workers) as stack:
+    with running_stack(workdir / f"state-w2-{workers}", catalogue, workers, **settings) as stack:
         by_file(stack, base, "w2", workdir)
         wait_until_counted(stack.servers.database_url, base, COUNTED_AT_FRANCE, named("w2"))
         results, first = [], 0
@@ -279,4 +311,105 @@ def run(rates: list[int], seconds: float, workdir: Path, workers: int = 1) -> di
             results.append(stream_corrections(stack, rate, seconds, first))
             first += int(seconds / TICK)
         rss = stack.peak_rss_mb()
-    return {"seconds": seconds, "workers": workers, "runs": results, "peak_rss_mb": rss}
+    return {
+        "seconds": seconds,
+        "workers": workers,
+        "base_records": base,
+        "runs": results,
+        "peak_rss_mb": rss,
+    }
+
+
+LIVE = "live"  # the indicators of W2 during a load (one per GROUP corrections)
+
+
+def live_probe(k: int) -> list[tuple[str, str]]:
+    """Correction ``k`` of W2 during a load: its own record, on a commune of its own."""
+    every = communes()
+    return [(f"{LIVE}_{k // GROUP}", every[k % len(every)])]
+
+
+def during_load(records: int, workdir: Path) -> dict[str, object]:
+    """While ``records`` records load from a file, one correction (one
+    record, its own probe) every TICK by HTTP, each timed from its send to
+    its value in the API and on the topic; until the load is counted."""
+    limit = int(600 / TICK)  # bounded: at most 10 minutes of corrections
+    catalogue = write_catalogue(workdir / "load.toml", "load", indicators_for(records))
+    catalogue.write_text(
+        catalogue.read_text()
+        + "".join(
+            f'[[indicateur]]\nid = "{LIVE}_{g}"\nlibelle = "direct {g}"\nagregation = "somme"\n\n'
+            for g in range(-(-limit // GROUP))
+        )
+    )
+    source = workdir / "load.csv"
+    write_long_csv(source, records, "load")
+    with running_stack(workdir / "state-load", catalogue) as stack:
+        requests = Requests(0, limit - 1)
+        api_seen, topic_seen = Visibility(parts=1), Visibility(parts=1)
+        stop = threading.Event()
+        consumer = aggregates_consumer(stack.servers.kafka_bootstrap_servers)
+        watchers = [
+            threading.Thread(
+                target=watch_api, args=(stack, requests, api_seen, stop, live_probe, LIVE)
+            ),
+            threading.Thread(
+                target=tail_topic, args=(consumer, requests, topic_seen, stop, live_probe)
+            ),
+        ]
+        for w in watchers:
+            w.start()
+        loading = subprocess.Popen(
+            [sys.executable, "-m", "itte", "ingest", str(source)],
+            env=stack.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = stack.url("ingestor", "/observations")
+        started = time.monotonic()
+        sent = 0
+        with httpx.Client(timeout=30) as client, ThreadPoolExecutor(4) as pool:
+
+            def send(k: int) -> None:
+                [(indicateur, commune)] = live_probe(k)
+                body = {
+                    "indicateur": indicateur,
+                    "commune": commune,
+                    "annee": YEARS[0],
+                    "valeur": k,
+                }
+                requests.sent[k] = time.monotonic()
+                client.post(url, json=[body]).raise_for_status()
+                requests.acked[k] = time.monotonic()
+
+            futures = []
+            while sent < limit and not loaded(stack, records):
+                time.sleep(max(0.0, started + sent * TICK - time.monotonic()))
+                futures.append(pool.submit(send, sent))
+                sent += 1
+            for future in futures:
+                future.result()
+        load_seconds = time.monotonic() - started
+        if loading.wait(120) != 0:
+            raise RuntimeError("itte ingest failed during W2's load")
+        requests.last = sent - 1
+        deadline = time.monotonic() + SETTLE
+        while min(len(api_seen.seen), len(topic_seen.seen)) < sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        for w in watchers:
+            w.join()
+        consumer.close()
+    return {
+        "records_loaded": records,
+        "load_seconds": round(load_seconds, 1),
+        "corrections": sent,
+        "api": summary(requests, api_seen, 1),
+        "topic": summary(requests, topic_seen, 1),
+    }
+
+
+def loaded(stack: Stack, records: int) -> bool:
+    with psycopg.connect(stack.servers.database_url) as conn:
+        row = conn.execute(COUNTED_AT_FRANCE, (named("load"),)).fetchone()
+    return row is not None and int(row[0]) >= records

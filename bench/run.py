@@ -14,10 +14,12 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +62,16 @@ def bulk_loads(sizes: Sizes, workdir: Path) -> dict[str, list[dict[str, Any]]]:
     """W1, interleaved: every pipeline once per repeat, so that the machine's
     noise falls on all of them alike."""
     runs: dict[str, list[dict[str, Any]]] = {
-        k: [] for k in ("itte_file", "itte_http", "itte_workers", "limit", "pandas", "naive_faust")
+        k: []
+        for k in (
+            "itte_file",
+            "itte_http",
+            "itte_workers",
+            "limit",
+            "limit_writes",
+            "pandas",
+            "naive_faust",
+        )
     }
     for r in range(sizes.repeats):
         runs["itte_file"].append(w1.run("file", sizes.records, f"file{r}", workdir))
@@ -73,6 +84,9 @@ def bulk_loads(sizes: Sizes, workdir: Path) -> dict[str, list[dict[str, Any]]]:
         try:
             kafka, database = servers.kafka_bootstrap_servers, servers.database_url
             runs["limit"].append(baselines.limit(kafka, database, sizes.records, f"limit{r}"))
+            runs["limit_writes"].append(
+                baselines.limit_same_writes(kafka, database, sizes.records, f"writes{r}", workdir)
+            )
             runs["pandas"].append(
                 baselines.pandas_batch(
                     database, sizes.records, f"pandas{r}", workdir, w1.UPDATE_RECORDS
@@ -97,7 +111,7 @@ def summarize_w1(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     ratios = {
         f"{mode}_to_{other}": statistics.median(rate(mode, i) / rate(other, i) for i in repeats)
         for mode in ("itte_file", "itte_http")
-        for other in ("limit", "pandas", "naive_faust")
+        for other in ("limit", "limit_writes", "pandas", "naive_faust")
     }
     ratios["itte_workers_to_itte_file"] = statistics.median(
         rate("itte_workers", i) / rate("itte_file", i) for i in repeats
@@ -130,8 +144,33 @@ def summarize_w1(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             service: statistics.median(r["cpu_seconds"][service] for r in runs["itte_file"])
             for service in runs["itte_file"][0]["cpu_seconds"]
         },
+        "cpu_us_per_record": statistics.median(r["cpu_us_per_record"] for r in runs["itte_file"]),
+        "france_totals": compare_totals(runs),
         "runs": runs,
     }
+
+
+# pandas sums floats: an exact total of 10**6 values of 10**5 has 16
+# significant digits, and float64 rounds past 15-17 of them.
+FLOAT_TOLERANCE = 1e-9
+
+
+def compare_totals(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """itte's France totals (exact) beside pandas' (floats), in each repeat:
+    equal within FLOAT_TOLERANCE of the value, or the run fails."""
+    compared, worst = 0, 0.0
+    for mode in ("itte_file", "itte_http"):
+        for ours, theirs in zip(runs[mode], runs["pandas"], strict=True):
+            exact = {k.split("|", 1)[1]: Decimal(v) for k, v in ours["france_totals"].items()}
+            floats = {k.split("|", 1)[1]: v for k, v in theirs["france_totals"].items()}
+            if exact.keys() != floats.keys():
+                raise RuntimeError(f"{mode}: France totals for {sorted(exact)} vs {sorted(floats)}")
+            for key, value in exact.items():
+                gap = abs(float(value) - floats[key]) / max(1.0, abs(float(value)))
+                if gap > FLOAT_TOLERANCE:
+                    raise RuntimeError(f"{mode} France {key}: {value} vs pandas {floats[key]}")
+                worst, compared = max(worst, gap), compared + 1
+    return {"compared": compared, "largest_relative_gap": worst, "tolerance": FLOAT_TOLERANCE}
 
 
 def summarize_w3(result: dict[str, Any]) -> dict[str, Any]:
@@ -186,6 +225,11 @@ def cpu_before(previous: Path) -> dict[str, Any] | None:
     }
 
 
+def git(*args: str) -> str:
+    done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT)
+    return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+
 def versions_on(state: Path) -> dict[str, str]:
     servers = given_or_embedded(state)
     try:
@@ -212,6 +256,9 @@ def main() -> None:
     started = time.monotonic()
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": git("rev-parse", "HEAD"),
+        # Uncommitted changes: the figures are then of no commit.
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
         "machine": describe_machine(),
         "versions": versions_on(workdir / "state-versions"),
         "sizes": asdict(sizes),
@@ -220,8 +267,12 @@ def main() -> None:
         results["w1"] = summarize_w1(bulk_loads(sizes, workdir))
         results["w1"]["before"] = cpu_before(args.out)
     if "w2" in args.only:
-        results["w2"] = freshness.run(list(sizes.w2_rates), sizes.w2_seconds, workdir)
+        results["w2"] = freshness.run(
+            list(sizes.w2_rates), sizes.w2_seconds, workdir, base=sizes.records
+        )
         print("W2:", json.dumps(results["w2"]))
+        results["w2_load"] = freshness.during_load(sizes.records, workdir)
+        print("W2 during a load:", json.dumps(results["w2_load"]))
         if sizes.w2_workers:
             results["w2_workers"] = freshness.run(
                 list(sizes.w2_rates[-2:]), sizes.w2_seconds / 2, workdir, sizes.w2_workers

@@ -2,12 +2,16 @@
 
 Each run starts fresh servers and the four services, pushes the generated
 records, and stops the clock when every one is counted in the France-level
-aggregates (committed in the same transaction as every other level).
+aggregates (committed in the same transaction as every other level) and
+every change is published on ``indicators.aggregates`` (the relay's cursor
+at the last number of the change log). The CPU of every process counts:
+the services, the broker, Postgres and the `itte ingest` command.
 """
 
 from __future__ import annotations
 
 import json
+import resource
 import signal
 import subprocess
 import sys
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 from bench.data import (
     YEARS,
@@ -35,7 +40,26 @@ HTTP_RECORDS_PER_REQUEST = 10_000
 HTTP_SENDERS = 2  # concurrent producers; the ingestor parses while one waits
 
 
+# Every number taken is published: the relay's cursor is at the log's last.
+PUBLISHED = """
+SELECT coalesce((SELECT published_seq FROM outbox_cursor WHERE relay = 'aggregates'), 0)
+       >= coalesce((SELECT max(change_seq) FROM aggregate_change_log), 0)
+"""
+FRANCE_TOTALS = """
+SELECT indicateur, annee, valeur FROM aggregates
+WHERE niveau = 'france' AND indicateur LIKE %s ORDER BY 1, 2
+"""
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's children that have ended (`itte ingest`)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def by_file(stack: Stack, records: int, prefix: str, workdir: Path) -> float:
+    """Starts the clock, runs `itte ingest` on the file; the command's CPU is
+    in ``children_cpu``."""
     source = workdir / f"{prefix}.csv"
     write_long_csv(source, records, prefix)
     started = time.monotonic()
@@ -47,6 +71,27 @@ def by_file(stack: Stack, records: int, prefix: str, workdir: Path) -> float:
     )
     source.unlink()
     return started
+
+
+def wait_until_published(database_url: str, timeout: float = 300) -> float:
+    """The monotonic time at which every committed change was published."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while True:
+            row = conn.execute(PUBLISHED).fetchone()
+            now = time.monotonic()
+            if row and row[0]:
+                return now
+            if now > deadline:
+                raise RuntimeError(f"changes still unpublished after {timeout} s")
+            time.sleep(0.05)
+
+
+def france_totals(database_url: str, prefix: str) -> dict[str, str]:
+    """Each indicator-year's France total, exact, as `indicateur|annee`."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(FRANCE_TOTALS, (named(prefix),)).fetchall()
+    return {f"{i}|{a}": str(v) for i, a, v in rows}
 
 
 def by_http(stack: Stack, records: int, prefix: str, workdir: Path) -> float:
@@ -107,15 +152,18 @@ def run(
         workdir / f"{prefix}.toml", prefix, indicators_for(records), agregation
     )
     with running_stack(workdir / f"state-{prefix}", catalogue, workers, **settings) as stack:
-        cpu_before = stack.cpu_seconds()
+        cpu_before, command_before = stack.cpu_seconds(), children_cpu()
         spies = sample(stack, profile) if profile else []
         cores = CoreTimeline(stack) if timeline else None
         started = PUSH[mode](stack, records, prefix, workdir)
         pushed = time.monotonic()
-        done = wait_until_counted(
+        command_cpu = children_cpu() - command_before  # `itte ingest` (by file)
+        counted = wait_until_counted(
             stack.servers.database_url, records, COUNTED_AT_FRANCE, named(prefix)
         )
+        done = wait_until_published(stack.servers.database_url)
         seconds = cores.stop() if cores else None
+        totals = france_totals(stack.servers.database_url, prefix)
         for spy in spies:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file and exits
         for spy in spies:
@@ -127,14 +175,19 @@ def run(
             else None
         )
         cpu = {n: round(s - cpu_before.get(n, 0), 1) for n, s in stack.cpu_seconds().items()}
+        if mode == "file":
+            cpu["itte ingest"] = round(command_cpu, 1)
         rss = stack.peak_rss_mb()
     return {
         "records": records,
         "push_seconds": round(pushed - started, 2),
+        "committed_seconds": round(counted - started, 2),
         "seconds": round(done - started, 2),
         "records_per_second": round(records / (done - started)),
         "update_seconds": None if update is None else round(update, 3),
         "cpu_seconds": cpu,
+        "cpu_us_per_record": round(1e6 * sum(cpu.values()) / records, 1),
+        "france_totals": totals,
         "peak_rss_mb": rss,
     } | ({"cores_by_second": seconds} if seconds is not None else {})
 
