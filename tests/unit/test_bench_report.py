@@ -88,9 +88,9 @@ def test_an_impossible_w2_sample_fails_the_run(acked: dict[int, float], seen_at:
 
 def test_a_fast_api_that_answers_errors_does_not_meet_w3() -> None:
     figures = copy.deepcopy(FIGURES)
-    [w3] = [row for row in targets(figures) if row[0].startswith("W3")]
+    [w3] = [row for row in targets(figures) if row[0].startswith("W3: ")]
     assert "**met**" in w3[2]
     figures["w3"]["runs"]["departement"][0]["api"]["errors"] = 3
     figures["w3"]["runs"]["epci"][-1]["api_no_cache"]["socket_errors"] = 2
-    [w3] = [row for row in targets(figures) if row[0].startswith("W3")]
+    [w3] = [row for row in targets(figures) if row[0].startswith("W3: ")]
     assert "**not met**" in w3[2] and "5 non-2xx answers or socket errors" in w3[2]
