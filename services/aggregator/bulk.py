@@ -61,7 +61,7 @@ CROSS JOIN LATERAL (
 ) o
 """
 
-# Numbers for n rows at once, under the numbering lock (common/db.py): no
+# Numbers for n rows at once, under the numbering lock (common/db/changes.py): no
 # other writer takes one before the transaction ends, so they are in order.
 RESERVE = "SELECT setval('aggregate_changes', nextval('aggregate_changes') + %s - 1)"
 NOW = "SELECT to_json(now())::text"

@@ -52,7 +52,7 @@ LIMIT %(page)s
 
 # Whether a change numbered between the cursor and a transaction's first
 # number is still in the log: it was committed before that transaction (the
-# numbering lock, common/db.py) and is not published yet.
+# numbering lock, common/db/changes.py) and is not published yet.
 OLDER_PENDING = """
 SELECT EXISTS (
     SELECT 1 FROM aggregate_change_log WHERE change_seq > %s AND change_seq < %s

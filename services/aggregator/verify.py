@@ -84,7 +84,7 @@ TRUTH_KEY = f"({db.key_of('t')})"
 # The locks, then the truth to rebuild from.
 PREPARE = [
     # Before the table's lock: an aggregator takes the numbering lock, then
-    # writes (common/db.py NUMBERING_LOCK).
+    # writes (common/db/changes.py NUMBERING_LOCK).
     db.NUMBERING_LOCK,
     # Writers wait; an aggregator transaction in flight applies its deltas on
     # top of the rebuilt rows, which did not see its uncommitted observations.

@@ -34,7 +34,7 @@ def counted(database_url: str) -> int:
 
 
 def writing(database_url: str) -> bool | None:
-    """A transaction holds the numbering lock (common/db.py): the aggregator
+    """A transaction holds the numbering lock (common/db/changes.py): the aggregator
     is in the middle of writing a batch."""
     with psycopg.connect(database_url) as conn:
         row = conn.execute(

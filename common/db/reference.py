@@ -1,0 +1,104 @@
+"""The reference data every service reads from the database: the catalogue
+of indicators and objectives (replaced by the aggregator at each start), the
+referential of communes and territories (reloaded when its version
+changes)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, text
+
+from common import referential
+from common.db.tables import (
+    communes,
+    former_codes,
+    indicators,
+    objectives,
+    referential_meta,
+    territories,
+)
+from schemas.catalogue import Catalogue
+
+log = logging.getLogger(__name__)
+# Aggregators starting together each replace the catalogue: one at a time, or
+# the second's inserts collide with the first's rows.
+CATALOGUE_LOCK = "SELECT pg_advisory_xact_lock(7277414)"
+
+
+def _territory_rows(ref: referential.Referential) -> list[dict[str, Any]]:
+    members: dict[str, Counter[str]] = {
+        "epci": Counter(),
+        "departement": Counter(),
+        "region": Counter(),
+    }
+    for c in ref.communes.values():
+        if c.epci:
+            members["epci"][c.epci] += 1
+        members["departement"][c.departement] += 1
+        members["region"][c.region] += 1
+    names = {"epci": ref.epci, "departement": ref.departements, "region": ref.regions}
+    rows = [
+        {"niveau": "commune", "code": c.code, "nom": c.nom, "communes_total": 1}
+        for c in ref.communes.values()
+    ]
+    for niveau, counts in members.items():
+        rows += [
+            {
+                "niveau": niveau,
+                "code": code,
+                "nom": names[niveau].get(code, code),
+                "communes_total": n,
+            }
+            for code, n in counts.items()
+        ]
+    rows.append(
+        {
+            "niveau": "france",
+            "code": referential.FRANCE,
+            "nom": "France",
+            "communes_total": len(ref.communes),
+        }
+    )
+    return rows
+
+
+def load_catalogue(engine: Engine, catalogue: Catalogue) -> None:
+    """Replace the indicators and objectives by ``catalogue`` (the aggregator's, at each start)."""
+    with engine.begin() as conn:
+        conn.execute(text(CATALOGUE_LOCK))
+        conn.execute(indicators.delete())
+        conn.execute(objectives.delete())
+        conn.execute(insert(indicators), [i.model_dump() for i in catalogue.indicateurs.values()])
+        if catalogue.objectifs:
+            conn.execute(insert(objectives), [o.model_dump() for o in catalogue.objectifs])
+
+
+def load_referential(conn: Connection, ref: referential.Referential) -> None:
+    """Communes, territories and former codes, reloaded when the version changes."""
+    if conn.execute(select(referential_meta.c.version)).scalar() == ref.version:
+        return
+    for table in (communes, territories, former_codes, referential_meta):
+        conn.execute(table.delete())
+    conn.execute(
+        insert(communes),
+        [
+            {
+                "code": c.code,
+                "nom": c.nom,
+                "departement": c.departement,
+                "region": c.region,
+                "epci": c.epci,
+                "population": c.population,
+            }
+            for c in ref.communes.values()
+        ],
+    )
+    conn.execute(insert(territories), _territory_rows(ref))
+    conn.execute(
+        insert(former_codes), [{"ancien": a, "actuel": b} for a, b in ref.former_codes.items()]
+    )
+    conn.execute(insert(referential_meta), {"id": 1, "version": ref.version})
+    log.info("loaded referential %s (%d communes)", ref.version, len(ref.communes))

@@ -1,0 +1,234 @@
+"""The Postgres tables, as SQLAlchemy sees them: the aggregator writes, the API reads.
+
+The migrations (``common/migrations``) create them; a test checks that both agree.
+
+Domain words stay French as in the source data (indicateur, annee, valeur,
+sous_champ); values are NUMERIC so running sums stay exact under corrections.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, BIT, JSONB
+
+metadata = MetaData()
+
+communes = Table(
+    "communes",
+    metadata,
+    Column("code", String(5), primary_key=True),
+    Column("nom", Text, nullable=False),
+    Column("departement", String(3), nullable=False, index=True),
+    Column("region", String(3), nullable=False, index=True),
+    Column("epci", String(9), index=True),
+    Column("population", Integer),
+)
+
+territories = Table(
+    "territories",
+    metadata,
+    Column("niveau", String(12), primary_key=True),
+    Column("code", String(9), primary_key=True),
+    Column("nom", Text, nullable=False),
+    Column("communes_total", Integer, nullable=False),
+)
+
+former_codes = Table(
+    "former_codes",
+    metadata,
+    Column("ancien", String(5), primary_key=True),
+    Column("actuel", String(5), nullable=False),
+)
+
+referential_meta = Table(
+    "referential_meta",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Text, nullable=False),
+    Column("loaded_at", DateTime(timezone=True), server_default=func.now()),
+)
+
+observations = Table(
+    "observations",
+    metadata,
+    Column("indicateur", Text, primary_key=True),
+    Column("sous_champ", Text, primary_key=True),
+    Column("annee", Integer, primary_key=True),
+    Column("commune_source", String(5), primary_key=True),
+    Column("commune", String(5), nullable=False),
+    Column("valeur", Numeric),
+    Column("marqueur", Text),
+    Column("unite", Text),
+    Column("libelle_indicateur", Text),
+    Column("libelle_sous_champ", Text),
+    Column("version", BigInteger, nullable=False),
+    Column("version_explicite", Boolean, nullable=False, server_default=text("false")),
+    Column("recu", BigInteger, nullable=False, server_default="0"),
+    Column("record_id", Text, nullable=False),
+    Column("pii", JSONB),
+    Column("pii_key_id", Text),
+    Column("producteur", Text),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+aggregates = Table(
+    "aggregates",
+    metadata,
+    Column("indicateur", Text, primary_key=True),
+    Column("sous_champ", Text, primary_key=True),
+    Column("annee", Integer, primary_key=True),
+    Column("niveau", String(12), primary_key=True),
+    Column("code", String(9), primary_key=True),
+    Column("valeur", Numeric, nullable=False),
+    # Values present below this aggregate: source observations at commune
+    # level, reporting communes above it.
+    Column("nb_valeurs", Integer, nullable=False),
+    Column("unite", Text),
+    # Pair sums (ratio, moyenne_ponderee): over communes where both are present.
+    Column("numerateur", Numeric, nullable=False, server_default="0"),
+    Column("denominateur", Numeric, nullable=False, server_default="0"),
+    Column("revision", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    # Its place in the change feed, taken when its change commits (0009): the
+    # outbox relay publishes the rows numbered after its cursor. Read through
+    # aggregate_change_log (0010): unindexed here, so that a change is a
+    # heap-only update, with room for it on the page (fillfactor).
+    Column("change_seq", BigInteger),
+    # The number the last change replaced, whose log entry it deleted (logged).
+    Column("previous_seq", BigInteger),
+    Index("aggregates_by_territory", "niveau", "code"),
+    postgresql_with={"fillfactor": 70},
+)
+
+# One entry for each numbered aggregate, by number: how the relay and the
+# change feed find the rows changed after a cursor (migration 0010).
+aggregate_change_log = Table(
+    "aggregate_change_log",
+    metadata,
+    Column("change_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("indicateur", Text, nullable=False),
+    Column("sous_champ", Text, nullable=False),
+    Column("annee", Integer, nullable=False),
+    Column("niveau", String(12), nullable=False),
+    Column("code", String(9), nullable=False),
+)
+
+# How far each relay has published the change feed (migration 0009).
+outbox_cursor = Table(
+    "outbox_cursor",
+    metadata,
+    Column("relay", Text, primary_key=True),
+    Column("published_seq", BigInteger, nullable=False),
+)
+
+indicators = Table(
+    "indicators",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("libelle", Text, nullable=False),
+    Column("unite", Text),
+    Column("description", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("min", Numeric),
+    Column("max", Numeric),
+    Column("agregation", Text, nullable=False),
+    Column("numerateur", Text),
+    Column("denominateur", Text),
+    Column("facteur", Numeric, nullable=False),
+    Column("poids", Text),
+    Column("sens", Text),
+    Column("sous_champs", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)
+
+# National objectives from the catalogue (migration 0008).
+objectives = Table(
+    "objectives",
+    metadata,
+    Column("indicateur", Text, primary_key=True),
+    Column("sous_champ", Text, primary_key=True),
+    Column("annee", Integer, primary_key=True),
+    Column("valeur", Numeric, nullable=False),
+    Column("echelle", Text, nullable=False),
+    Column("libelle", Text, nullable=False),
+    Column("source", Text, nullable=False),
+)
+
+ingest_requests = Table(
+    "ingest_requests",
+    metadata,
+    Column("producer", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("body_sha256", Text, nullable=False),
+    Column("status", Integer),
+    Column("response", JSONB),
+    Column("claimed_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Index("ingest_requests_claimed_at", "claimed_at"),  # to forget expired keys
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("record_id", Text, primary_key=True),
+    Column("batch_id", Text, index=False),
+    Column("position", Integer),
+    Column("stage", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("payload", JSONB),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("dead_letters_by_batch", "batch_id"),
+)
+
+# What became of each batch pushed over HTTP (migration 0005): the ingestor's
+# record of it, and the aggregator's bit per record in the results.
+ingest_batches = Table(
+    "ingest_batches",
+    metadata,
+    Column("batch_id", Text, primary_key=True),
+    Column("producer", Text, nullable=False),
+    Column("accepted", Integer, nullable=False),
+    Column("lines", ARRAY(Integer)),
+    Column("refused", JSONB, nullable=False, server_default=text("'[]'")),
+    Column("received_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Index("ingest_batches_received_at", "received_at"),
+)
+
+batch_progress = Table(
+    "batch_progress",
+    metadata,
+    Column("batch_id", Text, primary_key=True),
+    Column("clean", BIT(varying=True), nullable=False),
+)
+
+# The view of what readers see (each aggregate with its territory and its
+# value by its indicator's rule), described for SQLAlchemy queries; the
+# migrations create it, hence its own MetaData.
+aggregate_values = Table(
+    "aggregate_values",
+    MetaData(),
+    *(
+        Column(name, Text)
+        for name in ("indicateur", "sous_champ", "niveau", "code", "nom", "agregation", "unite")
+    ),
+    Column("annee", Integer),
+    Column("valeur", Numeric),
+    Column("communes_renseignees", Integer),
+    Column("communes_total", Integer),
+    Column("revision", BigInteger),
+    Column("updated_at", DateTime(timezone=True)),
+    Column("change_seq", BigInteger),
+)
