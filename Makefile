@@ -54,10 +54,10 @@ unit: install
 	$(BIN)/pytest -q tests/unit
 
 integration: install
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q --durations=10 tests/integration
 
 e2e: install
-	$(BIN)/pytest -q tests/e2e
+	$(BIN)/pytest -q --durations=15 tests/e2e
 
 bench: install $(WRK)  ## W1-W3 side by side, figures in BENCHMARKS.md (about 25 min)
 	$(BIN)/python -m bench.run

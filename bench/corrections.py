@@ -37,8 +37,8 @@ import psycopg
 from bench.data import RESULTS, communes, write_catalogue
 from bench.stack import given_or_embedded
 from common import catalogue, migrations
-from common.embedded import stop_embedded
 from common.referential import load
+from itte.embedded import stop_embedded
 from schemas.catalogue import Catalogue
 from schemas.clean import CleanObservation
 from services.aggregator import store as store_module

@@ -25,8 +25,8 @@ from typing import Any
 import psutil
 
 from bench.data import RESULTS, write_long_csv
-from common.embedded import ensure_broker, stop_embedded
 from common.kafka import ensure_topics
+from itte.embedded import ensure_broker, stop_embedded
 
 
 def measure(path: Path, env: dict[str, str]) -> dict[str, Any]:

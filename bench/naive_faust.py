@@ -26,8 +26,8 @@ from sqlalchemy import text
 from bench.baselines import create_topic, start_producer
 from bench.stack import named, wait_until_counted
 from common import db
-from common.embedded import free_port
 from common.referential import load
+from itte.embedded import free_port
 from itte.processes import wait_http
 from schemas.raw import RawObservation
 

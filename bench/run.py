@@ -28,7 +28,7 @@ from bench.data import RESULTS
 from bench.environment import describe_machine, versions
 from bench.report import render
 from bench.stack import given_or_embedded
-from common.embedded import stop_embedded
+from itte.embedded import stop_embedded
 
 ROOT = Path(__file__).parents[1]
 WORKERS = 2  # W1 scale-out: cleaners and aggregators on the 4 partitions

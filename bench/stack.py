@@ -15,8 +15,9 @@ import psutil
 import psycopg
 
 from common import db, migrations
-from common.embedded import Servers, ensure_servers, free_port, stop_embedded
 from common.kafka import ensure_topics
+from common.servers import Servers
+from itte.embedded import ensure_servers, free_port, stop_embedded
 from itte.processes import Processes, instances, wait_http
 
 # Cheap to poll on millions of rows (a handful of France-level rows), and

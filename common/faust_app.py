@@ -19,10 +19,10 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from common import logs, metrics
-from common.embedded import Servers
 from common.kafka import MAX_MESSAGE_BYTES
 from common.lag import GROUPS, consumer_lag, every_group
 from common.retry import Health
+from common.servers import Servers
 from common.settings import CommonSettings
 
 # faust asks the broker to hold each fetch up to 1.5 s (hard-coded). A broker

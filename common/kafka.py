@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from schemas import aggregates, clean, deadletter, raw
 
 if TYPE_CHECKING:
-    from common.embedded import Servers
+    from common.servers import Servers
     from common.settings import CommonSettings
 
 log = logging.getLogger(__name__)

@@ -23,10 +23,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
-from common.embedded import Servers
 from common.errors import is_transient
 from common.kafka import CONSUMER_DEFAULTS
 from common.retry import Health, retry_transient
+from common.servers import Servers
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5

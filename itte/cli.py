@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import logging.config
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -14,7 +15,7 @@ import click
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from common.embedded import Servers
+    from common.servers import Servers
     from common.settings import CommonSettings
 
 T = TypeVar("T", bound="BaseModel")
@@ -23,7 +24,7 @@ T = TypeVar("T", bound="BaseModel")
 def _servers(settings: CommonSettings, service: str, log_level: str | None = None) -> Servers:
     """Logging set up, and the servers' addresses: the configured ones, else
     the embedded servers (started if needed)."""
-    from common.embedded import servers_for
+    from itte.embedded import servers_for
 
     _logging(settings, service, log_level)
     return servers_for(settings)
@@ -44,6 +45,10 @@ def main() -> None:
     # default (mimalloc) kept the pages of freed batches, 50 MB more at the
     # aggregator's peak in a bulk load (docs/measurements.md).
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    # A shell's `&`, nohup and CI runners start commands with SIGINT ignored,
+    # and Python leaves it so: Ctrl-C (or `kill -INT`) would do nothing.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @main.command()
@@ -93,7 +98,7 @@ def migrate() -> None:
     """Bring the database to the schema of this version, load the referential,
     and give each service whose password is set its own login."""
     from common import db, migrations
-    from common.embedded import database_address
+    from itte.embedded import database_address
     from itte.up import MigrateSettings
 
     settings = MigrateSettings()
@@ -221,7 +226,7 @@ def status() -> None:
     1 when a service is not ready."""
     from rich.console import Console
 
-    from common.embedded import running_embedded
+    from itte.embedded import running_embedded
     from itte.status import StatusSettings, dead_letters, lags, look, render
 
     settings = StatusSettings()
@@ -241,8 +246,8 @@ def status() -> None:
 @click.option("--show", default=20, show_default=True, help="Differences to print.")
 def check(show: int) -> None:
     """Compare running aggregates with a recomputation; exit 1 on any difference."""
-    from common.embedded import database_address
     from common.settings import CommonSettings
+    from itte.embedded import database_address
     from services.aggregator.verify import check as run_check
 
     report = run_check(database_address(CommonSettings()))
@@ -255,8 +260,8 @@ def check(show: int) -> None:
 @main.command()
 def rebuild() -> None:
     """Recompute every aggregate from the stored observations (changes get published)."""
-    from common.embedded import database_address
     from common.settings import CommonSettings
+    from itte.embedded import database_address
     from services.aggregator.verify import rebuild as run_rebuild
 
     counts = run_rebuild(database_address(CommonSettings()))
@@ -430,8 +435,8 @@ def servers() -> None:
 @servers.command("start")
 def servers_start() -> None:
     """Start them (or find them running) and print their addresses."""
-    from common.embedded import ensure_servers
     from common.settings import CommonSettings
+    from itte.embedded import ensure_servers
 
     s = CommonSettings()
     found = ensure_servers(
@@ -445,10 +450,18 @@ def servers_start() -> None:
 
 @servers.command("stop")
 def servers_stop() -> None:
-    from common.embedded import stop_embedded
+    """Stop them, and first the `itte up` of this state folder (or what it
+    left running if it was killed)."""
     from common.settings import CommonSettings
+    from itte.embedded import stop_embedded
+    from itte.started import stop_leftovers, stop_up
 
-    stop_embedded(CommonSettings().state_dir)
+    state_dir = CommonSettings().state_dir
+    if stop_up(state_dir):
+        click.echo("itte up stopped")
+    if left := stop_leftovers(state_dir):
+        click.echo(f"stopped {left} process(es) left by an itte up that was killed")
+    stop_embedded(state_dir)
 
 
 @main.group()

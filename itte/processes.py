@@ -116,6 +116,7 @@ class Processes:
                 process.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait(timeout=grace)
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.log_dir / f"{name}.log"

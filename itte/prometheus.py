@@ -53,6 +53,16 @@ class LocalPrometheus:
         rule_files: list[Path] | None = None,
         interval_seconds: float = 15,
     ) -> None:
+        """Launched and ready."""
+        self.launch(ports, rule_files, interval_seconds)
+        self.wait_ready()
+
+    def launch(
+        self,
+        ports: Mapping[str, int],
+        rule_files: list[Path] | None = None,
+        interval_seconds: float = 15,
+    ) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         rules = rule_files if rule_files is not None else [DEPLOY / "alerts.yml"]
         config = self.workdir / "prometheus.yml"
@@ -69,9 +79,15 @@ class LocalPrometheus:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
+
+    def wait_ready(self) -> None:
         wait_http(f"{self.url}/-/ready", 60, self.process)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=30)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)

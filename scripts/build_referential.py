@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 PACKAGE = "@etalab/decoupage-administratif"
-OUT = Path(__file__).resolve().parent.parent / "itte" / "referential" / "data"
+OUT = Path(__file__).resolve().parent.parent / "common" / "referential" / "data"
 
 
 def fetch(version: str, workdir: Path) -> Path:

@@ -20,15 +20,15 @@ from decimal import Decimal
 from pathlib import Path
 
 from common import catalogue, migrations
-from common.embedded import (
-    Servers,
+from common.kafka import ensure_topics
+from common.referential import load
+from common.servers import Servers
+from itte.embedded import (
     ensure_servers,
     start_embedded_postgres,
     stop_embedded,
     stop_embedded_postgres,
 )
-from common.kafka import ensure_topics
-from common.referential import load
 from itte.processes import SERVICES
 from services.aggregator.verify import check
 from tests.e2e.stack import Stack, allow_connections, get_json, post_with_retry

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from common import catalogue, migrations
-from common.embedded import Servers, ensure_servers, stop_embedded
 from common.kafka import ensure_topics
+from common.servers import Servers
+from itte.embedded import ensure_servers, stop_embedded
 
 TEST_CATALOGUE = Path(__file__).parent / "catalogue.toml"
 

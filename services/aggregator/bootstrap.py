@@ -7,12 +7,12 @@ import faust
 import pyarrow.compute as pc
 
 from common import catalogue, db, migrations, referential
-from common.embedded import Servers
 from common.faust_app import make_app
 from common.kafka import BlockingProducer, ensure_topics_for
 from common.lag import BULK_GROUPS
 from common.lanes import BulkLane
 from common.retry import Health
+from common.servers import Servers
 from schemas import bulk
 from schemas.catalogue import Catalogue
 from services.aggregator.app import attach

@@ -11,7 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from common import http_metrics, logs, migrations
-from common.embedded import Servers, servers_for
+from common.servers import Servers
 from services.api.app import create_app, read_only_engine
 from services.api.settings import ApiSettings
 
@@ -31,7 +31,8 @@ def app_in_worker() -> FastAPI:
     """uvicorn's factory when ``api_workers`` > 1: each worker is a process of
     its own (no connection is shared) and reads its settings as the command did."""
     settings = ApiSettings()
-    return http_app(settings, servers_for(settings))
+    # The command resolved the database's address and handed it down (serve).
+    return http_app(settings, Servers(settings.kafka_bootstrap_servers, settings.database_url))
 
 
 def serve(settings: ApiSettings, servers: Servers) -> None:
@@ -39,6 +40,7 @@ def serve(settings: ApiSettings, servers: Servers) -> None:
         app: FastAPI | str = http_app(settings, servers)
     else:  # uvicorn needs the factory by name; each worker builds its own app
         migrations.require_current(read_only_engine(servers.database_url, 1))
+        os.environ["DATABASE_URL"] = servers.database_url  # the workers inherit it
         app = "services.api.bootstrap:app_in_worker"
         shared_metrics(settings.state_dir / "metrics-api")
     uvicorn.run(

@@ -6,13 +6,13 @@ from __future__ import annotations
 import faust
 
 from common import catalogue, referential
-from common.embedded import Servers
 from common.faust_app import make_app
 from common.kafka import BlockingProducer, ensure_topics_for
 from common.lag import BULK_GROUPS
 from common.lanes import BulkLane
 from common.pii import hasher_for
 from common.retry import Health
+from common.servers import Servers
 from schemas import bulk, clean
 from services.cleaner.app import attach, bulk_entrypoint
 from services.cleaner.handlers import Cleaner

@@ -9,9 +9,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from common import logs
-from common.embedded import Servers
 from common.kafka import BlockingProducer, ensure_topics_for
 from common.pii import hasher_for
+from common.servers import Servers
 from services.ingestor.auth import Producers
 from services.ingestor.columns import hidden
 from services.ingestor.handlers import Observations

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from common.embedded import Servers, ensure_broker, stop_embedded
 from common.kafka import ensure_topics
+from common.servers import Servers
+from itte.embedded import ensure_broker, stop_embedded
 from tests.e2e.stack import Stack
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,8 @@ import psycopg
 from psycopg import sql
 
 from common.db import with_database
-from common.embedded import Servers, free_port
+from common.servers import Servers
+from itte.embedded import free_port
 from itte.processes import SERVICES, Processes, instances
 from services.ingestor.auth import hash_token
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from common.embedded import free_port
+from itte.embedded import free_port
 from itte.prometheus import DEPLOY, LocalPrometheus
 from tests.e2e.stack import Stack, eventually, get_json, post
 

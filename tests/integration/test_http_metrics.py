@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from common.embedded import free_port
+from itte.embedded import free_port
 from itte.processes import Processes, wait_http
 
 

@@ -8,8 +8,8 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from common.embedded import Servers
 from common.kafka import BlockingProducer
+from common.servers import Servers
 from schemas import bulk, raw
 from schemas.raw import RawBatchHeader
 from services.ingestor.auth import Producers, hash_token

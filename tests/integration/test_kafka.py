@@ -12,8 +12,8 @@ from confluent_kafka import Consumer, TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from common.embedded import Servers
 from common.kafka import CONSUMER_DEFAULTS, BlockingProducer, DeliveryError, ensure_topics
+from common.servers import Servers
 from schemas import aggregates, bulk, clean, limits, raw
 from schemas.aggregates import AggregateChange
 from services.aggregator.publisher import SELECT_PENDING, OutboxRelay

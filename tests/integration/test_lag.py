@@ -8,9 +8,9 @@ import uuid
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common.embedded import Servers
 from common.kafka import BlockingProducer
 from common.lag import consumer_lag
+from common.servers import Servers
 
 
 def test_lag_counts_the_messages_a_group_has_not_committed(servers: Servers) -> None:

@@ -19,8 +19,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
 from common import catalogue, db, migrations
-from common.embedded import Servers
 from common.referential import ancestors, load
+from common.servers import Servers
 from schemas.clean import CleanObservation
 from services.aggregator.rules import AggregationRules
 from services.aggregator.store import AggregateStore
@@ -39,7 +39,7 @@ def empty_database(servers: Servers) -> Callable[[], str]:
 
 
 def differences(engine: Engine) -> list:
-    """What autogenerate would change to make the database match common/db.py."""
+    """What autogenerate would change to make the database match common/db/tables.py."""
     with engine.connect() as conn:
         return list(compare_metadata(MigrationContext.configure(conn), db.metadata))
 

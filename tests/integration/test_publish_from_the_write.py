@@ -11,9 +11,9 @@ from collections.abc import Callable
 import psycopg
 
 from common import catalogue
-from common.embedded import Servers
 from common.kafka import BlockingProducer
 from common.referential import load
+from common.servers import Servers
 from schemas import aggregates
 from schemas.clean import CleanObservation
 from services.aggregator.publisher import OutboxRelay

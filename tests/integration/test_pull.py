@@ -6,8 +6,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-from common.embedded import Servers
 from common.kafka import BlockingProducer
+from common.servers import Servers
 from schemas import bulk
 from schemas.raw import RawBatchHeader
 from services.ingestor.publisher import RawPublisher

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import psycopg
 
-from common.embedded import Servers
 from common.kafka import BlockingProducer
+from common.servers import Servers
 from schemas import aggregates
 from schemas.clean import CleanObservation
 from services.aggregator.publisher import OutboxRelay

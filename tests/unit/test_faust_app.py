@@ -8,9 +8,10 @@ from pathlib import Path
 import aiokafka
 import certifi
 
-from common.embedded import Servers, servers_for
 from common.faust_app import FETCH_MAX_WAIT_MS, make_app
+from common.servers import Servers
 from common.settings import CommonSettings
+from itte.embedded import servers_for
 
 
 def test_consumers_ask_for_short_fetch_waits_and_buffer_little() -> None:

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from faust.types import TP
 from prometheus_client import REGISTRY
 
-from common.embedded import Servers
 from common.faust_app import readiness
 from common.lanes import BulkLane
 from common.retry import Health
+from common.servers import Servers
 from services.aggregator.handlers import Relay
 from services.api.app import create_app, read_only_engine
 from services.ingestor.auth import Producers

@@ -59,3 +59,22 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from services.api import bootstrap\n")
     assert "services.api" in imported(module)
+
+
+# The local harness: starting embedded servers and processes, Prometheus,
+# the demo data. Only the command, the tests and the bench use it; what the
+# services receive (common/servers.py) is a plain value.
+LOCAL_TOOLING = ("embedded", "processes", "prometheus", "demo", "up", "started")
+
+
+def test_the_local_harness_lives_with_the_command_and_nothing_below_uses_it() -> None:
+    assert all((ROOT / "itte" / f"{name}.py").exists() for name in LOCAL_TOOLING)
+    assert not any((ROOT / "common" / f"{name}.py").exists() for name in LOCAL_TOOLING)
+    using = {
+        f"{path.relative_to(ROOT)} imports {name}"
+        for layer in ("common", "services")
+        for path in modules(layer)
+        for name in imported(path)
+        if name.startswith("itte")
+    }
+    assert not using

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from common.embedded import NotConfigured, Servers, servers_for
+from common.servers import NotConfigured, Servers
 from common.settings import CommonSettings
+from itte.embedded import embedded_in, servers_for
 
 
 def test_outside_local_runs_a_missing_address_is_an_error(tmp_path: Path) -> None:
-    servers = Servers(None, None, state_dir=tmp_path / "state", local=False)
+    servers = Servers(None, None, missing=embedded_in(tmp_path / "state", local=False))
     with pytest.raises(NotConfigured, match="KAFKA_BOOTSTRAP_SERVERS is not set"):
         _ = servers.kafka_bootstrap_servers
     with pytest.raises(NotConfigured, match="DATABASE_URL is not set"):

