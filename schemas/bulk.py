@@ -23,7 +23,7 @@ Values are exact: ``valeur`` is decimal text, as Postgres prints a NUMERIC
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -104,6 +104,16 @@ def header_of(table: pa.Table, model: type[H]) -> H:
     except ValidationError as exc:
         problem = f"the header is not a {model.__name__}: {exc.error_count()} error(s)"
         raise NotABatch(problem) from None
+
+
+def records(table: pa.Table, positions: list[int] | None = None) -> list[dict[str, Any]]:
+    """The rows of ``table`` (those at ``positions``, else all) as dicts. A
+    table of no column still has rows: each is then empty, never dropped
+    (its ``to_pylist`` and ``take`` give none)."""
+    if not table.num_columns:
+        return [{} for _ in (range(table.num_rows) if positions is None else positions)]
+    picked = table if positions is None else table.take(pa.array(positions, pa.int64()))
+    return picked.to_pylist()
 
 
 def whole(column: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -49,14 +49,26 @@ class BulkRows:
 
 
 def read(value: bytes) -> BulkRows:
-    """Never raises: a message that is not a bulk batch is one dead letter."""
+    """Never raises: bytes that are no Arrow stream are one dead letter, a
+    batch without a valid header one dead letter per row (as the cleaner)."""
     message_id = f"aggregator:sha256:{hashlib.sha256(value).hexdigest()[:24]}"
+    empty = bulk.CLEAN_SCHEMA.empty_table()
     try:
         table = bulk.read_table(value)
+    except bulk.NotABatch as exc:
+        detail = f"not a clean bulk batch: {exc}"[:300]
+        return BulkRows(
+            message_id, None, empty, dead=[letter(message_id, "invalid_message", detail)]
+        )
+    try:
         header = bulk.header_of(table, bulk.CleanHeader)
     except bulk.NotABatch as exc:
-        dead = [letter(message_id, "invalid_message", f"not a clean bulk batch: {exc}"[:300])]
-        return BulkRows(message_id, None, bulk.CLEAN_SCHEMA.empty_table(), dead=dead)
+        detail = f"not a clean bulk batch: {exc}"[:300]
+        dead = [
+            letter(record_id(message_id, i), "invalid_message", detail)
+            for i in range(table.num_rows)
+        ] or [letter(message_id, "invalid_message", detail)]
+        return BulkRows(message_id, None, empty, dead=dead)
     rows = BulkRows(header.batch_id, header.producer, bulk.CLEAN_SCHEMA.empty_table())
     if table.schema.remove_metadata() != bulk.CLEAN_SCHEMA:
         one_by_one(rows, table, list(range(table.num_rows)))
@@ -104,7 +116,7 @@ def one_by_one(rows: BulkRows, table: pa.Table, positions: list[int]) -> None:
     """Rows ``positions`` of ``table`` read as the live lane reads a record."""
     if not positions:
         return
-    for row in table.take(pa.array(positions, pa.int64())).to_pylist():
+    for row in bulk.records(table, positions):
         position = row.pop("position", None)
         row.pop("place", None)
         name = (

@@ -138,7 +138,7 @@ def clean_bulk(
         header = bulk.header_of(table, RawBatchHeader)
     except bulk.NotABatch as exc:
         detail, hasher = f"not a bulk batch: {exc}", cleaner.rules.hasher
-        rows = [{k: v for k, v in row.items() if v is not None} for row in table.to_pylist()]
+        rows = [{k: v for k, v in row.items() if v is not None} for row in bulk.records(table)]
         dead = [
             dead_letter(
                 clean_record_id(message_id, i), "invalid_message", detail, redact(r, hasher), now
@@ -171,7 +171,7 @@ class ColumnCleaner:
         slow = [i for i, ok in enumerate(accepted.to_pylist()) if not ok]
         result = BulkResult(header.batch_id, header.producer, empty_clean())
         cleaned: list[tuple[int, CleanObservation]] = []
-        records = table.take(pa.array(slow, pa.int64())).to_pylist() if slow else []
+        records = bulk.records(table, slow) if slow else []
         for position, row in zip(slow, records, strict=True):
             record = {k: v for k, v in row.items() if v is not None}
             record_id = clean_record_id(header.batch_id, position)
@@ -207,6 +207,8 @@ class ColumnCleaner:
     def _fast_rows(self, table: pa.Table) -> Fast | None:
         names = table.column_names
         if len(names) > limits.MAX_FIELDS or not all(_usable_name(n) for n in names):
+            return None
+        if len(set(names)) != len(names):  # a name twice: each row read as a record
             return None
         if not all(pa.types.is_string(t) or pa.types.is_null(t) for t in table.schema.types):
             return None
