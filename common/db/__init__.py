@@ -20,6 +20,7 @@ from common.db.changes import (
     same_change,
 )
 from common.db.postgres import (
+    KeptConnection,
     array_literal,
     create_database,
     make_engine,
@@ -55,6 +56,7 @@ __all__ = [
     "NEXT_CHANGE",
     "NUMBERING_LOCK",
     "RENUMBER",
+    "KeptConnection",
     "aggregate_change_log",
     "aggregate_values",
     "aggregates",

@@ -67,5 +67,26 @@ def usable(conn: C | None, connect: Callable[[], C]) -> C:
     return conn
 
 
+class KeptConnection:
+    """One psycopg connection kept from batch to batch (a new one would add
+    its set-up to every batch), opened again once it broke: after a
+    database restart, the next batch reconnects."""
+
+    def __init__(self, database_url: str, *, autocommit: bool = False) -> None:
+        self._database_url = database_url
+        self._autocommit = autocommit
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def get(self) -> psycopg.Connection[Any]:
+        self._conn = usable(
+            self._conn, lambda: psycopg.connect(self._database_url, autocommit=self._autocommit)
+        )
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
 def make_engine(database_url: str, *, pre_ping: bool = True, **kwargs: Any) -> Engine:
     return create_engine(sqlalchemy_url(database_url), pool_pre_ping=pre_ping, **kwargs)

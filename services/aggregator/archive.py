@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from common import db
@@ -21,19 +20,17 @@ ON CONFLICT (record_id) DO NOTHING
 
 class PostgresLetterArchive:
     def __init__(self, database_url: str) -> None:
-        self._database_url = database_url
-        self._conn: psycopg.Connection[Any] | None = None
+        self._db = db.KeptConnection(database_url)
 
     def keep(self, letters: list[DeadLetter]) -> None:
         if not letters:
             return
-        self._conn = db.usable(self._conn, lambda: psycopg.connect(self._database_url))
-        with self._conn.transaction(), self._conn.cursor() as cursor:
+        conn = self._db.get()
+        with conn.transaction(), conn.cursor() as cursor:
             cursor.executemany(INSERT, [row(letter) for letter in letters])
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        self._db.close()
 
 
 def row(letter: DeadLetter) -> tuple[Any, ...]:

@@ -136,7 +136,6 @@ class BulkStore:
         ref: referential.Referential,
         indicators: Mapping[str, Indicator],
     ) -> None:
-        self._database_url = database_url
         self._indicators = indicators
         codes = sorted(ref.communes)
         self._codes = bulk.CodeIndex(codes)
@@ -144,15 +143,13 @@ class BulkStore:
         self._departement = pa.array([ref.communes[c].departement for c in codes], pa.string())
         self._region = pa.array([ref.communes[c].region for c in codes], pa.string())
         self._nom = pa.array([json.dumps(ref.communes[c].nom, ensure_ascii=False) for c in codes])
-        self._conn: psycopg.Connection[Any] | None = None
+        self._db = db.KeptConnection(database_url)
 
     def _connection(self) -> psycopg.Connection[Any]:
-        self._conn = db.usable(self._conn, lambda: psycopg.connect(self._database_url))
-        return self._conn
+        return self._db.get()
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        self._db.close()
 
     def apply(self, rows: pa.Table, batch_id: str, producer: str | None) -> FastResult:
         """``rows``: clean rows of fast kinds, one for each observation key

@@ -11,9 +11,6 @@ marking the same batches lock them in the same order.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any
-
-import psycopg
 
 from common import db
 
@@ -40,17 +37,15 @@ def mask(positions: Collection[int]) -> str:
 
 class PostgresProgress:
     def __init__(self, database_url: str) -> None:
-        self._database_url = database_url
-        self._conn: psycopg.Connection[Any] | None = None
+        self._db = db.KeptConnection(database_url)
 
     def mark(self, clean: Mapping[str, Collection[int]]) -> None:
         batches = sorted(b for b, positions in clean.items() if positions)
         if not batches:
             return
-        self._conn = db.usable(self._conn, lambda: psycopg.connect(self._database_url))
-        with self._conn.transaction():
-            self._conn.execute(MARK, (batches, [mask(clean[b]) for b in batches]))
+        conn = self._db.get()
+        with conn.transaction():
+            conn.execute(MARK, (batches, [mask(clean[b]) for b in batches]))
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        self._db.close()

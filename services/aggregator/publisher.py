@@ -100,20 +100,13 @@ class OutboxRelay:
         communes: bool = True,
     ) -> None:
         """``communes``: publish commune-level changes too."""
-        self._database_url = database_url
         self._producer = producer
         self._page = page
         self._communes = communes
         self._lock = threading.Lock()  # callers in several threads share one connection
         # Kept open: it runs after every batch, and a new connection would add
         # its set-up to the latency of every change on the topic.
-        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
-
-    def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
-        self._conn = db.usable(
-            self._conn, lambda: psycopg.connect(self._database_url, autocommit=True)
-        )
-        return self._conn
+        self._db = db.KeptConnection(database_url, autocommit=True)
 
     def publish_pending(self) -> int:
         """Publish every pending change, read from the log; return how many."""
@@ -130,7 +123,7 @@ class OutboxRelay:
 
     def backlog(self) -> tuple[int, float]:
         with self._lock:
-            row = self._connection().execute(BACKLOG, {"communes": self._communes}).fetchone()
+            row = self._db.get().execute(BACKLOG, {"communes": self._communes}).fetchone()
         assert row is not None
         pending, oldest = row
         return pending, float(oldest)
@@ -138,7 +131,7 @@ class OutboxRelay:
     def _under_relay_lock(self, publish: Callable[[psycopg.Connection[Any]], T]) -> T:
         with self._lock:
             try:
-                conn = self._connection()
+                conn = self._db.get()
                 conn.execute(RELAY_LOCK)
                 try:
                     return publish(conn)
@@ -146,8 +139,7 @@ class OutboxRelay:
                     if not conn.closed and not conn.broken:
                         conn.execute(RELAY_UNLOCK)
             except psycopg.OperationalError:
-                if self._conn is not None:
-                    self._conn.close()  # the next call reconnects
+                self._db.close()  # the next call reconnects
                 raise
 
     def _cursor(self, conn: psycopg.Connection[Any]) -> int:

@@ -245,18 +245,15 @@ class AggregateStore:
     def __init__(
         self, database_url: str, ref: referential.Referential, rules: AggregationRules
     ) -> None:
-        self._database_url = database_url
         self._ancestors = referential.ancestors(ref)
         self._rules = rules
-        self._conn: psycopg.Connection[Any] | None = None
+        self._db = db.KeptConnection(database_url)
 
     def _connection(self) -> psycopg.Connection[Any]:
-        self._conn = db.usable(self._conn, lambda: psycopg.connect(self._database_url))
-        return self._conn
+        return self._db.get()
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        self._db.close()
 
     def apply(self, records: list[CleanObservation]) -> ApplyResult:
         unplaced = [r for r in records if r.commune not in self._ancestors]

@@ -55,6 +55,18 @@ def start_up(
     )
 
 
+def itte(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """An ``itte`` command run to its end (bounded), its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "itte", *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def descendants(pid: int) -> list[int]:
     try:
         return [p.pid for p in psutil.Process(pid).children(recursive=True)]
@@ -183,26 +195,12 @@ def test_servers_stop_ends_up_and_the_next_up_stops_what_a_killed_one_left(
         second = start_up(tmp_path, env, "--no-demo")
         eventually(lambda: not running(services), 60, "the second up to stop the leftovers")
         eventually(lambda: get_json(api)["status"] == "ok", 180, "the second up's API")
-        third = subprocess.run(
-            [sys.executable, "-m", "itte", "up", "--no-demo"],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        third = itte(tmp_path, env, "up", "--no-demo")
         assert third.returncode != 0 and "itte up already runs" in third.stderr
         started = descendants(second.pid)
         reaper += started
         # From another terminal: SIGTERM to that up, which stops what it started.
-        stopped = subprocess.run(
-            [sys.executable, "-m", "itte", "servers", "stop"],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        stopped = itte(tmp_path, env, "servers", "stop")
         assert stopped.returncode == 0 and "itte up stopped" in stopped.stdout, stopped.stderr
     finally:
         for up in (first, second):
