@@ -2,7 +2,7 @@
 the command, faust's worker and uvicorn all apply: text for people, or with
 ``ITTE_LOG_FORMAT=json`` one JSON object per line (python-json-logger) with
 the service's name, for a log pipeline. Log lines carry ids and counts,
-never data values nor personal fields (README "Personal data")."""
+never data values nor personal fields (docs/guarantees.md, "Personal data")."""
 
 from __future__ import annotations
 

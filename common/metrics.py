@@ -45,7 +45,7 @@ BATCH_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
-# Operations (README "Operating itte").
+# Operations (docs/operations.md).
 CONSUMER_LAG = Gauge(
     "itte_consumer_lag_messages",
     "Messages between the group's committed offset and the end of the partition",

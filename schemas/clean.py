@@ -68,7 +68,7 @@ class CleanObservation(BaseModel):
     def order(self) -> tuple[bool, int, int, str]:
         """Of two observations of one key (from one producer), the higher wins:
         an explicit version above any implicit one, then the higher version,
-        then the later accepted, then the later record (README, "Versions")."""
+        then the later accepted, then the later record (docs/producers.md, "Versions")."""
         return (self.version_explicite, self.version, self.recu, self.record_id)
 
 

@@ -61,7 +61,7 @@ class RawObservation(BaseModel):
     unite: Text | None = None
     version: Annotated[int, Field(ge=0, le=limits.MAX_VERSION)] | None = Field(
         None,
-        description="Producer revision: see the version rule in the README. "
+        description="Producer revision: see the version rule in docs/producers.md. "
         "Default: the time it was accepted.",
     )
 

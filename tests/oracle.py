@@ -1,4 +1,4 @@
-"""The truth, computed from scratch by the README's rules: no ``plan``, no
+"""The truth, computed from scratch by the rules of docs/catalogue.md: no ``plan``, no
 deltas, no code of the aggregator. Tests judge the aggregator against this."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ Ancestors = Callable[[str], Iterable[tuple[str, str]]]
 
 
 def rank(r: CleanObservation) -> tuple[bool, int, int, str]:
-    """The version rule, as the README states it."""
+    """The version rule, as docs/producers.md states it."""
     return (r.version_explicite, r.version, r.recu, r.record_id)
 
 

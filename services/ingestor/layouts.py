@@ -8,7 +8,7 @@
   as ``typezone, zone, codezone, date, nb_stations, nb_pdc``: each measure
   column is an indicator.
 Column names are matched case-, accent- and spacing-insensitively; a mapping
-file can name the columns of any other table (see the README).
+file can name the columns of any other table (docs/producers.md).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ def test_lag_counts_the_messages_a_group_has_not_committed(servers: Servers) -> 
     admin.create_topics([NewTopic(topic, 2, 1)])[topic].result()
     with BlockingProducer(bootstrap) as producer:
         # One write per message: the embedded broker puts the end of a
-        # partition at the start of its last write (README "Operating itte").
+        # partition at the start of its last write (docs/operations.md).
         for i in range(40):
             producer.send_all(topic, [(f"k{i}".encode(), b"v")])
     lag = consumer_lag(admin, group, (topic, "no.such.topic"))

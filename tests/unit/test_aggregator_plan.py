@@ -267,7 +267,7 @@ def test_running_aggregates_equal_a_recomputation(
 def test_an_explicit_version_beats_the_acceptance_time_and_then_orders() -> None:
     s = store()
     s.apply([obs("74010", "10", 1_700_000_000_000_000)])  # implicit: the time it was accepted
-    s.apply([obs("74010", "12", 3, explicit=True)])  # the README's "version": 3
+    s.apply([obs("74010", "12", 3, explicit=True)])  # docs/producers.md's "version": 3
     s.apply([obs("74010", "11", 1_800_000_000_000_000)])  # implicit, later: stale
     s.apply([obs("74010", "9", 2, explicit=True)])  # explicit, lower: stale
     assert s.aggregates[("pop", "total", 2024, "commune", "74010")][:2] == (Decimal(12), 1)

@@ -7,7 +7,7 @@
   it loads; the referential read-only.
 
 They cannot log in: ``itte migrate`` creates one login per service, member of
-its role, when given its password (README "Least privilege"). Roles belong to
+its role, when given its password (docs/operations.md, "Least privilege"). Roles belong to
 the whole Postgres cluster: one that exists already is kept.
 
 Revision ID: 0002
