@@ -106,6 +106,17 @@ def header_of(table: pa.Table, model: type[H]) -> H:
         raise NotABatch(problem) from None
 
 
+def within(column: pa.Array | pa.ChunkedArray, limit: int, *, if_null: bool = True) -> pa.Array:
+    """Whether each text of ``column`` keeps the bounds of the contract: at
+    most ``limit`` characters and no NUL (schemas/limits.py); ``if_null``
+    for a missing value."""
+    fits = pc.and_(
+        pc.less_equal(pc.utf8_length(column), limit),
+        pc.invert(pc.match_substring(column, "\x00")),
+    )
+    return pc.fill_null(fits, if_null)
+
+
 def records(table: pa.Table, positions: list[int] | None = None) -> list[dict[str, Any]]:
     """The rows of ``table`` (those at ``positions``, else all) as dicts. A
     table of no column still has rows: each is then empty, never dropped

@@ -85,12 +85,7 @@ def plainly_clean(table: pa.Table) -> pa.Array:
     """Rows surely within CleanObservation's bounds, their valeur canonical."""
 
     def text(name: str, limit: int, required: bool = False) -> pa.Array:
-        column = table.column(name)
-        fits = pc.and_(
-            pc.less_equal(pc.utf8_length(column), limit),
-            pc.invert(pc.match_substring(column, "\x00")),
-        )
-        return pc.fill_null(fits, not required)
+        return bulk.within(table.column(name), limit, if_null=not required)
 
     ok = pc.and_(text("indicateur", limits.MAX_KEY_CHARS, True), text("sous_champ", 100, True))
     for name in ("commune", "commune_source"):

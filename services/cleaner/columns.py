@@ -95,21 +95,6 @@ def by_distinct(
     return Distinct(ok.take(encoded.indices), value.take(encoded.indices))
 
 
-def bounded_text(limit: int) -> Callable[[pa.Array], pa.Array]:
-    """Whether each (non-null) text is within ``limit`` characters and has no NUL."""
-
-    def within(column: pa.Array) -> pa.Array:
-        return pc.and_(
-            pc.less_equal(pc.utf8_length(column), limit),
-            pc.invert(pc.match_substring(column, "\x00")),
-        )
-
-    return within
-
-
-KEY_TEXT, TEXT = bounded_text(limits.MAX_KEY_CHARS), bounded_text(limits.MAX_TEXT_CHARS)
-
-
 def within_bounds(value: str, limit: int) -> bool:
     return len(value) <= limit and "\x00" not in value
 
@@ -217,7 +202,7 @@ class ColumnCleaner:
         fast = Fast(table.num_rows)
         for name in names:
             if name not in DECLARED:  # an extra field: text within the bounds
-                fast.require(pc.fill_null(TEXT(column[name]), True))
+                fast.require(bulk.within(column[name], limits.MAX_TEXT_CHARS))
         ind = by_distinct(column.get("indicateur", nothing), self._indicator, pa.string())
         fast.require(ind.ok)
         fast.indicateur = ind.value

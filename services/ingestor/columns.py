@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from common.pii import PREFIX, PiiHasher
-from schemas import limits
+from schemas import bulk, limits
 from schemas.raw import DECLARED, schema_problem
 
 INTEGERS = ("annee", "version")  # RawObservation reads these as integers first
@@ -77,15 +77,6 @@ def table_of(records: Sequence[dict[str, Any]]) -> pa.Table:
     )
 
 
-def within(column: pa.Array, limit: int) -> pa.Array:
-    """Null, or text of at most ``limit`` characters without a NUL."""
-    fits = pc.and_(
-        pc.less_equal(pc.utf8_length(column), limit),
-        pc.invert(pc.match_substring(column, "\x00")),
-    )
-    return pc.fill_null(fits, True)
-
-
 def surely_accepted(table: pa.Table) -> pa.Array:
     """Rows RawObservation surely accepts (``schema_problem`` is None), by
     their columns; a row marked false may still pass, checked alone."""
@@ -111,12 +102,12 @@ def surely_accepted(table: pa.Table) -> pa.Array:
 def _checks(name: str) -> list[Callable[[pa.Array], pa.Array]]:
     if name == "indicateur":  # not blank: an ASCII letter or digit is surely not space
         return [
-            lambda c: within(c, BOUNDS[name]),
+            lambda c: bulk.within(c, BOUNDS[name]),
             lambda c: pc.fill_null(pc.match_substring_regex(c, "[0-9A-Za-z]"), True),
         ]
     if name == "valeur":
         return [
-            lambda c: within(c, limits.MAX_VALUE_CHARS),
+            lambda c: bulk.within(c, limits.MAX_VALUE_CHARS),
             lambda c: pc.fill_null(
                 pc.or_(pc.match_substring_regex(c, PLAIN), pc.match_substring_regex(c, NO_DIGIT)),
                 True,
@@ -124,7 +115,7 @@ def _checks(name: str) -> list[Callable[[pa.Array], pa.Array]]:
         ]
     if name == "version":
         return [lambda c: pc.fill_null(pc.match_substring_regex(c, VERSION), True)]
-    return [lambda c: within(c, BOUNDS.get(name, limits.MAX_TEXT_CHARS))]
+    return [lambda c: bulk.within(c, BOUNDS.get(name, limits.MAX_TEXT_CHARS))]
 
 
 def record_of(table: pa.Table, row: int) -> dict[str, Any]:
