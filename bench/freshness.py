@@ -174,6 +174,25 @@ def aggregates_consumer(bootstrap: str) -> Consumer:
     return consumer
 
 
+def settle(
+    api_seen: Visibility,
+    topic_seen: Visibility,
+    count: int,
+    stop: threading.Event,
+    watchers: list[threading.Thread],
+    consumer: Consumer,
+) -> None:
+    """Until ``count`` requests are seen in the API and on the topic, or
+    SETTLE seconds; then the watchers stop."""
+    deadline = time.monotonic() + SETTLE
+    while min(len(api_seen.seen), len(topic_seen.seen)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    for w in watchers:
+        w.join()
+    consumer.close()
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
@@ -262,13 +281,7 @@ def stream_corrections(stack: Stack, rate: int, seconds: float, first: int) -> d
         for future in futures:
             future.result()
         sent_in = time.monotonic() - started
-    deadline = time.monotonic() + SETTLE
-    while min(len(api_seen.seen), len(topic_seen.seen)) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stop.set()
-    for w in watchers:
-        w.join()
-    consumer.close()
+    settle(api_seen, topic_seen, count, stop, watchers, consumer)
     achieved = per_request * count / sent_in
     api = summary(requests, api_seen, per_request)
     topic = summary(requests, topic_seen, per_request)
@@ -393,13 +406,7 @@ def during_load(records: int, workdir: Path) -> dict[str, object]:
         if loading.wait(120) != 0:
             raise RuntimeError("itte ingest failed during W2's load")
         requests.last = sent - 1
-        deadline = time.monotonic() + SETTLE
-        while min(len(api_seen.seen), len(topic_seen.seen)) < sent and time.monotonic() < deadline:
-            time.sleep(0.05)
-        stop.set()
-        for w in watchers:
-            w.join()
-        consumer.close()
+        settle(api_seen, topic_seen, sent, stop, watchers, consumer)
     return {
         "records_loaded": records,
         "load_seconds": round(load_seconds, 1),
