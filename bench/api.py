@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql
 from bench.freshness import percentile
 from bench.stack import running_stack, wait_until_counted
 from itte.demo import write_demo
-from services.api.queries import Filters, build
+from services.api.reads.indicateurs import Filters, build
 
 QUERIES = {
     # limit: the API's default page (DEFAULT_LIMIT).

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from itte.http import get
-from services.api.comparison_rows import Comparaison, Typologie
+from services.api.models import Comparaison, Typologie
 
 NIVEAUX = {
     "commune": "communes",

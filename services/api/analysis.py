@@ -1,6 +1,6 @@
 """Comparing the territories of one level (pure): typologies by k-means on
 standardized values, nearest peers, ranks and percentiles, and national
-objectives brought to a territory. The routes (services/api/comparison.py)
+objectives brought to a territory. The routes (services/api/routes/comparaison.py)
 read the values; nothing here touches a database.
 
 Values are compared as they are: exact decimals for ranks and objectives,

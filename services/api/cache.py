@@ -17,18 +17,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from cachetools import LRUCache
+from prometheus_client import Counter
 
 from common.db import CHANGES_CHANNEL
-from services.api.metrics import CACHE, LATENCY, REQUESTS
 
 log = logging.getLogger(__name__)
+CACHE = Counter("itte_api_cache_lookups_total", "Response cache lookups", ["result"])
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -51,6 +51,10 @@ class ResponseCache:
         )
         self.generation = 0
         self.live = False  # True while the change listener is connected
+
+    def current(self) -> int | None:
+        """A number that moves when the data may have; None while not listening."""
+        return self.generation if self.live else None
 
     def invalidate(self) -> None:
         self.generation += 1  # only the listener thread writes it
@@ -108,10 +112,10 @@ class ChangeListener(threading.Thread):
 
 
 class CacheMiddleware:
-    """Serves GET responses of ``paths`` (path → endpoint label) from the
-    cache; ``Cache-Control: no-cache`` from the client goes to the database."""
+    """Serves GET responses of ``paths`` from the cache; ``Cache-Control:
+    no-cache`` from the client goes to the database."""
 
-    def __init__(self, app: ASGIApp, cache: ResponseCache, paths: dict[str, str]) -> None:
+    def __init__(self, app: ASGIApp, cache: ResponseCache, paths: frozenset[str]) -> None:
         self.app = app
         self.cache = cache
         self.paths = paths
@@ -122,7 +126,6 @@ class CacheMiddleware:
             return
         key = f"{scope['path']}?{scope['query_string'].decode('latin-1')}"
         if (b"cache-control", b"no-cache") not in scope["headers"]:
-            started = time.perf_counter()
             entry = self.cache.get(key)
             if entry is not None:
                 CACHE.labels("hit").inc()
@@ -134,9 +137,6 @@ class CacheMiddleware:
                     }
                 )
                 await send({"type": "http.response.body", "body": entry.body})
-                endpoint = self.paths[scope["path"]]
-                REQUESTS.labels(endpoint).inc()
-                LATENCY.labels(endpoint).observe(time.perf_counter() - started)
                 return
         CACHE.labels("miss").inc()
         generation, chunks = self.cache.generation, []

@@ -82,7 +82,10 @@ def test_bad_filters_get_a_clear_422(client: TestClient, params: dict) -> None:
 def test_health_metrics_and_docs(client: TestClient) -> None:
     assert client.get("/health").json()["referential"].endswith("6.0.0")
     client.get("/indicateurs")
-    assert "itte_api_requests_total" in client.get("/metrics/").text
+    metrics = client.get("/metrics/").text
+    # Each request counted once, in the family both HTTP services share.
+    assert 'itte_http_requests_total{handler="/indicateurs",method="GET",status="200"}' in metrics
+    assert "itte_api_requests_total" not in metrics
     assert client.get("/docs").status_code == 200
 
 

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.api.app import create_app, read_only_engine
-from services.api.feed import Streams
-from services.api.feed_routes import resume_at
+from services.api.event_stream import Streams
+from services.api.routes.changements import resume_at
 
 FEED = "/indicateurs/changements"
 

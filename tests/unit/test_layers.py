@@ -78,3 +78,33 @@ def test_the_local_harness_lives_with_the_command_and_nothing_below_uses_it() ->
         if name.startswith("itte")
     }
     assert not using
+
+
+API = ROOT / "services" / "api"
+
+
+def test_the_api_reads_know_no_http_and_its_routes_write_no_sql() -> None:
+    """``reads/`` hold the SQL and know nothing of FastAPI or the routes;
+    ``routes/`` read through ``reads/`` and never touch the tables."""
+    reads_knowing_http = {
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((API / "reads").glob("*.py"))
+        for name in imported(path)
+        if name.split(".")[0] in {"fastapi", "starlette"} or name.startswith("services.api.routes")
+    }
+    routes_with_sql = {
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted((API / "routes").glob("*.py"))
+        for name in imported(path)
+        if name.startswith(("common.db", "sqlalchemy"))
+    }
+    assert not reads_knowing_http and not routes_with_sql
+
+
+def test_only_the_app_includes_the_routers() -> None:
+    including = {
+        str(path.relative_to(ROOT))
+        for path in sorted(API.rglob("*.py"))
+        if ".include_router(" in path.read_text()
+    }
+    assert including == {"services/api/app.py"}

@@ -1,4 +1,4 @@
-"""The one query behind ``GET /indicateurs``, built with SQLAlchemy Core.
+"""What ``GET /indicateurs`` and ``/indicateurs/catalogue`` read.
 
 A territorial filter (commune, epci, departement, region) names an area;
 ``niveau`` names the granularity inside it. Without ``niveau`` the area itself
@@ -8,13 +8,16 @@ is returned (``departement=33`` → the département), without any filter France
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, true
+from sqlalchemy import Engine, Select, func, select
 
-from common.db import AGGREGATE_KEY_COLUMNS, aggregate_change_log, aggregate_values, communes
+from common.db import aggregate_values, communes, indicators
 from common.referential import FRANCE
+from schemas.catalogue import Indicator
+from services.api.models import IndicateurPublic, to_public
 
 AREA_ORDER = ("commune", "epci", "departement", "region")  # finest first
 ROW = tuple(
@@ -80,54 +83,6 @@ def count(filters: Filters) -> Select[Any]:
     return select(func.count()).select_from(matching(filters).subquery())
 
 
-def changes(filters: Filters, after: int, limit: int) -> Select[Any]:
-    """The changes numbered after ``after``, oldest first, found through the
-    change log (migration 0010). Without a territorial filter nor
-    ``niveau``, those of every level. A row changed again is shown once, at
-    its latest number and state."""
-    v, log = aggregate_values.c, aggregate_change_log.c
-    if not filters.areas() and filters.niveau is None:
-        return _every_change(filters, after, limit)
-    numbered = and_(
-        *(v[name] == log[name] for name in AGGREGATE_KEY_COLUMNS), v.change_seq == log.change_seq
-    )
-    return (
-        matching(filters)
-        .add_columns(v.change_seq)
-        .join(aggregate_change_log, numbered)
-        .where(log.change_seq > after)
-        .order_by(log.change_seq)
-        .limit(limit)
-    )
-
-
-def _every_change(filters: Filters, after: int, limit: int) -> Select[Any]:
-    """A page of the log, each entry's row probed by its key: as a join,
-    Postgres scanned the whole table for every page (docs/measurements.md).
-    An entry whose row is gone (deleted by hand) comes with empty columns,
-    so that the page stays full and the cursor moves past it."""
-    log = aggregate_change_log.c
-    page = _attributes(select(aggregate_change_log).where(log.change_seq > after), filters, log)
-    entries = page.order_by(log.change_seq).limit(limit).subquery()
-    v = aggregate_values.c
-    row = (
-        select(*ROW)
-        .where(*(v[name] == entries.c[name] for name in AGGREGATE_KEY_COLUMNS))
-        .where(v.change_seq == entries.c.change_seq)
-        .limit(1)
-        .lateral()
-    )
-    return (
-        select(*row.c, entries.c.change_seq)
-        .select_from(entries.outerjoin(row, true()))
-        .order_by(entries.c.change_seq)
-    )
-
-
-def last_change() -> Select[Any]:
-    return select(func.coalesce(func.max(aggregate_change_log.c.change_seq), 0))
-
-
 def matching(filters: Filters) -> Select[Any]:
     level = filters.target_level()
     v = aggregate_values.c
@@ -143,13 +98,42 @@ def matching(filters: Filters) -> Select[Any]:
         query = query.where(v.code.in_(members))
     elif level == "france":
         query = query.where(v.code == FRANCE)
-    return _attributes(query, filters)
+    return attributes(query, filters)
 
 
-def _attributes(
+def attributes(
     query: Select[Any], filters: Filters, columns: Any = aggregate_values.c
 ) -> Select[Any]:
     for column in ("indicateur", "annee", "sous_champ"):
         if (value := getattr(filters, column)) is not None:
             query = query.where(columns[column] == value)
     return query
+
+
+def page(engine: Engine, filters: Filters, exact: bool) -> tuple[list[IndicateurPublic], int]:
+    """One page of rows, and how many rows match all pages together."""
+    with engine.connect() as conn:
+        rows = [to_public(row, exact) for row in conn.execute(build(filters))]
+        # A short page tells the total without counting.
+        full = len(rows) == filters.limit or (not rows and filters.offset)
+        total = conn.execute(count(filters)).scalar_one() if full else filters.offset + len(rows)
+    return rows, total
+
+
+def exported(engine: Engine, filters: Filters) -> Iterator[dict[str, Any]]:
+    """Every row ``filters`` matches, exact, read through a server-side
+    cursor (a few thousand rows in memory at a time), in one consistent
+    snapshot."""
+    with engine.connect() as conn:
+        reading = conn.execution_options(
+            isolation_level="REPEATABLE READ", stream_results=True, yield_per=2000
+        )
+        with reading.begin():
+            for row in reading.execute(build(filters)):
+                yield to_public(row, exact=True).model_dump(mode="json")
+
+
+def catalogue(engine: Engine) -> list[Indicator]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(indicators).order_by(indicators.c.id)).mappings()
+        return [Indicator.model_validate(dict(row)) for row in rows]

@@ -1,14 +1,7 @@
-"""The change feed: every committed aggregate change, numbered (its cursor,
-``change_seq``, migrations 0006 and 0009). Read by pages after a cursor
-(``/indicateurs/changements``) or followed live as Server-Sent Events
-(``/indicateurs/flux``), in the same cursor space.
-
-A page is read in one snapshot with the highest number visible then: when
-the page is not full, the next cursor is that number, so a client whose
-filters match few changes does not read the others again. Numbers become
-visible in order (a writer numbers under a lock held to commit), so
-nothing below a cursor can appear later: no gap, no duplicate.
-"""
+"""Following the change feed live, as Server-Sent Events
+(``/indicateurs/flux``): how many streams a worker keeps open, and the loop
+that reads each new page of changes (``reads/changements.py``) when the
+data may have changed."""
 
 from __future__ import annotations
 
@@ -16,12 +9,10 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 
-from sqlalchemy import Engine
 from sse_starlette.event import ServerSentEvent
 
-from services.api.queries import Filters, changes, last_change
+from services.api.reads.changements import Page
 
 # Server-Sent Events of one client: a heartbeat keeps proxies from closing
 # an idle stream; a client that does not read for SEND_TIMEOUT is dropped
@@ -29,27 +20,6 @@ from services.api.queries import Filters, changes, last_change
 HEARTBEAT_SECONDS = 15
 SEND_TIMEOUT_SECONDS = 10
 STREAM_PAGE = 500
-
-
-@dataclass(frozen=True)
-class Page:
-    rows: list[dict]  # API rows, each with its "curseur"
-    cursor: int  # read from here next time
-
-
-def read_changes(
-    engine: Engine, filters: Filters, after: int, limit: int, to_row: Callable[..., dict]
-) -> Page:
-    with engine.connect() as conn:
-        snapshot = conn.execution_options(isolation_level="REPEATABLE READ")
-        with snapshot.begin():
-            found = list(snapshot.execute(changes(filters, after, limit)))
-            highest = snapshot.execute(last_change()).scalar_one()
-    # An entry of the log whose row is gone reads empty: counted, not shown.
-    rows = [{**to_row(row), "curseur": row.change_seq} for row in found if row.code is not None]
-    if len(found) == limit:
-        return Page(rows, found[-1].change_seq)
-    return Page(rows, max(after, highest))
 
 
 class Streams:

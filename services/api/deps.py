@@ -1,0 +1,112 @@
+"""What the routes receive: the engine, the change signal, the open streams
+and the kept studies, read from ``app.state`` (set once by ``create_app``),
+and the query parameters every read shares, checked before any query runs.
+A test mounts one router and sets the state, or overrides one dependency.
+
+The dependencies that only read state are ``async``: FastAPI runs them in
+the event loop, not in the thread pool (a hop per request for nothing)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Query, Request
+from sqlalchemy import Engine
+
+from schemas import limits
+from schemas.aggregates import Niveau
+from services.api.comparisons import KeptStudies
+from services.api.event_stream import Streams
+from services.api.models import Territoire
+from services.api.reads import territoires
+from services.api.reads.indicateurs import Filters
+
+Changed = Callable[[], int | None]  # a number that moves when the data may have (None: unknown)
+
+
+async def engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+async def changed(request: Request) -> Changed:
+    return request.app.state.changed
+
+
+async def streams(request: Request) -> Streams:
+    return request.app.state.streams
+
+
+async def studies(request: Request) -> KeptStudies:
+    return request.app.state.studies
+
+
+EngineDep = Annotated[Engine, Depends(engine)]
+ChangedDep = Annotated[Changed, Depends(changed)]
+StreamsDep = Annotated[Streams, Depends(streams)]
+StudiesDep = Annotated[KeptStudies, Depends(studies)]
+
+CommuneCode = Annotated[str | None, Query(pattern=r"^(\d{5}|2[ABab]\d{3})$")]
+# What the aggregator can hold (schemas/limits.py): longer text or a NUL
+# cannot match anything, and Postgres refuses a NUL.
+KeyText = Annotated[str | None, Query(max_length=limits.MAX_KEY_CHARS, pattern=r"^[^\x00]*$")]
+# A territory's code in a path: a commune, EPCI, département, région or FR.
+CodeParam = Annotated[str, Path(pattern=r"^[0-9A-Za-z]{1,9}$")]
+MAX_OFFSET = 2**31 - 1
+DEFAULT_LIMIT = 1000
+
+
+async def area_filters(
+    commune: CommuneCode = None,
+    epci: Annotated[str | None, Query(pattern=r"^\d{9}$")] = None,
+    departement: Annotated[str | None, Query(pattern=r"^(\d{2,3}|2[ABab])$")] = None,
+    region: Annotated[str | None, Query(pattern=r"^\d{2,3}$")] = None,
+    niveau: Niveau | None = None,
+    indicateur: KeyText = None,
+    annee: Annotated[int | None, Query(ge=1900, le=2100)] = None,
+    sous_champ: KeyText = None,
+) -> Filters:
+    """What to show, without pages (the change feed has its cursor instead)."""
+    return Filters(
+        commune=commune.upper() if commune else None,
+        epci=epci,
+        departement=departement.upper() if departement else None,
+        region=region,
+        niveau=niveau,
+        indicateur=indicateur,
+        annee=annee,
+        sous_champ=sous_champ,
+    )
+
+
+async def filters(
+    area: Annotated[Filters, Depends(area_filters)],
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=100_000,
+            description=f"Rows per page (JSON default {DEFAULT_LIMIT}); "
+            "CSV: every matching row unless given.",
+        ),
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+) -> Filters:
+    return replace(area, limit=limit, offset=offset)
+
+
+AreaDep = Annotated[Filters, Depends(area_filters)]
+FiltersDep = Annotated[Filters, Depends(filters)]
+
+
+def territory(niveau: Niveau, code: CodeParam, engine: EngineDep) -> Territoire:
+    """The territory of the path, or a 404. Codes are upper case (2A004,
+    FR); any case finds them."""
+    found = territoires.find(engine, niveau, code)
+    if found is None:
+        raise HTTPException(404, "no such territory")
+    return found
+
+
+TerritoryDep = Annotated[Territoire, Depends(territory)]

@@ -1,0 +1,216 @@
+"""What the API answers, as response models (OpenAPI is made of them), and
+how a row of ``aggregate_values`` becomes one. The CLI reads some back
+(``itte comparer``, ``itte typologie``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+from schemas.aggregates import Niveau
+from schemas.catalogue import Sens
+
+# ---------------------------------------------------------------- indicateurs
+
+
+class IndicateurPublic(BaseModel):
+    indicateur: str
+    sous_champ: str
+    annee: int
+    niveau: Niveau
+    code: str
+    nom: str
+    agregation: str = Field(description="How it aggregates (see /indicateurs/catalogue).")
+    valeur: float | int | str | None = Field(
+        description="None when no member reported a value; with `exact=true`, a decimal text "
+        "with every digit (sums are exact; a ratio or a mean has at least 16 significant "
+        "digits)."
+    )
+    unite: str | None
+    communes_renseignees: int
+    communes_total: int
+    couverture: float = Field(description="communes_renseignees / communes_total")
+    complet: bool
+    mis_a_jour: datetime
+
+
+ROWS = TypeAdapter(list[IndicateurPublic])
+CSV_COLUMNS = tuple(IndicateurPublic.model_fields)  # the JSON row's fields, in its order
+
+
+class Changement(IndicateurPublic):
+    curseur: int = Field(description="Its place in the change feed: ask from here next time.")
+
+
+class ChangesPage(BaseModel):
+    changements: list[Changement]
+    curseur: int = Field(description="Pass it as `depuis` next time.")
+
+
+def number(value: Decimal | None) -> float | int | None:
+    if value is None:
+        return None
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def exact_text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def to_public(row: Any, exact: bool = False) -> IndicateurPublic:
+    reporting, total = row.communes_renseignees, row.communes_total
+    return IndicateurPublic(
+        indicateur=row.indicateur,
+        sous_champ=row.sous_champ,
+        annee=row.annee,
+        niveau=row.niveau,
+        code=row.code,
+        nom=row.nom,
+        agregation=row.agregation,
+        valeur=exact_text(row.valeur) if exact else number(row.valeur),
+        unite=row.unite,
+        communes_renseignees=reporting,
+        communes_total=total,
+        couverture=reporting / total if total else 0.0,
+        complet=reporting == total,
+        mis_a_jour=row.updated_at,
+    )
+
+
+def public_row(row: Any, exact: bool) -> dict[str, Any]:
+    return to_public(row, exact).model_dump(mode="json")
+
+
+# ---------------------------------------------------------------- territoires
+
+
+class Territoire(BaseModel):
+    niveau: Niveau
+    code: str
+    nom: str
+
+
+class Fiche(Territoire):
+    parent: Territoire | None = Field(
+        description="Where it belongs: a commune's EPCI (else its département), an EPCI's "
+        "main département, a département's région, a région's France."
+    )
+    membres: Niveau | None = Field(description="The level of its members, for comparison.")
+
+
+# ---------------------------------------------------------------- objectifs
+
+
+class ObjectifTerritoire(BaseModel):
+    indicateur: str
+    sous_champ: str
+    libelle: str = Field(description="The objective, as its source words it.")
+    unite: str | None
+    sens: str = Field(description="hausse: reached at or above; baisse: at or below.")
+    source: str
+    echelle: str = Field(
+        description="population: the national objective × the territory's share of the "
+        "population; identique: the national value itself."
+    )
+    annee_objectif: int
+    objectif_national: float | int
+    objectif: float | int = Field(description="The objective at the territory's scale.")
+    annee_valeur: int | None = Field(description="The latest year with a value (≤ `annee`).")
+    valeur: float | int | None
+    complet: bool | None = Field(description="Every commune of the territory reported.")
+    ecart: float | int | None = Field(description="valeur − objectif.")
+    ecart_relatif: float | None = Field(description="ecart / objectif.")
+    atteint: bool | None = Field(
+        description="By the direction; none when the value is missing or incomplete "
+        "(a partial sum says nothing of the whole)."
+    )
+
+
+class Objectifs(BaseModel):
+    territoire: Territoire
+    population: int = Field(description="Population municipale of the referential's edition.")
+    population_france: int
+    objectifs: list[ObjectifTerritoire]
+
+
+# ---------------------------------------------------------------- comparaison
+
+
+class IndicateurCompare(BaseModel):
+    indicateur: str
+    sous_champ: str
+    libelle: str
+    unite: str | None
+    sens: Sens | None = Field(description="hausse: higher is better; baisse: lower is better.")
+
+
+class Membre(BaseModel):
+    code: str
+    nom: str
+
+
+class Exclu(Membre):
+    raison: str = Field(description="Which indicator is missing or incomplete, and how.")
+
+
+class Groupe(BaseModel):
+    groupe: int
+    taille: int
+    centre: dict[str, float] = Field(description="The group's mean, in each indicator's unit.")
+
+
+class GroupeMembres(Groupe):
+    membres: list[Membre]
+
+
+class Typologie(BaseModel):
+    niveau: Niveau
+    annee: int
+    indicateurs: list[IndicateurCompare]
+    k: int
+    k_choisi: bool = Field(description="True: k chosen by silhouette, not given.")
+    silhouette: float
+    groupes: list[GroupeMembres]
+    exclus: list[Exclu] = Field(
+        description="Territories with a value for some indicator but not a complete one "
+        "for all: left out of the groups."
+    )
+
+
+class Pair(Membre):
+    distance: float = Field(description="Euclidean, on standardized values.")
+    valeurs: dict[str, float | int | None]
+
+
+class Rang(BaseModel):
+    indicateur: str
+    sous_champ: str
+    valeur: float | int | None
+    rang: int | None = Field(description="1: the best (the highest without a direction).")
+    sur: int = Field(description="Territories of the level with a complete value.")
+    meilleur_que: float | None = Field(
+        description="Share of the other territories ranked that do strictly worse (0.73: "
+        "better than 73 %); none without a direction."
+    )
+    raison: str | None = None
+
+
+class Comparaison(BaseModel):
+    territoire: Territoire
+    annee: int
+    indicateurs: list[IndicateurCompare]
+    groupe: Groupe | None
+    k: int | None
+    pairs: list[Pair]
+    rangs: list[Rang]
+    raison: str | None = Field(None, description="Why the territory has no group.")
+
+
+class Refus(BaseModel):
+    """A 422: why the question cannot be answered (an indicator not in the
+    catalogue, too few territories…), or FastAPI's list of invalid parameters."""
+
+    detail: str | list[dict[str, Any]]

@@ -1,0 +1,78 @@
+"""What ``/territoires`` reads: territories by name or code, and each one's
+parent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Engine, case, func, literal, or_, select
+
+from common.db import communes, territories
+from schemas.aggregates import Niveau
+from services.api.models import Territoire
+
+# From the widest to the finest: a territory's members are one step finer.
+WIDEST_FIRST: tuple[Niveau, ...] = ("france", "region", "departement", "epci", "commune")
+
+
+def search(engine: Engine, q: str, limit: int) -> list[Territoire]:
+    """Exact codes first, then exact names, then the widest territories."""
+    t = territories.c
+    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rank = case({level: i for i, level in enumerate(WIDEST_FIRST)}, value=t.niveau)
+    query = (
+        select(t.niveau, t.code, t.nom)
+        .where(t.niveau != "france", or_(t.code == q.upper(), t.nom.ilike(pattern)))
+        .order_by(
+            (t.code == q.upper()).desc(), (func.lower(t.nom) == q.lower()).desc(), rank, t.nom
+        )
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [Territoire.model_validate(r._mapping) for r in conn.execute(query)]
+
+
+def territory(conn: Connection, niveau: str, code: str) -> Territoire | None:
+    """Codes are upper case (2A004, FR): any case finds them."""
+    t = territories.c
+    found = conn.execute(
+        select(t.niveau, t.code, t.nom).where(t.niveau == niveau, t.code == code.upper())
+    ).first()
+    return None if found is None else Territoire.model_validate(found._mapping)
+
+
+def find(engine: Engine, niveau: str, code: str) -> Territoire | None:
+    with engine.connect() as conn:
+        return territory(conn, niveau, code)
+
+
+def parent(engine: Engine, found: Territoire) -> Territoire | None:
+    """A commune's EPCI (else its département), an EPCI's main département,
+    a département's région, a région's France; None for France."""
+    if found.niveau == "region":
+        key: Any = ("france", "FR")
+    elif found.niveau == "france":
+        return None
+    with engine.connect() as conn:
+        if found.niveau != "region":
+            key = conn.execute(parent_of(found.niveau, found.code)).first()
+        return territory(conn, key[0], key[1]) if key else None
+
+
+def parent_of(niveau: str, code: str) -> Any:
+    """The (niveau, code) of the parent of a commune, an EPCI or a département."""
+    c = communes.c
+    if niveau == "commune":
+        return select(
+            case((c.epci.is_not(None), "epci"), else_="departement"),
+            func.coalesce(c.epci, c.departement),
+        ).where(c.code == code)
+    if niveau == "epci":
+        return (
+            select(literal("departement"), c.departement)
+            .where(c.epci == code)
+            .group_by(c.departement)
+            .order_by(func.count().desc(), c.departement)
+            .limit(1)
+        )
+    return select(literal("region"), c.region).where(c.departement == code).limit(1)

@@ -1,0 +1,103 @@
+"""The change feed: ``GET /indicateurs/changements`` (pages after a cursor)
+and ``GET /indicateurs/flux`` (Server-Sent Events), in the same cursor
+space. What is read is in ``reads/changements.py``, how a stream is
+followed in ``event_stream.py``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from services.api.deps import AreaDep, ChangedDep, EngineDep, StreamsDep
+from services.api.event_stream import (
+    HEARTBEAT_SECONDS,
+    SEND_TIMEOUT_SECONDS,
+    STREAM_PAGE,
+    follow,
+)
+from services.api.models import ChangesPage
+from services.api.reads.changements import Page, current_cursor, read_changes
+
+router = APIRouter()
+CURSOR_MAX = 2**63 - 1
+
+
+@router.get("/indicateurs/changements", response_model=ChangesPage)
+def changements(
+    engine: EngineDep,
+    f: AreaDep,
+    depuis: Annotated[
+        int, Query(ge=0, le=CURSOR_MAX, description="The cursor of the last change read.")
+    ] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    exact: Annotated[bool, Query(description="`valeur` as decimal text")] = False,
+) -> ChangesPage:
+    """The aggregate changes published after the cursor `depuis`, oldest
+    first, each at its published state, and the cursor to ask from next
+    time: polled with it, each change comes once. `depuis=0`: every
+    aggregate's current state, then what follows. Without a territorial
+    filter nor `niveau`, the changes of every level."""
+    page = read_changes(engine, f, depuis, limit, exact)
+    return ChangesPage.model_validate({"changements": page.rows, "curseur": page.cursor})
+
+
+@router.get(
+    "/indicateurs/flux",
+    responses={
+        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        503: {"description": "Too many streams open on this worker (Retry-After)"},
+    },
+)
+async def flux(
+    request: Request,
+    engine: EngineDep,
+    changed: ChangedDep,
+    streams: StreamsDep,
+    f: AreaDep,
+    depuis: Annotated[
+        int | None,
+        Query(ge=0, le=CURSOR_MAX, description="Start after this cursor (default: now)."),
+    ] = None,
+    last_event_id: Annotated[
+        str | None, Header(description="Set by EventSource when it reconnects.")
+    ] = None,
+) -> Response:
+    """Every aggregate change as it is published, as Server-Sent Events
+    (`event: changement`, `id`: its cursor, `data`: the row). A client that
+    reconnects with `Last-Event-ID` (EventSource does) resumes after it:
+    no gap, no duplicate. `event: curseur` moves the cursor past changes
+    the filters leave out. A comment every 15 s keeps the line open."""
+    cursor = resume_at(last_event_id, depuis)
+    if cursor is None:
+        cursor = await asyncio.to_thread(current_cursor, engine)
+    if not streams.admit():
+        return JSONResponse(
+            {"detail": "too many open streams, retry later"},
+            status_code=503,
+            headers={"Retry-After": "10"},
+        )
+
+    def read(after: int) -> Page:
+        return read_changes(engine, f, after, STREAM_PAGE)
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        try:
+            async for event in follow(read, cursor, changed, request.is_disconnected):
+                yield event
+        finally:
+            streams.done()
+
+    return EventSourceResponse(events(), ping=HEARTBEAT_SECONDS, send_timeout=SEND_TIMEOUT_SECONDS)
+
+
+def resume_at(last_event_id: str | None, depuis: int | None) -> int | None:
+    """The cursor to start after: Last-Event-ID wins (a reconnect), then
+    `depuis`; an id that is not a cursor is ignored."""
+    if last_event_id is not None and last_event_id.isascii() and last_event_id.isdigit():
+        return min(int(last_event_id), CURSOR_MAX)
+    return depuis

@@ -1,0 +1,86 @@
+"""``GET /indicateurs`` (values and aggregates, paged or as CSV) and
+``GET /indicateurs/catalogue``."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from schemas.catalogue import Indicator
+from services.api.deps import DEFAULT_LIMIT, EngineDep, FiltersDep
+from services.api.formats import MEDIA, Format, csv_lines, etag, next_link
+from services.api.models import CSV_COLUMNS, ROWS, IndicateurPublic
+from services.api.reads import indicateurs as reads
+
+router = APIRouter()
+
+PAGE_HEADERS = {
+    "X-Total-Count": {
+        "description": "Rows matching, all pages together.",
+        "schema": {"type": "integer"},
+    },
+    "Link": {
+        "description": 'The next page: `<…>; rel="next"` (absent on the last).',
+        "schema": {"type": "string"},
+    },
+    "ETag": {
+        "description": "Send it back in If-None-Match: 304 while unchanged.",
+        "schema": {"type": "string"},
+    },
+}
+
+
+@router.get("/indicateurs/catalogue", response_model=list[Indicator])
+def catalogue(engine: EngineDep) -> list[Indicator]:
+    """Every indicator: label, unit, source, bounds and how it aggregates."""
+    return reads.catalogue(engine)
+
+
+@router.get(
+    "/indicateurs",
+    response_model=list[IndicateurPublic],
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "headers": PAGE_HEADERS,
+        },
+        304: {"description": "Unchanged since the ETag in If-None-Match"},
+    },
+)
+def indicateurs(
+    request: Request,
+    engine: EngineDep,
+    f: FiltersDep,
+    exact: Annotated[
+        bool, Query(description="`valeur` as decimal text, to the last digit")
+    ] = False,
+    fmt: Annotated[
+        Format,
+        Query(
+            alias="format",
+            description="`csv`: every matching row, streamed; `csv-fr`: the same "
+            "with `;` and decimal commas, for a French Excel.",
+        ),
+    ] = "json",
+) -> Response:
+    """Values at one level (`niveau`) inside an area (`commune`, `epci`,
+    `departement`, `region`); without `niveau`, the area itself. One page
+    at a time: `X-Total-Count` says how many rows match, `Link` names
+    the next page."""
+    if fmt != "json":
+        return StreamingResponse(
+            csv_lines(reads.exported(engine, f), CSV_COLUMNS, fmt),
+            media_type=MEDIA[fmt],
+            headers={"Content-Disposition": 'attachment; filename="indicateurs.csv"'},
+        )
+    page = replace(f, limit=f.limit or DEFAULT_LIMIT)
+    rows, total = reads.page(engine, page, exact)
+    body = ROWS.dump_json(rows)
+    headers = {"X-Total-Count": str(total), "ETag": etag(body)}
+    params = dict(request.query_params)
+    if link := next_link(request.url.path, params, page.offset, page.limit or 0, total):
+        headers["Link"] = link
+    return Response(body, media_type="application/json", headers=headers)

@@ -1,0 +1,48 @@
+"""``GET /territoires`` (by name or code) and ``/territoires/{niveau}/{code}``
+(one territory, its parent and its members' level): what the web page needs
+to find a territory and compare it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from schemas.aggregates import Niveau
+from services.api.deps import EngineDep, TerritoryDep
+from services.api.models import Fiche, Territoire
+from services.api.reads import territoires as reads
+
+router = APIRouter()
+
+MEMBERS: dict[str, Niveau | None] = {
+    "france": "region",
+    "region": "departement",
+    "departement": "epci",
+    "epci": "commune",
+    "commune": None,
+}
+
+
+@router.get("/territoires", response_model=list[Territoire])
+def find(
+    engine: EngineDep,
+    q: Annotated[str, Query(min_length=1, max_length=100, pattern=r"^[^\x00]*$")],
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> list[Territoire]:
+    """Territories whose name contains `q` (any case), or whose code is `q`."""
+    return reads.search(engine, q, limit)
+
+
+@router.get(
+    "/territoires/{niveau}/{code}",
+    response_model=Fiche,
+    responses={404: {"description": "No such territory"}},
+)
+def fiche(engine: EngineDep, territoire: TerritoryDep) -> Fiche:
+    """One territory, its parent and the level of its members."""
+    return Fiche(
+        **territoire.model_dump(),
+        parent=reads.parent(engine, territoire),
+        membres=MEMBERS[territoire.niveau],
+    )
