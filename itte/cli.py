@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import logging.config
 import os
@@ -131,7 +132,7 @@ def migrate() -> None:
 def ingest(
     paths: tuple[Path, ...], fmt: str | None, mapping: Path | None, producer: str | None
 ) -> None:
-    """Publish files to indicators.raw: CSV, .xlsx, JSON or NDJSON.
+    """Publish files (CSV, .xlsx, JSON or NDJSON) on the bulk lane.
 
     Exit status 1 when records were rejected (they are in <file>.rejets.ndjson).
     """
@@ -144,7 +145,7 @@ def ingest(
     servers = _servers(settings, "ingest", "WARNING")  # the progress bars tell
     summaries = list(
         ingest_files(
-            bootstrap.publisher(settings, servers),
+            bootstrap.block_handler(settings, servers),
             list(paths),
             producer=producer,
             fmt=fmt,
@@ -183,7 +184,7 @@ def pull(
     every: float | None,
     producer: str | None,
 ) -> None:
-    """Read observations from a SQL database, incrementally, to indicators.raw."""
+    """Read observations from a SQL database, incrementally, onto the bulk lane."""
     from services.ingestor import bootstrap
     from services.ingestor.pull import pull as run_pull
     from services.ingestor.settings import IngestorSettings
@@ -192,7 +193,7 @@ def pull(
     servers = _servers(settings, "pull")
     state = settings.state_dir / f"pull-{name}.json"
     for result in run_pull(
-        bootstrap.publisher(settings, servers),
+        bootstrap.block_handler(settings, servers),
         every=every,
         url=url,
         query=query,
@@ -272,7 +273,7 @@ def rebuild() -> None:
 @click.argument("batch_id")
 @click.option("--url", help="The ingestor (default: ITTE_INGESTOR_URL, else this machine's port).")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
-def rejets(batch_id: str, url: str | None, as_json: bool) -> None:
+def batch(batch_id: str, url: str | None, as_json: bool) -> None:
     """What became of BATCH_ID (an id of a 202): counts, and each rejected
     line with its reason. The producer's token is read from ITTE_TOKEN.
 
@@ -280,7 +281,7 @@ def rejets(batch_id: str, url: str | None, as_json: bool) -> None:
     another producer's, wrong token, ingestor away)."""
     import os
 
-    from itte.rejets import Unavailable, fetch, render
+    from itte.batch import Unavailable, fetch, render
 
     try:
         status = fetch(_url_of("ingestor", url), batch_id, os.environ.get("ITTE_TOKEN"))
@@ -350,7 +351,7 @@ COVERAGE = click.option(
 @COVERAGE
 @API_URL
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
-def typologie(
+def typology(
     niveau: str,
     indicateurs: str,
     annee: int,
@@ -361,7 +362,7 @@ def typologie(
 ) -> None:
     """Group the territories of a level by k-means on the chosen indicators:
     each group's size, mean values and first members. Exit status 2: no answer."""
-    from itte.comparer import print_typologie, typologie
+    from itte.compare import print_typologie, typologie
 
     params = {
         "niveau": niveau,
@@ -370,7 +371,7 @@ def typologie(
         "k": k,
         "couverture_min": couverture_min,
     }
-    _show("typologie", lambda: typologie(_url_of("api", url), params), print_typologie, as_json)
+    _show("typology", lambda: typologie(_url_of("api", url), params), print_typologie, as_json)
 
 
 @main.command()
@@ -383,7 +384,7 @@ def typologie(
 @COVERAGE
 @API_URL
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
-def comparer(
+def compare(
     niveau: str,
     code: str,
     indicateurs: str,
@@ -397,7 +398,7 @@ def comparer(
     """One territory among those of its level: its group, its rank for each
     indicator ("better than 73 % of EPCI") and its nearest peers.
     Exit status 2: no answer."""
-    from itte.comparer import comparaison, print_comparaison
+    from itte.compare import comparaison, print_comparaison
 
     params = {
         "indicateurs": indicateurs,
@@ -407,7 +408,7 @@ def comparer(
         "couverture_min": couverture_min,
     }
     _show(
-        "comparer",
+        "compare",
         lambda: comparaison(_url_of("api", url), niveau, code, params),
         print_comparaison,
         as_json,
@@ -482,3 +483,16 @@ def schemas_export(out: Path) -> None:
 
     for path in export(out):
         click.echo(str(path))
+
+
+def _alias(command: click.Command, old_name: str) -> None:
+    """``old_name`` still runs ``command``, unlisted: the names of earlier
+    versions, kept for scripts that call them."""
+    kept = copy.copy(command)
+    kept.hidden = True
+    main.add_command(kept, old_name)
+
+
+_alias(batch, "rejets")
+_alias(typology, "typologie")
+_alias(compare, "comparer")

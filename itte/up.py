@@ -187,8 +187,8 @@ def serve(
     )
     if demo:
         files = write_demo(settings.state_dir / "demo")
-        publisher = ingestor.publisher(settings, servers)
-        for summary in ingest_files(publisher, files, show_progress=False):
+        handler = ingestor.block_handler(settings, servers)
+        for summary in ingest_files(handler, files, show_progress=False):
             print(f"  demo data: {summary}", flush=True)
     print(
         f"\n  API        {api}/indicateurs   (docs: /docs)\n"

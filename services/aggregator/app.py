@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -19,15 +20,18 @@ from common.faust_app import raw_topic, stop_on_unexpected
 from common.lanes import BulkLane
 from common.retry import Health, retry_transient
 from schemas import clean, deadletter
-from services.aggregator.handlers import SERVICE, Archive, Batches, BatchOutcome, Relay
+from services.aggregator.handlers import SERVICE, Archive, BatchHandler, BatchOutcome, Relay
 from services.aggregator.settings import AggregatorSettings
 
 log = logging.getLogger(__name__)
 
 
+Committed = Callable[[BatchOutcome], None]
+
+
 def attach(
     app: faust.App,
-    batches: Batches,
+    batches: BatchHandler,
     settings: AggregatorSettings,
     *,
     relay: Relay,
@@ -35,12 +39,27 @@ def attach(
     health: Health,
     lane: BulkLane | None = None,
 ) -> None:
+    """One agent or task per entrypoint; each committed batch wakes the relay."""
     relay_due = asyncio.Event()
 
     def committed(outcome: BatchOutcome) -> None:
         relay.committed(outcome)
         relay_due.set()
 
+    attach_live_lane(app, batches, settings, health, committed)
+    if lane is not None:
+        attach_bulk_lane(app, lane, relay, settings, committed)
+    attach_archive(app, archive, health)
+    attach_relay(app, relay, relay_due, settings)
+
+
+def attach_live_lane(
+    app: faust.App,
+    batches: BatchHandler,
+    settings: AggregatorSettings,
+    health: Health,
+    committed: Committed,
+) -> None:
     @app.agent(raw_topic(app, clean.TOPIC))
     async def aggregate(stream: Any) -> None:
         # Offsets are acknowledged after the batch is yielded back, i.e. after
@@ -57,6 +76,14 @@ def attach(
                 )
                 committed(outcome)
 
+
+def attach_bulk_lane(
+    app: faust.App,
+    lane: BulkLane,
+    relay: Relay,
+    settings: AggregatorSettings,
+    committed: Committed,
+) -> None:
     async def committed_in_bulk(outcome: BatchOutcome) -> None:
         # A file's changes are published as written while the lane waits for
         # the relay, instead of piling up in memory (handlers.BULK_HELD).
@@ -64,15 +91,15 @@ def attach(
         while relay.catching_up():
             await asyncio.sleep(settings.batch_seconds)
 
-    if lane is not None:
+    @app.task
+    async def aggregate_bulk() -> None:
+        # Each bulk message applied, then its changes handed to the relay,
+        # then its offset committed (common/lanes.py).
+        async with stop_on_unexpected(SERVICE):
+            await lane.run(then=committed_in_bulk)
 
-        @app.task
-        async def aggregate_bulk() -> None:
-            # Each bulk message applied, then its changes handed to the relay,
-            # then its offset committed (common/lanes.py).
-            async with stop_on_unexpected(SERVICE):
-                await lane.run(then=committed_in_bulk)
 
+def attach_archive(app: faust.App, archive: Archive, health: Health) -> None:
     @app.agent(raw_topic(app, deadletter.TOPIC))
     async def archive_letters(stream: Any) -> None:
         # Acknowledged once kept (a replay is kept once: the record id is the key).
@@ -85,6 +112,10 @@ def attach(
                     health=health,
                 )
 
+
+def attach_relay(
+    app: faust.App, relay: Relay, relay_due: asyncio.Event, settings: AggregatorSettings
+) -> None:
     @app.task
     async def relay_outbox() -> None:
         # Off the batches' path: a batch commits, wakes the relay and goes on

@@ -18,7 +18,7 @@ from schemas.catalogue import Catalogue
 from services.aggregator.app import attach
 from services.aggregator.archive import PostgresLetterArchive
 from services.aggregator.bulk import BulkStore, Indicator
-from services.aggregator.handlers import SERVICE, Archive, Batches, BulkBatches, Relay
+from services.aggregator.handlers import SERVICE, Archive, BatchHandler, BulkBatchHandler, Relay
 from services.aggregator.progress import PostgresProgress
 from services.aggregator.publisher import KafkaDeadLetters, OutboxRelay
 from services.aggregator.rules import AggregationRules
@@ -47,7 +47,9 @@ def build(settings: AggregatorSettings, servers: Servers) -> faust.App:
         buffered_messages=2 * settings.batch_messages,  # the next batch, fetched ahead
         state=health,
     )
-    batches = Batches(store, KafkaDeadLetters(producer), PostgresProgress(servers.database_url))
+    batches = BatchHandler(
+        store, KafkaDeadLetters(producer), PostgresProgress(servers.database_url)
+    )
     archive = Archive(PostgresLetterArchive(servers.database_url))
     attach(
         app,
@@ -73,9 +75,11 @@ def bulk_lane(
     catalogue_of = {i.id: Indicator(i.agregation, i.unite) for i in indicators.indicateurs.values()}
     producer = BlockingProducer(servers.kafka_bootstrap_servers, **servers.kafka_security)
     store = AggregateStore(servers.database_url, ref, rules)
-    batches = Batches(store, KafkaDeadLetters(producer), PostgresProgress(servers.database_url))
+    batches = BatchHandler(
+        store, KafkaDeadLetters(producer), PostgresProgress(servers.database_url)
+    )
     known = bulk.CodeIndex(sorted(ref.communes))
-    handler = BulkBatches(
+    handler = BulkBatchHandler(
         BulkStore(servers.database_url, ref, catalogue_of),
         batches,
         rules,

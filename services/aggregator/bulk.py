@@ -209,34 +209,7 @@ class BulkStore:
         self, cur: psycopg.Cursor[Any], rows: pa.Table, batch_id: str, producer: str | None
     ) -> list[Change]:
         n = rows.num_rows
-        positions = pc.utf8_lpad(pc.cast(rows.column("position"), pa.string()), 6, "0")
-        record_ids = pc.binary_join_element_wise(f"{batch_id}:", positions, "")
-        observations = pa.table(
-            {
-                **{
-                    name: rows.column(name)
-                    for name in (
-                        "indicateur",
-                        "sous_champ",
-                        "annee",
-                        "commune_source",
-                        "commune",
-                        "valeur",
-                        "marqueur",
-                        "unite",
-                        "libelle_indicateur",
-                        "libelle_sous_champ",
-                        "version",
-                        "version_explicite",
-                        "recu",
-                    )
-                },
-                "record_id": record_ids,
-                "pii": rows.column("pii"),
-                "pii_key_id": rows.column("pii_key_id"),
-                "producteur": pa.array([producer] * n, pa.string()),
-            }
-        )
+        observations = observations_of(rows, batch_id, producer)
         copy(
             cur, f"COPY observations ({OBSERVATION_COLUMNS}) FROM STDIN (FORMAT csv)", observations
         )
@@ -244,35 +217,15 @@ class BulkStore:
         last = one(cur.execute(RESERVE, (n,)))
         seqs = pa.array(range(last - n + 1, last + 1), pa.int64())
         reporting = pc.cast(pc.is_valid(rows.column("valeur")), pa.int32())
-        key = [rows.column(name) for name in ("indicateur", "sous_champ", "annee")]
-        commune = pa.array(["commune"] * n, pa.string())
-        zero = pa.array(["0"] * n, pa.string())
         copy(
             cur,
             f"COPY aggregates ({AGGREGATE_COPY}) FROM STDIN (FORMAT csv)",
-            pa.table(
-                [
-                    *key,
-                    commune,
-                    rows.column("commune"),
-                    pc.fill_null(rows.column("valeur"), "0"),
-                    reporting,
-                    rows.column("unite"),
-                    zero,
-                    zero,
-                    pa.array([1] * n, pa.int64()),
-                    seqs,
-                ],
-                names=AGGREGATE_COPY.split(", "),
-            ),
+            commune_aggregates(rows, seqs, reporting),
         )
         copy(
             cur,
             f"COPY aggregate_change_log (change_seq, {db.AGGREGATE_KEY}) FROM STDIN (FORMAT csv)",
-            pa.table(
-                [seqs, *key, commune, rows.column("commune")],
-                names=["change_seq", *db.AGGREGATE_KEY_COLUMNS],
-            ),
+            change_log_entries(rows, seqs),
         )
         now = one(cur.execute(NOW))
         changes = self._commune_changes(rows, seqs, reporting, now)
@@ -412,3 +365,66 @@ def copy(cur: psycopg.Cursor[Any], statement: str, table: pa.Table) -> None:
     pacsv.write_csv(table, sink, CSV)
     with cur.copy(statement) as writer:
         writer.write(sink.getbuffer())
+
+
+OBSERVED = (
+    "indicateur",
+    "sous_champ",
+    "annee",
+    "commune_source",
+    "commune",
+    "valeur",
+    "marqueur",
+    "unite",
+    "libelle_indicateur",
+    "libelle_sous_champ",
+    "version",
+    "version_explicite",
+    "recu",
+)
+
+
+def observations_of(rows: pa.Table, batch_id: str, producer: str | None) -> pa.Table:
+    """The rows as ``observations`` holds them, each with its record id."""
+    positions = pc.utf8_lpad(pc.cast(rows.column("position"), pa.string()), 6, "0")
+    return pa.table(
+        {
+            **{name: rows.column(name) for name in OBSERVED},
+            "record_id": pc.binary_join_element_wise(f"{batch_id}:", positions, ""),
+            "pii": rows.column("pii"),
+            "pii_key_id": rows.column("pii_key_id"),
+            "producteur": pa.array([producer] * rows.num_rows, pa.string()),
+        }
+    )
+
+
+def _key_and_commune(rows: pa.Table) -> list[pa.Array]:
+    """(indicateur, sous_champ, annee, niveau, code) of each row's commune aggregate."""
+    commune = pa.array(["commune"] * rows.num_rows, pa.string())
+    key = [rows.column(name) for name in ("indicateur", "sous_champ", "annee")]
+    return [*key, commune, rows.column("commune")]
+
+
+def commune_aggregates(rows: pa.Table, seqs: pa.Array, reporting: pa.Array) -> pa.Table:
+    """One commune-level aggregate per row (a new commune: its value alone)."""
+    n = rows.num_rows
+    zero = pa.array(["0"] * n, pa.string())
+    return pa.table(
+        [
+            *_key_and_commune(rows),
+            pc.fill_null(rows.column("valeur"), "0"),
+            reporting,
+            rows.column("unite"),
+            zero,
+            zero,
+            pa.array([1] * n, pa.int64()),
+            seqs,
+        ],
+        names=AGGREGATE_COPY.split(", "),
+    )
+
+
+def change_log_entries(rows: pa.Table, seqs: pa.Array) -> pa.Table:
+    return pa.table(
+        [seqs, *_key_and_commune(rows)], names=["change_seq", *db.AGGREGATE_KEY_COLUMNS]
+    )

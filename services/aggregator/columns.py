@@ -6,7 +6,7 @@ Anything may be written on ``indicators.clean.bulk``, not only by the
 cleaner. A row whose columns are not plainly within the clean bounds is
 read as a ``CleanObservation``, record by record, exactly as the live lane
 reads one: it is aggregated the same way, or dead-lettered with the same
-reason (letters.py).
+reason (intake.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from schemas.clean import CleanObservation, record_id
 from schemas.deadletter import DeadLetter
 from schemas.raw import describe
 from services.aggregator.bulk import FAST_KINDS
-from services.aggregator.letters import letter
+from services.aggregator.intake import letter
 from services.aggregator.rules import AggregationRules
 
 # Decimal text as Postgres prints a NUMERIC (what the cleaner writes): read

@@ -24,7 +24,7 @@ from schemas.clean import CleanObservation, batch_position
 from schemas.deadletter import DeadLetter
 from services.aggregator import columns
 from services.aggregator.changes import Change
-from services.aggregator.letters import decode, foreign_letter, refused_letter, unplaced_letter
+from services.aggregator.intake import decode, foreign_letter, refused_letter, unplaced_letter
 from services.aggregator.ports import (
     Aggregates,
     ApplyResult,
@@ -66,7 +66,7 @@ class BatchOutcome:
     changes: list[list[Change]] = field(default_factory=list)
 
 
-class Batches:
+class BatchHandler:
     def __init__(self, store: Aggregates, letters: DeadLetters, progress: Progress) -> None:
         self.store = store
         self.letters = letters
@@ -142,7 +142,7 @@ class Batches:
         self.progress.close()
 
 
-class BulkBatches:
+class BulkBatchHandler:
     """One message of the bulk lane: its new communes applied as a set
     (``NewCommunes``, one transaction, more only to isolate a row Postgres
     refuses), every other record by the live lane's handler."""
@@ -150,7 +150,7 @@ class BulkBatches:
     def __init__(
         self,
         new_communes: NewCommunes,
-        batches: Batches,
+        batches: BatchHandler,
         rules: AggregationRules,
         placed: Callable[[pa.Array], pa.Array],
     ) -> None:
@@ -160,7 +160,7 @@ class BulkBatches:
         self.placed = placed  # which communes the referential has
 
     def handle(self, value: bytes) -> BatchOutcome:
-        """Raises only what is not a record's fault, as Batches.handle."""
+        """Raises only what is not a record's fault, as BatchHandler.handle."""
         with metrics.BATCH_SECONDS.labels(SERVICE).time():
             rows = columns.read(value)
             fast, others, unplaced = columns.split(rows.table, self.rules, self.placed)

@@ -233,20 +233,7 @@ def plan(
     owned, foreign = split_by_owner(records, stored)
     latest = latest_per_key(owned)
     result = Plan(stale=len(owned) - len(latest), foreign=foreign)
-    by_commune: dict[CommuneKey, Delta] = defaultdict(Delta)
-    for key, new in latest.items():
-        old = stored.get(key)
-        if old is not None and old.order >= new.order:
-            result.stale += 1
-            continue
-        result.writes.append(new)
-        old_value = old.valeur if old is not None else None
-        by_commune[(new.indicateur, new.sous_champ, new.annee, new.commune)].add(
-            (new.valeur or ZERO) - (old_value or ZERO),
-            (new.valeur is not None) - (old_value is not None),
-            new.unite,
-        )
-
+    by_commune = _by_commune(latest, stored, result)
     deltas: dict[AggKey, Delta] = defaultdict(Delta)
     after = dict(communes)
     for ck, change in by_commune.items():
@@ -286,6 +273,27 @@ def plan(
 
 
 NO_VALUE = CommuneState(ZERO, 0)
+
+
+def _by_commune(
+    latest: Mapping[ObsKey, CleanObservation], stored: Mapping[ObsKey, Stored], result: Plan
+) -> dict[CommuneKey, Delta]:
+    """What the newer versions change in each commune's value; the writes
+    and the stale versions go to ``result``."""
+    by_commune: dict[CommuneKey, Delta] = defaultdict(Delta)
+    for key, new in latest.items():
+        old = stored.get(key)
+        if old is not None and old.order >= new.order:
+            result.stale += 1
+            continue
+        result.writes.append(new)
+        old_value = old.valeur if old is not None else None
+        by_commune[(new.indicateur, new.sous_champ, new.annee, new.commune)].add(
+            (new.valeur or ZERO) - (old_value or ZERO),
+            (new.valeur is not None) - (old_value is not None),
+            new.unite,
+        )
+    return by_commune
 
 
 def _nonzero(state: CommuneState) -> int:

@@ -1,6 +1,6 @@
 """What the API answers, as response models (OpenAPI is made of them), and
 how a row of ``aggregate_values`` becomes one. The CLI reads some back
-(``itte comparer``, ``itte typologie``)."""
+(``itte compare``, ``itte typology``)."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ from schemas.deadletter import DeadLetter
 from schemas.raw import DECLARED, RawBatchHeader, RawObservation
 from services.cleaner.transform import (
     MessageOrigin,
-    Rejected,
+    RecordRefused,
     Rules,
     _text,
     clean_record,
@@ -174,7 +174,7 @@ class ColumnCleaner:
                     )
                 )
                 continue
-            except Rejected as rejected:
+            except RecordRefused as rejected:
                 reason, detail = rejected.reason, rejected.detail
             except Exception as exc:  # a case nobody foresaw costs this record only
                 reason, detail = "internal_error", unexpected(exc, "cleaning a record")
@@ -238,7 +238,7 @@ class ColumnCleaner:
                 try:
                     ok = within_bounds(value, limits.MAX_COMMUNE_CHARS)
                     known[value] = normalize_commune(value, self.rules.ref) if ok else None
-                except Rejected:
+                except RecordRefused:
                     known[value] = None
             found = known[value]
             return found is not None, found
@@ -432,7 +432,7 @@ def _label(value: str) -> tuple[bool, str | None]:
 def _year_of(annee: str | None, date: str | None) -> tuple[bool, int | None]:
     try:
         return True, parse_year(annee, date)
-    except Rejected:
+    except RecordRefused:
         return False, None
 
 
@@ -442,7 +442,7 @@ def _value(value: str) -> tuple[bool, tuple[str | None, str | None] | None]:
     try:
         raw = RawObservation.model_validate({"indicateur": "v", "commune": "0", "valeur": value})
         number, marker = parse_value(raw.valeur)
-    except (ValidationError, Rejected):
+    except (ValidationError, RecordRefused):
         return False, None
     return True, (None if number is None else numeric_text(number), marker)
 

@@ -31,7 +31,9 @@ COMMUNE_CODE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
 KNOWN_FIELDS = frozenset(RawObservation.model_fields)
 
 
-class Rejected(Exception):
+class RecordRefused(Exception):
+    """A record the cleaner cannot accept: ``reason`` names the rule, the message says why."""
+
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
@@ -76,7 +78,9 @@ def normalize_commune(code: str, ref: Referential) -> tuple[str, str]:
     if normalized.isdigit() and len(normalized) < 5:
         normalized = normalized.zfill(5)  # spreadsheets drop the leading zero
     if not COMMUNE_CODE.match(normalized):
-        raise Rejected("invalid_commune", "not a commune code (5 digits, or 2A/2B and 3 digits)")
+        raise RecordRefused(
+            "invalid_commune", "not a commune code (5 digits, or 2A/2B and 3 digits)"
+        )
     if normalized in ref.communes:
         return normalized, normalized
     current = ref.former_codes.get(normalized)
@@ -85,12 +89,12 @@ def normalize_commune(code: str, ref: Referential) -> tuple[str, str]:
     if current is not None:
         return normalized, current
     if normalized in ref.ambiguous_codes:
-        raise Rejected(
+        raise RecordRefused(
             "ambiguous_code",
             f"former code {normalized} now belongs to several "
             f"communes: {', '.join(ref.ambiguous_codes[normalized])}",
         )
-    raise Rejected(
+    raise RecordRefused(
         "unknown_code", f"{normalized} is neither a commune nor a former code in {ref.version}"
     )
 
@@ -102,14 +106,14 @@ def parse_year(annee: int | str | None, day: str | None) -> int:
     if annee not in (None, ""):
         text = str(annee).strip()
         if not YEAR_TEXT.match(text):
-            raise Rejected("invalid_year", "not a year of four digits at most")
+            raise RecordRefused("invalid_year", "not a year of four digits at most")
         year = int(text)
     elif day:
         year = _year_of_date(day.strip())
     else:
-        raise Rejected("missing_year", "neither annee nor date given")
+        raise RecordRefused("missing_year", "neither annee nor date given")
     if not limits.YEAR_MIN <= year <= limits.YEAR_MAX:
-        raise Rejected("invalid_year", f"year out of range: {year}")
+        raise RecordRefused("invalid_year", f"year out of range: {year}")
     return year
 
 
@@ -119,7 +123,7 @@ def _year_of_date(text: str) -> int:
             return datetime.strptime(text[:10], fmt).year
         except ValueError:
             continue
-    raise Rejected("invalid_date", "date is neither dd/mm/YYYY nor YYYY-MM-DD")
+    raise RecordRefused("invalid_date", "date is neither dd/mm/YYYY nor YYYY-MM-DD")
 
 
 def parse_value(valeur: object) -> tuple[Decimal | None, str | None]:
@@ -127,7 +131,7 @@ def parse_value(valeur: object) -> tuple[Decimal | None, str | None]:
     if valeur is None:
         return None, "vide"
     if isinstance(valeur, bool):
-        raise Rejected("invalid_value", "a boolean is not a value")
+        raise RecordRefused("invalid_value", "a boolean is not a value")
     try:
         if isinstance(valeur, int | Decimal):
             number = Decimal(valeur)
@@ -139,13 +143,13 @@ def parse_value(valeur: object) -> tuple[Decimal | None, str | None]:
                 return None, text.casefold() or "vide"
             parsed = limits.number_from_text(text)
             if parsed is None:
-                raise Rejected("invalid_value", "not a number nor a secret/missing marker")
+                raise RecordRefused("invalid_value", "not a number nor a secret/missing marker")
             if not parsed.is_finite():
-                raise Rejected("invalid_value", "not a finite number")
+                raise RecordRefused("invalid_value", "not a finite number")
             return parsed, None
         return limits.check_number(number), None
     except limits.OutOfBounds as exc:
-        raise Rejected("invalid_value", str(exc)) from None
+        raise RecordRefused("invalid_value", str(exc)) from None
 
 
 def _message_id(origin: MessageOrigin) -> str:
@@ -172,25 +176,25 @@ def check_catalogue(
     if indicator is None:
         if rules.accept_unknown:
             return
-        raise Rejected("unknown_indicator", f"{indicateur!r} is not in the catalogue")
+        raise RecordRefused("unknown_indicator", f"{indicateur!r} is not in the catalogue")
     if indicator.derived:
-        raise Rejected(
+        raise RecordRefused(
             "derived_indicator",
             f"{indicateur} is computed from "
             f"{indicator.numerateur} / {indicator.denominateur}; send those",
         )
     if indicator.sous_champs and sous_champ not in indicator.sous_champs:
         known = ", ".join(sorted(indicator.sous_champs))
-        raise Rejected(
+        raise RecordRefused(
             "unknown_sous_champ",
             f"{indicateur} has no sub-field {deadletter.kept(sous_champ)!r}; it has: {known}",
         )
     if valeur is not None and indicator.min is not None and valeur < indicator.min:
-        raise Rejected("out_of_bounds", f"{valeur} is below the minimum {indicator.min}")
+        raise RecordRefused("out_of_bounds", f"{valeur} is below the minimum {indicator.min}")
     if valeur is not None and indicator.max is not None and valeur > indicator.max:
-        raise Rejected("out_of_bounds", f"{valeur} is above the maximum {indicator.max}")
+        raise RecordRefused("out_of_bounds", f"{valeur} is above the maximum {indicator.max}")
     if commune_source != commune and indicator.agregation not in ADDITIVE:
-        raise Rejected(
+        raise RecordRefused(
             "ambiguous_code",
             f"{commune_source} is now part of {commune}; a "
             f"{indicator.agregation} value cannot be combined across its parts",
@@ -206,13 +210,13 @@ def clean_record(
     producer: str | None = None,
 ) -> CleanObservation:
     if not isinstance(record, dict):
-        raise Rejected(
+        raise RecordRefused(
             "invalid_schema", f"a record must be a JSON object, got {type(record).__name__}"
         )
     try:
         raw = RawObservation.model_validate(record)
     except ValidationError as exc:
-        raise Rejected("invalid_schema", describe(exc)) from None
+        raise RecordRefused("invalid_schema", describe(exc)) from None
     indicateur = " ".join(raw.indicateur.split())  # never blank (RawObservation)
     commune_source, commune = normalize_commune(raw.commune, rules.ref)
     valeur, marqueur = parse_value(raw.valeur)
@@ -333,7 +337,7 @@ def clean_message(
                 producer=producer,
             )
             encoded = observation.model_dump_json().encode()
-        except Rejected as rejected:
+        except RecordRefused as rejected:
             reason, detail = rejected.reason, rejected.detail
         except Exception as exc:  # a case nobody foresaw costs this record only
             reason, detail = "internal_error", unexpected(exc, "cleaning a record")

@@ -14,7 +14,7 @@ from common.pii import hasher_for
 from common.servers import Servers
 from services.ingestor.auth import Producers
 from services.ingestor.columns import hidden
-from services.ingestor.handlers import Observations
+from services.ingestor.handlers import BlockHandler, PushHandler
 from services.ingestor.http import create_app
 from services.ingestor.idempotency import IdempotencyStore
 from services.ingestor.ledger import PostgresBatchLedger
@@ -41,12 +41,17 @@ def publisher(settings: IngestorSettings, servers: Servers) -> RawPublisher:
     )
 
 
+def block_handler(settings: IngestorSettings, servers: Servers) -> BlockHandler:
+    """What ``itte ingest`` and ``itte pull`` hand their blocks of records to."""
+    return BlockHandler(publisher(settings, servers))
+
+
 def http_app(settings: IngestorSettings, servers: Servers) -> FastAPI:
     producers = Producers.parse(settings.producer_tokens)
     if settings.environment != "local" and not producers.required:
         raise SystemExit("ITTE_PRODUCER_TOKENS must be set outside local runs")
     return create_app(
-        Observations(
+        PushHandler(
             publisher(settings, servers),
             IdempotencyStore(
                 servers.database_url,

@@ -1,10 +1,11 @@
-"""``itte ingest``: files → the bulk lane (``indicators.raw.bulk``), with a
-progress bar and a summary.
+"""``itte ingest``, the entrypoint for files: each file read a block of
+columns at a time (``files.py``) and handed to the handler
+(``handlers.py`` ``BlockHandler``), which publishes on the bulk lane
+(``indicators.raw.bulk``); here, the progress bar and the summary.
 
-Every record read is either published or rejected here with its reason; the
+Every record read is either published or rejected with its reason; the
 rejected ones go to ``<file>.rejets.ndjson`` (line number and reason beside
-the record), which can be fixed and ingested again. Records are read and
-checked a block of columns at a time (files.py, columns.py).
+the record), which can be fixed and ingested again.
 """
 
 from __future__ import annotations
@@ -13,21 +14,18 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import pyarrow as pa
 from tqdm import tqdm
 
 from common import metrics
-from schemas.raw import schema_problem
-from services.ingestor.columns import check_rows, record_of
-from services.ingestor.files import Block, Mapping, Unreadable, read_blocks
+from services.ingestor.files import Mapping, read_blocks
+from services.ingestor.handlers import BlockHandler
 from services.ingestor.layouts import Format
-from services.ingestor.ports import Published
-from services.ingestor.publisher import SERVICE, RawPublisher
+from services.ingestor.publisher import SERVICE
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +49,6 @@ class FileSummary:
         return text
 
 
-def problem(record: Any) -> tuple[str, str] | None:
-    """(reason, detail) when the record cannot be published, else None."""
-    if isinstance(record, Unreadable):
-        return "invalid_json", str(record)
-    if not isinstance(record, dict):
-        return "not_an_object", f"a record must be an object, not {type(record).__name__}"
-    detail = schema_problem(record)
-    return None if detail is None else ("invalid_schema", detail)
-
-
 def private_file(path: Path) -> TextIO:
     """Opened for writing, readable by its owner only (it may hold values the
     producer will fix; personal fields in it are hashed). A lone surrogate
@@ -71,50 +59,8 @@ def private_file(path: Path) -> TextIO:
     return open(descriptor, "w", encoding="utf-8", errors="backslashreplace")
 
 
-def publish_blocks(
-    publisher: RawPublisher,
-    blocks: Iterable[Block],
-    *,
-    source: str,
-    producer: str | None,
-    rejected: Callable[[Any, int, str, str], None],
-    read: Callable[[int], None] = lambda _: None,
-) -> Published:
-    """Each block checked at the edge, a column at a time, and what it
-    accepts published on the bulk lane; each refused record handed to
-    ``rejected`` (record, line, reason, detail). ``read``: told how many
-    records each block held."""
-    live: list[dict[str, Any]] = []  # accepted, but not carried by columns
-
-    def accepted() -> Iterator[pa.Table]:
-        for block in blocks:
-            read(block.table.num_rows + len(block.others))
-            ok, refused = check_rows(block.table)
-            reasons = [
-                (block.lines[i], record_of(block.table, i), "invalid_schema", detail)
-                for i, detail in refused.items()
-            ]
-            for line, record in block.others:
-                found = problem(record)
-                if found is None:
-                    live.append(record)
-                else:
-                    reasons.append((line, record, *found))
-            for line, record, reason, detail in sorted(reasons, key=lambda r: r[0]):
-                rejected(record, line, reason, detail)
-            yield block.table.filter(ok) if refused else block.table
-
-    published = publisher.publish_tables(accepted(), source=source, producer=producer)
-    if live:  # the live lane reads any record as it came
-        more = publisher.publish(live, source=source, producer=producer)
-        published = Published(
-            published.records + more.records, published.batch_ids + more.batch_ids
-        )
-    return published
-
-
 def ingest_file(
-    publisher: RawPublisher,
+    handler: BlockHandler,
     path: Path,
     *,
     fmt: Format | None = None,
@@ -147,7 +93,7 @@ def ingest_file(
             rejects = private_file(summary.rejects_path)
         # Not an object: only its line, reason and type (a bare value may
         # be personal, and the producer's file holds it anyway).
-        kept = publisher.hide(record) if isinstance(record, dict) else {}
+        kept = handler.hide(record) if isinstance(record, dict) else {}
         rejects.write(
             json.dumps(
                 {**kept, "_ligne": line, "_raison": reason, "_detail": detail},
@@ -157,8 +103,7 @@ def ingest_file(
         )
 
     try:
-        published = publish_blocks(
-            publisher,
+        published = handler.publish(
             blocks,
             source=f"file:{path.name}",
             producer=producer,
@@ -176,12 +121,10 @@ def ingest_file(
     return summary
 
 
-def ingest_files(
-    publisher: RawPublisher, paths: list[Path], **options: Any
-) -> Iterator[FileSummary]:
+def ingest_files(handler: BlockHandler, paths: list[Path], **options: Any) -> Iterator[FileSummary]:
     """:func:`ingest_file` for each path, in turn (``options``: its keywords)."""
     for path in paths:
-        summary = ingest_file(publisher, path, **options)
+        summary = ingest_file(handler, path, **options)
         metrics.RECORDS_IN.labels(SERVICE).inc(summary.read)
         log.info("%s", summary)
         yield summary

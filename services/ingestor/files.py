@@ -58,7 +58,7 @@ class Mapping:
         return cls(format=document.get("format"), columns=dict(document.get("colonnes", {})))
 
 
-class Progress:
+class ReadProgress:
     """How far through the file, for the progress bar (bytes or rows)."""
 
     def __init__(self, total: int) -> None:
@@ -73,7 +73,7 @@ class Progress:
 UNDECODABLE = "surrogateescape"
 
 
-def _csv_rows(path: Path, progress: Progress) -> Iterator[list[str]]:
+def _csv_rows(path: Path, progress: ReadProgress) -> Iterator[list[str]]:
     with open(path, "rb") as binary:
         sample = binary.read(SNIFF_BYTES)
     with open(path, encoding=detect_encoding(sample), errors=UNDECODABLE, newline="") as text:
@@ -84,7 +84,7 @@ def _csv_rows(path: Path, progress: Progress) -> Iterator[list[str]]:
             yield row
 
 
-def _xlsx_rows(path: Path, progress: Progress) -> Iterator[list[str]]:
+def _xlsx_rows(path: Path, progress: ReadProgress) -> Iterator[list[str]]:
     from openpyxl import load_workbook  # read-only mode streams the sheet
 
     workbook = load_workbook(path, read_only=True, data_only=True)
@@ -106,7 +106,7 @@ def _cell_text(cell: Any) -> str:
     return str(cell)
 
 
-def _json_records(path: Path, progress: Progress) -> Iterator[tuple[int, Any]]:
+def _json_records(path: Path, progress: ReadProgress) -> Iterator[tuple[int, Any]]:
     if path.suffix.lower() == ".json":
         # One document: unreadable, it is one rejected record (line 1).
         document = _parsed(path.read_text("utf-8-sig", errors=UNDECODABLE))
@@ -151,7 +151,7 @@ class Block:
 
 
 def _header_and_rows(
-    path: Path, fmt: Format | None, mapping: Mapping | None, progress: Progress
+    path: Path, fmt: Format | None, mapping: Mapping | None, progress: ReadProgress
 ) -> tuple[Layout, Iterator[list[str]]]:
     rows = (
         _xlsx_rows(path, progress) if path.suffix.lower() == ".xlsx" else _csv_rows(path, progress)
@@ -169,9 +169,9 @@ def _is_json(path: Path) -> bool:
 
 def read_blocks(
     path: Path, fmt: Format | None = None, mapping: Mapping | None = None, size: int = BLOCK_RECORDS
-) -> tuple[Progress, Iterator[Block]]:
+) -> tuple[ReadProgress, Iterator[Block]]:
     """(progress, blocks of about ``size`` records), in the file's order."""
-    progress = Progress(path.stat().st_size)
+    progress = ReadProgress(path.stat().st_size)
     if _is_json(path):
         return progress, record_blocks(_json_records(path, progress), size)
     layout, rows = _header_and_rows(path, fmt, mapping, progress)
@@ -244,10 +244,10 @@ def _encodable(text: str) -> bool:
 
 def read_file(
     path: Path, fmt: Format | None = None, mapping: Mapping | None = None
-) -> tuple[Progress, Iterator[tuple[int, Any]]]:
+) -> tuple[ReadProgress, Iterator[tuple[int, Any]]]:
     """(progress, iterator of (line number, record)); a record that is not a
     dict (a JSON value, or an error text) is refused by the caller."""
-    progress = Progress(path.stat().st_size)
+    progress = ReadProgress(path.stat().st_size)
     if _is_json(path):
         return progress, _json_records(path, progress)
     layout, rows = _header_and_rows(path, fmt, mapping, progress)

@@ -1,21 +1,25 @@
-"""What ``POST /observations`` does, without HTTP: from the producer and the
-bytes of a request to the answer (status, body, headers). The route in
-``http.py`` only reads the request, calls :meth:`Observations.submit` and
-writes the answer; the unit tests call it with the fakes of the ports."""
+"""What the ingestor does, without HTTP nor a terminal, for its three
+entrypoints: :class:`PushHandler` from the producer and the bytes of a
+request to the answer (status, body, headers), for ``POST /observations``
+(``http.py``); :class:`BlockHandler` from the blocks of records read from a
+file (``itte ingest``, ``file_ingest.py``) or a database (``itte pull``,
+``pull.py``) to the bulk lane. The unit tests call both with the fakes of
+the ports."""
 
 from __future__ import annotations
 
 import logging
 import math
 import uuid
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
-from pydantic import BaseModel, Field
+import pyarrow as pa
 
 from common import metrics
 from common.errors import is_transient
 from common.kafka import DeliveryError, MessageTooLarge
+from schemas.raw import schema_problem
 from services.ingestor.auth import Producers
 from services.ingestor.batching import (
     BodyError,
@@ -25,10 +29,15 @@ from services.ingestor.batching import (
     parse_ndjson_body,
     validate,
 )
+from services.ingestor.columns import check_rows, record_of
+from services.ingestor.files import Block, Unreadable
+from services.ingestor.models import Accepted, Answer, RejectedLine, Submission
 from services.ingestor.ports import (
     BatchLedger,
+    BlockPublisher,
     IdempotencyKeys,
     OpenedBatch,
+    Published,
     RateLimit,
     WholePublisher,
 )
@@ -45,47 +54,7 @@ NDJSON_TYPES = (
 # under this name, and their records carry no producer, like files and
 # Kafka-native records: all of them are one unidentified producer.
 ANONYMOUS = "anonyme"
-Mode = Literal["atomic", "partial"]
 log = logging.getLogger(__name__)
-
-
-class Rejected(BaseModel):
-    line: int
-    error: str
-
-
-class Accepted(BaseModel):
-    accepted: int
-    batch_ids: list[str]
-    rejected: list[Rejected] = []
-    tracked: bool = Field(
-        True,
-        description="False when Postgres was away: the records are published all the same, "
-        "but `GET /observations/{batch_id}` will not know this batch.",
-    )
-
-
-class Refusal(BaseModel):
-    """A refused request: nothing of it was published."""
-
-    detail: str
-    errors: list[Rejected] | None = Field(None, description="Each bad line and why.")
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    content: Any
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Submission:
-    producer: str  # ANONYMOUS when authentication is off
-    body: bytes | None  # None: over the body limit
-    content_type: str = "application/json"
-    mode: Mode = "atomic"
-    idempotency_key: str | None = None
 
 
 def refuse(
@@ -104,7 +73,7 @@ def refuse(
     return Answer(status, content, headers or {})
 
 
-class Observations:
+class PushHandler:
     """The rules of a push: authentication, limits, validation, idempotency,
     one Kafka message per request."""
 
@@ -299,7 +268,7 @@ class Observations:
         accepted = Accepted(
             accepted=published.records,
             batch_ids=published.batch_ids,
-            rejected=[Rejected(line=e.line, error=e.error) for e in parsed.errors],
+            rejected=[RejectedLine(line=e.line, error=e.error) for e in parsed.errors],
             tracked=tracked,
         )
         log.info(
@@ -331,3 +300,78 @@ class Observations:
             metrics.UNTRACKED.labels(SERVICE).inc()
             return False
         return True
+
+
+Rejects = Callable[[Any, int, str, str], None]  # (record, line, reason, detail)
+
+
+class BlockHandler:
+    """What ``itte ingest`` and ``itte pull`` do with the records they read,
+    a block at a time (``files.py``): check each block at the edge, a
+    column at a time, publish what it accepts on the bulk lane, and hand
+    each refused record to the caller with its line and reason."""
+
+    def __init__(self, publisher: BlockPublisher) -> None:
+        self.publisher = publisher
+
+    def hide(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record with its personal fields as keyed hashes (for a rejects file)."""
+        return self.publisher.hide(record)
+
+    def publish(
+        self,
+        blocks: Iterable[Block],
+        *,
+        source: str,
+        producer: str | None,
+        rejected: Rejects,
+        read: Callable[[int], None] = lambda _: None,
+    ) -> Published:
+        """``read``: told how many records each block held."""
+        live: list[dict[str, Any]] = []  # accepted, but not carried by columns
+
+        def accepted() -> Iterator[pa.Table]:
+            for block in blocks:
+                read(block.table.num_rows + len(block.others))
+                ok, others = checked(block, rejected)
+                live.extend(others)
+                yield block.table if ok is None else block.table.filter(ok)
+
+        published = self.publisher.publish_tables(accepted(), source=source, producer=producer)
+        if live:  # the live lane reads any record as it came
+            more = self.publisher.publish(live, source=source, producer=producer)
+            published = Published(
+                published.records + more.records, published.batch_ids + more.batch_ids
+            )
+        return published
+
+
+def checked(block: Block, rejected: Rejects) -> tuple[pa.Array | None, list[dict[str, Any]]]:
+    """The rows of ``block`` its columns accept (None: every one), and its
+    other records, which may go as they came; each refused record handed to
+    ``rejected``, in line order."""
+    ok, refused = check_rows(block.table)
+    reasons = [
+        (block.lines[i], record_of(block.table, i), "invalid_schema", detail)
+        for i, detail in refused.items()
+    ]
+    live: list[dict[str, Any]] = []
+    for line, record in block.others:
+        found = problem(record)
+        if found is None:
+            live.append(record)
+        else:
+            reasons.append((line, record, *found))
+    for line, record, reason, detail in sorted(reasons, key=lambda r: r[0]):
+        rejected(record, line, reason, detail)
+    return (ok if refused else None), live
+
+
+def problem(record: Any) -> tuple[str, str] | None:
+    """(reason, detail) when the record cannot be published, else None."""
+    if isinstance(record, Unreadable):
+        return "invalid_json", str(record)
+    if not isinstance(record, dict):
+        return "not_an_object", f"a record must be an object, not {type(record).__name__}"
+    detail = schema_problem(record)
+    return None if detail is None else ("invalid_schema", detail)

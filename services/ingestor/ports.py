@@ -5,9 +5,13 @@ the Kafka and Postgres adapters implement them, and so do the unit tests' fakes
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,24 @@ class WholePublisher(Protocol):
 
     def reachable(self) -> str | None:
         """None if the broker answers now, else why not."""
+        ...
+
+
+class BlockPublisher(Protocol):
+    """The bulk lane, for what the ingestor reads itself (files, pulls)."""
+
+    hide: Callable[[dict[str, Any]], dict[str, Any]]  # personal fields → keyed hashes
+
+    def publish_tables(
+        self, tables: Iterable[pa.Table], *, source: str, producer: str | None = None
+    ) -> Published:
+        """Rows accepted at the edge, as text columns, acknowledged by the broker."""
+        ...
+
+    def publish(
+        self, records: Iterable[dict[str, Any]], *, source: str, producer: str | None = None
+    ) -> Published:
+        """Records the columns cannot carry, one by one (the live lane)."""
         ...
 
 

@@ -1,4 +1,5 @@
-"""``itte pull``: read observations from a SQL database, incrementally.
+"""``itte pull``, the entrypoint for databases: read observations from a SQL
+database, incrementally, and hand them to the handler (``BlockHandler``).
 
 What the project's daily orchestrator used to do: run a query against a
 source database (any SQLAlchemy URL), publish the rows, and remember the
@@ -24,10 +25,9 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from services.ingestor.file_ingest import publish_blocks
 from services.ingestor.files import row_blocks
+from services.ingestor.handlers import BlockHandler
 from services.ingestor.layouts import detect
-from services.ingestor.publisher import RawPublisher
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def _save_cursor(state: Path, cursor: Any) -> None:
 
 
 def pull_once(
-    publisher: RawPublisher,
+    handler: BlockHandler,
     *,
     url: str,
     query: str,
@@ -88,8 +88,7 @@ def pull_once(
             def read(records: int) -> None:
                 result.read += records
 
-            published = publish_blocks(
-                publisher,
+            published = handler.publish(
                 row_blocks(values(), layout),
                 source=f"pull:{state.stem}",
                 producer=producer,
@@ -105,10 +104,10 @@ def pull_once(
     return result
 
 
-def pull(publisher: RawPublisher, *, every: float | None, **options: Any) -> Iterator[PullResult]:
+def pull(handler: BlockHandler, *, every: float | None, **options: Any) -> Iterator[PullResult]:
     """Once, or every ``every`` seconds until interrupted."""
     while True:
-        yield pull_once(publisher, **options)
+        yield pull_once(handler, **options)
         if every is None:
             return
         time.sleep(every)

@@ -1,7 +1,7 @@
 """A producer learns what became of its batch after the 202, through the
 running services: each line refused in the request, by the cleaner or by the
 aggregator, with its request line number and reason; the counts add up; no
-other producer can read it (HTTP and ``itte rejets``)."""
+other producer can read it (HTTP and ``itte batch``)."""
 
 from __future__ import annotations
 
@@ -69,15 +69,13 @@ def test_a_producer_reads_what_became_of_each_line_of_its_batch(stack: Stack) ->
     assert post(mine, None, token="itte_wrong")[0] == 401
     assert post(f"{observations}/{owned['batch_ids'][0]}", None, token=OTHER_TOKEN)[0] == 404
 
-    # `itte rejets` prints the same, and exits 1 since lines were rejected.
+    # `itte batch` prints the same, and exits 1 since lines were rejected.
     url = stack.url("ingestor")
-    printed = stack.itte("rejets", batch_id, "--url", url, env={"ITTE_TOKEN": OTHER_TOKEN})
+    printed = stack.itte("batch", batch_id, "--url", url, env={"ITTE_TOKEN": OTHER_TOKEN})
     assert printed.returncode == 1, printed.stderr
     assert "4 accepted, 2 clean, 2 dead-lettered, complete; 1 refused" in printed.stdout
     assert "line 5 [aggregator] other_producer" in printed.stdout
-    as_json = stack.itte(
-        "rejets", batch_id, "--json", "--url", url, env={"ITTE_TOKEN": OTHER_TOKEN}
-    )
+    as_json = stack.itte("batch", batch_id, "--json", "--url", url, env={"ITTE_TOKEN": OTHER_TOKEN})
     assert json.loads(as_json.stdout) == found
-    refused = stack.itte("rejets", batch_id, "--url", url, env={"ITTE_TOKEN": PRODUCER_TOKEN})
+    refused = stack.itte("batch", batch_id, "--url", url, env={"ITTE_TOKEN": PRODUCER_TOKEN})
     assert refused.returncode == 2 and "no batch of yours" in refused.stderr

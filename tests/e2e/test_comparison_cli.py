@@ -1,5 +1,5 @@
 """An analyst compares territories from the command line: values pushed
-through the ingestor, then `itte typologie` and `itte comparer` against the
+through the ingestor, then `itte typology` and `itte compare` against the
 running API find the three kinds of EPCI built into the data."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ def complete_epci(stack: Stack) -> int:
     return sum(1 for row in get_json(stack.url("api", query)) if row["complet"])
 
 
-def test_itte_typologie_and_comparer_read_the_groups_back(stack: Stack) -> None:
+def test_itte_typology_and_compare_read_the_groups_back(stack: Stack) -> None:
     body = [
         {"indicateur": indicateur, "commune": commune, "annee": YEAR, "valeur": str(value)}
         for commune, indicateur, value in commune_values()
@@ -27,22 +27,22 @@ def test_itte_typologie_and_comparer_read_the_groups_back(stack: Stack) -> None:
     eventually(lambda: complete_epci(stack) == len(GIRONDE_EPCI), 90, "every EPCI complete")
 
     args = ("--indicateurs", "co2,tmax", "--annee", str(YEAR))
-    shown = stack.itte("typologie", "--niveau", "epci", *args)
+    shown = stack.itte("typology", "--niveau", "epci", *args)
     assert shown.returncode == 0, shown.stderr
     assert "3 groups, chosen by silhouette" in shown.stdout
     assert f"{len(GIRONDE_EPCI)} grouped" in shown.stdout
 
-    as_json = json.loads(stack.itte("typologie", "--niveau", "epci", *args, "--json").stdout)
+    as_json = json.loads(stack.itte("typology", "--niveau", "epci", *args, "--json").stdout)
     found = {frozenset(m["code"] for m in g["membres"]) for g in as_json["groupes"]}
     assert found == {frozenset(e for e in GIRONDE_EPCI if kind_of(e) == k) for k in range(3)}
 
     epci = GIRONDE_EPCI[0]
-    compared = stack.itte("comparer", "epci", epci, *args, "--pairs", "2")
+    compared = stack.itte("compare", "epci", epci, *args, "--pairs", "2")
     assert compared.returncode == 0, compared.stderr
     same_kind = sum(1 for e in GIRONDE_EPCI if kind_of(e) == kind_of(epci))
     assert f"with {same_kind - 1} others" in compared.stdout
     assert f"of {len(GIRONDE_EPCI)}" in compared.stdout and "nearest peers" in compared.stdout
 
-    refused = stack.itte("typologie", "--niveau", "epci", "--indicateurs", "absent",
+    refused = stack.itte("typology", "--niveau", "epci", "--indicateurs", "absent",
                          "--annee", str(YEAR))  # fmt: skip
     assert refused.returncode == 2 and "not in the catalogue: absent" in refused.stderr

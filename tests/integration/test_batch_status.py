@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from services.aggregator.archive import PostgresLetterArchive
 from services.aggregator.progress import PostgresProgress, mask
 from services.ingestor.auth import Producers
-from services.ingestor.handlers import ANONYMOUS, Observations, Submission
+from services.ingestor.handlers import ANONYMOUS, PushHandler
 from services.ingestor.ledger import PostgresBatchLedger
+from services.ingestor.models import Submission
 from services.ingestor.ports import OpenedBatch
 from tests.integration.test_archive import letter
 from tests.integration.test_roles import as_role, refused
@@ -119,7 +120,7 @@ def test_whatever_the_refused_lines_hold_the_batch_is_recorded(
     """Refused lines' errors go into jsonb, which takes no NUL and no lone
     surrogate: whatever a line holds, the push is answered and recorded."""
     ledger = PostgresBatchLedger(as_role(database_url, "itte_ingest"))
-    observations = Observations(
+    observations = PushHandler(
         MemoryPublisher(),
         MemoryIdempotencyKeys(),
         ledger=ledger,

@@ -24,7 +24,7 @@ from schemas import bulk
 from schemas.clean import CleanObservation
 from services.aggregator import verify
 from services.aggregator.bulk import BulkStore, Indicator
-from services.aggregator.handlers import Batches, BulkBatches
+from services.aggregator.handlers import BatchHandler, BulkBatchHandler
 from services.aggregator.publisher import SELECT_PENDING
 from services.aggregator.rules import AggregationRules
 from services.aggregator.store import AggregateStore
@@ -42,12 +42,12 @@ COMMUNES = ["33063", "33281", "33318", "33069", "74010", "74002", "75056", "0101
 EMPTY = "TRUNCATE observations, aggregates, aggregate_change_log, outbox_cursor"
 
 
-def bulk_handler(url: str) -> tuple[BulkBatches, MemoryDeadLetters]:
+def bulk_handler(url: str) -> tuple[BulkBatchHandler, MemoryDeadLetters]:
     indicators = {i.id: Indicator(i.agregation, i.unite) for i in CATALOGUE.indicateurs.values()}
     letters = MemoryDeadLetters()
-    batches = Batches(AggregateStore(url, REF, RULES), letters, MemoryProgress())
+    batches = BatchHandler(AggregateStore(url, REF, RULES), letters, MemoryProgress())
     placed = lambda codes: pc.is_valid(KNOWN.positions(codes))  # noqa: E731
-    return BulkBatches(BulkStore(url, REF, indicators), batches, RULES, placed), letters
+    return BulkBatchHandler(BulkStore(url, REF, indicators), batches, RULES, placed), letters
 
 
 def message(records: list[CleanObservation], batch_id: str) -> bytes:
@@ -110,7 +110,7 @@ batches_of_records = st.lists(
 @pytest.fixture(scope="module")
 def two_databases(
     database_factory: Callable[[], str],
-) -> Iterator[tuple[str, str, AggregateStore, BulkBatches, MemoryDeadLetters]]:
+) -> Iterator[tuple[str, str, AggregateStore, BulkBatchHandler, MemoryDeadLetters]]:
     """A database written by the live store, another by the bulk lane's handler."""
     live_url, bulk_url = database_factory(), database_factory()
     live = AggregateStore(live_url, REF, RULES)
@@ -133,7 +133,7 @@ def two_databases(
     ]
 )
 def test_bulk_messages_leave_what_the_live_store_leaves(
-    two_databases: tuple[str, str, AggregateStore, BulkBatches, MemoryDeadLetters],
+    two_databases: tuple[str, str, AggregateStore, BulkBatchHandler, MemoryDeadLetters],
     batches: list[list[tuple]],
 ) -> None:
     live_url, bulk_url, live, handler, letters = two_databases

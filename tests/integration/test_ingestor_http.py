@@ -13,7 +13,7 @@ from common.servers import Servers
 from schemas import bulk, raw
 from schemas.raw import RawBatchHeader
 from services.ingestor.auth import Producers, hash_token
-from services.ingestor.handlers import Observations
+from services.ingestor.handlers import PushHandler
 from services.ingestor.http import create_app
 from services.ingestor.idempotency import IdempotencyStore
 from services.ingestor.ledger import PostgresBatchLedger
@@ -32,7 +32,7 @@ def client_for(bootstrap: str, database_url: str, **overrides: int) -> TestClien
     # log_level 0: the broker-down test would fill the output with connection errors
     quiet = {"message.timeout.ms": 2000, "log_level": 0}
     publisher = RawPublisher(BlockingProducer(bootstrap, **quiet), 500)
-    observations = Observations(
+    observations = PushHandler(
         publisher,
         IdempotencyStore(database_url),
         ledger=PostgresBatchLedger(database_url),

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from common.errors import isolate
 from schemas import limits
 from schemas.clean import CleanObservation
-from services.aggregator.handlers import Batches
+from services.aggregator.handlers import BatchHandler
 from services.aggregator.store import AggregateStore
 from tests.strategies import values_within_bounds
 from tests.unit.fakes import MemoryDeadLetters, MemoryProgress
@@ -115,7 +115,7 @@ def test_any_record_the_clean_schema_accepts_costs_at_most_itself(
         for i, o in enumerate(overrides)
     ]
     letters = MemoryDeadLetters()
-    batches = Batches(store, letters, MemoryProgress())
+    batches = BatchHandler(store, letters, MemoryProgress())
     value = json.dumps({"batch_id": f"h{n}", "records": [*odd, good]}).encode()
     outcome = batches.handle([value])  # never raises for a record's sake
     assert outcome.records + outcome.dead.get("invalid_schema", 0) == len(odd) + 1

@@ -10,6 +10,7 @@ from common.kafka import BlockingProducer
 from common.servers import Servers
 from schemas import bulk
 from schemas.raw import RawBatchHeader
+from services.ingestor.handlers import BlockHandler
 from services.ingestor.publisher import RawPublisher
 from services.ingestor.pull import pull_once
 from tests.integration.test_kafka import read_all
@@ -42,16 +43,16 @@ def test_pull_reads_only_new_rows_and_keeps_its_cursor(servers: Servers, tmp_pat
         "producer": "sgbd",
     }
 
-    first = pull_once(publisher, **options)
+    first = pull_once(BlockHandler(publisher), **options)
     assert (first.read, first.published, first.rejected) == (3, 2, 1)
     assert json.loads(state.read_text()) == {"cursor": "2026-01-02 11:00:00"}
-    assert pull_once(publisher, **options).read == 0  # nothing new
+    assert pull_once(BlockHandler(publisher), **options).read == 0  # nothing new
 
     with sqlite3.connect(source) as db:
         db.execute(
             "INSERT INTO source VALUES ('2A004', 'pull_co2', 2024, 4, '2026-01-03 08:00:00')"
         )
-    third = pull_once(publisher, **options)
+    third = pull_once(BlockHandler(publisher), **options)
     assert (third.read, third.published) == (1, 1)
 
     sent = [  # on the bulk lane, as rows of text

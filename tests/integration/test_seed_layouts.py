@@ -18,7 +18,7 @@ from common.referential import load
 from services.aggregator.rules import AggregationRules
 from services.aggregator.store import AggregateStore
 from services.api.app import create_app, read_only_engine
-from services.cleaner.transform import Rejected, Rules, clean_record
+from services.cleaner.transform import RecordRefused, Rules, clean_record
 from services.ingestor.files import read_file
 
 GRAND_ANNECY = "200066793"
@@ -73,7 +73,7 @@ def test_the_seeds_layouts_land_as_epci_values_with_the_shipped_catalogue(
                     clean_record(record, record_id=f"{path.name}:{line}:{record['indicateur']}",
                                  received=received, rules=rules)
                 )  # fmt: skip
-            except Rejected as refused:
+            except RecordRefused as refused:
                 dead.append((path.name, line, refused.reason))
     assert dead == [("pauvrete.csv", 1 + len(MEMBERS) * 4 + 1, "unknown_sous_champ")]
     store = AggregateStore(database_url, REF, AggregationRules.from_catalogue(shipped))

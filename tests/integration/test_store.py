@@ -6,7 +6,7 @@ import psycopg
 
 from common.referential import load
 from services.aggregator import store as store_module
-from services.aggregator.handlers import Batches
+from services.aggregator.handlers import BatchHandler
 from services.aggregator.verify import check
 from tests.integration.test_change_numbers import assert_log_matches
 from tests.unit.fakes import MemoryDeadLetters, MemoryProgress
@@ -102,7 +102,7 @@ def test_a_lone_surrogate_on_the_clean_topic_costs_only_its_record(store, databa
     """Not from our cleaner (it refuses one), but anyone may write the topic:
     the record alone is refused, as the cleaner would have refused it."""
     letters = MemoryDeadLetters()
-    batches = Batches(store, letters, MemoryProgress())
+    batches = BatchHandler(store, letters, MemoryProgress())
     odd = {**record("33281", "5", "odd"), "sous_champ": "a\ud800"}
     outcome = batches.handle([message(record("33063", "2", "good"), odd)])  # "\ud800" in JSON
     assert (outcome.records, outcome.dead) == (1, {"invalid_schema": 1})  # refused at decoding
@@ -124,7 +124,7 @@ def test_a_row_that_appears_after_its_lookup_costs_a_retry_not_a_record(
     insert fails on the primary key, the transaction changes nothing, and the
     halves of the batch are looked up again: nothing lost, nothing twice."""
     letters = MemoryDeadLetters()
-    batches = Batches(store, letters, MemoryProgress())
+    batches = BatchHandler(store, letters, MemoryProgress())
     batches.handle([message(record("33063", "1", "a"), record("33281", "5", "b"))])
     attempts: list[int] = []
     real_apply = store.apply

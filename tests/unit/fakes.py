@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, localcontext
 from typing import Any
 
+import pyarrow as pa
+
 from schemas import bulk, deadletter
 from schemas.clean import CleanObservation
 from schemas.deadletter import DeadLetter
@@ -33,6 +35,7 @@ from services.aggregator.transform import (
 from services.ingestor.ports import (
     BatchLedger,
     BatchProgress,
+    BlockPublisher,
     IdempotencyKeys,
     Letter,
     OpenedBatch,
@@ -153,11 +156,30 @@ class MemoryAggregates:
 
 
 class MemoryPublisher:
-    """Implements services.ingestor.ports.WholePublisher: keeps what it is given."""
+    """Implements services.ingestor.ports.WholePublisher and BlockPublisher:
+    keeps what it is given (``tables``: the bulk lane's rows, as records)."""
 
     def __init__(self, fail_with: BaseException | None = None) -> None:
         self.published: list[tuple[list[dict[str, Any]], str | None]] = []
+        self.tables: list[dict[str, Any]] = []
         self.fail_with = fail_with
+        self.hide: Callable[[dict[str, Any]], dict[str, Any]] = dict
+
+    def publish_tables(
+        self, tables: Iterable[pa.Table], *, source: str, producer: str | None = None
+    ) -> Published:
+        ids: list[str] = []
+        for table in tables:
+            self.tables += table.to_pylist()
+            ids.append(f"bulk-{len(ids)}")
+        return Published(len(self.tables), ids)
+
+    def publish(
+        self, records: Iterable[dict[str, Any]], *, source: str, producer: str | None = None
+    ) -> Published:
+        kept = list(records)
+        self.published.append((kept, producer))
+        return Published(len(kept), ["live"])
 
     def publish_whole(
         self, records: list[dict[str, Any]], *, batch_id: str, source: str, producer: str | None
@@ -362,6 +384,7 @@ def _implements(
     DeadLetters,
     Outbox,
     WholePublisher,
+    BlockPublisher,
     IdempotencyKeys,
     RateLimit,
     LetterArchive,
@@ -369,4 +392,4 @@ def _implements(
     Progress,
 ]:
     """Never called: mypy (`make lint`) checks here that each fake implements its port."""
-    return aggregates, letters, outbox, publisher, keys, rate, archive, ledger, progress
+    return aggregates, letters, outbox, publisher, publisher, keys, rate, archive, ledger, progress

@@ -17,7 +17,7 @@ from common.referential import ancestors, load
 from schemas import deadletter
 from schemas.clean import CleanObservation, batch_position
 from schemas.deadletter import DeadLetter
-from services.aggregator.handlers import Archive, Batches, Relay
+from services.aggregator.handlers import Archive, BatchHandler, Relay
 from services.aggregator.rules import AggregationRules
 from tests.conftest import TEST_CATALOGUE
 from tests.unit.fakes import (
@@ -52,7 +52,7 @@ def message(*records: dict) -> bytes:
 
 def handler(
     refuse: str | None = None, error: Exception | None = None
-) -> tuple[Batches, MemoryAggregates, MemoryDeadLetters, Relay]:
+) -> tuple[BatchHandler, MemoryAggregates, MemoryDeadLetters, Relay]:
     """``refuse``: the record id the fake database refuses with ``error``."""
 
     def refusal(r: CleanObservation) -> Exception | None:
@@ -60,7 +60,7 @@ def handler(
 
     store = MemoryAggregates(ANCESTORS, RULES, refusal)
     letters = MemoryDeadLetters()
-    return Batches(store, letters, MemoryProgress()), store, letters, Relay(MemoryOutbox())
+    return BatchHandler(store, letters, MemoryProgress()), store, letters, Relay(MemoryOutbox())
 
 
 def france(store: MemoryAggregates) -> Decimal:

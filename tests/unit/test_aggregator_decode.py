@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from common import faust_app
 from schemas.deadletter import DeadLetter, encode
-from services.aggregator.letters import decode
+from services.aggregator.intake import decode
 from tests.unit.test_hostile_records import dumps, json_values
 
 GOOD = {

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from common.pii import PiiHasher
 from services.cleaner.transform import MessageOrigin, clean_message
-from services.ingestor.handlers import Submission
+from services.ingestor.models import Submission
 from services.ingestor.publisher import RawPublisher
 from tests.unit.fakes import MemoryProducer
 from tests.unit.test_cleaner_transform import RULES

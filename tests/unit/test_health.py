@@ -20,7 +20,7 @@ from common.servers import Servers
 from services.aggregator.handlers import Relay
 from services.api.app import create_app, read_only_engine
 from services.ingestor.auth import Producers
-from services.ingestor.handlers import Observations
+from services.ingestor.handlers import PushHandler
 from tests.unit.fakes import MemoryBatchLedger, MemoryIdempotencyKeys, MemoryOutbox, MemoryPublisher
 from tests.unit.test_aggregator_batches import handler, message, record
 
@@ -36,8 +36,8 @@ def test_the_api_without_its_database_is_alive_not_ready_and_answers_503() -> No
     assert (answer.status_code, answer.headers["Retry-After"]) == (503, "5")
 
 
-def observations(publisher: MemoryPublisher, ledger: MemoryBatchLedger) -> Observations:
-    return Observations(
+def observations(publisher: MemoryPublisher, ledger: MemoryBatchLedger) -> PushHandler:
+    return PushHandler(
         publisher,
         MemoryIdempotencyKeys(),
         ledger=ledger,

@@ -14,6 +14,7 @@ from common.pii import PiiHasher
 from services.ingestor.columns import hidden
 from services.ingestor.file_ingest import ingest_file
 from services.ingestor.files import Mapping, read_file
+from services.ingestor.handlers import BlockHandler
 from services.ingestor.publisher import RawPublisher
 from tests.unit.fakes import MemoryProducer
 
@@ -158,7 +159,7 @@ def test_summary_accounts_for_every_record_and_keeps_the_rejects(tmp_path: Path)
     lines.append("[1, 2]")
     path.write_text("\n".join(lines))
     producer = MemoryProducer()
-    summary = ingest_file(RawPublisher(producer, 2), path, show_progress=False)  # type: ignore[arg-type]
+    summary = ingest_file(BlockHandler(RawPublisher(producer, 2)), path, show_progress=False)  # type: ignore[arg-type]
     assert (summary.read, summary.published) == (6, 4)
     assert summary.read == summary.published + sum(summary.rejected.values())
     assert summary.rejected == {"invalid_schema": 1, "not_an_object": 1}
@@ -193,7 +194,7 @@ def test_personal_fields_leave_hashed_and_the_rejects_file_is_private(tmp_path: 
         hasher.hide,
         hide_columns=functools.partial(hidden, hasher=hasher),
     )
-    summary = ingest_file(publisher, path, show_progress=False)
+    summary = ingest_file(BlockHandler(publisher), path, show_progress=False)
     assert (summary.published, sum(summary.rejected.values())) == (1, 2)
     written = b"".join(producer.messages) + summary.rejects_path.read_bytes()
     assert b"marker" not in written.lower()
@@ -224,7 +225,7 @@ def test_an_odd_line_costs_only_itself_and_is_kept_in_the_rejects(
     path = tmp_path / "odd.ndjson"
     path.write_bytes(b"\n".join([GOOD_LINE, odd, GOOD_LINE]) + b"\n")
     producer = MemoryProducer()
-    summary = ingest_file(RawPublisher(producer, 2), path, show_progress=False)  # type: ignore[arg-type]
+    summary = ingest_file(BlockHandler(RawPublisher(producer, 2)), path, show_progress=False)  # type: ignore[arg-type]
     assert (summary.read, summary.published, summary.rejected) == (3, 2, {reason: 1})
     [rejected] = [json.loads(x) for x in summary.rejects_path.read_text("utf-8").splitlines()]
     assert (rejected["_ligne"], rejected["_raison"]) == (2, reason)
@@ -242,7 +243,7 @@ def test_a_byte_past_the_sniffed_encoding_rejects_its_row_only(
         "".join(rows[:2]).encode() + rows[2].encode("cp1252") + "".join(rows[3:]).encode()
     )
     producer = MemoryProducer()
-    summary = ingest_file(RawPublisher(producer, 2), path, show_progress=False)  # type: ignore[arg-type]
+    summary = ingest_file(BlockHandler(RawPublisher(producer, 2)), path, show_progress=False)  # type: ignore[arg-type]
     assert (summary.read, summary.published, summary.rejected) == (4, 3, {"invalid_schema": 1})
     [rejected] = [json.loads(x) for x in summary.rejects_path.read_text("utf-8").splitlines()]
     assert rejected["_ligne"] == 3 and "unite" in rejected["_detail"]
@@ -252,6 +253,6 @@ def test_an_unreadable_json_document_is_one_rejected_record(tmp_path: Path) -> N
     path = tmp_path / "broken.json"
     path.write_bytes(b"[" + GOOD_LINE + b", {")
     producer = MemoryProducer()
-    summary = ingest_file(RawPublisher(producer, 2), path, show_progress=False)  # type: ignore[arg-type]
+    summary = ingest_file(BlockHandler(RawPublisher(producer, 2)), path, show_progress=False)  # type: ignore[arg-type]
     assert (summary.read, summary.published, summary.rejected) == (1, 0, {"invalid_json": 1})
     assert producer.messages == []

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from common.kafka import DeliveryError, MessageTooLarge
 from services.ingestor.auth import Producers, hash_token
-from services.ingestor.handlers import ANONYMOUS, Answer, Observations, Submission
+from services.ingestor.handlers import ANONYMOUS, PushHandler
+from services.ingestor.models import Answer, Submission
 from services.ingestor.ports import Letter, RateLimit
 from services.ingestor.ratelimit import MovingWindow
 from services.ingestor.settings import IngestorSettings
@@ -34,9 +35,9 @@ def handler(
     auth: bool = True,
     rate_limit: RateLimit | None = None,
     ledger: MemoryBatchLedger | None = None,
-) -> Observations:
+) -> PushHandler:
     tokens = json.dumps({"ademe": hash_token(TOKEN)}) if auth else None
-    return Observations(
+    return PushHandler(
         publisher or MemoryPublisher(),
         keys or MemoryIdempotencyKeys(),
         ledger=ledger or MemoryBatchLedger(),
@@ -47,7 +48,7 @@ def handler(
     )
 
 
-def push(h: Observations, *records: object, **options: object) -> Answer:
+def push(h: PushHandler, *records: object, **options: object) -> Answer:
     body = json.dumps(list(records)).encode()
     return h.submit(Submission(producer="ademe", body=body, **options))  # type: ignore[arg-type]
 

@@ -14,7 +14,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 
 from common.kafka import DeliveryError, MessageTooLarge
 from services.ingestor.auth import Producers, hash_token
-from services.ingestor.handlers import Observations
+from services.ingestor.handlers import PushHandler
 from services.ingestor.http import create_app
 from tests.unit.fakes import MemoryBatchLedger, MemoryIdempotencyKeys, MemoryPublisher
 
@@ -24,7 +24,7 @@ GOOD = {"indicateur": "pop", "commune": "33063", "annee": 2020, "valeur": 1}
 
 
 def make_app(publisher: MemoryPublisher, keys: MemoryIdempotencyKeys | None = None) -> Any:
-    observations = Observations(
+    observations = PushHandler(
         publisher,
         keys or MemoryIdempotencyKeys(),
         ledger=MemoryBatchLedger(),

@@ -108,3 +108,17 @@ def test_only_the_app_includes_the_routers() -> None:
         if ".include_router(" in path.read_text()
     }
     assert including == {"services/api/app.py"}
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_function_of_a_service_is_longer_than_a_screen() -> None:
+    long = {
+        f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)"
+        for path in modules("services")
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and (length := (node.end_lineno or node.lineno) - node.lineno + 1) > MAX_FUNCTION_LINES
+    }
+    assert not long

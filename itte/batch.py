@@ -1,4 +1,4 @@
-"""``itte rejets``: what became of a pushed batch, read as its producer reads
+"""``itte batch``: what became of a pushed batch, read as its producer reads
 it (``GET /observations/{batch_id}`` with the producer's token)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``itte typologie`` and ``itte comparer``: the API's comparisons of
+"""``itte typology`` and ``itte compare``: the API's comparisons of
 territories (``GET /typologies``, ``/territoires/{niveau}/{code}/comparaison``)
 printed as tables an analyst reads."""
 

@@ -1,5 +1,6 @@
-"""What the aggregator reads and what it refuses: clean messages decoded record
-by record when they must be, and the dead letters of the records it refuses."""
+"""What the aggregator takes in and what it turns away: clean messages,
+decoded record by record when they must be, and the dead letters of the
+records it refuses."""
 
 from __future__ import annotations
 
