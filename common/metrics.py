@@ -26,7 +26,7 @@ UNTRACKED = Counter(
 )
 STALE = Counter(
     "itte_stale_observations_total",
-    "Observations ignored: an equal or newer version won",
+    "PushHandler ignored: an equal or newer version won",
     ["service"],
 )
 AGGREGATES_PUBLISHED = Counter(
