@@ -22,7 +22,8 @@ from common.pii import PREFIX, PiiHasher
 from schemas import bulk, limits
 from schemas.raw import DECLARED, schema_problem
 
-INTEGERS = ("annee", "version")  # RawObservation reads these as integers first
+# RawObservation reads these as integers first, within these bounds.
+INTEGERS = {"annee": (0, 9999), "version": (0, limits.MAX_VERSION)}
 # A value the bounds surely accept: a plain decimal number, or short text
 # without a digit (a marker such as `s` or `nd`: it cannot be a number out
 # of bounds).
@@ -49,10 +50,14 @@ def as_text(name: str, value: Any) -> str | None:
         return None if name == "version" else ""
     if isinstance(value, str):
         return value
-    if name in INTEGERS and (
-        isinstance(value, bool) or (isinstance(value, float) and value.is_integer())
-    ):
+    if name in INTEGERS and isinstance(value, bool):
         return str(int(value))
+    if name in INTEGERS and isinstance(value, float) and value.is_integer():
+        low, high = INTEGERS[name]
+        # The live lane reads it as an integer within the field's bounds,
+        # else as its text (RawObservation coerces numbers to text): so does
+        # this lane, and both refuse it for the same reason.
+        return str(int(value)) if low <= value <= high else str(value)
     if isinstance(value, float):  # as the live lane reads it from JSON: a Decimal
         return str(Decimal(repr(value)))
     return str(value)
