@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from psycopg_pool import PoolTimeout
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
@@ -21,6 +23,8 @@ from services.api.comparisons import KeptStudies
 from services.api.deps import Changed
 from services.api.event_stream import Streams
 from services.api.reads.comparaison import Unanswerable
+from services.api.reads.indicateurs import Statements
+from services.api.reads.pool import ReadPool
 from services.api.routes import (
     changements,
     comparaison,
@@ -59,12 +63,15 @@ def create_app(
         version="0.1.0",
         description="Indicateurs territoriaux de la transition écologique: values per "
         "commune and running aggregates per EPCI, département, région and France.",
-        lifespan=listening(engine, cache),
+        lifespan=lifespan(engine, cache),
     )
     app.state.engine = engine
     app.state.changed = changed
     app.state.streams = Streams(max_streams)
     app.state.studies = KeptStudies(changed)
+    # As many connections as the engine keeps (ITTE_API_POOL_SIZE).
+    app.state.read_pool = ReadPool(libpq_url(engine), engine.pool.size())  # type: ignore[attr-defined]
+    app.state.statements = Statements()
     if cache is not None:
         app.add_middleware(CacheMiddleware, cache=cache, paths=CACHED)
     app.add_middleware(NotModified)  # outside the cache: its answers get 304s too
@@ -79,7 +86,8 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=page.STATIC), name="static")
-    app.add_exception_handler(OperationalError, database_away)
+    for away in (OperationalError, psycopg.OperationalError, PoolTimeout):
+        app.add_exception_handler(away, database_away)
     app.add_exception_handler(Unanswerable, unanswerable)
     return app
 
@@ -88,25 +96,32 @@ def unknown() -> int | None:
     return None  # without the cache's listener, nothing says when the data changes
 
 
-def listening(
+def libpq_url(engine: Engine) -> str:
+    """The engine's database, as psycopg and libpq name it."""
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def lifespan(
     engine: Engine, cache: ResponseCache | None
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """The lifespan: the change listener runs while the app does (with a cache)."""
+    """While the app runs: the pool of ``GET /indicateurs``, and with a
+    cache the change listener."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if cache is None:
-            yield
-            return
-        libpq_url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        listener = ChangeListener(libpq_url, cache)
-        listener.start()
+    async def running(app: FastAPI) -> AsyncIterator[None]:
+        reads: ReadPool = app.state.read_pool
+        await reads.open()
+        listener = ChangeListener(libpq_url(engine), cache) if cache is not None else None
+        if listener is not None:
+            listener.start()
         try:
             yield
         finally:
-            listener.stop()
+            if listener is not None:
+                listener.stop()
+            await reads.close()
 
-    return lifespan
+    return running
 
 
 async def database_away(request: Request, exc: Exception) -> JSONResponse:

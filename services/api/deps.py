@@ -1,7 +1,8 @@
-"""What the routes receive: the engine, the change signal, the open streams
-and the kept studies, read from ``app.state`` (set once by ``create_app``),
-and the query parameters every read shares, checked before any query runs.
-A test mounts one router and sets the state, or overrides one dependency.
+"""What the routes receive: the engine, the change signal, the open streams,
+the kept studies and the pool of ``GET /indicateurs``, read from
+``app.state`` (set once by ``create_app``), and the query parameters every
+read shares, checked before any query runs. A test mounts one router and
+sets the state, or overrides one dependency.
 
 The dependencies that only read state are ``async``: FastAPI runs them in
 the event loop, not in the thread pool (a hop per request for nothing)."""
@@ -21,7 +22,8 @@ from services.api.comparisons import KeptStudies
 from services.api.event_stream import Streams
 from services.api.models import Territoire
 from services.api.reads import territoires
-from services.api.reads.indicateurs import Filters
+from services.api.reads.indicateurs import Filters, Statements
+from services.api.reads.pool import ReadPool
 
 Changed = Callable[[], int | None]  # a number that moves when the data may have (None: unknown)
 
@@ -42,10 +44,20 @@ async def studies(request: Request) -> KeptStudies:
     return request.app.state.studies
 
 
+async def read_pool(request: Request) -> ReadPool:
+    return request.app.state.read_pool
+
+
+async def statements(request: Request) -> Statements:
+    return request.app.state.statements
+
+
 EngineDep = Annotated[Engine, Depends(engine)]
 ChangedDep = Annotated[Changed, Depends(changed)]
 StreamsDep = Annotated[Streams, Depends(streams)]
 StudiesDep = Annotated[KeptStudies, Depends(studies)]
+ReadPoolDep = Annotated[ReadPool, Depends(read_pool)]
+StatementsDep = Annotated[Statements, Depends(statements)]
 
 CommuneCode = Annotated[str | None, Query(pattern=r"^(\d{5}|2[ABab]\d{3})$")]
 # What the aggregator can hold (schemas/limits.py): longer text or a NUL

@@ -12,12 +12,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Select, func, select
+from sqlalchemy import Engine, Integer, Select, bindparam, func, select
+from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 
 from common.db import aggregate_values, communes, indicators
 from common.referential import FRANCE
 from schemas.catalogue import Indicator
 from services.api.models import IndicateurPublic, to_public
+from services.api.reads.pool import ReadPool
 
 AREA_ORDER = ("commune", "epci", "departement", "region")  # finest first
 ROW = tuple(
@@ -68,14 +70,14 @@ def commune_column(level: str) -> Any:
 
 
 def build(filters: Filters) -> Select[Any]:
-    """The page of rows ``filters`` asks for, in a stable order."""
+    """The page of rows ``filters`` asks for, in a stable order. Every value
+    taken from ``filters`` is a named parameter (:func:`values`), so that a
+    statement compiled once serves every request of the same shape."""
     v = aggregate_values.c
-    return (
-        matching(filters)
-        .order_by(v.indicateur, v.annee, v.code, v.sous_champ)
-        .limit(filters.limit)
-        .offset(filters.offset)
-    )
+    query = matching(filters).order_by(v.indicateur, v.annee, v.code, v.sous_champ)
+    if filters.limit is not None:
+        query = query.limit(bindparam("limit", filters.limit, type_=Integer))
+    return query.offset(bindparam("offset", filters.offset, type_=Integer))
 
 
 def count(filters: Filters) -> Select[Any]:
@@ -86,37 +88,101 @@ def count(filters: Filters) -> Select[Any]:
 def matching(filters: Filters) -> Select[Any]:
     level = filters.target_level()
     v = aggregate_values.c
-    query = select(*ROW).where(v.niveau == level)
+    query = select(*ROW).where(v.niveau == bindparam("niveau_cible", level))
     areas = filters.areas()
     if list(areas) == [level]:  # the area itself: no need to go through its communes
-        query = query.where(v.code == areas[level])
+        query = query.where(v.code == bindparam(level, areas[level]))
     elif areas and level != "france":
         # Territories of `level` that share a commune with every named area.
         members = select(commune_column(level))
         for area_level, code in areas.items():
-            members = members.where(commune_column(area_level) == code)
+            members = members.where(commune_column(area_level) == bindparam(area_level, code))
         query = query.where(v.code.in_(members))
     elif level == "france":
         query = query.where(v.code == FRANCE)
     return attributes(query, filters)
 
 
+ATTRIBUTES = ("indicateur", "annee", "sous_champ")
+
+
 def attributes(
     query: Select[Any], filters: Filters, columns: Any = aggregate_values.c
 ) -> Select[Any]:
-    for column in ("indicateur", "annee", "sous_champ"):
+    for column in ATTRIBUTES:
         if (value := getattr(filters, column)) is not None:
-            query = query.where(columns[column] == value)
+            query = query.where(columns[column] == bindparam(column, value))
     return query
 
 
-def page(engine: Engine, filters: Filters, exact: bool) -> tuple[list[IndicateurPublic], int]:
+def values(filters: Filters) -> dict[str, Any]:
+    """The named parameters of :func:`build` and :func:`count` for ``filters``."""
+    named: dict[str, Any] = {"niveau_cible": filters.target_level(), **filters.areas()}
+    named |= {c: getattr(filters, c) for c in ATTRIBUTES if getattr(filters, c) is not None}
+    if filters.limit is not None:
+        named["limit"] = filters.limit
+    return named | {"offset": filters.offset}
+
+
+def shape(filters: Filters) -> tuple[Any, ...]:
+    """What decides the text of :func:`build`'s SQL (not its values)."""
+    return (
+        filters.target_level(),
+        tuple(filters.areas()),
+        tuple(getattr(filters, c) is not None for c in ATTRIBUTES),
+        filters.limit is None,
+    )
+
+
+@dataclass(frozen=True)
+class Compiled:
+    sql: str  # psycopg's named placeholders: %(departement)s
+    constants: dict[str, Any]  # the statement's own parameters (France's code)
+
+
+class Statements:
+    """Each shape of query compiled once, for psycopg: SQLAlchemy builds and
+    compiles a statement in about as much CPU as Postgres takes to run it."""
+
+    def __init__(self) -> None:
+        self._compiled: dict[tuple[Any, ...], tuple[Compiled, Compiled]] = {}
+
+    def of(self, filters: Filters) -> tuple[Compiled, Compiled]:
+        """The page's statement and the count's."""
+        key = shape(filters)
+        found = self._compiled.get(key)
+        if found is None:
+            found = self._compiled[key] = (
+                _compiled(build(filters), filters),
+                _compiled(count(filters), filters),
+            )
+        return found
+
+
+def _compiled(statement: Select[Any], filters: Filters) -> Compiled:
+    compiled = statement.compile(dialect=psycopg_dialect.dialect())
+    named = values(filters)
+    constants = {k: v for k, v in compiled.params.items() if k not in named}
+    return Compiled(str(compiled), constants)
+
+
+async def page(
+    pool: ReadPool, statements: Statements, filters: Filters, exact: bool
+) -> tuple[list[IndicateurPublic], int]:
     """One page of rows, and how many rows match all pages together."""
-    with engine.connect() as conn:
-        rows = [to_public(row, exact) for row in conn.execute(build(filters))]
+    paged, counted = statements.of(filters)
+    named = values(filters)
+    async with pool.connection() as conn:
+        cursor = await conn.execute(paged.sql, paged.constants | named)
+        rows = [to_public(row, exact) for row in await cursor.fetchall()]
         # A short page tells the total without counting.
         full = len(rows) == filters.limit or (not rows and filters.offset)
-        total = conn.execute(count(filters)).scalar_one() if full else filters.offset + len(rows)
+        if full:
+            cursor = await conn.execute(counted.sql, counted.constants | named)
+            found = await cursor.fetchone()
+            total = int(found[0]) if found else 0
+        else:
+            total = filters.offset + len(rows)
     return rows, total
 
 

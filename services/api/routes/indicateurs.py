@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from schemas.catalogue import Indicator
-from services.api.deps import DEFAULT_LIMIT, EngineDep, FiltersDep
+from services.api.deps import DEFAULT_LIMIT, EngineDep, FiltersDep, ReadPoolDep, StatementsDep
 from services.api.formats import MEDIA, Format, csv_lines, etag, next_link
 from services.api.models import CSV_COLUMNS, ROWS, IndicateurPublic
 from services.api.reads import indicateurs as reads
@@ -50,9 +50,11 @@ def catalogue(engine: EngineDep) -> list[Indicator]:
         304: {"description": "Unchanged since the ETag in If-None-Match"},
     },
 )
-def indicateurs(
+async def indicateurs(
     request: Request,
     engine: EngineDep,
+    pool: ReadPoolDep,
+    statements: StatementsDep,
     f: FiltersDep,
     exact: Annotated[
         bool, Query(description="`valeur` as decimal text, to the last digit")
@@ -70,14 +72,14 @@ def indicateurs(
     `departement`, `region`); without `niveau`, the area itself. One page
     at a time: `X-Total-Count` says how many rows match, `Link` names
     the next page."""
-    if fmt != "json":
+    if fmt != "json":  # every row, through a server-side cursor, in the thread pool
         return StreamingResponse(
             csv_lines(reads.exported(engine, f), CSV_COLUMNS, fmt),
             media_type=MEDIA[fmt],
             headers={"Content-Disposition": 'attachment; filename="indicateurs.csv"'},
         )
     page = replace(f, limit=f.limit or DEFAULT_LIMIT)
-    rows, total = reads.page(engine, page, exact)
+    rows, total = await reads.page(pool, statements, page, exact)
     body = ROWS.dump_json(rows)
     headers = {"X-Total-Count": str(total), "ETag": etag(body)}
     params = dict(request.query_params)

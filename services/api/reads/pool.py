@@ -1,0 +1,63 @@
+"""The connections of the API's hottest read (``GET /indicateurs``, a page
+of JSON): an asyncio pool of psycopg connections, read from the event loop
+without a thread. Through SQLAlchemy's engine in the thread pool, the same
+page cost about twice the CPU of the API's process under load
+(docs/measurements.md, "The API's uncached reads").
+
+The app's lifespan opens the pool in its event loop. An app used without
+its lifespan (a test client without ``with``, each request in an event
+loop of its own) gets a connection of its own for each read instead."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import namedtuple_row
+from psycopg_pool import AsyncConnectionPool
+
+# Read-only and autocommit, as the engine's connections (app.read_only_engine).
+OPTIONS: dict[str, Any] = {
+    "autocommit": True,
+    "row_factory": namedtuple_row,
+    "options": "-c default_transaction_read_only=on",
+}
+WAIT_SECONDS = 5.0  # for a free connection, before a 503
+
+
+class ReadPool:
+    def __init__(self, libpq_url: str, size: int) -> None:
+        self.libpq_url = libpq_url
+        self.size = size
+        self._pool: AsyncConnectionPool[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def open(self) -> None:
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            self.libpq_url,
+            min_size=self.size,
+            max_size=self.size,
+            kwargs=OPTIONS,
+            timeout=WAIT_SECONDS,
+            open=False,
+            name="itte-api-reads",
+        )
+        await pool.open(wait=False)  # the database may be away at start: readyz says so
+        self._pool, self._loop = pool, asyncio.get_running_loop()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+        self._pool = self._loop = None
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        if self._pool is not None and self._loop is asyncio.get_running_loop():
+            async with self._pool.connection() as conn:
+                yield conn
+            return
+        async with await psycopg.AsyncConnection.connect(self.libpq_url, **OPTIONS) as conn:
+            yield conn
