@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from common import catalogue, migrations
+from common import catalogue, db, migrations
 from common.kafka import ensure_topics
 from common.servers import Servers
 from itte.embedded import ensure_servers, stop_embedded
@@ -43,9 +43,14 @@ def database_factory(servers: Servers) -> Callable[[], str]:
     """Returns a function that creates a fresh database, migrated, with the
     test catalogue loaded (as the aggregator loads its own at start)."""
 
+    # Migrated and loaded once, then copied by Postgres for each test (a
+    # few hundred milliseconds instead of a few seconds).
+    template = f"itte_template_{uuid.uuid4().hex[:10]}"
+    migrations.new_database(servers.database_url, template, catalogue.load(TEST_CATALOGUE))
+
     def create() -> str:
         name = f"itte_test_{uuid.uuid4().hex[:10]}"
-        return migrations.new_database(servers.database_url, name, catalogue.load(TEST_CATALOGUE))
+        return db.create_database(servers.database_url, name, template=template)
 
     return create
 

@@ -26,10 +26,14 @@ def with_database(url: str, name: str) -> str:
     return f"{base}/{name}" + (f"?{tail}" if tail else "")
 
 
-def create_database(server_url: str, name: str) -> str:
-    """A new, empty database on the server of ``server_url``: its URL."""
+def create_database(server_url: str, name: str, template: str | None = None) -> str:
+    """A new database on the server of ``server_url``, empty or a copy of
+    the database ``template`` (nobody may be connected to it): its URL."""
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        conn.execute(statement)
     return with_database(server_url, name)
 
 
