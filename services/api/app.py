@@ -145,8 +145,9 @@ def read_only_engine(database_url: str, pool_size: int) -> Engine:
         database_url,
         pool_size=pool_size,
         isolation_level="AUTOCOMMIT",
-        # No ping before each request (a round trip); a connection broken by a
-        # database restart is dropped on its first error instead.
-        pre_ping=False,
+        # A ping before each use: a connection a database restart broke is
+        # replaced, not answered with a 503 (one per connection of the pool).
+        # The hottest read, GET /indicateurs, goes through reads/pool.py.
+        pre_ping=True,
         connect_args={"options": "-c default_transaction_read_only=on"},
     )

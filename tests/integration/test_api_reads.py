@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -106,3 +107,23 @@ def test_a_total_past_the_last_page_is_counted(seeded: str) -> None:
     assert rows == [] and total == len(PLACES)
     rows, total = asyncio.run(page(pool, statements, replace(past, offset=4), exact=False))
     assert len(rows) == 1 and total == len(PLACES)
+
+
+def end_other_connections(database_url: str) -> int:
+    """What a database restart does to the pools: every other session ended."""
+    with psycopg.connect(libpq_url(read_only_engine(database_url, 1)), autocommit=True) as conn:
+        ended = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(ended[0]) if ended else 0
+
+
+def test_after_a_restart_the_first_requests_are_answered_not_503(seeded: str) -> None:
+    app = create_app(read_only_engine(seeded, 2))
+    with TestClient(app) as client:
+        for path in ("/indicateurs?departement=33", "/readyz", "/territoires/departement/33"):
+            assert client.get(path).status_code == 200  # a connection of each pool in use
+        assert end_other_connections(seeded) >= 2
+        for path in ("/indicateurs?departement=33", "/readyz", "/territoires/departement/33"):
+            assert client.get(path).status_code == 200, path

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import AsyncConnection
 from sqlalchemy import Engine, Integer, Select, bindparam, func, select
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 
@@ -172,18 +173,18 @@ async def page(
     """One page of rows, and how many rows match all pages together."""
     paged, counted = statements.of(filters)
     named = values(filters)
-    async with pool.connection() as conn:
+
+    async def read(conn: AsyncConnection[Any]) -> tuple[list[IndicateurPublic], int]:
         cursor = await conn.execute(paged.sql, paged.constants | named)
         rows = [to_public(row, exact) for row in await cursor.fetchall()]
         # A short page tells the total without counting.
-        full = len(rows) == filters.limit or (not rows and filters.offset)
-        if full:
+        if len(rows) == filters.limit or (not rows and filters.offset):
             cursor = await conn.execute(counted.sql, counted.constants | named)
             found = await cursor.fetchone()
-            total = int(found[0]) if found else 0
-        else:
-            total = filters.offset + len(rows)
-    return rows, total
+            return rows, int(found[0]) if found else 0
+        return rows, filters.offset + len(rows)
+
+    return await pool.read(read)
 
 
 def exported(engine: Engine, filters: Filters) -> Iterator[dict[str, Any]]:

@@ -11,9 +11,9 @@ loop of its own) gets a connection of its own for each read instead."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import namedtuple_row
@@ -26,6 +26,7 @@ OPTIONS: dict[str, Any] = {
     "options": "-c default_transaction_read_only=on",
 }
 WAIT_SECONDS = 5.0  # for a free connection, before a 503
+T = TypeVar("T")
 
 
 class ReadPool:
@@ -61,3 +62,21 @@ class ReadPool:
             return
         async with await psycopg.AsyncConnection.connect(self.libpq_url, **OPTIONS) as conn:
             yield conn
+
+    async def read(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """``work`` on a connection; once more when that one was broken (a
+        database restart ends every idle connection of the pool, and the
+        pool only learns it on use): the pool then checks all the others
+        and replaces the broken ones. Reads only: doing one twice changes
+        nothing."""
+        used: psycopg.AsyncConnection[Any] | None = None
+        try:
+            async with self.connection() as used:
+                return await work(used)
+        except psycopg.OperationalError:
+            if used is None or not used.broken:
+                raise  # the database answered with an error, or is away
+            if self._pool is not None and self._loop is asyncio.get_running_loop():
+                await self._pool.check()
+        async with self.connection() as conn:
+            return await work(conn)
