@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import gzip
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
@@ -38,6 +38,16 @@ class Commune:
     population: int | None
 
 
+# The arrondissements municipaux of Paris, Lyon and Marseille (COG codes
+# 75101–75120, 69381–69389, 13201–13216): sources publish by them, and each
+# is a part of its commune, as a former commune is of the one it merged into.
+ARRONDISSEMENTS = {
+    "75056": [f"751{n:02d}" for n in range(1, 21)],
+    "69123": [f"6938{n}" for n in range(1, 10)],
+    "13055": [f"132{n:02d}" for n in range(1, 17)],
+}
+
+
 @dataclass(frozen=True)
 class Referential:
     version: str
@@ -47,6 +57,8 @@ class Referential:
     epci: dict[str, str]
     departements: dict[str, str]
     regions: dict[str, str]
+    # arrondissement municipal -> its commune (ARRONDISSEMENTS)
+    arrondissements: dict[str, str] = field(default_factory=dict)
 
 
 # Each referential's table, made once: a service's stores share it (35,000
@@ -98,4 +110,10 @@ def load() -> Referential:
         epci={r["code"]: r["nom"] for r in _rows("epci")},
         departements={r["code"]: r["nom"] for r in _rows("departements")},
         regions={r["code"]: r["nom"] for r in _rows("regions")},
+        arrondissements={
+            part: commune
+            for commune, parts in ARRONDISSEMENTS.items()
+            if commune in communes
+            for part in parts
+        },
     )

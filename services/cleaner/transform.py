@@ -88,6 +88,8 @@ def normalize_commune(code: str, ref: Referential) -> tuple[str, str]:
         return current, current  # the same commune under its new number: not a merge
     if current is not None:
         return normalized, current
+    if normalized in ref.arrondissements:  # a part of Paris, Lyon or Marseille
+        return normalized, ref.arrondissements[normalized]
     if normalized in ref.ambiguous_codes:
         raise RecordRefused(
             "ambiguous_code",
@@ -95,7 +97,9 @@ def normalize_commune(code: str, ref: Referential) -> tuple[str, str]:
             f"communes: {', '.join(ref.ambiguous_codes[normalized])}",
         )
     raise RecordRefused(
-        "unknown_code", f"{normalized} is neither a commune nor a former code in {ref.version}"
+        "unknown_code",
+        f"{normalized} is neither a commune, a former code nor an arrondissement municipal "
+        f"in {ref.version}",
     )
 
 

@@ -144,6 +144,19 @@ def test_merged_commune_sums_its_former_parts_and_counts_once() -> None:
     assert s.aggregates[("pop", "total", 2024, "departement", "01")][:2] == (Decimal(7), 1)
 
 
+def test_arrondissements_add_up_into_their_commune_which_counts_once() -> None:
+    s = store()
+    s.apply(
+        [
+            obs("75056", "3", 1, source="75101", rid="a"),
+            obs("75056", "4", 1, source="75120", rid="b"),
+            obs("75056", "5", 2, source="75101", rid="c"),  # a correction of the 1st
+        ]
+    )
+    assert s.aggregates[("pop", "total", 2024, "commune", "75056")][:2] == (Decimal(9), 2)
+    assert s.aggregates[("pop", "total", 2024, "departement", "75")][:2] == (Decimal(9), 1)
+
+
 def test_max_stays_exact_when_the_extreme_is_corrected_down() -> None:
     s = store()
     s.apply([obs("74010", "31", 1, indicateur="tmax"), obs("74042", "28", 1, indicateur="tmax")])

@@ -102,6 +102,22 @@ def test_former_code_lands_on_current_commune() -> None:
     assert (obs.commune_source, obs.commune) == ("01340", "01015")
 
 
+@pytest.mark.parametrize(
+    ("code", "commune"),
+    [("75101", "75056"), ("75120", "75056"), ("69381", "69123"), ("69389", "69123"),
+     ("13201", "13055"), ("13216", "13055")],
+)  # fmt: skip
+def test_an_arrondissement_municipal_is_a_part_of_its_commune(code: str, commune: str) -> None:
+    [obs] = run(envelope({"indicateur": "x", "commune": code, "annee": 2024, "valeur": 1})).clean
+    assert (obs.commune_source, obs.commune) == (code, commune)
+
+
+@pytest.mark.parametrize("code", ["75100", "75121", "69380", "69390", "13200", "13217"])
+def test_codes_beside_the_arrondissements_are_unknown(code: str) -> None:
+    result = run(envelope({"indicateur": "x", "commune": code, "annee": 2024, "valeur": 1}))
+    assert not result.clean and [d.reason for d in result.dead] == ["unknown_code"]
+
+
 @pytest.mark.parametrize("marker", ["s", "nd", "NA", "", None, " S "])
 def test_secret_and_missing_cells_are_missing_not_zero(marker: Any) -> None:
     [obs] = run(

@@ -41,3 +41,10 @@ def test_every_former_code_of_the_oldest_edition_is_placed() -> None:
 def test_a_code_claimed_by_two_communes_is_ambiguous() -> None:
     # Lamarche-en-Woëvre: a former code of 55245, and associated with 55386.
     assert load().ambiguous_codes["55273"] == ("55245", "55386")
+
+
+def test_the_arrondissements_municipaux_are_parts_of_paris_lyon_and_marseille() -> None:
+    ref = load()
+    assert len(ref.arrondissements) == 20 + 9 + 16
+    assert set(ref.arrondissements.values()) == {"75056", "69123", "13055"}
+    assert not set(ref.arrondissements) & (set(ref.communes) | set(ref.former_codes))
