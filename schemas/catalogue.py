@@ -57,6 +57,26 @@ class Indicator(BaseModel):
         "empty: `total` or any. When given, any other sub-field is dead-lettered.",
     )
 
+    alias_sous_champs: dict[str, str] = Field(
+        {},
+        description="Other codes sources use for a sub-field (alias → a code of "
+        '`sous_champs`), e.g. `moins30 = "moins_30_ans"`: read as that code.',
+    )
+
+    @model_validator(mode="after")
+    def _aliases(self) -> Indicator:
+        for alias, code in self.alias_sous_champs.items():
+            if code not in self.sous_champs or alias in self.sous_champs:
+                raise ValueError(
+                    f"{self.id}: alias {alias!r} must name a sub-field of sous_champs, "
+                    f"and not be one ({code!r})"
+                )
+        return self
+
+    def sous_champ_of(self, code: str) -> str:
+        """``code`` as the catalogue names it (an alias read as its sub-field)."""
+        return self.alias_sous_champs.get(code, code)
+
     @model_validator(mode="after")
     def _rule_fields(self) -> Indicator:
         if self.agregation == "ratio" and not (self.numerateur and self.denominateur):

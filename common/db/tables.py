@@ -152,6 +152,7 @@ indicators = Table(
     Column("poids", Text),
     Column("sens", Text),
     Column("sous_champs", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("alias_sous_champs", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
 )
 
 # National objectives from the catalogue (migration 0008).

@@ -225,6 +225,8 @@ def clean_record(
     commune_source, commune = normalize_commune(raw.commune, rules.ref)
     valeur, marqueur = parse_value(raw.valeur)
     sous_champ = _text(raw.sous_champ) or "total"
+    if (indicator := rules.catalogue.get(indicateur)) is not None:
+        sous_champ = indicator.sous_champ_of(sous_champ)
     check_catalogue(indicateur, sous_champ, valeur, commune_source, commune, rules)
     hasher = rules.hasher
     return CleanObservation(

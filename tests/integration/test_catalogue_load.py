@@ -32,3 +32,17 @@ def test_aggregators_starting_together_all_load_the_catalogue(database_url: str)
     engine.dispose()
     assert ids == sorted(shipped.indicateurs)
     assert objectives == len(shipped.objectifs)
+
+
+def test_the_shipped_catalogue_serves_its_sub_field_aliases(database_url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from services.api.app import create_app, read_only_engine
+
+    engine = db.make_engine(database_url)
+    db.load_catalogue(engine, catalogue.load())  # the shipped one
+    engine.dispose()
+    listed = TestClient(create_app(read_only_engine(database_url, 1))).get("/indicateurs/catalogue")
+    taux = next(i for i in listed.json() if i["id"] == "taux_pvt")
+    assert taux["alias_sous_champs"]["75plus"] == "75_ans_et_plus"
+    assert set(taux["alias_sous_champs"].values()) <= set(taux["sous_champs"])

@@ -63,7 +63,9 @@ VALUES: dict[str, st.SearchStrategy[str]] = {
     )
     | st.decimals(allow_nan=False, allow_infinity=False, places=3).map(str),
     "version": st.sampled_from(["1", "007", "9007199254740991", "9007199254740992", "-1", "1.0"]),
-    "sous_champ": st.sampled_from(["total", "moins_30_ans", " total ", "", "autre"]),
+    "sous_champ": st.sampled_from(
+        ["total", "moins_30_ans", " total ", "", "autre", "moins30", " moins30 ", "moins31"]
+    ),
 }
 GOOD = {"indicateur": "population", "commune": "33063", "annee": "2024", "valeur": "5"}
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from common.catalogue import parse
 from common.pii import PiiHasher
 from common.referential import load
+from schemas.catalogue import Indicator
 from services.cleaner.transform import MessageOrigin, Rules, clean_message, parse_value
 
 HASHER = PiiHasher.create(b"k" * 32, ["nom_declarant", "email"])
@@ -42,6 +43,7 @@ id = "taux"
 libelle = "Taux par tranche d'âge"
 agregation = "non_agregeable"
 sous_champs = { total = "Ensemble", moins_30_ans = "Moins de 30 ans" }
+alias_sous_champs = { moins30 = "moins_30_ans" }
 """)
 RULES = Rules(ref=load(), hasher=HASHER, catalogue=CATALOGUE)
 ORIGIN = MessageOrigin("indicators.raw", 2, 41, 1_700_000_000_000)
@@ -353,3 +355,26 @@ def test_unknown_indicators_can_be_kept_as_not_aggregable() -> None:
         envelope({"indicateur": "inconnu", "commune": "33063", "annee": 2020, "valeur": 1}), rules
     ).clean
     assert obs.indicateur == "inconnu"
+
+
+def test_a_sub_field_alias_is_read_as_its_sub_field() -> None:
+    [obs] = run(
+        envelope({"indicateur": "taux", "commune": "33063", "annee": 2024,
+                  "sous_champ": " moins30 ", "valeur": 12})
+    ).clean  # fmt: skip
+    assert obs.sous_champ == "moins_30_ans"
+    refused = run(
+        envelope({"indicateur": "taux", "commune": "33063", "annee": 2024,
+                  "sous_champ": "moins31", "valeur": 12})
+    )  # fmt: skip
+    assert [d.reason for d in refused.dead] == ["unknown_sous_champ"]
+
+
+def test_an_alias_must_name_a_listed_sub_field_and_not_be_one() -> None:
+    for aliases in ({"m30": "absent"}, {"total": "moins_30_ans"}):
+        with pytest.raises(ValueError, match="alias"):
+            Indicator(
+                id="t", libelle="t", agregation="somme",
+                sous_champs={"total": "Ensemble", "moins_30_ans": "-30"},
+                alias_sous_champs=aliases,
+            )  # fmt: skip
