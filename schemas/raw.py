@@ -32,6 +32,14 @@ TOPIC = "indicators.raw"
 Extra = Text | int | Annotated[float, Field(allow_inf_nan=False)] | bool | None
 
 
+# The fields RawObservation reads as integers first, within these bounds
+# (else ``annee`` as text): the bulk lane writes them the same way.
+INTEGER_BOUNDS = {"annee": (0, 9999), "version": (0, limits.MAX_VERSION)}
+YEAR_LOW, YEAR_HIGH = INTEGER_BOUNDS["annee"]
+VERSION_LOW, VERSION_HIGH = INTEGER_BOUNDS["version"]
+RawYear = Annotated[int, Field(ge=YEAR_LOW, le=YEAR_HIGH)] | Annotated[str, bounded(16)]
+
+
 class RawObservation(BaseModel):
     """One commune-level value of one indicator, as sent."""
 
@@ -41,8 +49,8 @@ class RawObservation(BaseModel):
     commune: CommuneCode = Field(
         description="Commune code (COG), any edition: `33063`, `2A004`, `1001`."
     )
-    annee: Annotated[int, Field(ge=0, le=9999)] | Annotated[str, bounded(16)] | None = Field(
-        None, description="Year of the value."
+    annee: Annotated[int, Field(ge=YEAR_LOW, le=YEAR_HIGH)] | Annotated[str, bounded(16)] | None = (
+        Field(None, description="Year of the value.")
     )
     date: Annotated[str, bounded(32)] | None = Field(
         None, description="Date `dd/mm/YYYY` or ISO, when no year is given."
@@ -59,7 +67,7 @@ class RawObservation(BaseModel):
     libelle_sous_champ: Text | None = None
     libelle_indicateur: Text | None = None
     unite: Text | None = None
-    version: Annotated[int, Field(ge=0, le=limits.MAX_VERSION)] | None = Field(
+    version: Annotated[int, Field(ge=VERSION_LOW, le=VERSION_HIGH)] | None = Field(
         None,
         description="Producer revision: see the version rule in docs/producers.md. "
         "Default: the time it was accepted.",

@@ -21,9 +21,8 @@ import pyarrow.compute as pc
 from common.pii import PREFIX, PiiHasher
 from schemas import bulk, limits
 from schemas.raw import DECLARED, schema_problem
+from schemas.raw import INTEGER_BOUNDS as INTEGERS
 
-# RawObservation reads these as integers first, within these bounds.
-INTEGERS = {"annee": (0, 9999), "version": (0, limits.MAX_VERSION)}
 # A value the bounds surely accept: a plain decimal number, or short text
 # without a digit (a marker such as `s` or `nd`: it cannot be a number out
 # of bounds).

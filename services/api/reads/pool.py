@@ -54,10 +54,14 @@ class ReadPool:
             await self._pool.close()
         self._pool = self._loop = None
 
+    def _pooled(self) -> AsyncConnectionPool[Any] | None:
+        """The pool, when it was opened in the event loop running now."""
+        return self._pool if self._loop is asyncio.get_running_loop() else None
+
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        if self._pool is not None and self._loop is asyncio.get_running_loop():
-            async with self._pool.connection() as conn:
+        if (pool := self._pooled()) is not None:
+            async with pool.connection() as conn:
                 yield conn
             return
         async with await psycopg.AsyncConnection.connect(self.libpq_url, **OPTIONS) as conn:
@@ -76,7 +80,7 @@ class ReadPool:
         except psycopg.OperationalError:
             if used is None or not used.broken:
                 raise  # the database answered with an error, or is away
-            if self._pool is not None and self._loop is asyncio.get_running_loop():
-                await self._pool.check()
+            if (pool := self._pooled()) is not None:
+                await pool.check()
         async with self.connection() as conn:
             return await work(conn)

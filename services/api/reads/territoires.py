@@ -49,13 +49,14 @@ def find(engine: Engine, niveau: str, code: str) -> Territoire | None:
 def parent(engine: Engine, found: Territoire) -> Territoire | None:
     """A commune's EPCI (else its département), an EPCI's main département,
     a département's région, a région's France; None for France."""
-    if found.niveau == "region":
-        key: Any = ("france", "FR")
-    elif found.niveau == "france":
+    if found.niveau == "france":
         return None
     with engine.connect() as conn:
-        if found.niveau != "region":
-            key = conn.execute(parent_of(found.niveau, found.code)).first()
+        key = (
+            ("france", "FR")
+            if found.niveau == "region"
+            else conn.execute(parent_of(found.niveau, found.code)).first()
+        )
         return territory(conn, key[0], key[1]) if key else None
 
 
