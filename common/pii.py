@@ -12,12 +12,14 @@ both can hold the same key without hashing twice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 
 
 PREFIX = "hmac-sha256:"
+NAME_CHARS = 200  # longest field name compared
 HASHED = re.compile(r"hmac-sha256:[0-9a-f]{64}")
 
 
@@ -38,11 +41,26 @@ def key_fingerprint(key: bytes) -> str:
     return hashlib.sha256(b"itte-pii-key-id:" + key).hexdigest()[:12]
 
 
+@functools.lru_cache(maxsize=4096)
+def field_key(name: str) -> str:
+    """How field and column names compare when deciding what is personal:
+    case, accents, blanks and punctuation aside, so that ``E-mail``,
+    ``Téléphone`` and ``NOM DECLARANT`` are ``email``, ``telephone`` and
+    ``nom_declarant``. Names repeat from record to record: cached."""
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return "".join(c for c in plain.casefold() if c.isalnum())
+
+
 @dataclass(frozen=True)
 class PiiHasher:
     key: bytes
     key_id: str
-    fields: frozenset[str]
+    fields: frozenset[str]  # as configured
+    keys: frozenset[str] = field(init=False)  # their field_key
+
+    def __post_init__(self) -> None:
+        keys = frozenset(k for k in map(field_key, self.fields) if k)
+        object.__setattr__(self, "keys", keys)  # frozen: derived once here
 
     @classmethod
     def create(cls, key: bytes, fields: Iterable[str], key_id: str | None = None) -> PiiHasher:
@@ -54,6 +72,11 @@ class PiiHasher:
             fields=frozenset(f.strip() for f in fields if f.strip()),
         )
 
+    def is_personal(self, name: object) -> bool:
+        """Whether a field or column of this name holds personal data."""
+        # No field name is this long; a hostile one is not kept in the cache.
+        return isinstance(name, str) and len(name) <= NAME_CHARS and field_key(name) in self.keys
+
     def digest(self, value: object) -> str:
         """The keyed hash (hex); a value already hashed is its own digest."""
         if isinstance(value, str) and HASHED.fullmatch(value):
@@ -64,18 +87,27 @@ class PiiHasher:
 
     def hide(self, record: dict[str, object]) -> dict[str, object]:
         """``record`` with each personal field replaced by ``hmac-sha256:<hex>``."""
-        if self.fields.isdisjoint(record):  # most records: no copy (bulk loads)
-            return record
         hashes = self.hash_fields(record)
+        if not hashes:  # most records: no copy (bulk loads)
+            return record
         return {k: f"{PREFIX}{hashes[k]}" if k in hashes else v for k, v in record.items()}
 
     def hash_fields(self, record: dict[str, object]) -> dict[str, str]:
-        """Hashes of the personal fields present (and non-empty) in ``record``."""
-        return {
+        """Hashes of the personal fields present (and non-empty) in ``record``,
+        and of its ``valeur`` when its indicator is named like a personal
+        field (a table's column ``email`` read as a measure, say)."""
+        hashes = {
             name: self.digest(value)
             for name, value in record.items()
-            if name in self.fields and value not in (None, "")
+            if self.is_personal(name) and value not in (None, "")
         }
+        valeur = record.get("valeur")
+        if valeur not in (None, "") and self.is_personal(record.get("indicateur")):
+            hashes["valeur"] = self.digest(valeur)
+        return hashes
+
+    def any_personal(self, names: Iterable[object]) -> bool:
+        return any(map(self.is_personal, names))
 
 
 def local_key(path: Path) -> bytes:

@@ -72,7 +72,10 @@ class CommonSettings(BaseSettings):
         return config
 
 
-DEFAULT_PII_FIELDS = "nom,prenom,nom_declarant,email,telephone,adresse,contact"
+# Compared case-, accent-, blank- and punctuation-insensitively (pii.field_key).
+DEFAULT_PII_FIELDS = (
+    "nom,prenom,nom_declarant,email,courriel,mail,telephone,tel,portable,adresse,contact"
+)
 
 
 class PiiSettings(CommonSettings):

@@ -45,7 +45,7 @@ def decode_one_by_one(value: bytes) -> tuple[list[CleanObservation], list[DeadLe
         if not isinstance(items, list):
             raise TypeError("records is not a list")
     except Exception as exc:  # not JSON, nested too deep, not an envelope
-        return [], [letter(message_id, "invalid_message", f"not a CleanBatch: {exc!r}"[:300])]
+        return [], [letter(message_id, "invalid_message", f"not a CleanBatch: {why(exc)}")]
     records: list[CleanObservation] = []
     dead: list[DeadLetter] = []
     for index, item in enumerate(items):
@@ -57,6 +57,18 @@ def decode_one_by_one(value: bytes) -> tuple[list[CleanObservation], list[DeadLe
                 letter(own_id(item) or record_id(batch_id, index), "invalid_schema", detail)
             )
     return records, dead
+
+
+def why(exc: Exception) -> str:
+    """What was wrong with a message, without any of its bytes: the repr of
+    a UnicodeDecodeError holds the whole message, a KeyError the key."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON ({exc.msg} at character {exc.pos})"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 (byte {exc.start})"
+    if isinstance(exc, KeyError | TypeError):
+        return "not an envelope with a list of records"
+    return type(exc).__name__
 
 
 def own_id(item: Any) -> str | None:

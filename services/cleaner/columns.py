@@ -256,9 +256,12 @@ class ColumnCleaner:
         fast.require(pc.fill_null(mapped.ok, True))
         fast.sous_champ = pc.fill_null(mapped.value, "total")
         catalogue, accept_unknown = self.rules.catalogue, self.rules.accept_unknown
+        personal = self.rules.hasher.is_personal
 
         def listed(pair: str) -> tuple[bool, bool]:
             indicateur, _, sous_champ = pair.partition("\x1f")
+            if personal(indicateur):
+                return False, True  # the live lane's code refuses it (personal_field)
             indicator = catalogue.get(indicateur)
             if indicator is None:
                 return accept_unknown, True
@@ -346,7 +349,7 @@ class ColumnCleaner:
 
     def _pii(self, fast: Fast, column: dict[str, pa.Array]) -> None:
         hasher = self.rules.hasher
-        present = [name for name in column if name in hasher.fields]
+        present = [name for name in column if hasher.is_personal(name)]
         if not present:
             return
 

@@ -217,6 +217,13 @@ def clean_record(
         raise RecordRefused(
             "invalid_schema", f"a record must be a JSON object, got {type(record).__name__}"
         )
+    if rules.hasher.is_personal(named := record.get("indicateur")):
+        # A column "email" of a table read as a measure, say: its values are
+        # personal data, never an indicator's (hashed: redact, PiiHasher).
+        raise RecordRefused(
+            "personal_field",
+            f"indicator {named!r} is named like a personal field: its values are never kept",
+        )
     try:
         raw = RawObservation.model_validate(record)
     except ValidationError as exc:
@@ -245,7 +252,7 @@ def clean_record(
         version_explicite=raw.version is not None,
         recu=received,
         pii=hasher.hash_fields(record),
-        pii_key_id=hasher.key_id if hasher.fields & record.keys() else None,
+        pii_key_id=hasher.key_id if hasher.any_personal(record) else None,
         producteur=producer,
     )
 
@@ -262,12 +269,14 @@ def redact(record: Any, hasher: PiiHasher) -> dict[str, Any] | None:
         return None
     kept: dict[str, Any] = {}
     for name, value in record.items():
-        if name in KNOWN_FIELDS and name not in hasher.fields:
+        if name in KNOWN_FIELDS and not hasher.is_personal(name):
             kept[name] = deadletter.kept(value)
     try:
-        hashes = hasher.hash_fields(record)
+        hashes = hasher.hash_fields(record)  # valeur too, for a personal indicator
     except UnicodeEncodeError:
         hashes = {}
+    if "valeur" not in hashes and hasher.is_personal(record.get("indicateur")):
+        kept.pop("valeur", None)
     kept.update({k: f"hmac-sha256:{v}" for k, v in hashes.items()})
     return kept
 

@@ -36,6 +36,7 @@ def publisher(settings: IngestorSettings, servers: Servers) -> RawPublisher:
         settings.batch_records,
         hasher.hide,
         hide_columns=functools.partial(hidden, hasher=hasher),
+        is_personal=hasher.is_personal,
         bulk_records=settings.bulk_records,
         bulk_from=settings.bulk_from_records,
     )

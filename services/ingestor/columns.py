@@ -146,10 +146,29 @@ def hidden(table: pa.Table, hasher: PiiHasher) -> pa.Table:
     """``table`` with each personal field's text replaced by its keyed hash,
     as ``PiiHasher.hide`` does a record's: once per distinct value."""
     for name in table.column_names:
-        if name not in hasher.fields:
+        if not hasher.is_personal(name):
             continue
         column = table.column(name).combine_chunks().dictionary_encode()
         texts = [v if v == "" else PREFIX + hasher.digest(v) for v in column.dictionary.to_pylist()]
         hashed = pa.array(texts, pa.string()).take(column.indices)
         table = table.set_column(table.column_names.index(name), name, hashed)
-    return table
+    return personal_values_hidden(table, hasher)
+
+
+def personal_values_hidden(table: pa.Table, hasher: PiiHasher) -> pa.Table:
+    """The ``valeur`` of rows whose indicator is named like a personal field,
+    as keyed hashes (``PiiHasher.hash_fields``)."""
+    if "indicateur" not in table.column_names or "valeur" not in table.column_names:
+        return table
+    names = table.column("indicateur").combine_chunks().dictionary_encode()
+    personal = [hasher.is_personal(name) for name in names.dictionary.to_pylist()]
+    if not any(personal):
+        return table
+    rows = pc.fill_null(pa.array(personal, pa.bool_()).take(names.indices), False).to_pylist()
+    values = table.column("valeur").to_pylist()
+    texts = [
+        PREFIX + hasher.digest(v) if row and v not in (None, "") else v
+        for v, row in zip(values, rows, strict=True)
+    ]
+    at = table.column_names.index("valeur")
+    return table.set_column(at, "valeur", pa.array(texts, pa.string()))

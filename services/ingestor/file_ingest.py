@@ -69,7 +69,7 @@ def ingest_file(
     show_progress: bool = True,
 ) -> FileSummary:
     summary = FileSummary(path, rejects_path=path.with_name(path.name + ".rejets.ndjson"))
-    progress, blocks = read_blocks(path, fmt, mapping)
+    progress, blocks = read_blocks(path, fmt, mapping, personal=handler.is_personal)
     rejects: TextIO | None = None
     bar = tqdm(
         total=progress.total,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from services.ingestor.columns import representable, table_of
-from services.ingestor.layouts import Format, Layout, detect
+from services.ingestor.layouts import Format, Layout, detect, never
 
 SNIFF_BYTES = 1 << 20
 
@@ -151,14 +151,21 @@ class Block:
 
 
 def _header_and_rows(
-    path: Path, fmt: Format | None, mapping: Mapping | None, progress: ReadProgress
+    path: Path,
+    fmt: Format | None,
+    mapping: Mapping | None,
+    progress: ReadProgress,
+    personal: Callable[[str], bool],
 ) -> tuple[Layout, Iterator[list[str]]]:
     rows = (
         _xlsx_rows(path, progress) if path.suffix.lower() == ".xlsx" else _csv_rows(path, progress)
     )
     header = next(rows, [])
     layout = detect(
-        header, fmt or (mapping.format if mapping else None), mapping.columns if mapping else None
+        header,
+        fmt or (mapping.format if mapping else None),
+        mapping.columns if mapping else None,
+        personal,
     )
     return layout, rows
 
@@ -168,13 +175,18 @@ def _is_json(path: Path) -> bool:
 
 
 def read_blocks(
-    path: Path, fmt: Format | None = None, mapping: Mapping | None = None, size: int = BLOCK_RECORDS
+    path: Path,
+    fmt: Format | None = None,
+    mapping: Mapping | None = None,
+    size: int = BLOCK_RECORDS,
+    personal: Callable[[str], bool] = never,
 ) -> tuple[ReadProgress, Iterator[Block]]:
-    """(progress, blocks of about ``size`` records), in the file's order."""
+    """(progress, blocks of about ``size`` records), in the file's order;
+    ``personal``: which columns hold personal data (layouts.detect)."""
     progress = ReadProgress(path.stat().st_size)
     if _is_json(path):
         return progress, record_blocks(_json_records(path, progress), size)
-    layout, rows = _header_and_rows(path, fmt, mapping, progress)
+    layout, rows = _header_and_rows(path, fmt, mapping, progress, personal)
     numbered = ((n, row) for n, row in enumerate(rows, start=2) if any(c.strip() for c in row))
     return progress, row_blocks(numbered, layout, size)
 
@@ -243,14 +255,17 @@ def _encodable(text: str) -> bool:
 
 
 def read_file(
-    path: Path, fmt: Format | None = None, mapping: Mapping | None = None
+    path: Path,
+    fmt: Format | None = None,
+    mapping: Mapping | None = None,
+    personal: Callable[[str], bool] = never,
 ) -> tuple[ReadProgress, Iterator[tuple[int, Any]]]:
     """(progress, iterator of (line number, record)); a record that is not a
     dict (a JSON value, or an error text) is refused by the caller."""
     progress = ReadProgress(path.stat().st_size)
     if _is_json(path):
         return progress, _json_records(path, progress)
-    layout, rows = _header_and_rows(path, fmt, mapping, progress)
+    layout, rows = _header_and_rows(path, fmt, mapping, progress, personal)
 
     def records() -> Iterator[tuple[int, Any]]:
         for number, row in enumerate(rows, start=2):

@@ -318,6 +318,10 @@ class BlockHandler:
         """The record with its personal fields as keyed hashes (for a rejects file)."""
         return self.publisher.hide(record)
 
+    def is_personal(self, name: str) -> bool:
+        """Whether a column of this name holds personal data (never a measure)."""
+        return self.publisher.is_personal(name)
+
     def publish(
         self,
         blocks: Iterable[Block],

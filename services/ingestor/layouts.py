@@ -8,14 +8,17 @@
   as ``typezone, zone, codezone, date, nb_stations, nb_pdc``: each measure
   column is an indicator.
 Column names are matched case-, accent- and spacing-insensitively; a mapping
-file can name the columns of any other table (docs/producers.md).
+file can name the columns of any other table (docs/producers.md). A column
+named like a personal field (``personal``: ``common.pii.PiiHasher.is_personal``)
+is never a measure nor mapped to anything else: it passes under its own name,
+and the ingestor hashes it.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import zip_longest
 from typing import Any, Literal
@@ -136,17 +139,30 @@ class Layout:
         return 1 if self.format == "long" else len(self.values)
 
 
+def never(name: str) -> bool:
+    return False
+
+
 def detect(
-    header: list[str], wanted: Format | None = None, columns: dict[str, str] | None = None
+    header: list[str],
+    wanted: Format | None = None,
+    columns: dict[str, str] | None = None,
+    personal: Callable[[str], bool] = never,
 ) -> Layout:
     """The layout of a table from its header (or as told by ``--format``/a mapping)."""
     aliases = {a: f for f, names in COLUMN_ALIASES.items() for a in names}
     if columns:  # a mapping file names the columns itself
         aliases = {norm(source): target for source, target in columns.items()}
+        wrong = sorted(s for s, t in columns.items() if personal(s) and not personal(t))
+        if wrong:
+            raise ValueError(
+                f"personal columns cannot be mapped to another field: {', '.join(wrong)} "
+                "(they pass under their own name, hashed)"
+            )
     fields: dict[int, str] = {}
     for i, name in enumerate(header):
         target = aliases.get(norm(name))
-        if target and target not in fields.values():
+        if target and target not in fields.values() and not personal(name):
             fields[i] = target
     years = {
         i: m.group(1)
@@ -167,7 +183,10 @@ def detect(
         values = {
             i: norm(name)
             for i, name in enumerate(header)
-            if i not in fields and norm(name) and norm(name) not in NOT_MEASURES
+            if i not in fields
+            and norm(name)
+            and norm(name) not in NOT_MEASURES
+            and not personal(name)
         }
     extras = {
         i: norm(name)

@@ -50,6 +50,7 @@ class BlockPublisher(Protocol):
     """The bulk lane, for what the ingestor reads itself (files, pulls)."""
 
     hide: Callable[[dict[str, Any]], dict[str, Any]]  # personal fields → keyed hashes
+    is_personal: Callable[[str], bool]  # a field or column name that holds personal data
 
     def publish_tables(
         self, tables: Iterable[pa.Table], *, source: str, producer: str | None = None

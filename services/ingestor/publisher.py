@@ -18,6 +18,7 @@ from common.kafka import MAX_MESSAGE_BYTES, BlockingProducer, MessageTooLarge
 from schemas import bulk, raw
 from services.ingestor.batching import batches, encode_batch
 from services.ingestor.columns import representable, table_of
+from services.ingestor.layouts import never
 from services.ingestor.ports import Published
 
 SERVICE = "ingestor"
@@ -34,7 +35,8 @@ def _same_table(table: pa.Table) -> pa.Table:
 class RawPublisher:
     """``hide`` and ``hide_columns``: replace the personal fields of a record,
     or of a table's rows, by their keyed hashes (common.pii.PiiHasher.hide,
-    columns.hidden), applied to every record before it leaves.
+    columns.hidden), applied to every record before it leaves; ``is_personal``:
+    which names those are (files never read such a column as a measure).
 
     ``bulk_records``: rows per message of the bulk lane; ``bulk_from``: a
     request of at least this many records goes to the bulk lane."""
@@ -46,6 +48,7 @@ class RawPublisher:
         hide: Callable[[dict[str, Any]], dict[str, Any]] = _unchanged,
         *,
         hide_columns: Callable[[pa.Table], pa.Table] = _same_table,
+        is_personal: Callable[[str], bool] = never,
         bulk_records: int = 40_000,
         bulk_from: int = 1_000,
     ) -> None:
@@ -53,6 +56,7 @@ class RawPublisher:
         self._batch_records = batch_records
         self.hide = hide
         self.hide_columns = hide_columns
+        self.is_personal = is_personal
         self._bulk_records = bulk_records
         self._bulk_from = bulk_from
 

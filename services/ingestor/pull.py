@@ -73,7 +73,7 @@ def pull_once(
             columns = list(rows.keys())
             if cursor_column not in columns:
                 raise ValueError(f"the query returns no column {cursor_column!r}: {columns}")
-            layout = detect(columns)
+            layout = detect(columns, personal=handler.is_personal)
             at = columns.index(cursor_column)
 
             def values() -> Iterator[tuple[int, list[str]]]:

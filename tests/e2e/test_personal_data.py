@@ -53,9 +53,23 @@ def test_marked_personal_values_are_nowhere_in_clear(stack: Stack, tmp_path: Pat
     status, answer = post(url, json.dumps([record("http", marker), unknown]).encode())
     assert status == 202, answer
     dead_batch = answer["batch_ids"][0]
-    lines = [json.dumps(record("ndjson", marker)), json.dumps({"email": f"{marker}@x.org"})]
+    # A personal field spelled otherwise, and an indicator named like one
+    # (its value is personal: hashed at the edge, dead-lettered personal_field).
+    disguised = {
+        "indicateur": "Téléphone",
+        "commune": "33063",
+        "annee": 2024,
+        "valeur": f"06{marker}",
+        "Courriel": f"{marker}.courriel@example.org",
+    }
+    lines = [
+        json.dumps(record("ndjson", marker)),
+        json.dumps({"email": f"{marker}@x.org"}),
+        json.dumps(disguised, ensure_ascii=False),
+    ]
     status, answer = post(f"{url}?mode=partial", "\n".join(lines).encode(), "application/x-ndjson")
     assert status == 202 and [r["line"] for r in answer["rejected"]] == [2], answer
+    disguised_batch = answer["batch_ids"][0]
     assert marker not in json.dumps(answer)
 
     inputs = tmp_path / "inputs"
@@ -65,6 +79,15 @@ def test_marked_personal_values_are_nowhere_in_clear(stack: Stack, tmp_path: Pat
     source.write_text("\n".join(json.dumps(r) for r in (record("file", marker), refused)))
     done = stack.itte("ingest", str(source))
     assert done.returncode == 1 and "1 published, 1 rejected" in done.stdout, done.stderr
+    # A commune table whose personal columns are no measures: one record.
+    table = inputs / "bornes.csv"
+    table.write_text(
+        "codgeo,date,nb_pdc,E-Mail,Prénom\n"
+        f"33063,01/01/2024,3,{marker}.table@example.org,Jeanne {marker}\n",
+        encoding="utf-8",
+    )
+    done = stack.itte("ingest", str(table))
+    assert done.returncode == 0 and "1 published" in done.stdout, done.stdout + done.stderr
 
     pulled = record("pull", marker)
     query = (
@@ -112,6 +135,16 @@ def test_marked_personal_values_are_nowhere_in_clear(stack: Stack, tmp_path: Pat
         "the dead letter of the unknown commune",
     )
 
+    eventually(
+        lambda: any(
+            json.loads(m.value() or b"{}").get("reason") == "personal_field"
+            for m in read_all(bootstrap, deadletter.TOPIC)
+            if m.key() and m.key().decode().startswith(disguised_batch)
+        ),
+        60,
+        "the dead letter of the indicator named like a personal field",
+    )
+
     after_the_edge = b"".join(
         (m.key() or b"") + (m.value() or b"")
         for topic in (clean.TOPIC, bulk.CLEAN_TOPIC, deadletter.TOPIC, aggregates.TOPIC)
@@ -127,7 +160,9 @@ def test_marked_personal_values_are_nowhere_in_clear(stack: Stack, tmp_path: Pat
         path.read_text(errors="replace")
         for folder in (stack.log_dir, inputs)
         for path in folder.rglob("*")
-        if path.is_file() and path != source and path.suffix in ("", ".log", ".ndjson", ".json")
+        if path.is_file()
+        and path not in (source, table)
+        and path.suffix in ("", ".log", ".ndjson", ".json")
     )
     assert (inputs / "people.ndjson.rejets.ndjson").exists()
     for where, text in {

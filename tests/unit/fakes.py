@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from common.pii import PiiHasher
 from schemas import bulk, deadletter
 from schemas.clean import CleanObservation
 from schemas.deadletter import DeadLetter
@@ -32,6 +33,8 @@ from services.aggregator.transform import (
     commune_keys_needed,
     plan,
 )
+from services.ingestor.columns import hidden
+from services.ingestor.layouts import never
 from services.ingestor.ports import (
     BatchLedger,
     BatchProgress,
@@ -159,18 +162,23 @@ class MemoryPublisher:
     """Implements services.ingestor.ports.WholePublisher and BlockPublisher:
     keeps what it is given (``tables``: the bulk lane's rows, as records)."""
 
-    def __init__(self, fail_with: BaseException | None = None) -> None:
+    def __init__(
+        self, fail_with: BaseException | None = None, hasher: PiiHasher | None = None
+    ) -> None:
+        """``hasher``: personal fields hidden as the ingestor's bootstrap does."""
         self.published: list[tuple[list[dict[str, Any]], str | None]] = []
         self.tables: list[dict[str, Any]] = []
         self.fail_with = fail_with
-        self.hide: Callable[[dict[str, Any]], dict[str, Any]] = dict
+        self.hide: Callable[[dict[str, Any]], dict[str, Any]] = hasher.hide if hasher else dict
+        self.is_personal: Callable[[str], bool] = hasher.is_personal if hasher else never
+        self.hasher = hasher
 
     def publish_tables(
         self, tables: Iterable[pa.Table], *, source: str, producer: str | None = None
     ) -> Published:
         ids: list[str] = []
         for table in tables:
-            self.tables += table.to_pylist()
+            self.tables += (hidden(table, self.hasher) if self.hasher else table).to_pylist()
             ids.append(f"bulk-{len(ids)}")
         return Published(len(self.tables), ids)
 

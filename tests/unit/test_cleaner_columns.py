@@ -36,6 +36,7 @@ FIELDS = (
     "version",
     "nom_declarant",
     "email",
+    "E-Mail",
     "remarque",
 )
 hostile = st.text(max_size=40) | st.sampled_from(
@@ -43,7 +44,10 @@ hostile = st.text(max_size=40) | st.sampled_from(
 )
 VALUES: dict[str, st.SearchStrategy[str]] = {
     "indicateur": st.sampled_from(
-        ["population", "x", "temperature", "densite", "taux", " population ", "po pu", "nope"]
+        [
+            *("population", "x", "temperature", "densite", "taux", " population ", "po pu"),
+            *("nope", "E-mail", " nom déclarant "),  # named like personal fields
+        ]
     ),
     "commune": st.sampled_from(
         [
