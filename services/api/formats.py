@@ -58,13 +58,21 @@ def csv_lines(
     yield _drain(buffer)
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula
+# (OWASP, "CSV injection"): a producer's label "=HYPERLINK(…)" would run in
+# the collectivité's Excel. Such text is written after a quote.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any, french: bool, number: bool) -> Any:
     if value is None:
         return ""
     if isinstance(value, bool):
         return ("oui" if value else "non") if french else str(value).lower()
-    if french and number:
-        return str(value).replace(".", ",")
+    if number:  # typed numbers: "-3.5" is a value, not a formula
+        return str(value).replace(".", ",") if french else value
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return value
 
 
