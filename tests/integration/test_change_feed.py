@@ -110,4 +110,15 @@ def test_a_reconnect_resumes_after_its_last_event_id() -> None:
     assert resume_at(None, 7) == 7 and resume_at(None, None) is None
     for junk in ("", "-1", "4 2", "١٢", "x" * 50):
         assert resume_at(junk, 7) == 7  # not a cursor: ignored
-    assert resume_at("9" * 40, None) == 2**63 - 1
+    assert resume_at("0" * 100_000 + "42", None) == 42
+    assert resume_at(str(2**63 - 1), None) == 2**63 - 1
+    for past in (str(2**63), "9" * 40, "9" * 5_000, "1" * 1_000_000):
+        with pytest.raises(ValueError, match="past any cursor"):
+            resume_at(past, 7)
+
+
+def test_a_last_event_id_of_any_length_is_a_400_not_a_500(api: TestClient) -> None:
+    for past in (str(2**63), "9" * 5_000, "7" * 200_000):
+        answer = api.get("/indicateurs/flux", headers={"Last-Event-ID": past})
+        assert answer.status_code == 400, answer.text
+        assert "past any cursor" in answer.json()["detail"]

@@ -72,7 +72,10 @@ async def flux(
     reconnects with `Last-Event-ID` (EventSource does) resumes after it:
     no gap, no duplicate. `event: curseur` moves the cursor past changes
     the filters leave out. A comment every 15 s keeps the line open."""
-    cursor = resume_at(last_event_id, depuis)
+    try:
+        cursor = resume_at(last_event_id, depuis)
+    except ValueError as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
     if cursor is None:
         cursor = await asyncio.to_thread(current_cursor, engine)
     if not streams.admit():
@@ -97,7 +100,12 @@ async def flux(
 
 def resume_at(last_event_id: str | None, depuis: int | None) -> int | None:
     """The cursor to start after: Last-Event-ID wins (a reconnect), then
-    `depuis`; an id that is not a cursor is ignored."""
-    if last_event_id is not None and last_event_id.isascii() and last_event_id.isdigit():
-        return min(int(last_event_id), CURSOR_MAX)
-    return depuis
+    `depuis`; an id that is not a number is ignored (not one of ours); a
+    number past any cursor raises ValueError (as `depuis` would be refused)."""
+    if last_event_id is None or not (last_event_id.isascii() and last_event_id.isdigit()):
+        return depuis
+    # Its length first: int() of over 4,300 digits raises, of millions is slow.
+    digits = last_event_id.lstrip("0") or "0"
+    if len(digits) > len(str(CURSOR_MAX)) or int(digits) > CURSOR_MAX:
+        raise ValueError(f"Last-Event-ID is past any cursor (at most {CURSOR_MAX})")
+    return int(digits)
