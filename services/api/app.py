@@ -24,7 +24,7 @@ from services.api.deps import Changed
 from services.api.event_stream import Streams
 from services.api.reads.comparaison import Unanswerable
 from services.api.reads.indicateurs import Statements
-from services.api.reads.pool import ReadPool
+from services.api.reads.pool import STATEMENT_TIMEOUT_MS, ReadPool, session_options
 from services.api.routes import (
     changements,
     comparaison,
@@ -53,9 +53,11 @@ def create_app(
     cache_bytes: int = 0,
     cors_origins: Sequence[str] = (),
     max_streams: int = 100,
+    statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
 ) -> FastAPI:
     """``cache_bytes``: memory for responses kept until the data changes
-    (services/api/cache.py); 0: every request goes to the database."""
+    (services/api/cache.py); 0: every request goes to the database;
+    ``statement_timeout_ms``: as the engine's (read_only_engine)."""
     cache = ResponseCache(cache_bytes) if cache_bytes else None
     changed: Changed = cache.current if cache is not None else unknown
     app = FastAPI(
@@ -70,7 +72,11 @@ def create_app(
     app.state.streams = Streams(max_streams)
     app.state.studies = KeptStudies(changed)
     # As many connections as the engine keeps (ITTE_API_POOL_SIZE).
-    app.state.read_pool = ReadPool(libpq_url(engine), engine.pool.size())  # type: ignore[attr-defined]
+    app.state.read_pool = ReadPool(
+        libpq_url(engine),
+        engine.pool.size(),  # type: ignore[attr-defined]
+        statement_timeout_ms,
+    )
     app.state.statements = Statements()
     if cache is not None:
         app.add_middleware(CacheMiddleware, cache=cache, paths=CACHED)
@@ -125,10 +131,14 @@ def lifespan(
 
 
 async def database_away(request: Request, exc: Exception) -> JSONResponse:
-    """Postgres away (a restart, say): 503, not a 500 that pages for a bug.
-    The pool drops its broken connections: the next request reconnects."""
+    """Postgres away (a restart, say), or a statement past its time: 503, not
+    a 500 that pages for a bug. The pool drops its broken connections: the
+    next request reconnects."""
+    slow = isinstance(getattr(exc, "orig", exc), psycopg.errors.QueryCanceled)
     return JSONResponse(
-        {"detail": "database unavailable, retry later"},
+        {"detail": "the query took too long, narrow it or retry later"}
+        if slow
+        else {"detail": "database unavailable, retry later"},
         status_code=503,
         headers={"Retry-After": "5"},
     )
@@ -138,7 +148,9 @@ async def unanswerable(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=422)
 
 
-def read_only_engine(database_url: str, pool_size: int) -> Engine:
+def read_only_engine(
+    database_url: str, pool_size: int, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS
+) -> Engine:
     # Autocommit: one round trip per query (no BEGIN/ROLLBACK around it); the
     # session stays read-only through default_transaction_read_only.
     return make_engine(
@@ -149,5 +161,5 @@ def read_only_engine(database_url: str, pool_size: int) -> Engine:
         # replaced, not answered with a 503 (one per connection of the pool).
         # The hottest read, GET /indicateurs, goes through reads/pool.py.
         pre_ping=True,
-        connect_args={"options": "-c default_transaction_read_only=on"},
+        connect_args={"options": session_options(statement_timeout_ms)},
     )

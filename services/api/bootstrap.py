@@ -17,13 +17,15 @@ from services.api.settings import ApiSettings
 
 
 def http_app(settings: ApiSettings, servers: Servers) -> FastAPI:
-    engine = read_only_engine(servers.database_url, settings.api_pool_size)
+    timeout = settings.api_statement_timeout_ms
+    engine = read_only_engine(servers.database_url, settings.api_pool_size, timeout)
     migrations.require_current(engine)
     return create_app(
         engine,
         cache_bytes=settings.api_cache_mb * 2**20,
         cors_origins=settings.api_cors_origins,
         max_streams=settings.api_max_streams,
+        statement_timeout_ms=timeout,
     )
 
 

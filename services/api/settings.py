@@ -16,6 +16,9 @@ class ApiSettings(CommonSettings):
     api_cors_origins: list[str] = Field(
         [], description='Origins whose pages may call the API, e.g. ["https://example.fr"].'
     )
+    api_statement_timeout_ms: int = Field(
+        10_000, ge=100, description="Longest statement of any request (503 beyond)."
+    )
     api_max_streams: int = Field(
         100, ge=1, description="Open /indicateurs/flux streams per worker (503 beyond)."
     )

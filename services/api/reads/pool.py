@@ -19,20 +19,30 @@ import psycopg
 from psycopg.rows import namedtuple_row
 from psycopg_pool import AsyncConnectionPool
 
-# Read-only and autocommit, as the engine's connections (app.read_only_engine).
-OPTIONS: dict[str, Any] = {
-    "autocommit": True,
-    "row_factory": namedtuple_row,
-    "options": "-c default_transaction_read_only=on",
-}
+# An anonymous request holds a backend for this long at most (issue #30);
+# Postgres cancels the statement, and the API answers 503 (app.py).
+STATEMENT_TIMEOUT_MS = 10_000
+
+
+def session_options(statement_timeout_ms: int = STATEMENT_TIMEOUT_MS) -> str:
+    """libpq ``options`` of every API connection (the engine's and the pool's):
+    read-only, and each statement bounded in time."""
+    return f"-c default_transaction_read_only=on -c statement_timeout={statement_timeout_ms}"
+
+
+# Autocommit, as the engine's connections (app.read_only_engine).
+OPTIONS: dict[str, Any] = {"autocommit": True, "row_factory": namedtuple_row}
 WAIT_SECONDS = 5.0  # for a free connection, before a 503
 T = TypeVar("T")
 
 
 class ReadPool:
-    def __init__(self, libpq_url: str, size: int) -> None:
+    def __init__(
+        self, libpq_url: str, size: int, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS
+    ) -> None:
         self.libpq_url = libpq_url
         self.size = size
+        self.options = {**OPTIONS, "options": session_options(statement_timeout_ms)}
         self._pool: AsyncConnectionPool[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -41,7 +51,7 @@ class ReadPool:
             self.libpq_url,
             min_size=self.size,
             max_size=self.size,
-            kwargs=OPTIONS,
+            kwargs=self.options,
             timeout=WAIT_SECONDS,
             open=False,
             name="itte-api-reads",
@@ -64,7 +74,7 @@ class ReadPool:
             async with pool.connection() as conn:
                 yield conn
             return
-        async with await psycopg.AsyncConnection.connect(self.libpq_url, **OPTIONS) as conn:
+        async with await psycopg.AsyncConnection.connect(self.libpq_url, **self.options) as conn:
             yield conn
 
     async def read(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
