@@ -22,6 +22,7 @@ from services.api.cache import CacheMiddleware, ChangeListener, NotModified, Res
 from services.api.comparisons import KeptStudies
 from services.api.deps import Changed
 from services.api.event_stream import Streams
+from services.api.headers import SecurityHeaders
 from services.api.reads.comparaison import Unanswerable
 from services.api.reads.indicateurs import Statements
 from services.api.reads.pool import STATEMENT_TIMEOUT_MS, ReadPool, session_options
@@ -88,6 +89,7 @@ def create_app(
             allow_methods=["GET"],
             expose_headers=["X-Total-Count", "Link", "ETag"],
         )
+    app.add_middleware(SecurityHeaders)  # outside the cache: its answers and 304s too
     http_metrics.instrument(app, known=CACHED)
     for router in ROUTERS:
         app.include_router(router)

@@ -47,6 +47,7 @@ def browser() -> Iterator[WebDriver]:
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
         options.add_argument(argument)
     options.add_argument("--window-size=1280,1600")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP reports too
     chrome = webdriver.Chrome(options=options, service=Service(driver))
     yield chrome
     chrome.quit()
@@ -115,5 +116,8 @@ def test_an_agent_finds_annecy_and_sees_a_correction_live(
     assert api_value(stack) == total + 500 and seconds < 2
     print(f"the page changed {seconds:.2f} s after the correction's 202")  # pytest -s
     browser.save_screenshot(str(tmp_path / "page.png"))
-    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    console = browser.get_log("browser")
+    errors = [e for e in console if e["level"] == "SEVERE"]
     assert all("favicon.ico" in e["message"] for e in errors), errors
+    # The page works under its Content-Security-Policy (issue #30): nothing refused.
+    assert not [e for e in console if "Content Security Policy" in e["message"]], console
