@@ -213,20 +213,18 @@ class PushHandler:
             return refuse(413, f"body larger than {self.max_body_bytes} bytes", "too_large")
         parse = parse_ndjson_body if request.content_type in NDJSON_TYPES else parse_json_body
         try:
-            parsed = validate(parse(request.body))
+            read = parse(request.body, self.max_records)
         except BodyError as exc:
             return refuse(
                 400, "unreadable body, nothing was published", "unreadable_body", exc.errors
             )
-        count = len(parsed.records) + len(parsed.errors)
-        if count == 0:
-            return refuse(422, "the body holds no record, nothing was published", "no_records")
-        if count > self.max_records:
+        if read.over:  # reading stopped there: memory stays bounded
             return refuse(
-                413,
-                f"{count} records, more than {self.max_records} per request",
-                "too_many_records",
+                413, f"more than {self.max_records} records per request", "too_many_records"
             )
+        parsed = validate(read)
+        if not parsed.records and not parsed.errors:
+            return refuse(422, "the body holds no record, nothing was published", "no_records")
         if parsed.errors and (request.mode == "atomic" or not parsed.records):
             return refuse(
                 422, "invalid records, nothing was published", "invalid_records", parsed.errors
