@@ -63,7 +63,9 @@ def http_app(settings: IngestorSettings, servers: Servers) -> FastAPI:
             producers=producers,
             max_body_bytes=settings.max_body_bytes,
             max_records=settings.max_records_per_request,
-            rate_limit=MovingWindow(settings.rate_limit) if settings.rate_limit else None,
+            rate_limit=(
+                MovingWindow(settings.producer_rate_limit) if settings.producer_rate_limit else None
+            ),
         )
     )
 

@@ -6,6 +6,11 @@ from pydantic import Field, field_validator
 from common.kafka import MAX_MESSAGE_BYTES
 from common.settings import PiiSettings
 
+# Per producer and replica: ten requests a second, far above what a producer
+# needs (a request carries up to 20,000 records), far below a flood.
+PRODUCTION_RATE_LIMIT = "600/minute"
+UNLIMITED = "unlimited"
+
 
 class IngestorSettings(PiiSettings):
     ingestor_host: str = "127.0.0.1"
@@ -51,12 +56,23 @@ class IngestorSettings(PiiSettings):
     )
     rate_limit: str | None = Field(
         None,
-        description='Requests per producer and replica, e.g. "60/minute"; none: unlimited.',
+        description='Requests per producer and replica, e.g. "60/minute"; unset: '
+        f'unlimited in local runs, {PRODUCTION_RATE_LIMIT} in production; "{UNLIMITED}": none.',
     )
 
     @field_validator("rate_limit")
     @classmethod
     def _readable_limit(cls, value: str | None) -> str | None:
-        if value is not None:
+        if value is not None and value != UNLIMITED:
             parse(value)  # ValueError names what it could not read
         return value
+
+    @property
+    def producer_rate_limit(self) -> str | None:
+        """The limit the ingestor applies: a public ingestor is not unlimited
+        unless its operator says so."""
+        if self.rate_limit == UNLIMITED:
+            return None
+        if self.rate_limit is None and self.environment == "production":
+            return PRODUCTION_RATE_LIMIT
+        return self.rate_limit

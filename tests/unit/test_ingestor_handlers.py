@@ -7,6 +7,7 @@ import json
 
 import psycopg
 import pytest
+from limits import parse
 from pydantic import ValidationError
 
 from common.kafka import DeliveryError, MessageTooLarge
@@ -15,7 +16,7 @@ from services.ingestor.handlers import ANONYMOUS, PushHandler
 from services.ingestor.models import Answer, Submission
 from services.ingestor.ports import Letter, RateLimit
 from services.ingestor.ratelimit import MovingWindow
-from services.ingestor.settings import IngestorSettings
+from services.ingestor.settings import PRODUCTION_RATE_LIMIT, IngestorSettings
 from tests.unit.fakes import (
     CountingRateLimit,
     MemoryBatchLedger,
@@ -269,3 +270,14 @@ def test_an_unreadable_rate_limit_is_refused_at_start() -> None:
     with pytest.raises(ValidationError, match="rate_limit"):
         IngestorSettings(rate_limit="lots")
     assert IngestorSettings(rate_limit="60/minute").rate_limit == "60/minute"
+
+
+def test_a_production_ingestor_is_rate_limited_unless_its_operator_says_otherwise() -> None:
+    assert IngestorSettings(environment="local").producer_rate_limit is None
+    production = IngestorSettings(environment="production", pii_key="k" * 32)
+    assert production.producer_rate_limit == PRODUCTION_RATE_LIMIT
+    assert parse(PRODUCTION_RATE_LIMIT).amount == 600
+    given = IngestorSettings(environment="production", pii_key="k" * 32, rate_limit="5/second")
+    assert given.producer_rate_limit == "5/second"
+    off = IngestorSettings(environment="production", pii_key="k" * 32, rate_limit="unlimited")
+    assert off.producer_rate_limit is None
