@@ -12,6 +12,7 @@ from common import logs
 from common.kafka import BlockingProducer, ensure_topics_for
 from common.pii import hasher_for
 from common.servers import Servers
+from services.ingestor.admission import Admission
 from services.ingestor.auth import Producers
 from services.ingestor.columns import hidden
 from services.ingestor.handlers import BlockHandler, PushHandler
@@ -66,7 +67,8 @@ def http_app(settings: IngestorSettings, servers: Servers) -> FastAPI:
             rate_limit=(
                 MovingWindow(settings.producer_rate_limit) if settings.producer_rate_limit else None
             ),
-        )
+        ),
+        Admission(settings.pushes_at_once, settings.pushes_waiting),
     )
 
 

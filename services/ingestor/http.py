@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from common import http_metrics
 from schemas.raw import RawObservation
+from services.ingestor.admission import Admission
 from services.ingestor.handlers import NDJSON_TYPES, PushHandler, refuse
 from services.ingestor.models import Accepted, Answer, Mode, Refusal, Submission
 from services.ingestor.publisher import SERVICE
@@ -73,7 +74,7 @@ async def readyz(handler: Handler) -> JSONResponse:
             (413, "Body or record count over the limit"),
             (422, "Invalid records (each line named), or no record; nothing published"),
             (429, "Over this producer's rate limit: nothing published, retry after"),
-            (503, "Broker unavailable: nothing published, retry later"),
+            (503, "Broker unavailable, or too many pushes in progress: retry later"),
         )
     },
 )
@@ -96,14 +97,27 @@ async def post_observations(
     producer = handler.authenticate(authorization)
     if isinstance(producer, Answer):  # refused before the body is read
         return respond(producer)
-    submission = Submission(
-        producer=producer,
-        body=await read_body(request, handler.max_body_bytes),
-        content_type=request.headers.get("content-type", "").split(";")[0].strip().lower(),
-        mode=mode,
-        idempotency_key=idempotency_key,
+    admission: Admission = request.app.state.admission
+    async with admission.turn() as admitted:
+        if not admitted:  # refused before the body is read
+            return respond(busy())
+        submission = Submission(
+            producer=producer,
+            body=await read_body(request, handler.max_body_bytes),
+            content_type=request.headers.get("content-type", "").split(";")[0].strip().lower(),
+            mode=mode,
+            idempotency_key=idempotency_key,
+        )
+        return respond(await asyncio.to_thread(handler.submit, submission))
+
+
+def busy() -> Answer:
+    return refuse(
+        503,
+        "too many pushes in progress on this worker, nothing was read: retry later",
+        "busy",
+        headers={"Retry-After": "1"},
     )
-    return respond(await asyncio.to_thread(handler.submit, submission))
 
 
 @router.get(
@@ -129,14 +143,16 @@ async def get_batch(
     return respond(await asyncio.to_thread(handler.status, producer, batch_id))
 
 
-def create_app(handler: PushHandler) -> FastAPI:
-    """The handler in ``app.state``, the metrics, the routes."""
+def create_app(handler: PushHandler, admission: Admission | None = None) -> FastAPI:
+    """The handler and the admission of pushes (default: as the settings'
+    defaults) in ``app.state``, the metrics, the routes."""
     app = FastAPI(
         title="itte ingestor",
         version="0.1.0",
         description="Push commune-level indicator observations.",
     )
     app.state.handler = handler
+    app.state.admission = admission or Admission(2, 16)
     http_metrics.instrument(app)
     app.add_exception_handler(RequestValidationError, invalid_parameters)
     app.include_router(router)

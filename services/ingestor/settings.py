@@ -54,6 +54,12 @@ class IngestorSettings(PiiSettings):
     batch_status_ttl_seconds: float = Field(
         30 * 24 * 3600.0, gt=0, description="How long `GET /observations/{id}` knows a batch."
     )
+    pushes_at_once: int = Field(
+        2, ge=1, description="HTTP pushes read and handled at once per worker."
+    )
+    pushes_waiting: int = Field(
+        16, ge=0, description="HTTP pushes waiting their turn per worker (503 beyond)."
+    )
     rate_limit: str | None = Field(
         None,
         description='Requests per producer and replica, e.g. "60/minute"; unset: '

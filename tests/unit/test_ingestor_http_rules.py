@@ -3,9 +3,12 @@ status codes, bounds, and no 5xx whatever the input (OpenAPI fuzzing)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
@@ -13,6 +16,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from common.kafka import DeliveryError, MessageTooLarge
+from services.ingestor.admission import Admission
 from services.ingestor.auth import Producers, hash_token
 from services.ingestor.handlers import PushHandler
 from services.ingestor.http import create_app
@@ -177,3 +181,48 @@ def test_requests_are_counted_by_route_template_and_status(client: TestClient) -
     assert client.get("/no/such/path/" + "x" * 500).status_code == 404
     assert client.get("/readyz").status_code == 200  # probes are not counted
     assert [count(*s) - b for s, b in zip(series, before, strict=True)] == [1, 2, 1]
+
+
+class HeldPublisher(MemoryPublisher):
+    """Publishes once ``go`` is set: pushes stay in progress meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = threading.Event()
+
+    def publish_whole(self, records: list[dict[str, Any]], **kwargs: Any) -> Any:
+        assert self.go.wait(10), "never released"
+        return super().publish_whole(records, **kwargs)
+
+
+def test_pushes_beyond_those_running_and_waiting_are_503_before_their_body_is_read() -> None:
+    publisher = HeldPublisher()
+    app = make_app(publisher)
+    app.state.admission = Admission(running=1, waiting=1)
+    body = json.dumps([GOOD]).encode()
+
+    async def scenario() -> list[Any]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+
+            def push() -> Any:
+                return client.post("/observations", content=body, headers=AUTH)
+
+            running = asyncio.create_task(push())
+            await asyncio.sleep(0.2)
+            waiting = asyncio.create_task(push())
+            await asyncio.sleep(0.2)
+            refused = await push()  # one running, one waiting: no room
+            publisher.go.set()
+            return [refused, await running, await waiting]
+
+    refused, running, waiting = asyncio.run(scenario())
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    assert "too many pushes" in refused.json()["detail"]
+    assert (running.status_code, waiting.status_code) == (202, 202)
+    assert len(publisher.published) == 2  # the refused push published nothing
+
+
+def test_an_admission_needs_room_for_one_push() -> None:
+    with pytest.raises(ValueError):
+        Admission(running=0, waiting=4)
