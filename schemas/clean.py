@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from schemas.limits import (
+    MAX_FIELDS,
     MAX_RECORD_ID_CHARS,
     Bigint,
     CommuneCode,
@@ -24,6 +25,9 @@ TOPIC = "indicators.clean"
 
 
 RecordId = Annotated[str, bounded(MAX_RECORD_ID_CHARS)]
+# What ``pii`` may hold: keyed hashes only. Anyone may write to the clean
+# topics, not only the cleaner: a clear name there would be stored (#30).
+PiiHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class CleanObservation(BaseModel):
@@ -53,10 +57,12 @@ class CleanObservation(BaseModel):
     version: Bigint = Field(description="The producer's version, or the acceptance time (µs).")
     version_explicite: bool = Field(False, description="True when the producer gave the version.")
     recu: Bigint = Field(0, description="When the ingestor accepted it (µs since epoch).")
-    pii: dict[KeyText, Text] = Field(
-        default_factory=dict, description="HMAC-SHA-256 (hex) of each personal field."
+    pii: dict[KeyText, PiiHash] = Field(
+        default_factory=dict,
+        max_length=MAX_FIELDS,
+        description="HMAC-SHA-256 (64 hex digits) of each personal field.",
     )
-    pii_key_id: Text | None = Field(None, description="Which key produced the hashes.")
+    pii_key_id: KeyText | None = Field(None, description="Which key produced the hashes.")
     producteur: KeyText | None = Field(None, description="The authenticated producer, if any.")
 
     @property

@@ -90,8 +90,9 @@ def plainly_clean(table: pa.Table) -> pa.Array:
     ok = pc.and_(text("indicateur", limits.MAX_KEY_CHARS, True), text("sous_champ", 100, True))
     for name in ("commune", "commune_source"):
         ok = pc.and_(ok, text(name, limits.MAX_COMMUNE_CHARS, True))
-    for name in ("marqueur", "unite", "libelle_indicateur", "libelle_sous_champ", "pii_key_id"):
+    for name in ("marqueur", "unite", "libelle_indicateur", "libelle_sous_champ"):
         ok = pc.and_(ok, text(name, limits.MAX_TEXT_CHARS))
+    ok = pc.and_(ok, text("pii_key_id", limits.MAX_KEY_CHARS))
     annee = table.column("annee")
     ok = pc.and_(
         ok, pc.and_(pc.greater_equal(annee, limits.YEAR_MIN), pc.less_equal(annee, limits.YEAR_MAX))

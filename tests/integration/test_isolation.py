@@ -94,8 +94,10 @@ clean_fields = st.fixed_dictionaries(
         "version": BIGINT,
         "version_explicite": st.booleans(),
         "recu": BIGINT,
-        "pii": st.dictionaries(
-            _text(limits.MAX_KEY_CHARS), _text(limits.MAX_TEXT_CHARS), max_size=2
+        "pii": st.dictionaries(  # keyed hashes only (schemas/clean.py PiiHash)
+            _text(limits.MAX_KEY_CHARS),
+            st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+            max_size=2,
         ),
         "producteur": st.none() | _text(limits.MAX_KEY_CHARS),
     },

@@ -99,3 +99,32 @@ def test_an_error_outside_any_record_stops_the_process_unacknowledged(
     with pytest.raises(SystemExit):
         asyncio.run(agent())
     assert exits == [faust_app.EXIT_UNEXPECTED]
+
+
+# Kafka is not a back door (issue #30, point 5): anyone may write to the
+# clean topics, so the aggregator takes only keyed hashes as personal data.
+CLEAR = "jeanne.martin@example.org"
+HASH = "a" * 64
+
+
+@pytest.mark.parametrize(
+    "pii",
+    [
+        {"email": CLEAR},
+        {"email": "A" * 64},  # not lower-case hex
+        {"email": HASH[:-1]},
+        {"email": "hmac-sha256:" + HASH},  # the edge's form, not the stored one
+        {f"f{i}": HASH for i in range(41)},  # more fields than a record may have
+    ],
+)
+def test_personal_data_that_is_no_keyed_hash_is_refused_on_the_live_lane(pii: dict) -> None:
+    batch = json.dumps({"batch_id": "b", "records": [{**GOOD, "pii": pii}]}).encode()
+    good, dead = decode([batch])
+    assert good == [] and [d.reason for d in dead] == ["invalid_schema"]
+    assert CLEAR not in encode(dead[0]).decode()
+
+
+def test_a_keyed_hash_is_taken() -> None:
+    batch = json.dumps({"batch_id": "b", "records": [{**GOOD, "pii": {"email": HASH}}]})
+    good, dead = decode([batch.encode()])
+    assert dead == [] and good[0].pii == {"email": HASH}

@@ -4,6 +4,7 @@ record clean or dead-lettered with a reason."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -153,3 +154,20 @@ def test_a_clean_message_of_another_shape_is_read_record_by_record() -> None:
     assert [r.valeur for r in rows.records] == [Decimal("1E+3"), Decimal(12)]
     [letter] = rows.dead
     assert (letter.record_id, letter.reason) == ("x:000002", "invalid_schema")
+
+
+def test_clear_personal_data_on_the_clean_bulk_topic_is_refused_not_stored() -> None:
+    table = aggregator_columns.read(clean_message(2)).table
+    clear = '{"email": "jeanne.martin@example.org"}'
+    hashed = json.dumps({"email": "b" * 64})
+    table = table.set_column(
+        table.column_names.index("pii"), "pii", pa.array([clear, hashed], pa.string())
+    )
+    table = table.set_column(
+        table.column_names.index("pii_key_id"), "pii_key_id", pa.array(["k", "k"], pa.string())
+    )
+    rows = aggregator_columns.read(bulk.encode(table, bulk.CleanHeader(batch_id="b")))
+    assert [d.reason for d in rows.dead] == ["invalid_schema"]
+    assert "jeanne" not in json.dumps([d.model_dump(mode="json") for d in rows.dead])
+    assert [r.pii for r in rows.records] == [{"email": "b" * 64}]
+    assert rows.table.num_rows == 0  # neither row went by the set path
