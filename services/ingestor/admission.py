@@ -14,6 +14,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+# The defaults of ITTE_PUSHES_AT_ONCE and ITTE_PUSHES_WAITING.
+RUNNING, WAITING = 2, 16
+
 
 class Admission:
     def __init__(self, running: int, waiting: int) -> None:

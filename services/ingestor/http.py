@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from common import http_metrics
 from schemas.raw import RawObservation
-from services.ingestor.admission import Admission
+from services.ingestor.admission import RUNNING, WAITING, Admission
 from services.ingestor.handlers import NDJSON_TYPES, PushHandler, refuse
 from services.ingestor.models import Accepted, Answer, Mode, Refusal, Submission
 from services.ingestor.publisher import SERVICE
@@ -152,7 +152,7 @@ def create_app(handler: PushHandler, admission: Admission | None = None) -> Fast
         description="Push commune-level indicator observations.",
     )
     app.state.handler = handler
-    app.state.admission = admission or Admission(2, 16)
+    app.state.admission = admission or Admission(RUNNING, WAITING)
     http_metrics.instrument(app)
     app.add_exception_handler(RequestValidationError, invalid_parameters)
     app.include_router(router)

@@ -5,6 +5,7 @@ from pydantic import Field, field_validator
 
 from common.kafka import MAX_MESSAGE_BYTES
 from common.settings import PiiSettings
+from services.ingestor.admission import RUNNING, WAITING
 
 # Per producer and replica: ten requests a second, far above what a producer
 # needs (a request carries up to 20,000 records), far below a flood.
@@ -55,10 +56,10 @@ class IngestorSettings(PiiSettings):
         30 * 24 * 3600.0, gt=0, description="How long `GET /observations/{id}` knows a batch."
     )
     pushes_at_once: int = Field(
-        2, ge=1, description="HTTP pushes read and handled at once per worker."
+        RUNNING, ge=1, description="HTTP pushes read and handled at once per worker."
     )
     pushes_waiting: int = Field(
-        16, ge=0, description="HTTP pushes waiting their turn per worker (503 beyond)."
+        WAITING, ge=0, description="HTTP pushes waiting their turn per worker (503 beyond)."
     )
     rate_limit: str | None = Field(
         None,
