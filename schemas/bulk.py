@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ValidationError
 
+from schemas import limits
 from schemas.limits import KeyText, Text
 
 RAW_TOPIC = "indicators.raw.bulk"
@@ -91,6 +92,10 @@ def read_table(value: bytes) -> pa.Table:
         table.validate(full=True)
     except (pa.ArrowException, ValueError, OSError) as exc:
         raise NotABatch(f"not an Arrow IPC stream: {str(exc)[:200]}") from None
+    if table.num_rows > limits.MAX_MESSAGE_RECORDS:
+        # Refused unread, as a JSON message of too many records (limits.py):
+        # each row of a bad batch would otherwise become a dead letter.
+        raise NotABatch(f"more than {limits.MAX_MESSAGE_RECORDS:,} rows in one message")
     return table
 
 

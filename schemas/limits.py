@@ -130,3 +130,29 @@ def number_from_text(text: str) -> Decimal | None:
 
 def _finite(number: float | Decimal) -> bool:
     return number.is_finite() if isinstance(number, Decimal) else math.isfinite(number)
+
+
+# Messages written straight to Kafka are bounded too (issue #30): a 32 MiB
+# message of `{"records":[{},{},…]}` is 11 million objects, gigabytes once
+# read, and a consumer that runs out of memory on a message reads it again
+# after every restart. A JSON message of more values than this (counted by
+# its commas, brackets and braces outside strings: an upper bound), or an
+# envelope of more records than that, is refused whole and unread: one dead
+# letter. The ingestor's messages hold at most 20,000 records of at most
+# MAX_FIELDS fields (820,000 values).
+MAX_MESSAGE_VALUES = 1_000_000
+MAX_MESSAGE_RECORDS = 50_000
+JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def json_values_over(value: bytes, limit: int | None = None) -> bool:
+    """Whether the JSON document ``value`` may hold more than ``limit``
+    (MAX_MESSAGE_VALUES) values. Counted without reading it: bytes first
+    (free), then, only when that count is over, once more with the strings'
+    contents left out (a label full of commas is no values)."""
+    limit = MAX_MESSAGE_VALUES if limit is None else limit
+
+    def counted(text: bytes) -> int:
+        return text.count(b",") + text.count(b"[") + text.count(b"{")
+
+    return counted(value) > limit and counted(JSON_STRING.sub(b'""', value)) > limit

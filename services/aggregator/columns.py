@@ -11,7 +11,6 @@ reason (intake.py).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from schemas.clean import CleanObservation, record_id
 from schemas.deadletter import DeadLetter
 from schemas.raw import describe
 from services.aggregator.bulk import FAST_KINDS
-from services.aggregator.intake import letter
+from services.aggregator.intake import letter, message_id
 from services.aggregator.rules import AggregationRules
 
 # Decimal text as Postgres prints a NUMERIC (what the cleaner writes): read
@@ -51,24 +50,24 @@ class BulkRows:
 def read(value: bytes) -> BulkRows:
     """Never raises: bytes that are no Arrow stream are one dead letter, a
     batch without a valid header one dead letter per row (as the cleaner)."""
-    message_id = f"aggregator:sha256:{hashlib.sha256(value).hexdigest()[:24]}"
+    named = message_id(value)
     empty = bulk.CLEAN_SCHEMA.empty_table()
     try:
         table = bulk.read_table(value)
     except bulk.NotABatch as exc:
         detail = f"not a clean bulk batch: {exc}"[:300]
         return BulkRows(
-            message_id, None, empty, dead=[letter(message_id, "invalid_message", detail)]
+            named, None, empty, dead=[letter(named, "invalid_message", detail)]
         )
     try:
         header = bulk.header_of(table, bulk.CleanHeader)
     except bulk.NotABatch as exc:
         detail = f"not a clean bulk batch: {exc}"[:300]
         dead = [
-            letter(record_id(message_id, i), "invalid_message", detail)
+            letter(record_id(named, i), "invalid_message", detail)
             for i in range(table.num_rows)
-        ] or [letter(message_id, "invalid_message", detail)]
-        return BulkRows(message_id, None, empty, dead=dead)
+        ] or [letter(named, "invalid_message", detail)]
+        return BulkRows(named, None, empty, dead=dead)
     rows = BulkRows(header.batch_id, header.producer, bulk.CLEAN_SCHEMA.empty_table())
     if table.schema.remove_metadata() != bulk.CLEAN_SCHEMA:
         one_by_one(rows, table, list(range(table.num_rows)))

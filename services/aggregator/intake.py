@@ -13,7 +13,7 @@ import psycopg
 from pydantic import ValidationError
 
 from common.errors import unexpected
-from schemas import deadletter
+from schemas import deadletter, limits
 from schemas.clean import CleanBatch, CleanObservation, record_id
 from schemas.deadletter import DeadLetter
 from schemas.limits import MAX_RECORD_ID_CHARS
@@ -27,6 +27,10 @@ def decode(values: list[bytes]) -> tuple[list[CleanObservation], list[DeadLetter
     records: list[CleanObservation] = []
     dead: list[DeadLetter] = []
     for value in values:
+        if limits.json_values_over(value):  # refused unread: a message never crashes us
+            detail = f"more than {limits.MAX_MESSAGE_VALUES:,} JSON values in one message"
+            dead.append(letter(message_id(value), "invalid_message", detail))
+            continue
         try:
             records += CleanBatch.model_validate_json(value).records
         except ValidationError:  # the fast path failed: record by record
@@ -36,16 +40,21 @@ def decode(values: list[bytes]) -> tuple[list[CleanObservation], list[DeadLetter
     return records, dead
 
 
+def message_id(value: bytes) -> str:
+    """A message's name in its dead letters when it has none of its own."""
+    return f"aggregator:sha256:{hashlib.sha256(value).hexdigest()[:24]}"
+
+
 def decode_one_by_one(value: bytes) -> tuple[list[CleanObservation], list[DeadLetter]]:
-    message_id = f"aggregator:sha256:{hashlib.sha256(value).hexdigest()[:24]}"
+    named = message_id(value)
     try:
         document = json.loads(value)
         items = document["records"]
-        batch_id = str(document.get("batch_id", message_id))[:MAX_RECORD_ID_CHARS]
+        batch_id = str(document.get("batch_id", named))[:MAX_RECORD_ID_CHARS]
         if not isinstance(items, list):
             raise TypeError("records is not a list")
     except Exception as exc:  # not JSON, nested too deep, not an envelope
-        return [], [letter(message_id, "invalid_message", f"not a CleanBatch: {why(exc)}")]
+        return [], [letter(named, "invalid_message", f"not a CleanBatch: {why(exc)}")]
     records: list[CleanObservation] = []
     dead: list[DeadLetter] = []
     for index, item in enumerate(items):

@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import Field
 
 from common.settings import PiiSettings
+from schemas import limits
 
 
 class CleanerSettings(PiiSettings):
@@ -13,11 +14,13 @@ class CleanerSettings(PiiSettings):
         description="Indicators missing from the catalogue: dead-letter, or keep "
         "them at commune level only.",
     )
-    clean_batch_records: int = Field(500, ge=1, description="Records per clean message.")
+    clean_batch_records: int = Field(
+        500, ge=1, le=limits.MAX_MESSAGE_RECORDS, description="Records per clean message."
+    )
     clean_bulk_records: int = Field(
         10_000,
         ge=1,
-        le=100_000,
+        le=limits.MAX_MESSAGE_RECORDS,  # what the aggregator takes in one message
         description="Records per clean message of the bulk lane (one aggregator transaction).",
     )
     cleaner_host: str = "127.0.0.1"

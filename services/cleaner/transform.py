@@ -299,10 +299,18 @@ class BadEnvelope(Exception):
         self.records = records
 
 
+class MessageTooLarge(Exception):
+    """A message refused whole and unread (schemas/limits.py): one dead letter."""
+
+
 def decode_message(value: bytes, origin: MessageOrigin) -> tuple[str, int, str | None, list[Any]]:
     """(batch_id, default version, producer, records) of an envelope or a bare record."""
+    if limits.json_values_over(value):
+        raise MessageTooLarge(f"more than {limits.MAX_MESSAGE_VALUES:,} JSON values")
     document = json.loads(value, parse_float=Decimal)
     if isinstance(document, dict) and isinstance(document.get("records"), list):
+        if len(document["records"]) > limits.MAX_MESSAGE_RECORDS:
+            raise MessageTooLarge(f"more than {limits.MAX_MESSAGE_RECORDS:,} records")
         try:
             header = RawBatchHeader.model_validate(document)
         except ValidationError as exc:
@@ -332,6 +340,10 @@ def clean_message(
             dead_letter(clean_record_id(message_id, i), "invalid_message", bad.detail, p, now)
             for i, p in enumerate(redact(r, rules.hasher) for r in bad.records)
         ] or [dead_letter(message_id, "invalid_message", bad.detail, None, now)]
+        return result
+    except MessageTooLarge as exc:
+        detail = f"{exc} in one message: refused unread"
+        result.dead.append(dead_letter(message_id, "invalid_message", detail, None, now))
         return result
     except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep
         detail = f"not a JSON document: {type(exc).__name__}: {str(exc)[:200]}"

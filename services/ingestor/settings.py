@@ -5,6 +5,7 @@ from pydantic import Field, field_validator
 
 from common.kafka import MAX_MESSAGE_BYTES
 from common.settings import PiiSettings
+from schemas import limits
 from services.ingestor.admission import RUNNING, WAITING
 
 # Per producer and replica: ten requests a second, far above what a producer
@@ -27,7 +28,7 @@ class IngestorSettings(PiiSettings):
     bulk_records: int = Field(
         40_000,
         ge=1,
-        le=200_000,
+        le=limits.MAX_MESSAGE_RECORDS,  # what consumers take in one message
         description="Records per message of the bulk lane (files, pulls, large requests).",
     )
     bulk_from_records: int = Field(
@@ -43,7 +44,10 @@ class IngestorSettings(PiiSettings):
     )
     delivery_timeout_ms: int = Field(10_000, ge=1000, description="Broker ack deadline.")
     max_records_per_request: int = Field(
-        20_000, ge=1, description="HTTP: one request is one Kafka message, so it is bounded."
+        20_000,
+        ge=1,
+        le=limits.MAX_MESSAGE_RECORDS,
+        description="HTTP: one request is one Kafka message, so it is bounded.",
     )
     producer_tokens: str | None = Field(
         None, description='JSON {"producer": "sha256:<hex>"}; `itte token NAME` makes one.'
