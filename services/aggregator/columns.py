@@ -56,16 +56,13 @@ def read(value: bytes) -> BulkRows:
         table = bulk.read_table(value)
     except bulk.NotABatch as exc:
         detail = f"not a clean bulk batch: {exc}"[:300]
-        return BulkRows(
-            named, None, empty, dead=[letter(named, "invalid_message", detail)]
-        )
+        return BulkRows(named, None, empty, dead=[letter(named, "invalid_message", detail)])
     try:
         header = bulk.header_of(table, bulk.CleanHeader)
     except bulk.NotABatch as exc:
         detail = f"not a clean bulk batch: {exc}"[:300]
         dead = [
-            letter(record_id(named, i), "invalid_message", detail)
-            for i in range(table.num_rows)
+            letter(record_id(named, i), "invalid_message", detail) for i in range(table.num_rows)
         ] or [letter(named, "invalid_message", detail)]
         return BulkRows(named, None, empty, dead=dead)
     rows = BulkRows(header.batch_id, header.producer, bulk.CLEAN_SCHEMA.empty_table())

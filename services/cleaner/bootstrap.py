@@ -27,6 +27,7 @@ def build(settings: CleanerSettings, servers: Servers) -> faust.App:
         hasher=hasher_for(settings),
         catalogue=catalogue.load(settings.catalogue),
         accept_unknown=settings.unknown_indicators == "non_agregeable",
+        clock_skew_micros=int(settings.clock_skew_seconds * 1_000_000),
     )
     health = Health("cleaner")
     app = make_app(

@@ -23,5 +23,11 @@ class CleanerSettings(PiiSettings):
         le=limits.MAX_MESSAGE_RECORDS,  # what the aggregator takes in one message
         description="Records per clean message of the bulk lane (one aggregator transaction).",
     )
+    clock_skew_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="How far ahead of the cleaner's clock a message's acceptance time may be "
+        "(beyond: future_timestamp).",
+    )
     cleaner_host: str = "127.0.0.1"
     cleaner_port: int = 6066

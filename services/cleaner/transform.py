@@ -48,6 +48,10 @@ class Rules:
     hasher: PiiHasher
     catalogue: Catalogue
     accept_unknown: bool = False  # unknown indicators kept, as not aggregable
+    # How far ahead of this cleaner's clock a message's acceptance time may
+    # be (clocks differ a little): beyond, its implicit versions would beat
+    # every later correction (a record stamped 2099 would freeze its value).
+    clock_skew_micros: int = 300_000_000
 
 
 @dataclass
@@ -212,10 +216,21 @@ def clean_record(
     received: int,
     rules: Rules,
     producer: str | None = None,
+    now: int | None = None,
 ) -> CleanObservation:
+    """``received``: when the record was accepted (µs), its implicit version;
+    ``now``: this cleaner's clock (µs), which ``received`` may not pass by
+    more than the skew allowed."""
     if not isinstance(record, dict):
         raise RecordRefused(
             "invalid_schema", f"a record must be a JSON object, got {type(record).__name__}"
+        )
+    if now is not None and received - now > rules.clock_skew_micros:
+        raise RecordRefused(
+            "future_timestamp",
+            f"accepted at {datetime.fromtimestamp(received / 1e6, UTC).isoformat()}, "
+            f"{(received - now) / 1e6:.0f} s ahead of this cleaner's clock "
+            f"(at most {rules.clock_skew_micros / 1e6:.0f} s allowed)",
         )
     if rules.hasher.is_personal(named := record.get("indicateur")):
         # A column "email" of a table read as a measure, say: its values are
@@ -362,6 +377,7 @@ def clean_message(
                 received=received,
                 rules=rules,
                 producer=producer,
+                now=micros(now),
             )
             encoded = observation.model_dump_json().encode()
         except RecordRefused as rejected:
