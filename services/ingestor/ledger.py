@@ -9,10 +9,14 @@ opens its own connection, as for the idempotency keys.
 
 from __future__ import annotations
 
+import logging
+
 import psycopg
 from psycopg.types.json import Jsonb
 
 from services.ingestor.ports import BatchProgress, Letter, OpenedBatch
+
+log = logging.getLogger(__name__)
 
 OPEN = """
 INSERT INTO ingest_batches (batch_id, producer, accepted, lines, refused)
@@ -79,5 +83,8 @@ class PostgresBatchLedger:
             with psycopg.connect(self._database_url, connect_timeout=2) as conn:
                 conn.execute("SELECT 1")
         except psycopg.OperationalError as exc:
-            return f"database unavailable: {str(exc).splitlines()[0][:200]}"
+            # The message names the server's host, port and user: the log
+            # keeps it for operators; /readyz, which anyone may read, does not.
+            log.warning("database unreachable: %s", str(exc).splitlines()[0][:300])
+            return f"database unavailable: {type(exc).__name__}"
         return None

@@ -21,6 +21,7 @@ from services.aggregator.handlers import Relay
 from services.api.app import create_app, read_only_engine
 from services.ingestor.auth import Producers
 from services.ingestor.handlers import PushHandler
+from services.ingestor.ledger import PostgresBatchLedger
 from tests.unit.fakes import MemoryBatchLedger, MemoryIdempotencyKeys, MemoryOutbox, MemoryPublisher
 from tests.unit.test_aggregator_batches import handler, message, record
 
@@ -150,3 +151,14 @@ def test_a_failed_relay_measures_its_batches_at_the_next_run_once() -> None:
     relay.handle()
     relay.handle()  # nothing new committed: nothing measured again
     assert sample("itte_freshness_seconds_count", **labels) == before + 2
+
+
+def test_readiness_names_no_host_port_or_user_of_the_database() -> None:
+    # Anyone may read /readyz (issue #30): the log, not the answer, says where.
+    secret = "postgresql://itte_secret_user@127.0.0.1:1/nothing?connect_timeout=2"
+    why = PostgresBatchLedger(secret).reachable()
+    assert why is not None and why.startswith("database unavailable")
+    assert not any(part in why for part in ("itte_secret_user", "127.0.0.1", "port 1", ":1"))
+    answer = TestClient(create_app(read_only_engine(secret, 1))).get("/readyz")
+    assert answer.status_code == 503
+    assert not any(part in answer.text for part in ("itte_secret_user", "127.0.0.1"))
