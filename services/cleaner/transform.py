@@ -209,18 +209,9 @@ def check_catalogue(
         )
 
 
-def clean_record(
-    record: Any,
-    *,
-    record_id: str,
-    received: int,
-    rules: Rules,
-    producer: str | None = None,
-    now: int | None = None,
-) -> CleanObservation:
-    """``received``: when the record was accepted (µs), its implicit version;
-    ``now``: this cleaner's clock (µs), which ``received`` may not pass by
-    more than the skew allowed."""
+def refuse_before_reading(record: Any, received: int, rules: Rules, now: int | None) -> None:
+    """What refuses a record whatever its fields hold: not an object, a
+    message accepted in the future, an indicator named like a personal field."""
     if not isinstance(record, dict):
         raise RecordRefused(
             "invalid_schema", f"a record must be a JSON object, got {type(record).__name__}"
@@ -239,6 +230,21 @@ def clean_record(
             "personal_field",
             f"indicator {named!r} is named like a personal field: its values are never kept",
         )
+
+
+def clean_record(
+    record: Any,
+    *,
+    record_id: str,
+    received: int,
+    rules: Rules,
+    producer: str | None = None,
+    now: int | None = None,
+) -> CleanObservation:
+    """``received``: when the record was accepted (µs), its implicit version;
+    ``now``: this cleaner's clock (µs), which ``received`` may not pass by
+    more than the skew allowed."""
+    refuse_before_reading(record, received, rules, now)
     try:
         raw = RawObservation.model_validate(record)
     except ValidationError as exc:
