@@ -320,18 +320,18 @@ class BadEnvelope(Exception):
         self.records = records
 
 
-class MessageTooLarge(Exception):
+class RefusedUnread(Exception):
     """A message refused whole and unread (schemas/limits.py): one dead letter."""
 
 
 def decode_message(value: bytes, origin: MessageOrigin) -> tuple[str, int, str | None, list[Any]]:
     """(batch_id, default version, producer, records) of an envelope or a bare record."""
     if limits.json_values_over(value):
-        raise MessageTooLarge(f"more than {limits.MAX_MESSAGE_VALUES:,} JSON values")
+        raise RefusedUnread(f"more than {limits.MAX_MESSAGE_VALUES:,} JSON values")
     document = json.loads(value, parse_float=Decimal)
     if isinstance(document, dict) and isinstance(document.get("records"), list):
         if len(document["records"]) > limits.MAX_MESSAGE_RECORDS:
-            raise MessageTooLarge(f"more than {limits.MAX_MESSAGE_RECORDS:,} records")
+            raise RefusedUnread(f"more than {limits.MAX_MESSAGE_RECORDS:,} records")
         try:
             header = RawBatchHeader.model_validate(document)
         except ValidationError as exc:
@@ -362,7 +362,7 @@ def clean_message(
             for i, p in enumerate(redact(r, rules.hasher) for r in bad.records)
         ] or [dead_letter(message_id, "invalid_message", bad.detail, None, now)]
         return result
-    except MessageTooLarge as exc:
+    except RefusedUnread as exc:
         detail = f"{exc} in one message: refused unread"
         result.dead.append(dead_letter(message_id, "invalid_message", detail, None, now))
         return result
