@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
 FRANCE = "FR"
+COMMUNE_CODE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
 
 
 def _rows(name: str) -> Iterator[dict[str, str]]:
@@ -116,4 +118,44 @@ def load() -> Referential:
             if commune in communes
             for part in parts
         },
+    )
+
+
+class Unplaced(ValueError):
+    """A code that names no one commune of the referential: ``reason`` names
+    the rule (``invalid_commune``, ``ambiguous_code``, ``unknown_code``)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def locate(code: str, ref: Referential) -> tuple[str, str]:
+    """(the code as sent, normalized; the current commune it is part of).
+    The cleaner places every record by it, and the ingestor checks a
+    producer's territories by it, so both read a code alike."""
+    normalized = code.strip().upper()
+    if normalized.isdigit() and len(normalized) < 5:
+        normalized = normalized.zfill(5)  # spreadsheets drop the leading zero
+    if not COMMUNE_CODE.match(normalized):
+        raise Unplaced("invalid_commune", "not a commune code (5 digits, or 2A/2B and 3 digits)")
+    if normalized in ref.communes:
+        return normalized, normalized
+    current = ref.former_codes.get(normalized)
+    if current is not None and is_renumbering(normalized, current):
+        return current, current  # the same commune under its new number: not a merge
+    if current is not None:
+        return normalized, current
+    if normalized in ref.arrondissements:  # a part of Paris, Lyon or Marseille
+        return normalized, ref.arrondissements[normalized]
+    if normalized in ref.ambiguous_codes:
+        raise Unplaced(
+            "ambiguous_code",
+            f"former code {normalized} now belongs to several "
+            f"communes: {', '.join(ref.ambiguous_codes[normalized])}",
+        )
+    raise Unplaced(
+        "unknown_code",
+        f"{normalized} is neither a commune, a former code nor an arrondissement municipal "
+        f"in {ref.version}",
     )

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from common.errors import unexpected
 from common.pii import PiiHasher
-from common.referential import Referential, is_renumbering
+from common.referential import Referential, Unplaced, locate
 from schemas import deadletter, limits
 from schemas.catalogue import ADDITIVE, Catalogue
 from schemas.clean import CleanObservation
@@ -27,7 +27,6 @@ from schemas.raw import RawBatchHeader, RawObservation, describe
 STAGE = "cleaner"
 # Secret or missing cells in French statistical files: missing, never zero.
 MISSING_MARKERS = frozenset({"", "s", "nd", "na", "n/a", "nc", "secret", "-", "."})
-COMMUNE_CODE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
 KNOWN_FIELDS = frozenset(RawObservation.model_fields)
 
 
@@ -78,33 +77,10 @@ def micros(moment: datetime) -> int:
 
 def normalize_commune(code: str, ref: Referential) -> tuple[str, str]:
     """Return (code as sent, normalized; current commune code)."""
-    normalized = code.strip().upper()
-    if normalized.isdigit() and len(normalized) < 5:
-        normalized = normalized.zfill(5)  # spreadsheets drop the leading zero
-    if not COMMUNE_CODE.match(normalized):
-        raise RecordRefused(
-            "invalid_commune", "not a commune code (5 digits, or 2A/2B and 3 digits)"
-        )
-    if normalized in ref.communes:
-        return normalized, normalized
-    current = ref.former_codes.get(normalized)
-    if current is not None and is_renumbering(normalized, current):
-        return current, current  # the same commune under its new number: not a merge
-    if current is not None:
-        return normalized, current
-    if normalized in ref.arrondissements:  # a part of Paris, Lyon or Marseille
-        return normalized, ref.arrondissements[normalized]
-    if normalized in ref.ambiguous_codes:
-        raise RecordRefused(
-            "ambiguous_code",
-            f"former code {normalized} now belongs to several "
-            f"communes: {', '.join(ref.ambiguous_codes[normalized])}",
-        )
-    raise RecordRefused(
-        "unknown_code",
-        f"{normalized} is neither a commune, a former code nor an arrondissement municipal "
-        f"in {ref.version}",
-    )
+    try:
+        return locate(code, ref)
+    except Unplaced as exc:
+        raise RecordRefused(exc.reason, str(exc)) from None
 
 
 YEAR_TEXT = re.compile(r"^[0-9]{1,4}$")
