@@ -19,6 +19,11 @@ REFUSED = Counter(
     "Requests refused whole (nothing published), by reason",
     ["service", "reason"],
 )
+PRODUCERS_FILE_ERRORS = Counter(
+    "itte_producers_file_errors_total",
+    "Times the producers file changed but could not be read (the previous table stays)",
+    ["service"],
+)
 UNTRACKED = Counter(
     "itte_untracked_batches_total",
     "Batches published while Postgres was away: their status is not kept",

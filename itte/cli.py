@@ -418,14 +418,63 @@ def compare(
 @main.command()
 @click.argument("producer")
 def token(producer: str) -> None:
-    """Make a bearer token for PRODUCER; only its hash goes in ITTE_PRODUCER_TOKENS."""
+    """Make a bearer token for PRODUCER; only its hash goes in the producers
+    file (ITTE_PRODUCERS_FILE) or ITTE_PRODUCER_TOKENS. To rotate, add the
+    new hash beside the old one, then remove the old one."""
     import json
 
     from services.ingestor.auth import hash_token, new_token
 
     secret = new_token()
+    hashed = hash_token(secret)
     click.echo(f"token (give it to {producer}, it is shown once): {secret}")
-    click.echo(f"ITTE_PRODUCER_TOKENS entry: {json.dumps({producer: hash_token(secret)})}")
+    click.echo(f"producers file entry:\n[{json.dumps(producer)}]\njetons = [{json.dumps(hashed)}]")
+    click.echo(f"ITTE_PRODUCER_TOKENS entry: {json.dumps({producer: hashed})}")
+
+
+@main.command()
+@click.argument("indicateur")
+@click.option("--de", "ancien", required=True, help="Its owner now ('-': no producer).")
+@click.option("--a", "nouveau", required=True, help="Its owner to be ('-': no producer).")
+@click.option("--annee", type=int, help="Only this year.")
+@click.option("--territoire", help="Only there: commune:, epci:, departement: or region:CODE.")
+@click.option("--essai", is_flag=True, help="Say how many would move; change nothing.")
+def proprietaire(
+    indicateur: str,
+    ancien: str,
+    nouveau: str,
+    annee: int | None,
+    territoire: str | None,
+    essai: bool,
+) -> None:
+    """Hand INDICATEUR's observations over from one producer to another: the
+    new owner's corrections are then accepted, the old one's dead-lettered
+    other_producer. Values and aggregates do not change; each hand-over is
+    kept in the table ownership_transfers."""
+    from common.settings import CommonSettings
+    from itte.embedded import database_address
+    from services.aggregator.ownership import Transfer, count, hand_over
+
+    try:
+        place = None
+        if territoire is not None:
+            niveau, _, code = territoire.partition(":")
+            place = (niveau, code.strip().upper())
+        transfer = Transfer(
+            indicateur,
+            None if ancien == "-" else ancien,
+            None if nouveau == "-" else nouveau,
+            annee,
+            place,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    url = database_address(CommonSettings())
+    if essai:
+        click.echo(f"{count(url, transfer)} observations of {indicateur} would move")
+        return
+    moved = hand_over(url, transfer)
+    click.echo(f"{moved} observations of {indicateur} handed over from {ancien} to {nouveau}")
 
 
 @main.group()

@@ -215,6 +215,22 @@ batch_progress = Table(
     Column("clean", BIT(varying=True), nullable=False),
 )
 
+# Each hand-over of observations between producers (migration 0012,
+# ``itte proprietaire``), kept for the operators.
+ownership_transfers = Table(
+    "ownership_transfers",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("indicateur", Text, nullable=False),
+    Column("annee", Integer),
+    Column("niveau", Text),
+    Column("code", Text),
+    Column("ancien", Text),
+    Column("nouveau", Text),
+    Column("observations", Integer, nullable=False),
+)
+
 # The view of what readers see (each aggregate with its territory and its
 # value by its indicator's rule), described for SQLAlchemy queries; the
 # migrations create it, hence its own MetaData.

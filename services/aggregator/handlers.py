@@ -93,7 +93,7 @@ class BatchHandler:
         results, refused = isolate(self.store.apply, records) if records else ([], [])
         dead += [refused_letter(record, exc) for record, exc in refused]
         dead += [unplaced_letter(r) for result in results for r in result.unplaced]
-        dead += [foreign_letter(*f) for result in results for f in result.foreign]
+        dead += [foreign_letter(f) for result in results for f in result.foreign]
         oldest = min((r.recu for r in records if r.recu > 0), default=None)
         observe_freshness("stored", oldest)
         self.letters.send(dead)

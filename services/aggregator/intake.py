@@ -109,10 +109,11 @@ def unplaced_letter(record: CleanObservation) -> DeadLetter:
     return letter(record.record_id, "unknown_code", detail, record)
 
 
-def foreign_letter(record: CleanObservation, owner: str | None) -> DeadLetter:
+def foreign_letter(record: CleanObservation) -> DeadLetter:
+    # The owner is not named: who publishes what is not every producer's to know.
     detail = (
-        f"this observation belongs to producer {owner or '(unidentified)'}; "
-        "only its owner can change it"
+        "this observation belongs to another producer; only its owner can change it, "
+        "or an operator hand it over (itte proprietaire)"
     )
     return letter(record.record_id, "other_producer", detail, record)
 

@@ -21,7 +21,7 @@ class ApplyResult:
     stale: int
     aggregates_changed: int
     unplaced: list[CleanObservation]  # commune outside this referential: dead-letter them
-    foreign: list[tuple[CleanObservation, str | None]]  # another producer's: with the owner
+    foreign: list[CleanObservation]  # another producer's
     # What the transaction numbered (every level), to publish once it committed.
     changes: list[Change] = field(default_factory=list)
 

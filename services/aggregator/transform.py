@@ -154,7 +154,7 @@ class Plan:
     extremes: dict[AggKey, ExtremeChange] = field(default_factory=dict)
     stale: int = 0  # older or equal versions: ignored
     # Records of another producer than the observation's owner: refused.
-    foreign: list[tuple[CleanObservation, str | None]] = field(default_factory=list)
+    foreign: list[CleanObservation] = field(default_factory=list)
 
 
 def latest_per_key(records: Iterable[CleanObservation]) -> dict[ObsKey, CleanObservation]:
@@ -169,10 +169,11 @@ def latest_per_key(records: Iterable[CleanObservation]) -> dict[ObsKey, CleanObs
 
 def split_by_owner(
     records: list[CleanObservation], stored: Mapping[ObsKey, Stored]
-) -> tuple[list[CleanObservation], list[tuple[CleanObservation, str | None]]]:
+) -> tuple[list[CleanObservation], list[CleanObservation]]:
     """An observation belongs to the producer whose record was stored first (in
     a batch, the earliest accepted); another producer's records for it are
-    refused, with the owner: nobody overwrites or freezes another's value."""
+    refused: nobody overwrites or freezes another's value (an operator hands
+    a value over, ``itte proprietaire``)."""
     keys = [r.key for r in records]
     claims: dict[ObsKey, CleanObservation] = {}
     for key, r in zip(keys, records, strict=True):
@@ -181,14 +182,14 @@ def split_by_owner(
             if first is None or (r.recu, r.record_id) < (first.recu, first.record_id):
                 claims[key] = r
     kept: list[CleanObservation] = []
-    foreign: list[tuple[CleanObservation, str | None]] = []
+    foreign: list[CleanObservation] = []
     for key, r in zip(keys, records, strict=True):
         held = stored.get(key)
         owner = held.producteur if held is not None else claims[key].producteur
         if r.producteur == owner:
             kept.append(r)
         else:
-            foreign.append((r, owner))
+            foreign.append(r)
     return kept, foreign
 
 

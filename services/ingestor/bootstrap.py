@@ -13,12 +13,13 @@ from common.kafka import BlockingProducer, ensure_topics_for
 from common.pii import hasher_for
 from common.servers import Servers
 from services.ingestor.admission import Admission
-from services.ingestor.auth import Producers
+from services.ingestor.auth import Producers, ProducersFile
 from services.ingestor.columns import hidden
 from services.ingestor.handlers import BlockHandler, PushHandler
 from services.ingestor.http import create_app
 from services.ingestor.idempotency import IdempotencyStore
 from services.ingestor.ledger import PostgresBatchLedger
+from services.ingestor.ports import ProducerDirectory
 from services.ingestor.publisher import RawPublisher
 from services.ingestor.ratelimit import MovingWindow
 from services.ingestor.settings import IngestorSettings
@@ -48,10 +49,22 @@ def block_handler(settings: IngestorSettings, servers: Servers) -> BlockHandler:
     return BlockHandler(publisher(settings, servers))
 
 
+def producer_directory(settings: IngestorSettings) -> ProducerDirectory:
+    """Who may push: the file, read again when it changes, else the variable."""
+    try:
+        if settings.producers_file is not None:
+            if settings.producer_tokens:
+                raise ValueError("set ITTE_PRODUCERS_FILE or ITTE_PRODUCER_TOKENS, not both")
+            return ProducersFile(settings.producers_file)
+        return Producers.parse(settings.producer_tokens)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"producers: {exc}") from None
+
+
 def http_app(settings: IngestorSettings, servers: Servers) -> FastAPI:
-    producers = Producers.parse(settings.producer_tokens)
-    if settings.environment != "local" and not producers.required:
-        raise SystemExit("ITTE_PRODUCER_TOKENS must be set outside local runs")
+    producers = producer_directory(settings)
+    if settings.environment != "local" and not producers.current().required:
+        raise SystemExit("set ITTE_PRODUCERS_FILE or ITTE_PRODUCER_TOKENS outside local runs")
     return create_app(
         PushHandler(
             publisher(settings, servers),

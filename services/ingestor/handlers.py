@@ -20,7 +20,6 @@ from common import metrics
 from common.errors import is_transient
 from common.kafka import DeliveryError, MessageTooLarge
 from schemas.raw import schema_problem
-from services.ingestor.auth import Producers
 from services.ingestor.batching import (
     BodyError,
     LineError,
@@ -37,6 +36,7 @@ from services.ingestor.ports import (
     BlockPublisher,
     IdempotencyKeys,
     OpenedBatch,
+    ProducerDirectory,
     Published,
     RateLimit,
     WholePublisher,
@@ -83,7 +83,7 @@ class PushHandler:
         idempotency: IdempotencyKeys,
         *,
         ledger: BatchLedger,
-        producers: Producers,
+        producers: ProducerDirectory,
         max_body_bytes: int,
         max_records: int,
         rate_limit: RateLimit | None = None,
@@ -98,9 +98,10 @@ class PushHandler:
 
     def authenticate(self, authorization: str | None) -> str | Answer:
         """The producer's name, or the 401 to answer before reading the body."""
-        if not self.producers.required:
+        producers = self.producers.current()
+        if not producers.required:
             return ANONYMOUS
-        producer = self.producers.identify(authorization)
+        producer = producers.identify(authorization)
         if producer is None:
             return refuse(
                 401,
@@ -177,6 +178,15 @@ class PushHandler:
         parsed = self._parse(request)
         if isinstance(parsed, Answer):
             return parsed
+        if refused := self.producers.current().refusals(request.producer, parsed.records):
+            # Whole, even in partial mode: a token used beyond its scope is a
+            # mistake (or worse) to stop and show, not a record to drop.
+            return refuse(
+                403,
+                "records beyond what this token may write, nothing was published",
+                "forbidden",
+                [LineError(line, why) for line, why in refused],
+            )
         key = request.idempotency_key
         if key:
             previous = self.idempotency.claim(request.producer, key, request.body or b"")
@@ -248,7 +258,7 @@ class PushHandler:
                 records,
                 batch_id=batch.batch_id,
                 source="http",
-                producer=producer if self.producers.required else None,
+                producer=producer if self.producers.current().required else None,
             )
         except BaseException as exc:
             if tracked:

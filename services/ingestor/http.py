@@ -70,6 +70,7 @@ async def readyz(handler: Handler) -> JSONResponse:
         for status, description in (
             (400, "Unreadable body"),
             (401, "Missing or unknown bearer token"),
+            (403, "Records beyond this token's indicators or territories (each line named)"),
             (409, "A request with this Idempotency-Key is in progress"),
             (413, "Body or record count over the limit"),
             (422, "Invalid records (each line named), or no record; nothing published"),

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from services.ingestor.auth import Producers
+
 
 @dataclass(frozen=True)
 class Published:
@@ -135,4 +137,10 @@ class RateLimit(Protocol):
     def admit(self, producer: str) -> float | None:
         """None if ``producer`` may send one more request now, else the
         seconds to wait before it may."""
+        ...
+
+
+class ProducerDirectory(Protocol):
+    def current(self) -> Producers:
+        """The producers in force now (a file may be read again between calls)."""
         ...

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from limits import parse
 from pydantic import Field, field_validator
 
@@ -51,6 +53,11 @@ class IngestorSettings(PiiSettings):
     )
     producer_tokens: str | None = Field(
         None, description='JSON {"producer": "sha256:<hex>"}; `itte token NAME` makes one.'
+    )
+    producers_file: Path | None = Field(
+        None,
+        description="TOML (or .json) table of producers, tokens and scopes, read again "
+        "when it changes; replaces ITTE_PRODUCER_TOKENS (docs/producers.md).",
     )
     idempotency_stale_seconds: float = Field(60.0, gt=0)
     idempotency_ttl_seconds: float = Field(

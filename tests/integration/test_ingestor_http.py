@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -12,12 +13,14 @@ from common.kafka import BlockingProducer
 from common.servers import Servers
 from schemas import bulk, raw
 from schemas.raw import RawBatchHeader
-from services.ingestor.auth import Producers, hash_token
+from services.ingestor.auth import Producers, hash_token, new_token
+from services.ingestor.bootstrap import http_app
 from services.ingestor.handlers import PushHandler
 from services.ingestor.http import create_app
 from services.ingestor.idempotency import IdempotencyStore
 from services.ingestor.ledger import PostgresBatchLedger
 from services.ingestor.publisher import RawPublisher
+from services.ingestor.settings import IngestorSettings
 from tests.integration.test_kafka import read_all
 
 TOKEN = "itte_integration-test-token"
@@ -138,3 +141,36 @@ def test_a_request_at_the_documented_limits_publishes_whole(servers, database_ur
         if bulk.header_of(t := bulk.read_table(m.value()), RawBatchHeader).batch_id == batch_id
     ]
     assert table.num_rows == 20_000
+
+
+def test_tokens_rotate_and_scopes_change_without_a_restart(
+    servers: Servers, database_url: str, tmp_path
+) -> None:
+    """The ingestor as its bootstrap builds it from the settings, with a
+    producers file edited while it runs (issue #30, point 3)."""
+    old, new = new_token(), new_token()
+    path = tmp_path / "producteurs.toml"
+
+    def write(*tokens: str, indicateurs: str = '["pop"]') -> None:
+        hashes = ", ".join(f'"{hash_token(t)}"' for t in tokens)
+        path.write_text(f"[ademe]\njetons = [{hashes}]\nindicateurs = {indicateurs}\n")
+        time.sleep(1.1)  # the file is looked at once a second
+
+    def push(token: str, indicateur: str = "pop") -> int:
+        body = [record(indicateur=indicateur)]
+        headers = {"Authorization": f"Bearer {token}"}
+        return client.post("/observations", json=body, headers=headers).status_code
+
+    write(old)
+    settings = IngestorSettings(
+        producers_file=path, environment="local", state_dir=tmp_path, rate_limit="unlimited"
+    )
+    client = TestClient(http_app(settings, Servers(servers.kafka_bootstrap_servers, database_url)))
+    assert (push(old), push(new), push(old, "co2")) == (202, 401, 403)
+    write(old, new)  # rotation: both at once
+    assert (push(old), push(new)) == (202, 202)
+    write(new, indicateurs='["pop", "co2"]')  # the old one revoked, the scope widened
+    assert (push(old), push(new), push(new, "co2")) == (401, 202, 202)
+    path.write_text("[ademe\n")  # a broken edit: the last good table stays
+    time.sleep(1.1)
+    assert (push(old), push(new)) == (401, 202)

@@ -103,7 +103,7 @@ class MemoryAggregates:
 
     def _apply(
         self, records: list[CleanObservation]
-    ) -> tuple[list[CleanObservation], int, list[tuple[CleanObservation, str | None]], set[AggKey]]:
+    ) -> tuple[list[CleanObservation], int, list[CleanObservation], set[AggKey]]:
         self.received.append(list(records))
         stored = {
             k: Stored(o.valeur, o.version_explicite, o.version, o.recu, o.record_id, o.producteur)

@@ -168,7 +168,9 @@ def test_another_producers_observation_is_refused_to_it() -> None:
     batches.handle([message(record("33063", "4", "first", producteur="ademe"))])
     outcome = batches.handle([message(record("33063", "1", "second", producteur="autre"))])
     assert outcome.dead == {"other_producer": 1}
-    assert "ademe" in letters.sent[0].detail and france(store) == Decimal(4)
+    # The owner is not named to the other producer (issue #30).
+    assert "ademe" not in letters.sent[0].detail and france(store) == Decimal(4)
+    assert "another producer" in letters.sent[0].detail
 
 
 @pytest.mark.parametrize(

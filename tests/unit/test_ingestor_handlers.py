@@ -37,7 +37,11 @@ def handler(
     rate_limit: RateLimit | None = None,
     ledger: MemoryBatchLedger | None = None,
 ) -> PushHandler:
-    tokens = json.dumps({"ademe": hash_token(TOKEN)}) if auth else None
+    tokens = (
+        json.dumps({"ademe": hash_token(TOKEN), "autre": hash_token(TOKEN + "-autre")})
+        if auth
+        else None
+    )
     return PushHandler(
         publisher or MemoryPublisher(),
         keys or MemoryIdempotencyKeys(),
@@ -281,3 +285,36 @@ def test_a_production_ingestor_is_rate_limited_unless_its_operator_says_otherwis
     assert given.producer_rate_limit == "5/second"
     off = IngestorSettings(environment="production", pii_key="k" * 32, rate_limit="unlimited")
     assert off.producer_rate_limit is None
+
+
+def test_records_beyond_a_token_scope_are_refused_whole_even_in_partial_mode() -> None:
+    publisher = MemoryPublisher()
+    producers = Producers.of(
+        {
+            "ademe": {
+                "jetons": [hash_token(TOKEN)],
+                "indicateurs": ["pop"],
+                "territoires": ["departement:33"],
+            }
+        },
+        where="test",
+    )
+    h = PushHandler(
+        publisher,
+        MemoryIdempotencyKeys(),
+        ledger=MemoryBatchLedger(),
+        producers=producers,
+        max_body_bytes=10_000,
+        max_records=3,
+    )
+    assert push(h, GOOD).status == 202
+    other_indicator = {**GOOD, "indicateur": "emissions"}
+    elsewhere = {**GOOD, "commune": "75056"}
+    for mode in ("atomic", "partial"):
+        answer = push(h, GOOD, other_indicator, elsewhere, mode=mode)
+        assert answer.status == 403
+        assert answer.content["errors"] == [
+            {"line": 2, "error": "indicator 'emissions' is not among this producer's"},
+            {"line": 3, "error": "commune '75056' is outside this producer's territories"},
+        ]
+    assert len(publisher.published) == 1  # only the first push
