@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from common import http_metrics
 from common.db import make_engine
 from services.api.cache import CacheMiddleware, ChangeListener, NotModified, ResponseCache
-from services.api.comparisons import KeptStudies
+from services.api.comparisons import Busy, KeptStudies
 from services.api.deps import Changed
 from services.api.event_stream import Streams
 from services.api.headers import SecurityHeaders
@@ -97,6 +97,7 @@ def create_app(
     for away in (OperationalError, psycopg.OperationalError, PoolTimeout):
         app.add_exception_handler(away, database_away)
     app.add_exception_handler(Unanswerable, unanswerable)
+    app.add_exception_handler(Busy, busy)
     return app
 
 
@@ -148,6 +149,10 @@ async def database_away(request: Request, exc: Exception) -> JSONResponse:
 
 async def unanswerable(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+async def busy(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
 
 
 def read_only_engine(

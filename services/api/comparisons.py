@@ -70,18 +70,40 @@ def study(values: LevelValues, q: Question, described_: list[IndicateurCompare])
     return Study(values, codes, typology, why_not, described_)
 
 
+class Busy(RuntimeError):
+    """As many studies as allowed are being computed: a 503, retry later."""
+
+
+# Studies computed at once per worker, and how long one waits for its turn:
+# a study of the communes reads and groups 35,000 territories (seconds of
+# CPU), and any anonymous reader can ask for one the cache does not hold.
+AT_ONCE = 2
+TURN_SECONDS = 5.0
+
+
 class KeptStudies:
     """Studies kept while the data stays the same: ``changed`` moves when it
     may have (None: unknown, compute every time). The number is read before
     the values, so a study is never kept under a later number than its data.
     Only the current number's studies are kept, at most ``values`` values in
-    all (the 34,969 communes on 8 indicators are 280,000)."""
+    all (the 34,969 communes on 8 indicators are 280,000). At most
+    ``at_once`` are computed at a time; a question that waits ``turn``
+    seconds for its turn gets :class:`Busy`."""
 
-    def __init__(self, changed: Callable[[], int | None], values: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        changed: Callable[[], int | None],
+        values: int = 1_000_000,
+        *,
+        at_once: int = AT_ONCE,
+        turn: float = TURN_SECONDS,
+    ) -> None:
         self._changed = changed
         self._kept: LRUCache[Question, Study] = LRUCache(maxsize=values, getsizeof=Study.size)
         self._generation: int | None = None
         self._lock = threading.Lock()  # the routes run in a thread pool
+        self._computing = threading.BoundedSemaphore(at_once)
+        self._turn = turn
 
     def get(self, engine: Engine, q: Question) -> Study:
         generation = self._changed()
@@ -90,8 +112,13 @@ class KeptStudies:
             kept = self._kept_for(generation, q)
             if kept is not None:
                 return replace(kept, described=described_)
-            values = read_level(conn, q.niveau, q.annee, list(q.wanted), q.couverture_min)
-        found = study(values, q, described_)
+            if not self._computing.acquire(timeout=self._turn):
+                raise Busy("too many comparisons being computed, retry later")
+            try:
+                values = read_level(conn, q.niveau, q.annee, list(q.wanted), q.couverture_min)
+                found = study(values, q, described_)
+            finally:
+                self._computing.release()
         self._keep(generation, q, found)
         return found
 

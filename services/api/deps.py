@@ -67,6 +67,7 @@ KeyText = Annotated[str | None, Query(max_length=limits.MAX_KEY_CHARS, pattern=r
 CodeParam = Annotated[str, Path(pattern=r"^[0-9A-Za-z]{1,9}$")]
 MAX_OFFSET = 2**31 - 1
 DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10_000
 
 
 async def area_filters(
@@ -98,7 +99,7 @@ async def filters(
         int | None,
         Query(
             ge=1,
-            le=100_000,
+            le=MAX_LIMIT,
             description=f"Rows per page (JSON default {DEFAULT_LIMIT}); "
             "CSV: every matching row unless given.",
         ),

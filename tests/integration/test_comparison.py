@@ -6,7 +6,9 @@ objectives are brought to a commune as computed by hand."""
 from __future__ import annotations
 
 import csv
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
@@ -14,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from schemas.clean import CleanObservation
 from services.aggregator.store import AggregateStore
+from services.api import comparisons
 from services.api.app import create_app, read_only_engine
 from tests.kinds import GIRONDE_EPCI, MEMBERS, commune_values
 
@@ -236,3 +239,37 @@ def test_objectives_are_brought_to_two_communes_as_computed_by_hand(
     early = api.get("/territoires/commune/33063/objectifs", params={"annee": 2000}).json()
     assert {o["valeur"] for o in early["objectifs"]} == {None}
     assert api.get("/territoires/commune/99999/objectifs").status_code == 404
+
+
+def test_a_coverage_finer_than_a_thousandth_is_refused(api: TestClient) -> None:
+    """Each coverage is a study of its own: a float drawn at random would
+    compute a k-means per request, past the cache (issue #30, point 6)."""
+    params = {"niveau": "epci", "indicateurs": "co2,tmax", "annee": YEAR}
+    assert api.get("/typologies", params={**params, "couverture_min": 0.001}).status_code == 200
+    finer = api.get("/typologies", params={**params, "couverture_min": 0.0015})
+    assert finer.status_code == 422 and "3 decimal places" in finer.text
+
+
+def test_studies_beyond_those_computing_wait_their_turn_then_get_503(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = api.app
+    app.state.studies = comparisons.KeptStudies(app.state.changed, at_once=1, turn=0.2)
+    inside, release = threading.Event(), threading.Event()
+    computed = comparisons.study
+
+    def slow(*args: object) -> comparisons.Study:
+        inside.set()
+        release.wait(10)
+        return computed(*args)
+
+    monkeypatch.setattr(comparisons, "study", slow)
+    params = {"niveau": "epci", "indicateurs": "co2,tmax", "annee": YEAR}
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(api.get, "/typologies", params=params)
+        assert inside.wait(10)
+        other = api.get("/typologies", params={**params, "k": 2})
+        assert other.status_code == 503 and other.headers["Retry-After"] == "1"
+        release.set()
+        assert first.result(10).status_code == 200
+    assert api.get("/typologies", params={**params, "k": 2}).status_code == 200

@@ -5,6 +5,7 @@ territory's group, nearest peers and ranks). What they compute is in
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -38,18 +39,22 @@ KParam = Annotated[
     int | None,
     Query(ge=2, le=20, description="Number of groups; without it, chosen by silhouette (2-10)."),
 ]
+# Three decimal places at most: each value is a study of its own, so a
+# float drawn at random would compute one k-means per request (issue #30).
 CouvertureParam = Annotated[
-    float,
+    Decimal,
     Query(
         gt=0,
         le=1,
+        decimal_places=3,
         description="The least coverage a territory's value needs to count (1: every "
-        "commune reported). Below 1, a sum covers only the communes that reported: fit "
-        "for ratios and means, misleading for stocks.",
+        "commune reported), three decimal places at most. Below 1, a sum covers only "
+        "the communes that reported: fit for ratios and means, misleading for stocks.",
     ),
 ]
 UNANSWERABLE: dict[int | str, dict[str, Any]] = {
-    422: {"model": Refus, "description": "Why it cannot be answered"}
+    422: {"model": Refus, "description": "Why it cannot be answered"},
+    503: {"model": Refus, "description": "Too many comparisons being computed: retry later"},
 }
 
 
@@ -65,7 +70,7 @@ def typologies(
     indicateurs: IndicateursParam,
     annee: AnneeParam,
     k: KParam = None,
-    couverture_min: CouvertureParam = 1.0,
+    couverture_min: CouvertureParam = Decimal(1),
     fmt: Annotated[
         Format,
         Query(
@@ -80,7 +85,7 @@ def typologies(
     have the coverage asked (complete, by default); the others are listed
     apart. The same values always give the same groups."""
     wanted = parse_wanted(indicateurs)
-    question = Question(niveau, annee, tuple(wanted), k, couverture_min)
+    question = Question(niveau, annee, tuple(wanted), k, float(couverture_min))
     study = studies.get(engine, question)
     if study.typology is None:
         raise HTTPException(422, study.why_not)
@@ -107,7 +112,7 @@ def comparaison(
     annee: AnneeParam,
     k: KParam = None,
     pairs: Annotated[int, Query(ge=0, le=50, description="Nearest peers shown.")] = 5,
-    couverture_min: CouvertureParam = 1.0,
+    couverture_min: CouvertureParam = Decimal(1),
     grouper: Annotated[
         bool, Query(description="false: the ranks only, no typology (quicker).")
     ] = True,
@@ -117,5 +122,5 @@ def comparaison(
     values), and its rank for each indicator, the best first by the
     catalogue's direction ("better than 73 % of EPCI")."""
     wanted = tuple(parse_wanted(indicateurs))
-    question = Question(territoire.niveau, annee, wanted, k, couverture_min, grouper)
+    question = Question(territoire.niveau, annee, wanted, k, float(couverture_min), grouper)
     return comparisons.comparaison(studies.get(engine, question), question, territoire, pairs)
