@@ -35,6 +35,7 @@ from services.api.routes import (
     sante,
     territoires,
 )
+from services.api.streaming import SEND_TIMEOUT_SECONDS
 
 # The answers the response cache may keep.
 CACHED = frozenset({"/indicateurs", "/indicateurs/catalogue", "/typologies"})
@@ -55,10 +56,12 @@ def create_app(
     cors_origins: Sequence[str] = (),
     max_streams: int = 100,
     statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
+    send_timeout: float = SEND_TIMEOUT_SECONDS,
 ) -> FastAPI:
     """``cache_bytes``: memory for responses kept until the data changes
     (services/api/cache.py); 0: every request goes to the database;
-    ``statement_timeout_ms``: as the engine's (read_only_engine)."""
+    ``statement_timeout_ms``: as the engine's (read_only_engine);
+    ``send_timeout``: the longest a CSV's reader may take for one chunk."""
     cache = ResponseCache(cache_bytes) if cache_bytes else None
     changed: Changed = cache.current if cache is not None else unknown
     app = FastAPI(
@@ -71,6 +74,7 @@ def create_app(
     app.state.engine = engine
     app.state.changed = changed
     app.state.streams = Streams(max_streams)
+    app.state.send_timeout = send_timeout
     app.state.studies = KeptStudies(changed)
     # As many connections as the engine keeps (ITTE_API_POOL_SIZE).
     app.state.read_pool = ReadPool(

@@ -26,6 +26,7 @@ def http_app(settings: ApiSettings, servers: Servers) -> FastAPI:
         cors_origins=settings.api_cors_origins,
         max_streams=settings.api_max_streams,
         statement_timeout_ms=timeout,
+        send_timeout=settings.api_send_timeout_seconds,
     )
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from common.settings import CommonSettings
+from services.api.streaming import SEND_TIMEOUT_SECONDS
 
 
 class ApiSettings(CommonSettings):
@@ -18,6 +19,11 @@ class ApiSettings(CommonSettings):
     )
     api_statement_timeout_ms: int = Field(
         10_000, ge=100, description="Longest statement of any request (503 beyond)."
+    )
+    api_send_timeout_seconds: float = Field(
+        SEND_TIMEOUT_SECONDS,
+        gt=0,
+        description="A CSV export is cut when its reader takes longer for one chunk.",
     )
     api_max_streams: int = Field(
         100, ge=1, description="Open /indicateurs/flux streams per worker (503 beyond)."

@@ -8,8 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, HTTPException, Query, Request
 
 from schemas import limits
 from schemas.aggregates import Niveau
@@ -19,6 +18,7 @@ from services.api.deps import EngineDep, StudiesDep, TerritoryDep
 from services.api.formats import MEDIA, Format, csv_lines
 from services.api.models import Comparaison, Refus, Typologie
 from services.api.reads.comparaison import label, parse_wanted
+from services.api.streaming import TimedStreamingResponse
 
 router = APIRouter()
 
@@ -64,6 +64,7 @@ UNANSWERABLE: dict[int | str, dict[str, Any]] = {
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **UNANSWERABLE},
 )
 def typologies(
+    request: Request,
     engine: EngineDep,
     studies: StudiesDep,
     niveau: Niveau,
@@ -92,8 +93,9 @@ def typologies(
     if fmt == "json":
         return typologie(study, question)
     columns = ["code", "nom", "groupe", *map(label, wanted), "raison"]
-    return StreamingResponse(
+    return TimedStreamingResponse(
         csv_lines(territory_lines(study, wanted), columns, fmt, frozenset(columns[3:-1])),
+        send_timeout=request.app.state.send_timeout,
         media_type=MEDIA[fmt],
         headers={"Content-Disposition": 'attachment; filename="typologie.csv"'},
     )

@@ -7,13 +7,14 @@ from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from schemas.catalogue import Indicator
 from services.api.deps import DEFAULT_LIMIT, EngineDep, FiltersDep, ReadPoolDep, StatementsDep
 from services.api.formats import MEDIA, Format, csv_lines, etag, next_link
 from services.api.models import CSV_COLUMNS, ROWS, IndicateurPublic
 from services.api.reads import indicateurs as reads
+from services.api.streaming import TimedStreamingResponse
 
 router = APIRouter()
 
@@ -73,8 +74,9 @@ async def indicateurs(
     at a time: `X-Total-Count` says how many rows match, `Link` names
     the next page."""
     if fmt != "json":  # every row, through a server-side cursor, in the thread pool
-        return StreamingResponse(
+        return TimedStreamingResponse(
             csv_lines(reads.exported(engine, f), CSV_COLUMNS, fmt),
+            send_timeout=request.app.state.send_timeout,
             media_type=MEDIA[fmt],
             headers={"Content-Disposition": 'attachment; filename="indicateurs.csv"'},
         )
