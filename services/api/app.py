@@ -55,6 +55,7 @@ def create_app(
     cache_bytes: int = 0,
     cors_origins: Sequence[str] = (),
     max_streams: int = 100,
+    streams_per_client: int = 10,
     statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
     send_timeout: float = SEND_TIMEOUT_SECONDS,
 ) -> FastAPI:
@@ -73,7 +74,7 @@ def create_app(
     )
     app.state.engine = engine
     app.state.changed = changed
-    app.state.streams = Streams(max_streams)
+    app.state.streams = Streams(max_streams, streams_per_client)
     app.state.send_timeout = send_timeout
     app.state.studies = KeptStudies(changed)
     # As many connections as the engine keeps (ITTE_API_POOL_SIZE).

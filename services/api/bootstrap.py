@@ -25,6 +25,7 @@ def http_app(settings: ApiSettings, servers: Servers) -> FastAPI:
         cache_bytes=settings.api_cache_mb * 2**20,
         cors_origins=settings.api_cors_origins,
         max_streams=settings.api_max_streams,
+        streams_per_client=settings.api_streams_per_client,
         statement_timeout_ms=timeout,
         send_timeout=settings.api_send_timeout_seconds,
     )

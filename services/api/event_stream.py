@@ -9,6 +9,8 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
 
 from sse_starlette.event import ServerSentEvent
 
@@ -22,21 +24,71 @@ SEND_TIMEOUT_SECONDS = 10
 STREAM_PAGE = 500
 
 
+@dataclass(eq=False)
+class Slot:
+    """One open stream: whose, and when it last carried an event."""
+
+    client: str
+    last_event: float
+    dropped: bool = False  # its place was given to another client: it ends
+
+
+class Refusal(Enum):
+    FULL = "too many open streams, retry later"
+    CLIENT_FULL = "too many open streams from this address, close one first"
+
+
 class Streams:
-    """At most ``limit`` open streams in this worker (the others get 503)."""
+    """At most ``limit`` open streams in this worker, shared between client
+    addresses (issue #30, point 6): at most ``per_client`` each; and when
+    every place is taken, a client holding fewer streams than the busiest
+    one takes the place of that one's stream idle the longest (it ends; its
+    EventSource reconnects, to find the places shared). Only the event
+    loop's thread calls it."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(
+        self,
+        limit: int,
+        per_client: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.limit = limit
-        self.open = 0
+        self.per_client = per_client or limit
+        self.clock = clock
+        self.slots: dict[str, list[Slot]] = {}
 
-    def admit(self) -> bool:
-        if self.open >= self.limit:
+    @property
+    def open(self) -> int:
+        return sum(len(held) for held in self.slots.values())
+
+    def admit(self, client: str) -> Slot | Refusal:
+        held = self.slots.get(client, [])
+        if len(held) >= self.per_client:
+            return Refusal.CLIENT_FULL
+        if self.open >= self.limit and not self._make_room(len(held)):
+            return Refusal.FULL
+        slot = Slot(client, self.clock())
+        self.slots.setdefault(client, []).append(slot)
+        return slot
+
+    def _make_room(self, holding: int) -> bool:
+        busiest = max(self.slots.values(), key=len, default=[])
+        if len(busiest) <= holding + 1:  # taking one would not make it fairer
             return False
-        self.open += 1
+        idlest = min(busiest, key=lambda s: s.last_event)
+        idlest.dropped = True
+        self.done(idlest)
         return True
 
-    def done(self) -> None:
-        self.open -= 1
+    def sent(self, slot: Slot) -> None:
+        slot.last_event = self.clock()
+
+    def done(self, slot: Slot) -> None:
+        held = self.slots.get(slot.client, [])
+        if slot in held:
+            held.remove(slot)
+        if not held:
+            self.slots.pop(slot.client, None)
 
 
 async def follow(

@@ -28,3 +28,6 @@ class ApiSettings(CommonSettings):
     api_max_streams: int = Field(
         100, ge=1, description="Open /indicateurs/flux streams per worker (503 beyond)."
     )
+    api_streams_per_client: int = Field(
+        10, ge=1, description="Open /indicateurs/flux streams per client address (429 beyond)."
+    )

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.api.app import create_app, read_only_engine
-from services.api.event_stream import Streams
+from services.api.event_stream import Refusal, Slot, Streams
 from services.api.routes.changements import resume_at
 
 FEED = "/indicateurs/changements"
@@ -100,9 +100,37 @@ def test_streams_beyond_the_limit_are_503_and_each_end_frees_its_place(database_
     refused = full.get("/indicateurs/flux")
     assert (refused.status_code, refused.headers["Retry-After"]) == (503, "10")
     streams = Streams(2)
-    assert [streams.admit(), streams.admit(), streams.admit()] == [True, True, False]
-    streams.done()
-    assert streams.admit()
+    second = [streams.admit("a"), streams.admit("b")][1]
+    assert streams.admit("c") is Refusal.FULL
+    assert isinstance(second, Slot)
+    streams.done(second)
+    assert isinstance(streams.admit("c"), Slot) and streams.open == 2
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1
+        return self.now
+
+
+def test_stream_places_are_shared_between_addresses_the_idlest_giving_way() -> None:
+    streams = Streams(4, per_client=3, clock=Clock())
+    greedy = [streams.admit("10.0.0.1") for _ in range(3)]
+    assert streams.admit("10.0.0.1") is Refusal.CLIENT_FULL  # its own cap
+    assert all(isinstance(s, Slot) for s in greedy)
+    streams.sent(greedy[0])  # the first carried an event since: the second is the idlest
+    assert isinstance(streams.admit("10.0.0.2"), Slot)  # the fourth place, free
+    third = streams.admit("10.0.0.3")  # full: the busiest gives way
+    assert isinstance(third, Slot) and [s.dropped for s in greedy] == [False, True, False]
+    assert streams.open == 4
+    assert isinstance(streams.admit("10.0.0.4"), Slot)  # 2, 1, 1, 0: once more
+    assert sum(s.dropped for s in greedy) == 2 and streams.open == 4
+    # One each: taking a place would not be fairer, nobody gives way.
+    assert streams.admit("10.0.0.5") is Refusal.FULL
+    assert streams.admit("10.0.0.1") is Refusal.FULL  # the reconnect of a dropped one
 
 
 def test_a_reconnect_resumes_after_its_last_event_id() -> None:

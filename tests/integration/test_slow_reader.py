@@ -5,29 +5,17 @@ over Postgres, with a client whose receive window is tiny."""
 from __future__ import annotations
 
 import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import psycopg
 import pytest
-import uvicorn
 
-from itte.embedded import free_port
 from services.api.app import create_app, read_only_engine
+from tests.integration.served import serving, until
 
 CSV = "/indicateurs?niveau=commune&indicateur=pop&format=csv"
 SEND_TIMEOUT = 0.5
-
-
-def until(condition: Callable[[], bool], seconds: float) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > seconds:
-            raise AssertionError(f"not within {seconds} s")
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 @pytest.fixture
@@ -42,15 +30,8 @@ def served(database_url: str) -> Iterator[tuple[str, object]]:
             "FROM communes c, generate_series(2020, 2021) AS y"
         )
     engine = read_only_engine(database_url, 2)
-    app = create_app(engine, cache_bytes=0, send_timeout=SEND_TIMEOUT)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="critical"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    until(lambda: server.started, 10)
-    yield f"http://127.0.0.1:{port}", engine
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(engine, cache_bytes=0, send_timeout=SEND_TIMEOUT)) as port:
+        yield f"http://127.0.0.1:{port}", engine
     engine.dispose()
 
 

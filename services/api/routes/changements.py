@@ -18,6 +18,7 @@ from services.api.event_stream import (
     HEARTBEAT_SECONDS,
     SEND_TIMEOUT_SECONDS,
     STREAM_PAGE,
+    Refusal,
     follow,
 )
 from services.api.models import ChangesPage
@@ -50,6 +51,7 @@ def changements(
     "/indicateurs/flux",
     responses={
         200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        429: {"description": "Too many streams open from this address (Retry-After)"},
         503: {"description": "Too many streams open on this worker (Retry-After)"},
     },
 )
@@ -78,22 +80,27 @@ async def flux(
         return JSONResponse({"detail": str(exc)}, status_code=400)
     if cursor is None:
         cursor = await asyncio.to_thread(current_cursor, engine)
-    if not streams.admit():
+    slot = streams.admit(request.client.host if request.client else "")
+    if isinstance(slot, Refusal):
         return JSONResponse(
-            {"detail": "too many open streams, retry later"},
-            status_code=503,
+            {"detail": slot.value},
+            status_code=503 if slot is Refusal.FULL else 429,
             headers={"Retry-After": "10"},
         )
 
     def read(after: int) -> Page:
         return read_changes(engine, f, after, STREAM_PAGE)
 
+    async def gone() -> bool:
+        return slot.dropped or await request.is_disconnected()
+
     async def events() -> AsyncIterator[ServerSentEvent]:
         try:
-            async for event in follow(read, cursor, changed, request.is_disconnected):
+            async for event in follow(read, cursor, changed, gone):
+                streams.sent(slot)
                 yield event
         finally:
-            streams.done()
+            streams.done(slot)
 
     return EventSourceResponse(events(), ping=HEARTBEAT_SECONDS, send_timeout=SEND_TIMEOUT_SECONDS)
 
