@@ -38,7 +38,10 @@ class Health:
 
     def failed(self, error: BaseException) -> None:
         self.failing_since = self.failing_since or time.time()
-        self.last_error = f"{type(error).__name__}: {error}"[:500]
+        # Its kind only: the message of a driver names the server's host,
+        # port and user, and the health pages are anyone's to read (issue
+        # #30); the log keeps the message for operators (retry_transient).
+        self.last_error = f"{type(error).__name__} (the log says more)"
         metrics.RETRIES.labels(self.service).inc()
 
     def recovered(self) -> None:
