@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import timedelta
+from decimal import Decimal
 
 import pyarrow as pa
 import pytest
@@ -15,6 +16,9 @@ import pytest
 from schemas.raw import RawBatchHeader
 from services.cleaner.columns import ColumnCleaner
 from services.cleaner.transform import MessageOrigin, clean_message
+from tests.unit.fakes import MemoryAggregates
+from tests.unit.test_aggregator_plan import ANCESTORS
+from tests.unit.test_aggregator_plan import RULES as AGGREGATION
 from tests.unit.test_cleaner_transform import RECEIVED, RULES
 
 GOOD = {"indicateur": "population", "commune": "33063", "annee": "2024", "valeur": "5"}
@@ -69,3 +73,37 @@ def test_the_skew_allowed_is_a_setting() -> None:
     ahead = (RECEIVED + timedelta(seconds=1)).isoformat()
     result = clean_message(envelope(ahead, GOOD), ORIGIN_NOW, strict, now=RECEIVED)
     assert [d.reason for d in result.dead] == ["future_timestamp"]
+
+
+def test_a_replica_whose_clock_runs_ahead_freezes_a_value_no_longer_than_the_skew() -> None:
+    """Two ingestor replicas, A's clock ahead of B's (and of the cleaner's)
+    by a little less than the skew allowed. A value accepted through A
+    carries A's time as its version: a correction sent later through B loses
+    until B's clock passes A's stamp, at most the skew later, and an explicit
+    version wins at once. A replica further ahead is refused outright (the
+    test above): the skew bounds how long any clock can freeze a value."""
+    ahead = SKEW - timedelta(seconds=1)
+    aggregates = MemoryAggregates(ANCESTORS, AGGREGATION)
+    start = RECEIVED
+
+    def push(offset: timedelta, sent: timedelta, valeur: str, **extra: object) -> None:
+        accepted = start + sent + offset  # by the replica's clock
+        record = {**GOOD, "valeur": valeur, **extra}
+        result = clean_message(
+            envelope(accepted.isoformat(), record), ORIGIN_NOW, RULES, now=start + sent
+        )
+        assert result.dead == []  # within the skew: every replica is heard
+        # The aggregation rules of the unit catalogue name it "pop".
+        aggregates.apply([c.model_copy(update={"indicateur": "pop"}) for c in result.clean])
+
+    def value() -> Decimal:
+        return aggregates.aggregates[("pop", "total", 2024, "commune", "33063")][0]
+
+    push(ahead, timedelta(0), "5")  # through A
+    push(timedelta(0), ahead / 2, "6")  # through B, later: its clock is behind A's stamp
+    assert (value(), aggregates.stale) == (Decimal(5), 1)
+    push(timedelta(0), ahead + timedelta(seconds=1), "7")  # B's clock has passed it
+    assert value() == Decimal(7)
+    push(ahead, ahead + timedelta(seconds=2), "8", version=1)
+    push(timedelta(0), ahead + timedelta(seconds=3), "9", version=2)  # explicit: at once
+    assert value() == Decimal(9)
