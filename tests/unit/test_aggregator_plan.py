@@ -216,8 +216,9 @@ def test_not_aggregable_stays_at_commune_level() -> None:
 
 
 # Values at the documented bounds (schemas/limits.py), negative ones, equal
-# versions, explicit and implicit versions, record indexes past 9, several
-# years and sub-fields: where a wrong winner or a rounding would show.
+# versions and versions at their bounds, explicit and implicit versions,
+# record indexes past 9, several years and sub-fields, several producers
+# (and none): where a wrong winner, a wrong owner or a rounding would show.
 values = st.one_of(
     st.none(),
     st.decimals(-1000, 1000, places=3, allow_nan=False),
@@ -228,12 +229,14 @@ events = st.lists(
         st.sampled_from(COMMUNES),
         st.sampled_from([None, "01015", "01340"]),  # source code override (merged commune)
         values,
-        st.integers(1, 4),  # version: small range, so ties and reorderings happen
+        # version: small range, so ties and reorderings happen; and the bounds
+        st.one_of(st.integers(1, 4), st.sampled_from([0, limits.MAX_VERSION])),
         st.booleans(),  # explicit version?
         st.integers(1, 3),  # accepted at (µs): ties too
         st.integers(0, 12),  # index in its batch: b:9 against b:10
         st.sampled_from(KINDS),
         st.sampled_from([("total", 2024), ("total", 2025), ("18-25 ans", 2024)]),
+        st.sampled_from([None, "ademe", "dreal"]),  # producer
     ),
     max_size=60,
 )
@@ -256,6 +259,7 @@ def test_running_aggregates_equal_a_recomputation(
             version=version,
             version_explicite=explicit,
             recu=recu,
+            producteur=producteur,
         )
         for i, (
             commune,
@@ -267,6 +271,7 @@ def test_running_aggregates_equal_a_recomputation(
             index,
             ind,
             (sous_champ, annee),
+            producteur,
         ) in enumerate(drawn)
     ]
     replay = records + rng.sample(records, len(records) // 2)  # duplicates, any order
