@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
+
 from common import catalogue, migrations
 from common.kafka import ensure_topics
-from common.referential import load
+from common.referential import ancestors, load
 from common.servers import Servers
 from itte.embedded import (
     ensure_servers,
@@ -30,13 +32,20 @@ from itte.embedded import (
     stop_embedded_postgres,
 )
 from itte.processes import SERVICES
+from schemas.clean import CleanObservation
+from services.aggregator.rules import AggregationRules
 from services.aggregator.verify import check
+from tests import oracle
 from tests.e2e.stack import Stack, allow_connections, get_json, post_with_retry
+from tests.oracle import AggKey
 
 FAULTS = (*SERVICES, "postgres")
 INDICATOR = "chaos"
 DEPARTEMENTS = ("01", "2B", "33", "974")
 OUTAGE_SECONDS = 4.0
+CATALOGUE = Path(__file__).parent / "catalogue.toml"
+RULES = AggregationRules.from_catalogue(catalogue.load(CATALOGUE))
+ANCESTORS = ancestors(load())
 
 
 @dataclass(frozen=True)
@@ -48,12 +57,13 @@ class Round:
     lost: int  # communes missing at France level after recovery
     doubled: int  # aggregates that differ from a recomputation, or a France total too high
     exact: bool  # the France total equals the sum of the latest versions sent
+    wrong: int  # commune values and aggregates at every level unlike tests/oracle.py's
     recovery_seconds: float  # from the end of the fault to every record served
     stop_seconds: float | None = None  # SIGTERM to exit, for a clean stop
 
     @property
     def clean(self) -> bool:
-        return self.lost == 0 and self.doubled == 0 and self.exact
+        return self.lost == 0 and self.doubled == 0 and self.exact and self.wrong == 0
 
 
 def workload(
@@ -157,6 +167,7 @@ def run_round(stack: Stack, number: int, fault: str, rng: random.Random) -> Roun
     found = Decimal(str(row["valeur"])) if row else None
     too_high = found is not None and found > total
     differences = len(check(stack.env["DATABASE_URL"]).differences)
+    wrong = len(unlike_the_oracle(stack.env["DATABASE_URL"], year, final))
     return Round(
         number=number,
         fault=fault,
@@ -165,9 +176,40 @@ def run_round(stack: Stack, number: int, fault: str, rng: random.Random) -> Roun
         lost=max(len(final) - served, 0),
         doubled=differences + int(too_high),
         exact=found == total,
+        wrong=wrong,
         recovery_seconds=round(recovery, 1),
         stop_seconds=None if stop_seconds is None else round(stop_seconds, 1),
     )
+
+
+def unlike_the_oracle(database_url: str, year: int, final: dict[str, Decimal]) -> list[AggKey]:
+    """The rows of the round's indicator and year, commune by commune and at
+    every level above, that differ from what tests/oracle.py computes from
+    the values the producer meant (``final``): an independent truth, where
+    ``itte check`` recomputes from the stored observations with the same
+    rules as SQL."""
+    kept = [
+        CleanObservation(
+            record_id=code,
+            indicateur=INDICATOR,
+            annee=year,
+            commune=code,
+            commune_source=code,
+            valeur=value,
+            version=1,
+        )
+        for code, value in final.items()
+    ]
+    truth = oracle.aggregates(kept, ANCESTORS.__getitem__, RULES)
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT indicateur, sous_champ, annee, niveau, code, "
+            "valeur, nb_valeurs, numerateur, denominateur "
+            "FROM aggregates WHERE indicateur = %s AND annee = %s",
+            (INDICATOR, year),
+        ).fetchall()
+    running = {tuple(r[:5]): tuple(r[5:]) for r in rows if tuple(r[5:]) != (0, 0, 0, 0)}
+    return sorted(k for k in truth.keys() | running.keys() if truth.get(k) != running.get(k))
 
 
 def report(rounds: list[Round], seconds: float) -> str:
@@ -183,18 +225,23 @@ def report(rounds: list[Round], seconds: float) -> str:
         "After each round: the communes served at France level (lost = missing),",
         "and every aggregate against a recomputation from the stored observations",
         "(`itte check`; doubled = differences, or a France total above the truth),",
-        "and the France total against the sum of the latest versions sent (exact).",
+        "the France total against the sum of the latest versions sent (exact), and",
+        "every commune's value and every aggregate at every level against an",
+        "independent oracle (`tests/oracle.py`) fed the values the producer meant",
+        "(wrong = rows that differ).",
         "",
         f"{len(rounds)} rounds, {sum(r.records for r in rounds):,} records posted, "
         f"{sum(r.lost for r in rounds)} lost, {sum(r.doubled for r in rounds)} doubled, "
+        f"{sum(r.wrong for r in rounds)} wrong, "
         f"{seconds / 60:.1f} min.",
         "",
-        "| round | fault | records posted | communes | lost | doubled | exact | recovery (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| round | fault | records posted | communes | lost | doubled | exact | wrong "
+        "| recovery (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {r.number} | {r.fault} | {r.records:,} | {r.communes:,} | {r.lost} | {r.doubled} "
-        f"| {'yes' if r.exact else '**no**'} | {r.recovery_seconds} |"
+        f"| {'yes' if r.exact else '**no**'} | {r.wrong} | {r.recovery_seconds} |"
         for r in rounds
     ]
     lines += [
@@ -215,7 +262,7 @@ def run(rounds: int, seed: int, workdir: Path) -> list[Round]:
         url = migrations.new_database(
             servers.database_url,
             "itte_chaos",
-            catalogue.load(Path(__file__).parent / "catalogue.toml"),
+            catalogue.load(CATALOGUE),
         )
         stack = Stack(Servers(servers.kafka_bootstrap_servers, url), workdir)
         stack.postgres_state = workdir / "servers"

@@ -27,7 +27,7 @@ def test_a_fault_during_a_load_loses_nothing_and_doubles_nothing(
 ) -> None:
     started = postgres_started(stack)
     result = run_round(stack, number, fault, random.Random(number))
-    assert (result.lost, result.doubled, result.exact) == (0, 0, True), result
+    assert (result.lost, result.doubled, result.exact, result.wrong) == (0, 0, True, 0), result
     assert result.communes > 1000 and result.records > result.communes
     if fault == "postgres" and stack.postgres_state is not None:
         assert postgres_started(stack) > started  # a real restart, not a cut-off
