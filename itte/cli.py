@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from common import lean
+
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
@@ -55,6 +57,7 @@ def main() -> None:
 @main.command()
 def ingestor() -> None:
     """HTTP ingestion service (POST /observations)."""
+    lean.without_pandas()
     from services.ingestor import bootstrap
     from services.ingestor.settings import IngestorSettings
 
@@ -65,6 +68,7 @@ def ingestor() -> None:
 @main.command()
 def cleaner() -> None:
     """Cleaning service (faust): indicators.raw → indicators.clean."""
+    lean.without_pandas()
     from common.faust_app import run
     from services.cleaner import bootstrap
     from services.cleaner.settings import CleanerSettings
@@ -76,6 +80,7 @@ def cleaner() -> None:
 @main.command()
 def aggregator() -> None:
     """Aggregation service (faust): indicators.clean → Postgres → indicators.aggregates."""
+    lean.without_pandas()
     from common.faust_app import run
     from services.aggregator import bootstrap
     from services.aggregator.settings import AggregatorSettings
@@ -87,6 +92,7 @@ def aggregator() -> None:
 @main.command()
 def api() -> None:
     """Query API (GET /indicateurs)."""
+    lean.without_pandas()
     from services.api import bootstrap
     from services.api.settings import ApiSettings
 
