@@ -9,7 +9,7 @@ import json
 import psycopg
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from common.kafka import CONSUMER_DEFAULTS
+from common.kafka import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
 from common.lag import BULK_GROUPS, GROUPS
 from common.referential import load
 from schemas import bulk, clean
@@ -54,7 +54,10 @@ def replay(bootstrap: str, topic: str, history: list) -> dict[int, int]:
         assert err is None, err
         last[msg.partition()] = max(last.get(msg.partition(), -1), msg.offset())  # type: ignore[attr-defined]
 
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    # As the services produce (messages up to the bulk lane's size), and
+    # told of every delivery, with its offset.
+    config = {**PRODUCER_DEFAULTS, "delivery.report.only.error": False}
+    producer = Producer({"bootstrap.servers": bootstrap, **config})
     for m in history:
         producer.produce(topic, m.value(), m.key(), partition=m.partition(), on_delivery=delivered)
         producer.poll(0)

@@ -21,6 +21,21 @@ async function json(url) {
   return reponse.json();
 }
 
+// Every row of a query, a page at a time: the API answers 10,000 rows at
+// most per page, and names the next one in its Link header.
+async function toutes(url) {
+  const lignes = [];
+  let suivante = `${url}&limit=10000`;
+  while (suivante) {
+    const reponse = await fetch(suivante);
+    if (!reponse.ok) throw new Error(`${reponse.status} ${suivante}`);
+    lignes.push(...await reponse.json());
+    const lien = /<([^>]+)>;\s*rel="next"/.exec(reponse.headers.get("Link") || "");
+    suivante = lien ? lien[1] : null;
+  }
+  return lignes;
+}
+
 // The query parameters that name a territory as an area of /indicateurs.
 function zone(t) {
   const p = new URLSearchParams({ niveau: t.niveau });
@@ -58,10 +73,10 @@ async function rechercher(evenement) {
 
 async function afficher(t) {
   const fiche = await json(`/territoires/${t.niveau}/${encodeURIComponent(t.code)}`);
-  const lignes = await json(`/indicateurs?${zone(fiche)}&limit=100000`);
+  const lignes = await toutes(`/indicateurs?${zone(fiche)}`);
   const parent = new Map();
   if (fiche.parent) {
-    for (const r of await json(`/indicateurs?${zone(fiche.parent)}&limit=100000`)) {
+    for (const r of await toutes(`/indicateurs?${zone(fiche.parent)}`)) {
       parent.set(`${cle(r)}|${r.annee}`, r);
     }
   }
