@@ -9,6 +9,9 @@ entries after its cursor, the API's change feed reads them (migrations 0009,
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection
+
 # A transaction that changes aggregates numbers its rows (NEXT_CHANGE) under
 # this lock, held to its commit, so that change numbers become visible in the
 # order they were taken: a reader that saw N has seen every number below it.
@@ -69,4 +72,20 @@ RETURNING a.*
 # Readers that cache (the API) learn of every change to aggregates,
 # indicators and territories on this channel (a statement trigger, see
 # migrations/versions/0001_baseline.py), when the writing transaction commits.
+# The payload is the table's name: anything in it may have changed. The
+# aggregator says more (migration 0013): it silences the trigger for its
+# transaction (ANNOUNCING) and notifies, instead, each indicator and year it
+# wrote, ``["indicateur", annee]`` (announce): a cache then drops only what
+# shows them (issue #27).
 CHANGES_CHANNEL = "itte_changes"
+ANNOUNCING = "SELECT set_config('itte.announced', 'on', true)"
+ANNOUNCED_AT_MOST = 100  # beyond, the whole table is announced
+ANNOUNCE = "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p"
+
+
+def announcements(pairs: Collection[tuple[str, int]]) -> list[str]:
+    """The payloads that tell caches a transaction changed the aggregates of
+    these (indicateur, annee): one each, or the table's name when many."""
+    if len(pairs) > ANNOUNCED_AT_MOST:
+        return ["aggregates"]
+    return [json.dumps([indicateur, annee]) for indicateur, annee in sorted(pairs)]

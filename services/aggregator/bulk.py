@@ -213,7 +213,7 @@ class BulkStore:
         copy(
             cur, f"COPY observations ({OBSERVATION_COLUMNS}) FROM STDIN (FORMAT csv)", observations
         )
-        cur.execute(db.NUMBERING_LOCK)
+        cur.execute(f"{db.NUMBERING_LOCK}; {db.ANNOUNCING}")  # caches: see below
         last = one(cur.execute(RESERVE, (n,)))
         seqs = pa.array(range(last - n + 1, last + 1), pa.int64())
         reporting = pc.cast(pc.is_valid(rows.column("valeur")), pa.int32())
@@ -232,6 +232,9 @@ class BulkStore:
         cur.execute(STAGED)
         copy(cur, "COPY new_communes FROM STDIN (FORMAT csv)", self._territories_of(rows))
         changes += changes_of(cur.execute(TERRITORIES).fetchall())
+        touched = rows.group_by(["indicateur", "annee"]).aggregate([])
+        pairs = zip(touched["indicateur"].to_pylist(), touched["annee"].to_pylist(), strict=True)
+        cur.execute(db.ANNOUNCE, (db.CHANGES_CHANNEL, db.announcements(set(pairs))))
         return changes
 
     def _territories_of(self, rows: pa.Table) -> pa.Table:

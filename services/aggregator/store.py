@@ -294,7 +294,8 @@ class AggregateStore:
             _run_parts(cur, INSERT_OBSERVATIONS, MERGE_OBSERVATIONS, fresh)
         changes: list[Change] = []
         if result.deltas or result.extremes:
-            cur.execute(db.NUMBERING_LOCK)
+            # One round trip: the lock, and caches told by announce() below.
+            cur.execute(f"{db.NUMBERING_LOCK}; {db.ANNOUNCING}")
         settled, recompute = _settle(cur, result) if result.extremes else ({}, [])
         if result.deltas:
             fresh = [absent.commune_row(key) for key in result.deltas]
@@ -311,6 +312,9 @@ class AggregateStore:
         if recompute:
             rows = [(*key, result.extremes[key].kind) for key in recompute]
             changes += changes_of(cur.execute(RECOMPUTE_EXTREMES, _columns(rows, 6)).fetchall())
+        if result.deltas or result.extremes:
+            touched = {(k[0], k[2]) for k in (*result.deltas, *result.extremes)}
+            cur.execute(db.ANNOUNCE, (db.CHANGES_CHANNEL, db.announcements(touched)))
         return changes
 
 

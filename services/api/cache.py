@@ -1,25 +1,33 @@
 """Responses of the read endpoints, kept until the data they show changes.
 
 The aggregates change only when a writer commits, and every such commit
-notifies ``common.db.CHANGES_CHANNEL`` (a statement trigger). A listener thread
-bumps a generation number on each notification; a response is served from
-memory only if it was computed in the current generation. While the listener
-is not connected (start-up, database restart) nothing is served from memory.
+notifies ``common.db.CHANGES_CHANNEL``: the aggregator names each indicator
+and year it wrote (``["pop", 2024]``); any other writer (a statement
+trigger) names the table, and then anything may have changed. A listener
+thread bumps generation numbers on each notification: one for everything,
+one per indicator and one per indicator and year. A response is kept with
+the numbers of what it shows (read from its query string: ``indicateur``,
+``indicateurs``, ``annee``) and served from memory only while they have not
+moved: a commit on one indicator leaves the others' answers in memory
+(issue #27). While the listener is not connected (start-up, database
+restart) nothing is served from memory.
 
-Why a response computed during a commit is never served stale: its generation
-is read *before* its query runs. If the commit's notification arrives after
-that, the generation moves on and the entry is dead; if it arrived before,
-the query already saw the committed data.
+Why a response computed during a commit is never served stale: its numbers
+are read *before* its query runs. If the commit's notification arrives after
+that, a number moves on and the entry is dead; if it arrived before, the
+query already saw the committed data.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 import psycopg
 from cachetools import LRUCache
@@ -36,20 +44,31 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+Stamp = tuple[int, ...]
+# What a response shows: None, anything; else (indicateur, annee or None).
+Shows = frozenset[tuple[str, int | None]] | None
+CATALOGUE = frozenset[tuple[str, int | None]]()  # no aggregate: the catalogue
+
+
 @dataclass(frozen=True)
 class Entry:
-    generation: int
+    stamp: Stamp
     status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
 
 
 class ResponseCache:
+    """Only the listener thread moves the numbers; requests read them."""
+
     def __init__(self, max_bytes: int) -> None:
         self._entries: LRUCache[str, Entry] = LRUCache(
             maxsize=max_bytes, getsizeof=lambda e: len(e.body) + 512
         )
-        self.generation = 0
+        self.generation = 0  # moves on every change
+        self.everything = 0  # moves when anything may have changed
+        self._indicators: dict[str, int] = {}
+        self._years: dict[tuple[str, int], int] = {}
         self.live = False  # True while the change listener is connected
 
     def current(self) -> int | None:
@@ -57,14 +76,34 @@ class ResponseCache:
         return self.generation if self.live else None
 
     def invalidate(self) -> None:
-        self.generation += 1  # only the listener thread writes it
+        """Anything may have changed."""
+        self.everything += 1
+        self.generation += 1
 
-    def get(self, key: str) -> Entry | None:
+    def changed(self, indicateur: str, annee: int) -> None:
+        """The aggregates of one indicator and year changed."""
+        self._years[indicateur, annee] = self._years.get((indicateur, annee), 0) + 1
+        self._indicators[indicateur] = self._indicators.get(indicateur, 0) + 1
+        self.generation += 1
+
+    def stamp(self, shows: Shows) -> Stamp:
+        """The numbers a response showing ``shows`` is kept under."""
+        if shows is None:
+            return (self.everything, self.generation)
+        return (
+            self.everything,
+            *(
+                self._indicators.get(i, 0) if a is None else self._years.get((i, a), 0)
+                for i, a in sorted(shows, key=repr)
+            ),
+        )
+
+    def get(self, key: str, shows: Shows) -> Entry | None:
         entry = self._entries.get(key) if self.live else None
-        return entry if entry is not None and entry.generation == self.generation else None
+        return entry if entry is not None and entry.stamp == self.stamp(shows) else None
 
-    def put(self, key: str, entry: Entry) -> None:
-        if self.live and entry.generation == self.generation:
+    def put(self, key: str, shows: Shows, entry: Entry) -> None:
+        if self.live and entry.stamp == self.stamp(shows):
             with contextlib.suppress(ValueError):  # larger than the whole cache
                 self._entries[key] = entry
 
@@ -106,9 +145,19 @@ class ChangeListener(threading.Thread):
             self._cache.invalidate()  # anything may have changed while not listening
             self._cache.live = True
             while not self._stop.is_set():
-                for _ in conn.notifies(timeout=self._check_every):
-                    self._cache.invalidate()
+                for notice in conn.notifies(timeout=self._check_every):
+                    self._heard(notice.payload)
                 conn.execute("SELECT 1")  # raises if the connection is gone
+
+    def _heard(self, payload: str) -> None:
+        """``["indicateur", annee]`` from the aggregator; else a table's name."""
+        if payload.startswith("["):
+            with contextlib.suppress(ValueError, TypeError):
+                indicateur, annee = json.loads(payload)
+                if isinstance(indicateur, str) and isinstance(annee, int):
+                    self._cache.changed(indicateur, annee)
+                    return
+        self._cache.invalidate()
 
 
 class CacheMiddleware:
@@ -124,9 +173,11 @@ class CacheMiddleware:
         if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
-        key = f"{scope['path']}?{scope['query_string'].decode('latin-1')}"
+        query = scope["query_string"].decode("latin-1")
+        key = f"{scope['path']}?{query}"
+        shows = what_it_shows(scope["path"], query)
         if (b"cache-control", b"no-cache") not in scope["headers"]:
-            entry = self.cache.get(key)
+            entry = self.cache.get(key, shows)
             if entry is not None:
                 CACHE.labels("hit").inc()
                 await send(
@@ -139,7 +190,7 @@ class CacheMiddleware:
                 await send({"type": "http.response.body", "body": entry.body})
                 return
         CACHE.labels("miss").inc()
-        generation, chunks = self.cache.generation, []
+        stamp, chunks = self.cache.stamp(shows), []
         start: Message = {}
 
         async def keep(message: Message) -> None:
@@ -153,7 +204,26 @@ class CacheMiddleware:
         await self.app(scope, receive, keep)
         if start.get("status") == 200 and is_json(start):
             headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", [])]
-            self.cache.put(key, Entry(generation, 200, headers, b"".join(chunks)))
+            self.cache.put(key, shows, Entry(stamp, 200, headers, b"".join(chunks)))
+
+
+def what_it_shows(path: str, query: str) -> Shows:
+    """The indicators (and year) a cached answer shows, from its query string:
+    ``indicateur`` (``/indicateurs``), ``indicateurs`` (``/typologies``, each
+    ``id`` or ``id:sous_champ``) and ``annee``; None when it may show any."""
+    if path == "/indicateurs/catalogue":
+        return CATALOGUE
+    params = parse_qs(query)
+    names = params.get("indicateur", []) + [
+        part.partition(":")[0] for text in params.get("indicateurs", []) for part in text.split(",")
+    ]
+    years = params.get("annee", [])
+    if not names or len(years) > 1 or any(len(v) > 1 for v in params.values()):
+        return None  # repeated parameters: let the route decide what they mean
+    year = int(years[0]) if years and years[0].isdigit() and len(years[0]) <= 4 else None
+    if years and year is None:
+        return None
+    return frozenset((name, year) for name in names)
 
 
 def is_json(start: Message) -> bool:

@@ -127,3 +127,42 @@ def test_a_typology_is_kept_until_the_data_changes_then_computed_again(
         ),
         timeout=2,
     )
+
+
+def test_a_commit_drops_only_the_answers_that_show_what_it_changed(
+    client: TestClient, store, obs, database_url: str
+) -> None:
+    """The aggregator announces each indicator and year it wrote: answers on
+    other indicators, or on other years, stay in memory (issue #27)."""
+    store.apply([obs("33063", "5", indicateur="co2", rid="co2"), obs("33063", "1", annee=2023)])
+    pop_2024 = {**DEPARTEMENT_33, "annee": "2024"}
+    pop_2023 = {**DEPARTEMENT_33, "annee": "2023"}
+    co2 = {"departement": "33", "indicateur": "co2"}
+    every = {"departement": "33"}
+
+    def all_kept() -> bool:
+        return all(hits_after(client, p) == 1 for p in (pop_2024, pop_2023, co2, every))
+
+    wait_until(all_kept)  # the commit above may drop a first computation
+    store.apply([obs("33063", "250", version=2)])  # pop, 2024
+    wait_until(lambda: hits_after(client, pop_2024) == 0, timeout=2)
+    assert client.get("/indicateurs", params=pop_2024).json()[0]["valeur"] == 250
+    assert hits_after(client, pop_2023) == 1  # another year of pop: kept
+    assert hits_after(client, co2) == 1  # another indicator: kept
+    assert hits_after(client, every) == 0  # shows pop 2024 too: computed again
+    assert hits_after(client, DEPARTEMENT_33) == 0  # every year of pop: computed again
+    client.get("/indicateurs/catalogue").raise_for_status()
+    store.apply([obs("33063", "260", version=3)])  # aggregates only: the catalogue is kept
+    wait_until(lambda: hits_after(client, pop_2024) == 0, timeout=2)
+    assert hits_after_path(client, "/indicateurs/catalogue") == 1
+
+    with psycopg.connect(database_url, autocommit=True) as conn:  # any other writer
+        conn.execute("UPDATE aggregates SET valeur = valeur WHERE indicateur = 'co2'")
+    wait_until(lambda: hits_after(client, co2) == 0, timeout=2)
+    assert hits_after(client, pop_2023) == 0  # the table named: everything dropped
+
+
+def hits_after_path(client: TestClient, path: str) -> float:
+    before = hits()
+    client.get(path).raise_for_status()
+    return hits() - before
