@@ -295,19 +295,53 @@ def stream_corrections(stack: Stack, rate: int, seconds: float, first: int) -> d
     }
 
 
+# W3 while W2 runs: the cached département query of an indicator the stream
+# leaves alone, and of the one it corrects (every commit drops that one).
+READ_RATE = 5_000
+READ_CONNECTIONS = 64
+
+
+def with_reads(
+    stack: Stack, seconds: float, first: int, years: tuple[int, ...]
+) -> dict[str, object]:
+    """The stream at ``READ_RATE`` while wrk reads the API through its cache,
+    each query for half of the stream (after 2 s, the stream under way)."""
+    from bench.api import wrk  # here: bench.api reads this module's percentile
+
+    queries = {
+        "untouched": f"/indicateurs?departement=33&indicateur=w2_0&annee={years[-1]}",
+        "corrected": f"/indicateurs?departement=33&indicateur=w2_0&annee={years[0]}",
+    }
+    reads: dict[str, object] = {}
+    each = max(1, int((seconds - 4) / len(queries)))
+
+    def read() -> None:
+        time.sleep(2)
+        for name, path in queries.items():
+            reads[name] = {"path": path, **wrk(stack.url("api", path), each, READ_CONNECTIONS)}
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    stream = stream_corrections(stack, READ_RATE, seconds, first)
+    reader.join()
+    return {"stream": stream, "reads": reads, "read_seconds": each}
+
+
 def run(
     rates: list[int],
     seconds: float,
     workdir: Path,
     workers: int = 1,
     base: int = 0,
+    reads: bool = False,
     **settings: str,
 ) -> dict[str, object]:
     """One stack (``workers`` cleaners and aggregators): the base data once
     (``base`` records, W1's; at least one indicator for every commune), then
-    each rate in turn, correcting the first indicator."""
+    each rate in turn, correcting the first indicator (its first year); with
+    ``reads``, once more at ``READ_RATE`` while the API is read (W3 during W2)."""
     base = max(base, len(communes()))
-    requests = len(rates) * int(seconds / TICK)
+    requests = (len(rates) + reads) * int(seconds / TICK)
     catalogue = write_catalogue(workdir / "w2.toml", "w2", indicators_for(base))
     catalogue.write_text(
         catalogue.read_text()
@@ -323,12 +357,14 @@ def run(
         for rate in rates:
             results.append(stream_corrections(stack, rate, seconds, first))
             first += int(seconds / TICK)
+        during = with_reads(stack, seconds, first, YEARS) if reads else None
         rss = stack.peak_rss_mb()
     return {
         "seconds": seconds,
         "workers": workers,
         "base_records": base,
         "runs": results,
+        "w3_during": during,
         "peak_rss_mb": rss,
     }
 

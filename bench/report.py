@@ -136,6 +136,23 @@ def w2_targets(r: dict[str, Any]) -> list[tuple[str, str, str]]:
                 ),
             )
         )
+    during = r["w2"].get("w3_during")
+    if during:
+        reads = during["reads"]["untouched"]
+        rows.append(
+            (
+                f"W3 while W2 runs at {during['stream']['target_records_per_second']:,} "
+                "records/s: a département query the stream leaves alone, through the cache, "
+                "≥ 2,000 req/s, p99 < 25 ms",
+                f"{reads['requests_per_second']:,} req/s, p99 {reads['p99_ms']:.1f} ms, "
+                f"{reads['errors'] + reads['socket_errors']} errors",
+                verdict(
+                    reads["requests_per_second"] >= 2000 and reads["p99_ms"] < 25,
+                    f"{needs(reads['requests_per_second'], 2000)} the rate, "
+                    f"{needs(reads['p99_ms'], 25, more_is_better=False)} the p99",
+                ),
+            )
+        )
     load = r.get("w2_load")
     if load:
         limit = TARGETS["w2_load_p99_ms"]
@@ -332,6 +349,32 @@ def w2_section(w2: dict[str, Any]) -> str:
     )
 
 
+def w3_during_section(during: dict[str, Any]) -> str:
+    stream = during["stream"]
+    rows = [
+        [
+            name,
+            f"`{x['path']}`",
+            f"{x['requests_per_second']:,}",
+            x["p50_ms"],
+            x["p99_ms"],
+            x["errors"] + x["socket_errors"],
+        ]
+        for name, x in during["reads"].items()
+    ]
+    return (
+        f"## W3 while W2 runs — {stream['target_records_per_second']:,} records/s of "
+        f"corrections, wrk reading the API ({during['read_seconds']} s a query)\n\n"
+        "Through the response cache, which a commit empties only of the answers that show "
+        "what it changed: `untouched` shows a year the corrections leave alone, `corrected` "
+        "the one they change (each commit drops it). The stream meanwhile: "
+        f"{stream['achieved_records_per_second']:,} records/s sent, API p99 (send) "
+        f"{stream['api'].get('sent_p99_ms', '—')} ms, "
+        f"sustained: {'yes' if stream['sustained'] else 'no'}.\n\n"
+        + table(["query", "path", "req/s", "p50 ms", "p99 ms", "errors"], rows)
+    )
+
+
 def w2_load_section(load: dict[str, Any]) -> str:
     rows = [
         [
@@ -441,6 +484,8 @@ def render(r: dict[str, Any]) -> str:
         parts.append(w1_section(r["w1"], sizes))
     if "w2" in r:
         parts.append(w2_section(r["w2"]))
+    if r.get("w2", {}).get("w3_during"):
+        parts.append(w3_during_section(r["w2"]["w3_during"]))
     if "w2_load" in r:
         parts.append(w2_load_section(r["w2_load"]))
     if "w2_workers" in r:

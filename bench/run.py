@@ -268,7 +268,7 @@ def main() -> None:
         results["w1"]["before"] = cpu_before(args.out)
     if "w2" in args.only:
         results["w2"] = freshness.run(
-            list(sizes.w2_rates), sizes.w2_seconds, workdir, base=sizes.records
+            list(sizes.w2_rates), sizes.w2_seconds, workdir, base=sizes.records, reads=True
         )
         print("W2:", json.dumps(results["w2"]))
         results["w2_load"] = freshness.during_load(sizes.records, workdir)

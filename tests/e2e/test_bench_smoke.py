@@ -49,6 +49,11 @@ def test_make_bench_harness_writes_every_figure_and_verdict(tmp_path: Path):
             assert seen["unseen"] == 0 and seen["samples"] > 0, run
             assert len(seen["latencies_ms"]) * run["records_per_request"] == seen["samples"]
             assert 0 <= min(seen["latencies_ms"]) <= max(seen["latencies_ms"]) < 60_000
+    during = figures["w2"]["w3_during"]  # W3 through the cache while W2 runs
+    assert set(during["reads"]) == {"untouched", "corrected"}
+    for read in during["reads"].values():
+        assert read["requests_per_second"] > 0 and read["errors"] == 0 == read["socket_errors"]
+    assert during["stream"]["api"]["unseen"] == 0
     load = figures["w2_load"]  # corrections during a load, each seen after its send
     assert load["corrections"] > 0 and load["api"]["unseen"] == 0 == load["topic"]["unseen"]
     assert min(load["api"]["sent_latencies_ms"]) >= 0
@@ -61,9 +66,9 @@ def test_make_bench_harness_writes_every_figure_and_verdict(tmp_path: Path):
     for heading in ("## Targets", "## W1", "## W2", "## W3", "## Profile"):
         assert heading in text
     # One verdict per target: W1's 9 (CPU, 4 ratios, the corrections, scale-out, France
-    # totals, peak RSS), W2 during a load, W3's 2 (W2's others are at 5,000 and 10,000
-    # records/s: not in smoke).
-    assert text.count("**met**") + text.count("**not met**") == 12
+    # totals, peak RSS), W2 during a load, W3 while W2 runs, W3's 2 (W2's others are at
+    # 5,000 and 10,000 records/s: not in smoke).
+    assert text.count("**met**") + text.count("**not met**") == 13
     assert report.read_text() == render(figures)  # the report says what the figures say
 
 
