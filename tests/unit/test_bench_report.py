@@ -77,13 +77,23 @@ def test_w2_probes_cover_every_clean_partition_once() -> None:
 @pytest.mark.parametrize(
     ("acked", "seen_at"),
     [({0: 10.0}, 9.9), ({1: 10.0}, 10.5)],
-    ids=["seen before its acknowledgement", "seen but never acknowledged"],
+    ids=["seen before its send", "seen but never acknowledged"],
 )
 def test_an_impossible_w2_sample_fails_the_run(acked: dict[int, float], seen_at: float) -> None:
     seen = Visibility(parts=1)
     seen.saw(0, 0, seen_at)
     with pytest.raises(ImpossibleSample):
-        summary(requests(acked), seen, per_request=10)
+        summary(requests(acked), seen, per_request=10)  # sent 1 ms before its ack
+
+
+def test_a_request_seen_before_its_202_arrived_counts_zero_from_its_ack() -> None:
+    """Between the broker's acknowledgement and the 202's arrival, the
+    pipeline may be quicker: not impossible (it happened with two workers)."""
+    seen = Visibility(parts=1)
+    seen.saw(0, 0, 9.9995)  # after its send (9.999), before its 202 (10.0)
+    figures = summary(requests({0: 10.0}), seen, per_request=10)
+    assert (figures["latencies_ms"], figures["before_ack"]) == ([0.0], 10)
+    assert figures["sent_latencies_ms"] == [0.5]
 
 
 def test_a_fast_api_that_answers_errors_does_not_meet_w3() -> None:
