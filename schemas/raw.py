@@ -125,6 +125,12 @@ class RawObservation(BaseModel):
 DECLARED = frozenset(RawObservation.model_fields)
 
 
+def indicator_name(text: object) -> str:
+    """An indicator's name as it is stored: its spaces folded (the cleaner
+    stores it so, the ingestor checks a producer's scope by it)."""
+    return " ".join(str(text).split())
+
+
 class RawBatchHeader(BaseModel):
     """The envelope without its records (the cleaner checks those one by one)."""
 

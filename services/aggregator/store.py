@@ -293,8 +293,9 @@ class AggregateStore:
                     copy.write_row((*observation_row(r), is_fresh))
             _run_parts(cur, INSERT_OBSERVATIONS, MERGE_OBSERVATIONS, fresh)
         changes: list[Change] = []
-        if result.deltas or result.extremes:
-            # One round trip: the lock, and caches told by announce() below.
+        # The (indicateur, annee) whose aggregates this writes: caches are told.
+        touched = {(k[0], k[2]) for k in (*result.deltas, *result.extremes)}
+        if touched:  # one round trip: the lock, and the trigger silenced
             cur.execute(f"{db.NUMBERING_LOCK}; {db.ANNOUNCING}")
         settled, recompute = _settle(cur, result) if result.extremes else ({}, [])
         if result.deltas:
@@ -312,8 +313,7 @@ class AggregateStore:
         if recompute:
             rows = [(*key, result.extremes[key].kind) for key in recompute]
             changes += changes_of(cur.execute(RECOMPUTE_EXTREMES, _columns(rows, 6)).fetchall())
-        if result.deltas or result.extremes:
-            touched = {(k[0], k[2]) for k in (*result.deltas, *result.extremes)}
+        if touched:
             cur.execute(db.ANNOUNCE, (db.CHANGES_CHANNEL, db.announcements(touched)))
         return changes
 

@@ -22,7 +22,7 @@ from schemas.catalogue import ADDITIVE, Catalogue
 from schemas.clean import CleanObservation
 from schemas.clean import record_id as clean_record_id
 from schemas.deadletter import DeadLetter
-from schemas.raw import RawBatchHeader, RawObservation, describe
+from schemas.raw import RawBatchHeader, RawObservation, describe, indicator_name
 
 STAGE = "cleaner"
 # Secret or missing cells in French statistical files: missing, never zero.
@@ -225,7 +225,7 @@ def clean_record(
         raw = RawObservation.model_validate(record)
     except ValidationError as exc:
         raise RecordRefused("invalid_schema", describe(exc)) from None
-    indicateur = " ".join(raw.indicateur.split())  # never blank (RawObservation)
+    indicateur = indicator_name(raw.indicateur)  # never blank (RawObservation)
     commune_source, commune = normalize_commune(raw.commune, rules.ref)
     valeur, marqueur = parse_value(raw.valeur)
     sous_champ = _text(raw.sous_champ) or "total"

@@ -47,6 +47,7 @@ from pydantic import (
 
 from common import metrics
 from common.referential import Referential, Unplaced, ancestors, load, locate
+from schemas.raw import indicator_name
 
 PREFIX = "sha256:"
 LEVELS = ("commune", "epci", "departement", "region")
@@ -125,8 +126,7 @@ class Scope:
     def refusal(self, record: Mapping[str, Any], places: Places | None) -> str | None:
         """Why this (schema-valid) record is not this producer's to write, if it is not."""
         if self.indicators:
-            # Spaces folded as the cleaner folds them: the name it will store.
-            name = " ".join(str(record.get("indicateur")).split())
+            name = indicator_name(record.get("indicateur"))  # as the cleaner stores it
             if not any(fnmatchcase(name, pattern) for pattern in self.indicators):
                 return f"indicator {name!r} is not among this producer's"
         if self.territories and places is not None:
