@@ -106,19 +106,24 @@ class KeptStudies:
         self._turn = turn
 
     def get(self, engine: Engine, q: Question) -> Study:
+        """The study of ``q``, kept or computed. A question waiting for its
+        turn holds no database connection, and the computation (k-means,
+        seconds of CPU) runs after its connection went back to the pool:
+        waiting and computing studies never take the other routes' connections."""
         generation = self._changed()
-        with engine.connect() as conn:
-            described_ = described(conn, list(q.wanted))
-            kept = self._kept_for(generation, q)
-            if kept is not None:
-                return replace(kept, described=described_)
-            if not self._computing.acquire(timeout=self._turn):
-                raise Busy("too many comparisons being computed, retry later")
-            try:
+        kept = self._kept_for(generation, q)
+        if kept is not None:
+            with engine.connect() as conn:
+                return replace(kept, described=described(conn, list(q.wanted)))
+        if not self._computing.acquire(timeout=self._turn):
+            raise Busy("too many comparisons being computed, retry later")
+        try:
+            with engine.connect() as conn:
+                described_ = described(conn, list(q.wanted))
                 values = read_level(conn, q.niveau, q.annee, list(q.wanted), q.couverture_min)
-                found = study(values, q, described_)
-            finally:
-                self._computing.release()
+            found = study(values, q, described_)
+        finally:
+            self._computing.release()
         self._keep(generation, q, found)
         return found
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -273,3 +274,31 @@ def test_studies_beyond_those_computing_wait_their_turn_then_get_503(
         release.set()
         assert first.result(10).status_code == 200
     assert api.get("/typologies", params={**params, "k": 2}).status_code == 200
+
+
+def test_a_study_waiting_or_computing_holds_no_database_connection(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anonymous readers asking for studies must not take the connections
+    every other route needs (the engine's pool is small)."""
+    app = api.app
+    app.state.studies = comparisons.KeptStudies(app.state.changed, at_once=1, turn=5)
+    inside, release = threading.Event(), threading.Event()
+    computed = comparisons.study
+
+    def slow(*args: object) -> comparisons.Study:
+        inside.set()
+        release.wait(10)
+        return computed(*args)
+
+    monkeypatch.setattr(comparisons, "study", slow)
+    params = {"niveau": "epci", "indicateurs": "co2,tmax", "annee": YEAR}
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(api.get, "/typologies", params=params)
+        assert inside.wait(10)
+        waiting = pool.submit(api.get, "/typologies", params={**params, "k": 2})
+        time.sleep(0.5)  # the second is waiting for its turn by now
+        assert not waiting.done()
+        assert app.state.engine.pool.checkedout() == 0
+        release.set()
+        assert first.result(10).status_code == 200 and waiting.result(10).status_code == 200
