@@ -57,7 +57,7 @@ def main() -> None:
 @main.command()
 def ingestor() -> None:
     """HTTP ingestion service (POST /observations)."""
-    lean.without_pandas()
+    lean.service_process()
     from services.ingestor import bootstrap
     from services.ingestor.settings import IngestorSettings
 
@@ -68,7 +68,7 @@ def ingestor() -> None:
 @main.command()
 def cleaner() -> None:
     """Cleaning service (faust): indicators.raw → indicators.clean."""
-    lean.without_pandas()
+    lean.service_process()
     from common.faust_app import run
     from services.cleaner import bootstrap
     from services.cleaner.settings import CleanerSettings
@@ -80,7 +80,7 @@ def cleaner() -> None:
 @main.command()
 def aggregator() -> None:
     """Aggregation service (faust): indicators.clean → Postgres → indicators.aggregates."""
-    lean.without_pandas()
+    lean.service_process()
     from common.faust_app import run
     from services.aggregator import bootstrap
     from services.aggregator.settings import AggregatorSettings
@@ -92,7 +92,7 @@ def aggregator() -> None:
 @main.command()
 def api() -> None:
     """Query API (GET /indicateurs)."""
-    lean.without_pandas()
+    lean.service_process()
     from services.api import bootstrap
     from services.api.settings import ApiSettings
 

@@ -34,7 +34,7 @@ def http_app(settings: ApiSettings, servers: Servers) -> FastAPI:
 def app_in_worker() -> FastAPI:
     """uvicorn's factory when ``api_workers`` > 1: each worker is a process of
     its own (no connection is shared) and reads its settings as the command did."""
-    lean.without_pandas()  # as the command did for its own process
+    lean.service_process()  # as the command did for its own process
     settings = ApiSettings()
     # The command resolved the database's address and handed it down (serve).
     return http_app(settings, Servers(settings.kafka_bootstrap_servers, settings.database_url))

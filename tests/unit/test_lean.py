@@ -22,3 +22,26 @@ def test_a_service_process_converts_columns_without_importing_pandas() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "refused"
+
+
+def test_a_service_process_takes_arrow_memory_from_the_system_allocator() -> None:
+    code = (
+        "from common import lean; lean.service_process()\n"
+        "import pyarrow; print(pyarrow.default_memory_pool().backend_name)\n"
+    )
+
+    def pool(**env: str) -> str:
+        import os
+
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+            env={k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"} | env,
+        )
+        return done.stdout.strip()
+
+    assert pool() == "system"
+    assert pool(ARROW_DEFAULT_MEMORY_POOL="mimalloc") == "mimalloc"  # the operator's choice
