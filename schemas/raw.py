@@ -41,13 +41,28 @@ RawYear = Annotated[int, Field(ge=YEAR_LOW, le=YEAR_HIGH)] | Annotated[str, boun
 
 
 class RawObservation(BaseModel):
-    """One commune-level value of one indicator, as sent."""
+    """One commune-level value of one indicator, as sent. The commune is
+    named by its code or, failing that, by its name (``libelle_territoire``)."""
 
-    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True)
+    model_config = ConfigDict(
+        extra="allow",
+        coerce_numbers_to_str=True,
+        json_schema_extra={
+            "anyOf": [{"required": ["commune"]}, {"required": ["libelle_territoire"]}]
+        },
+    )
 
     indicateur: KeyText = Field(description="Indicator identifier, e.g. `population`.")
-    commune: CommuneCode = Field(
-        description="Commune code (COG), any edition: `33063`, `2A004`, `1001`."
+    commune: CommuneCode | None = Field(
+        None,
+        description="Commune code (COG), any edition: `33063`, `2A004`, `1001`. "
+        "Required unless `libelle_territoire` names the commune.",
+    )
+    libelle_territoire: Text | None = Field(
+        None,
+        description="The commune's name (`Saint-Émilion`, `Rochelle (La)`), read when no "
+        "code is given: resolved when one commune bears it (in the record's `departement`, "
+        "when given), else refused naming the candidates.",
     )
     annee: Annotated[int, Field(ge=YEAR_LOW, le=YEAR_HIGH)] | Annotated[str, bounded(16)] | None = (
         Field(None, description="Year of the value.")
@@ -96,6 +111,12 @@ class RawObservation(BaseModel):
             elif isinstance(value, float) and not math.isfinite(value) and name != "valeur":
                 raise ValueError(f"{name}: NaN and Infinity are not numbers")
         return data
+
+    @model_validator(mode="after")
+    def _placed(self) -> RawObservation:
+        if self.commune is None and self.libelle_territoire is None:
+            raise ValueError("a commune code (commune) or name (libelle_territoire) is required")
+        return self
 
     @field_validator("indicateur")
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import gzip
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -158,4 +159,73 @@ def locate(code: str, ref: Referential) -> tuple[str, str]:
         "unknown_code",
         f"{normalized} is neither a commune, a former code nor an arrondissement municipal "
         f"in {ref.version}",
+    )
+
+
+# Territory names as sources write them: ``Rochelle (La)`` (the COG's old
+# form), ``St-Émilion``, ``SAINT EMILION``.
+LEADING_ARTICLE = re.compile(r"^(.*?)\s*\((l'|le|la|les)\)$")
+ABBREVIATIONS = {"st": "saint", "ste": "sainte", "sts": "saints", "stes": "saintes"}
+MAX_CANDIDATES_NAMED = 10
+
+
+def name_key(name: str) -> str:
+    """A name as labels are compared: case, accents, punctuation, the
+    article put last in parentheses and Saint abbreviated set aside."""
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().casefold()
+    plain = plain.strip()
+    if article := LEADING_ARTICLE.match(plain):
+        plain = f"{article.group(2)} {article.group(1)}"
+    words = re.findall(r"[a-z0-9]+", plain)
+    return " ".join(ABBREVIATIONS.get(word, word) for word in words)
+
+
+_NAMES: dict[int, tuple[Referential, dict[str, tuple[str, ...]]]] = {}
+
+
+def commune_names(ref: Referential) -> dict[str, tuple[str, ...]]:
+    """Each name key (:func:`name_key`) and the communes bearing it, made
+    once per referential."""
+    held = _NAMES.get(id(ref))
+    if held is not None and held[0] is ref:
+        return held[1]
+    found: dict[str, list[str]] = {}
+    for c in ref.communes.values():
+        found.setdefault(name_key(c.nom), []).append(c.code)
+    table = {key: tuple(sorted(codes)) for key, codes in found.items()}
+    _NAMES[id(ref)] = (ref, table)
+    return table
+
+
+def locate_label(label: str, ref: Referential, departement: str | None = None) -> str:
+    """The one current commune named ``label`` (in ``departement`` when
+    given), else :class:`Unplaced`: ``unknown_label`` or ``ambiguous_label``
+    naming the candidates, so that the producer can give the code."""
+    key = name_key(label)
+    if not key:
+        raise Unplaced("unknown_label", "the territory's label holds no letter nor digit")
+    found = commune_names(ref).get(key, ())
+    where = ""
+    if departement is not None and departement.strip():
+        dep = departement.strip().upper()
+        dep = dep.zfill(2) if dep.isdigit() else dep
+        found = tuple(c for c in found if ref.communes[c].departement == dep)
+        where = f" in département {dep}"
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise Unplaced("unknown_label", f"no commune is named {label!r}{where} in {ref.version}")
+    named = ", ".join(
+        f"{code} ({ref.departements.get(ref.communes[code].departement, '?')})"
+        for code in found[:MAX_CANDIDATES_NAMED]
+    )
+    more = (
+        f" and {len(found) - MAX_CANDIDATES_NAMED} more"
+        if len(found) > MAX_CANDIDATES_NAMED
+        else ""
+    )
+    raise Unplaced(
+        "ambiguous_label",
+        f"{len(found)} communes are named {label!r}{where}: {named}{more}; "
+        "give the code, or the département",
     )

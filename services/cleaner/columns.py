@@ -217,6 +217,10 @@ class ColumnCleaner:
             label = by_distinct(column.get(name, nothing), _label, pa.string())
             fast.require(pc.fill_null(label.ok, True))
             fast.labels[name] = label.value
+        # The commune's name: read only when no code is given (such rows are
+        # in doubt: clean_record places them), bounded as any text.
+        territory = by_distinct(column.get("libelle_territoire", nothing), _label, pa.string())
+        fast.require(pc.fill_null(territory.ok, True))
         self._version(fast, column.get("version", nothing))
         self._pii(fast, column)
         self._merged_communes(fast)

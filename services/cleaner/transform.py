@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from common.errors import unexpected
 from common.pii import PiiHasher
-from common.referential import Referential, Unplaced, locate
+from common.referential import Referential, Unplaced, locate, locate_label
 from schemas import deadletter, limits
 from schemas.catalogue import ADDITIVE, Catalogue
 from schemas.clean import CleanObservation
@@ -81,6 +81,23 @@ def normalize_commune(code: str, ref: Referential) -> tuple[str, str]:
         return locate(code, ref)
     except Unplaced as exc:
         raise RecordRefused(exc.reason, str(exc)) from None
+
+
+def place(raw: RawObservation, ref: Referential) -> tuple[str, str]:
+    """(code as sent, normalized; current commune) of a record that names
+    its commune by code, or by name alone (``libelle_territoire``, narrowed
+    by a ``departement`` field when there is one). A blank field counts as
+    absent: the bulk lane carries a null as empty text."""
+    code = raw.commune if raw.commune is not None and raw.commune.strip() else None
+    label = raw.libelle_territoire
+    if code is not None or label is None or not label.strip():
+        return normalize_commune(raw.commune or "", ref)
+    departement = (raw.model_extra or {}).get("departement")
+    try:
+        found = locate_label(label, ref, None if departement is None else str(departement))
+    except Unplaced as exc:
+        raise RecordRefused(exc.reason, str(exc)) from None
+    return found, found
 
 
 YEAR_TEXT = re.compile(r"^[0-9]{1,4}$")
@@ -226,7 +243,7 @@ def clean_record(
     except ValidationError as exc:
         raise RecordRefused("invalid_schema", describe(exc)) from None
     indicateur = indicator_name(raw.indicateur)  # never blank (RawObservation)
-    commune_source, commune = normalize_commune(raw.commune, rules.ref)
+    commune_source, commune = place(raw, rules.ref)
     valeur, marqueur = parse_value(raw.valeur)
     sous_champ = _text(raw.sous_champ) or "total"
     if (indicator := rules.catalogue.get(indicateur)) is not None:

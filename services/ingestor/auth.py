@@ -46,7 +46,7 @@ from pydantic import (
 )
 
 from common import metrics
-from common.referential import Referential, Unplaced, ancestors, load, locate
+from common.referential import Referential, Unplaced, ancestors, load, locate, locate_label
 from schemas.raw import indicator_name
 
 PREFIX = "sha256:"
@@ -113,6 +113,16 @@ class Places:
             return set()
         return {("commune", sent), ("commune", current), *self.above.get(current, ())}
 
+    def named(self, label: object, departement: object) -> str | None:
+        """The one commune a record names by its label alone, as the cleaner
+        reads it (``locate_label``); None when no one commune bears it."""
+        try:
+            return locate_label(
+                str(label), self.ref, None if departement is None else str(departement)
+            )
+        except Unplaced:
+            return None
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -130,7 +140,12 @@ class Scope:
             if not any(fnmatchcase(name, pattern) for pattern in self.indicators):
                 return f"indicator {name!r} is not among this producer's"
         if self.territories and places is not None:
-            code = str(record.get("commune"))
+            code = record.get("commune")
+            if code is None:  # named by its label: placed as the cleaner will place it
+                code = places.named(record.get("libelle_territoire"), record.get("departement"))
+                if code is None:
+                    return None  # the cleaner refuses it: nothing is written
+            code = str(code)
             if not self.territories & places.of(code):
                 return f"commune {code!r} is outside this producer's territories"
         return None

@@ -96,11 +96,15 @@ def surely_accepted(table: pa.Table) -> pa.Array:
         column = table.column(name).combine_chunks()
         for check in _checks(name):
             ok = pc.and_(ok, check(column))
-    for required in ("indicateur", "commune"):
-        if required not in names:
-            return pa.array([False] * rows, pa.bool_())
-        ok = pc.and_(ok, pc.is_valid(table.column(required).combine_chunks()))
-    return ok
+    if "indicateur" not in names:
+        return pa.array([False] * rows, pa.bool_())
+    ok = pc.and_(ok, pc.is_valid(table.column("indicateur").combine_chunks()))
+    # The commune by its code, or by its name (libelle_territoire).
+    placed = pa.array([False] * rows, pa.bool_())
+    for name in ("commune", "libelle_territoire"):
+        if name in names:
+            placed = pc.or_(placed, pc.is_valid(table.column(name).combine_chunks()))
+    return pc.and_(ok, placed)
 
 
 def _checks(name: str) -> list[Callable[[pa.Array], pa.Array]]:

@@ -38,6 +38,17 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
         "com",
         "code_insee",
     ),
+    # The commune's name, read when no code is given (schemas/raw.py).
+    "libelle_territoire": (
+        "libelle_territoire",
+        "codgeo_libelle",
+        "libgeo",
+        "libelle_commune",
+        "nom_commune",
+        "lib_commune",
+    ),
+    # Narrows a name to one département's communes.
+    "departement": ("departement", "dep", "code_departement", "code_dep"),
     "indicateur": ("variable", "indicateur", "id_indicateur"),
     "annee": ("annee", "year", "an", "millesime"),
     "date": ("date",),
@@ -139,6 +150,18 @@ class Layout:
         return 1 if self.format == "long" else len(self.values)
 
 
+def needed(found: Format, fields: set[str]) -> set[str]:
+    """The fields a table of this format lacks."""
+    wanted = {
+        "long": {"commune", "indicateur", "valeur"},
+        "wide": {"commune", "indicateur"},
+        "communes": {"commune"},
+    }[found]
+    if "libelle_territoire" in fields:  # the commune by its name
+        wanted = wanted - {"commune"}
+    return wanted - fields
+
+
 def never(name: str) -> bool:
     return False
 
@@ -193,12 +216,7 @@ def detect(
         for i, name in enumerate(header)
         if i not in fields and i not in values and norm(name)
     }
-    needed = {
-        "long": {"commune", "indicateur", "valeur"},
-        "wide": {"commune", "indicateur"},
-        "communes": {"commune"},
-    }[found]
-    missing = needed - set(fields.values())
+    missing = needed(found, set(fields.values()))
     if missing or (found != "long" and not values):
         what = ", ".join(sorted(missing)) or ("year columns" if found == "wide" else "measures")
         raise ValueError(f"{found} format: no column for {what} (columns: {', '.join(header)})")

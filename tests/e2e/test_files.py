@@ -13,9 +13,10 @@ import pytest
 from openpyxl import Workbook
 
 from common.referential import load
-from tests.e2e.stack import Stack, eventually, get_json
+from tests.e2e.stack import Stack, eventually, get_json, post
 
-COMMUNES = sorted(c.code for c in load().communes.values() if c.departement == "2B")
+REF = load()
+COMMUNES = sorted(c.code for c in REF.communes.values() if c.departement == "2B")
 
 
 def value(i: int) -> Decimal:
@@ -70,7 +71,19 @@ def write_mapped(path: Path, mapping: Path) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
+def write_named(path: Path) -> None:
+    """The source project's long layout with no code: each commune by its
+    name (``codgeo_libelle``), in its département (``dep``)."""
+    lines = ["codgeo_libelle;dep;libelle_variable;variable;annee;valeur"]
+    lines += [
+        f"{REF.communes[c].nom};2B;Par nom;e2e_named;2024;{value(i)}"
+        for i, c in enumerate(COMMUNES)
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
 CASES = {
+    "e2e_named": ("noms.csv", write_named, 1),
     "e2e_long": ("long.csv", write_long_cp1252, 1),
     "e2e_wide": ("itdd.csv", write_wide, 2),  # two year columns: 2023 (nd) and 2024
     "nb_stations": ("irve.csv", write_commune_table, 1),
@@ -112,3 +125,43 @@ def test_each_format_reaches_the_api_and_accounts_for_every_record(
 
     row = eventually(departement, 60, f"{indicator} in Haute-Corse")
     assert row["communes_renseignees"] == len(COMMUNES)
+
+
+def test_a_commune_named_by_its_label_alone_is_placed_or_refused_with_its_candidates(
+    stack: Stack,
+) -> None:
+    records = [
+        {"indicateur": "e2e_label", "libelle_territoire": REF.communes[c].nom,
+         "departement": "2B", "annee": 2024, "valeur": str(value(i))}
+        for i, c in enumerate(COMMUNES)
+    ]  # fmt: skip
+    # Twelve communes are named Sainte-Colombe: refused, naming them.
+    records.append({"indicateur": "e2e_label", "libelle_territoire": "Sainte-Colombe",
+                    "annee": 2024, "valeur": "1"})  # fmt: skip
+    status, body = post(stack.url("ingestor", "/observations"), json.dumps(records).encode())
+    assert status == 202 and body["accepted"] == len(records)
+    expected = sum(value(i) for i in range(len(COMMUNES)))
+
+    def placed() -> dict | None:
+        rows = get_json(
+            stack.url("api", "/indicateurs?departement=2B&indicateur=e2e_label&annee=2024")
+        )
+        return rows[0] if rows and Decimal(str(rows[0]["valeur"])) == expected else None
+
+    row = eventually(placed, 60, "e2e_label in Haute-Corse")
+    assert row["communes_renseignees"] == len(COMMUNES)
+
+    [batch_id] = body["batch_ids"]
+
+    def complete() -> dict | None:
+        code, found = post(stack.url("ingestor", f"/observations/{batch_id}"), None)
+        return found if code == 200 and found["complete"] else None
+
+    found = eventually(complete, 60, "the batch to be complete")
+    [letter] = found["rejected"]
+    assert (letter["line"], letter["stage"], letter["reason"]) == (
+        len(records),
+        "cleaner",
+        "ambiguous_label",
+    )
+    assert "33390 (Gironde)" in letter["detail"]

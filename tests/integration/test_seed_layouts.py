@@ -113,3 +113,43 @@ def test_the_seeds_layouts_land_as_epci_values_with_the_shipped_catalogue(
     assert nb_pdc["objectif"] == float(Decimal(400_000) * population / france)
     assert (nb_pdc["valeur"], nb_pdc["annee_valeur"]) == (3 * stations, 2022)
     assert nb_pdc["atteint"] is False
+
+
+def test_the_seeds_long_layout_named_by_labels_alone_lands_as_with_codes(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The project's long table with its code column dropped: each commune
+    by its name (`codgeo_libelle`) in its département (`dep`)."""
+    shipped = catalogue.load()
+    db.load_catalogue(db.make_engine(database_url), shipped)
+    rules = Rules(ref=REF, hasher=PiiHasher.create(b"k" * 32, []), catalogue=shipped)
+    path = tmp_path / "population.csv"
+    lines = ["codgeo_libelle;dep;libelle_variable;variable;sous_champ;unite;annee;valeur"]
+    lines += [
+        f"{REF.communes[c].nom};74;Population;population;total;habitants;2022;"
+        f"{REF.communes[c].population}"
+        for c in MEMBERS
+    ]
+    lines.append("Sainte-Colombe;;Population;population;total;habitants;2022;1")  # twelve
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    received = int(datetime(2026, 11, 29, tzinfo=UTC).timestamp() * 1_000_000)
+    clean, dead = [], []
+    for line, record in read_file(path)[1]:
+        try:
+            clean.append(
+                clean_record(record, record_id=f"n:{line}", received=received, rules=rules)
+            )
+        except RecordRefused as refused:
+            dead.append((line, refused.reason))
+    assert sorted(o.commune for o in clean) == MEMBERS
+    assert dead == [(len(MEMBERS) + 2, "ambiguous_label")]
+    store = AggregateStore(database_url, REF, AggregationRules.from_catalogue(shipped))
+    store.apply(clean)
+    store.close()
+    api = TestClient(create_app(read_only_engine(database_url, 2)))
+    [epci] = api.get(
+        "/indicateurs",
+        params={"epci": GRAND_ANNECY, "annee": 2022, "indicateur": "population", "exact": "true"},
+    ).json()
+    assert Decimal(epci["valeur"]) == sum(REF.communes[c].population or 0 for c in MEMBERS)
+    assert epci["complet"]

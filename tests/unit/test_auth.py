@@ -96,6 +96,24 @@ def test_a_producer_writes_only_in_its_territories_whatever_the_code_edition() -
     assert "outside this producer's territories" in refused[0][1]
 
 
+def test_a_commune_named_by_its_label_is_placed_for_the_scope_as_the_cleaner_places_it() -> None:
+    producers = scope_of(territoires=["departement:33"])
+
+    def named(label: str, **more: object) -> dict[str, object]:
+        return {"indicateur": "x", "libelle_territoire": label, "annee": 2022, **more}
+
+    lines = [
+        (1, named("Bordeaux")),
+        (2, named("Sainte-Colombe", departement="33")),
+        (3, named("Annecy")),
+        (4, named("Sainte-Colombe", departement="17")),
+        (5, named("Sainte-Colombe")),  # ambiguous: the cleaner refuses it, nothing written
+    ]
+    refused = producers.refusals("ademe", lines)
+    assert [line for line, _ in refused] == [3, 4]
+    assert "outside this producer's territories" in refused[0][1]
+
+
 def test_a_region_or_an_epci_covers_its_communes() -> None:
     assert scope_of(territoires=["region:75"]).refusals("ademe", [(1, record())]) == []
     assert scope_of(territoires=["region:11"]).refusals("ademe", [(1, record())]) != []

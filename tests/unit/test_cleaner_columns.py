@@ -34,6 +34,8 @@ FIELDS = (
     "libelle_indicateur",
     "libelle_sous_champ",
     "version",
+    "libelle_territoire",
+    "departement",
     "nom_declarant",
     "email",
     "E-Mail",
@@ -70,6 +72,14 @@ VALUES: dict[str, st.SearchStrategy[str]] = {
     "sous_champ": st.sampled_from(
         ["total", "moins_30_ans", " total ", "", "autre", "moins30", " moins30 ", "moins31"]
     ),
+    # A commune named, not coded: unique, ambiguous (12 Sainte-Colombe), unknown, odd forms.
+    "libelle_territoire": st.sampled_from(
+        [
+            *("Bordeaux", "SAINT EMILION", "St-Émilion", "Sainte-Colombe", "Rochelle (La)"),
+            *("Nulle-Part", "", " ", "-", "Paris", "Annecy"),
+        ]
+    ),
+    "departement": st.sampled_from(["33", "17", "5", "2A", "99", "", "gironde"]),
 }
 GOOD = {"indicateur": "population", "commune": "33063", "annee": "2024", "valeur": "5"}
 
@@ -144,6 +154,14 @@ def letters(dead: list) -> set:
 @example([{**GOOD, "nom_declarant": "Jean", "email": ""}, {**GOOD, "indicateur": None}], "x")
 @example(
     [{**GOOD, "commune": "01340", "indicateur": i} for i in ("temperature", "taux", "x")], None
+)
+@example(
+    [
+        changed({"commune": None, "libelle_territoire": "Sainte-Colombe", "departement": "33"}),
+        changed({"commune": "", "libelle_territoire": "Bordeaux"}),
+        changed({"commune": None, "libelle_territoire": "Sainte-Colombe"}),
+    ],
+    None,
 )
 def test_columns_clean_as_the_records_one_by_one(rows: list[dict], producer: str | None) -> None:
     rows = [{k: v for k, v in row.items() if v is not None} for row in rows]

@@ -114,6 +114,35 @@ def test_an_arrondissement_municipal_is_a_part_of_its_commune(code: str, commune
     assert (obs.commune_source, obs.commune) == (code, commune)
 
 
+def test_a_commune_named_by_its_label_alone() -> None:
+    named = {"indicateur": "x", "annee": 2024, "valeur": 1}
+    result = run(
+        envelope(
+            {**named, "libelle_territoire": "Saint-Émilion"},
+            {**named, "libelle_territoire": "sainte colombe", "departement": 33},
+            {**named, "commune": " ", "libelle_territoire": "Bordeaux"},  # blank: absent
+            {**named, "commune": "74010", "libelle_territoire": "Bordeaux"},  # the code wins
+            {**named, "libelle_territoire": "Sainte-Colombe"},
+            {**named, "libelle_territoire": "Nulle-Part"},
+            {**named, "commune": " "},
+            {**named},
+        )
+    )
+    assert [(o.commune_source, o.commune) for o in result.clean] == [
+        ("33394", "33394"),
+        ("33390", "33390"),
+        ("33063", "33063"),
+        ("74010", "74010"),
+    ]
+    assert [(d.record_id[-1], d.reason) for d in result.dead] == [
+        ("4", "ambiguous_label"),
+        ("5", "unknown_label"),
+        ("6", "invalid_commune"),
+        ("7", "invalid_schema"),
+    ]
+    assert "give the code, or the département" in result.dead[0].detail
+
+
 @pytest.mark.parametrize("code", ["75100", "75121", "69380", "69390", "13200", "13217"])
 def test_codes_beside_the_arrondissements_are_unknown(code: str) -> None:
     result = run(envelope({"indicateur": "x", "commune": code, "annee": 2024, "valeur": 1}))

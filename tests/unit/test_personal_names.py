@@ -79,13 +79,8 @@ def test_a_personal_column_of_a_commune_table_is_never_a_measure() -> None:
     layout = detect(HEADER, personal=HASHER.is_personal)
     assert layout.format == "communes"
     assert list(layout.values.values()) == ["nb_pdc"]
-    assert sorted(layout.extras.values()) == [
-        "adresse",
-        "e_mail",
-        "nom_commune",
-        "prenom",
-        "telephone",
-    ]
+    assert sorted(layout.extras.values()) == ["adresse", "e_mail", "prenom", "telephone"]
+    assert "libelle_territoire" in layout.fields.values()  # nom_commune: the commune's name
 
 
 def test_a_mapping_cannot_turn_a_personal_column_into_a_value() -> None:

@@ -48,3 +48,33 @@ def test_the_arrondissements_municipaux_are_parts_of_paris_lyon_and_marseille() 
     assert len(ref.arrondissements) == 20 + 9 + 16
     assert set(ref.arrondissements.values()) == {"75056", "69123", "13055"}
     assert not set(ref.arrondissements) & (set(ref.communes) | set(ref.former_codes))
+
+
+def test_names_compare_whatever_their_spelling() -> None:
+    from common.referential import name_key
+
+    assert name_key("Saint-Émilion") == name_key("ST EMILION") == name_key("st-émilion")
+    assert name_key("Rochelle (La)") == name_key("La Rochelle") == "la rochelle"
+    assert name_key("Haÿ-les-Roses (L')") == name_key("L'Haÿ-les-Roses")
+    assert name_key(" -  ") == ""
+
+
+def test_a_label_names_one_commune_or_the_candidates() -> None:
+    import pytest
+
+    from common.referential import Unplaced, locate_label
+
+    ref = load()
+    assert locate_label("Bordeaux", ref) == "33063"
+    assert locate_label("SAINT EMILION", ref) == "33394"
+    assert locate_label("Sainte-Colombe", ref, "33") == "33390"
+    assert locate_label("Sainte-Colombe", ref, " 5 ") == "05135"  # a short code
+    with pytest.raises(Unplaced) as twelve:
+        locate_label("Sainte-Colombe", ref)
+    assert twelve.value.reason == "ambiguous_label"
+    assert "12 communes" in str(twelve.value) and "33390 (Gironde)" in str(twelve.value)
+    assert "and 2 more" in str(twelve.value)  # ten named at most
+    for unknown, departement in (("Nulle-Part", None), ("Bordeaux", "17"), ("", None)):
+        with pytest.raises(Unplaced) as refused:
+            locate_label(unknown, ref, departement)
+        assert refused.value.reason == "unknown_label"
