@@ -95,15 +95,15 @@ class Places:
     def __init__(self, ref: Referential) -> None:
         self.ref = ref
         self.above = ancestors(ref)
+        self._names: dict[str, Mapping[str, object]] = {
+            "commune": ref.communes,
+            "epci": ref.epci,
+            "departement": ref.departements,
+            "region": ref.regions,
+        }
 
     def exists(self, level: str, code: str) -> bool:
-        names: dict[str, Mapping[str, object]] = {
-            "commune": self.ref.communes,
-            "epci": self.ref.epci,
-            "departement": self.ref.departements,
-            "region": self.ref.regions,
-        }
-        return code in names[level]
+        return code in self._names[level]
 
     def of(self, code: str) -> set[tuple[str, str]]:
         """The territories a commune code is part of; none when it names no commune."""

@@ -178,7 +178,9 @@ class PushHandler:
         parsed = self._parse(request)
         if isinstance(parsed, Answer):
             return parsed
-        if refused := self.producers.current().refusals(request.producer, parsed.records):
+        # One table for the scope and the envelope (a file may change between).
+        producers = self.producers.current()
+        if refused := producers.refusals(request.producer, parsed.records):
             # Whole, even in partial mode: a token used beyond its scope is a
             # mistake (or worse) to stop and show, not a record to drop.
             return refuse(
@@ -206,7 +208,7 @@ class PushHandler:
                     )
                 return Answer(previous.status, previous.response, {"Idempotent-Replayed": "true"})
         try:
-            answer = self._publish(request.producer, parsed)
+            answer = self._publish(request.producer if producers.required else None, parsed)
         except BaseException:
             # Nothing was published: the key is free for the producer's retry.
             if key:
@@ -241,13 +243,14 @@ class PushHandler:
             )
         return parsed
 
-    def _publish(self, producer: str, parsed: Parsed) -> Answer:
+    def _publish(self, producer: str | None, parsed: Parsed) -> Answer:
+        """``producer``: None when no table of producers is in force."""
         records = [record for _, record in parsed.records]
         lines = [line for line, _ in parsed.records]
         metrics.RECORDS_IN.labels(SERVICE).inc(len(records))
         batch = OpenedBatch(
             batch_id=uuid.uuid4().hex,
-            producer=producer,
+            producer=producer or ANONYMOUS,
             accepted=len(records),
             lines=None if lines == list(range(1, len(lines) + 1)) else lines,
             refused=[(e.line, e.error) for e in parsed.errors],
@@ -258,7 +261,7 @@ class PushHandler:
                 records,
                 batch_id=batch.batch_id,
                 source="http",
-                producer=producer if self.producers.current().required else None,
+                producer=producer,
             )
         except BaseException as exc:
             if tracked:
@@ -282,12 +285,12 @@ class PushHandler:
         log.info(
             "batch %s from %s: %d accepted, %d refused",
             batch.batch_id,
-            producer,
+            batch.producer,
             accepted.accepted,
             len(parsed.errors),
             extra={
                 "batch_id": batch.batch_id,
-                "producer": producer,
+                "producer": batch.producer,
                 "accepted": accepted.accepted,
                 "refused": len(parsed.errors),
             },
