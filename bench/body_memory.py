@@ -14,17 +14,15 @@ each answer comes within a few seconds.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.data import RESULTS
+from bench.data import memory_report
 from bench.stack import peak_rss_mb, running_stack
 from common.settings import CommonSettings
 from schemas import limits
@@ -88,16 +86,8 @@ def main() -> None:
                 }
             )
             print(results[-1], flush=True)
-    report = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "partitions": CommonSettings.model_fields["topic_partitions"].default,
-        "idle_peak_rss_mb": idle,
-        "target_mb": TARGET_MB,
-        "met": all(r["peak_rss_mb"] < TARGET_MB for r in results),
-        "bodies": results,
-    }
-    (RESULTS / "body_memory.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k != "bodies"}))
+    partitions = CommonSettings.model_fields["topic_partitions"].default
+    memory_report("body_memory", idle, TARGET_MB, "bodies", results, partitions=partitions)
 
 
 if __name__ == "__main__":

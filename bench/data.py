@@ -12,9 +12,11 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from common.referential import load
 
@@ -105,3 +107,25 @@ def write_catalogue(path: Path, prefix: str, indicators: int, agregation: str = 
         )
     )
     return path
+
+
+def memory_report(
+    name: str,
+    idle_mb: float,
+    target_mb: float,
+    steps_name: str,
+    steps: list[dict[str, Any]],
+    **context: Any,
+) -> None:
+    """A memory benchmark's figures, in ``bench/results/<name>.json``: each
+    step's peak RSS against the target; the summary printed."""
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        **context,
+        "idle_peak_rss_mb": idle_mb,
+        "target_mb": target_mb,
+        "met": all(step["peak_rss_mb"] < target_mb for step in steps),
+        steps_name: steps,
+    }
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in report.items() if k != steps_name}))

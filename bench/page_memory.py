@@ -15,19 +15,17 @@ only grows: hence the order), written to ``bench/results/page_memory.json``.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.data import RESULTS, YEARS, communes, write_catalogue, write_long_csv
+from bench.data import YEARS, communes, memory_report, write_catalogue, write_long_csv
 from bench.stack import (
     COUNTED_AT_FRANCE,
     Stack,
@@ -91,17 +89,7 @@ def main() -> None:
                 )
             step(f"{CONCURRENT} pages of {MAX_LIMIT:,} rows at once", answers)
             step("a page of 100,000 rows", [ask(stack, limit=100_000)])
-    report = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "rows": records,
-        "cap": MAX_LIMIT,
-        "idle_peak_rss_mb": idle,
-        "target_mb": TARGET_MB,
-        "met": all(s["peak_rss_mb"] < TARGET_MB for s in steps),
-        "steps": steps,
-    }
-    (RESULTS / "page_memory.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k != "steps"}))
+    memory_report("page_memory", idle, TARGET_MB, "steps", steps, rows=records, cap=MAX_LIMIT)
 
 
 if __name__ == "__main__":
