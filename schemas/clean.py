@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from schemas.limits import (
     MAX_FIELDS,
@@ -64,6 +64,19 @@ class CleanObservation(BaseModel):
     )
     pii_key_id: KeyText | None = Field(None, description="Which key produced the hashes.")
     producteur: KeyText | None = Field(None, description="The authenticated producer, if any.")
+
+    @field_validator("valeur", mode="before")
+    @classmethod
+    def _a_number(cls, value: object) -> object:
+        """From JSON, pydantic reads a three-item array as a Decimal's
+        (sign, digits, exponent) tuple: ``[0, [1], 0]`` became 1 and
+        ``[null, null, null]`` raised a bare ValueError that stopped the
+        aggregator on the message. A value is a number or its text."""
+        if value is not None and not isinstance(value, str | int | float | Decimal):
+            raise ValueError("a number or its decimal text")
+        if isinstance(value, bool):
+            raise ValueError("a boolean is not a value")
+        return value
 
     @property
     def key(self) -> tuple[str, str, int, str]:

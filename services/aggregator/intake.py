@@ -33,7 +33,7 @@ def decode(values: list[bytes]) -> tuple[list[CleanObservation], list[DeadLetter
             continue
         try:
             records += CleanBatch.model_validate_json(value).records
-        except ValidationError:  # the fast path failed: record by record
+        except ValueError:  # the fast path failed (ValidationError is one): record by record
             good, bad = decode_one_by_one(value)
             records += good
             dead += bad

@@ -269,6 +269,19 @@ def test_any_value_in_any_field_of_a_clean_message_costs_only_its_record(
         DeadLetter.model_validate_json(deadletter.encode(letter))
 
 
+def test_a_three_item_array_is_no_decimal() -> None:
+    """pydantic reads a JSON array of three as a Decimal tuple: [0, [1], 0]
+    was stored as 1, and [null, null, null] raised a ValueError that stopped
+    the aggregator on the message at every restart."""
+    batches, store, _, _ = handler()
+    arrays = ([None, None, None], [0, [1], 0])
+    odd = [{**record("75056", "1", f"odd:{i:06d}"), "valeur": v} for i, v in enumerate(arrays)]
+    good = record("33063", "7", "g:000000")
+    outcome = batches.handle([dumps({"batch_id": "b", "records": [*odd, good]})])
+    assert outcome.dead == {"invalid_schema": 2}
+    assert [r.record_id for batch in store.received for r in batch] == ["g:000000"]
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("recu", 10**309), ("version", 2**63), ("annee", 10**400), ("annee", 1899)],
