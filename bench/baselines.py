@@ -181,6 +181,7 @@ def clean_table(rows: list[dict[str, Any]]) -> pa.Table:
             "place": pa.array(
                 [place_hash("total", r["annee"], r["commune"]) for r in rows], pa.uint32()
             ),
+            "niveau": ["commune"] * n,
         },
         schema=bulk.CLEAN_SCHEMA,
     )

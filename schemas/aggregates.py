@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field, computed_field
 TOPIC = "indicators.aggregates"
 
 Niveau = Literal["commune", "epci", "departement", "region", "france"]
+# Where a row's valeur comes from: its communes, or a source that published it.
+Origine = Literal["agregee", "publiee"]
 NIVEAUX: tuple[Niveau, ...] = ("commune", "epci", "departement", "region", "france")
 
 
@@ -37,6 +39,14 @@ class AggregateChange(BaseModel):
         "exact as stored; None when no member commune reported one."
     )
     unite: str | None = None
+    origine: Origine = Field(
+        "agregee",
+        description="`agregee`: valeur is aggregated from the communes; `publiee`: it is the "
+        "value a source published for the territory (then the communes count as reported).",
+    )
+    valeur_publiee: Decimal | None = Field(
+        None, description="The value published for the territory, if any, whatever `origine`."
+    )
     communes_renseignees: int = Field(description="Member communes with a value.")
     communes_total: int = Field(description="Member communes in the territory.")
     revision: int = Field(description="Increases with every change of this aggregate.")

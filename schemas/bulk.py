@@ -57,6 +57,9 @@ CLEAN_SCHEMA = pa.schema(
         # schemas.clean.place_hash of (sous_champ, annee, commune): the
         # aggregator's lock bucket and the partition the cleaner chose.
         pa.field("place", pa.uint32(), nullable=False),
+        # `commune`, or the level of a territory whose value is published as
+        # is (schemas.clean.CleanObservation.niveau).
+        pa.field("niveau", pa.string(), nullable=False),
     ]
 )
 

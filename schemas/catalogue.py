@@ -23,6 +23,8 @@ Sens = Literal["hausse", "baisse"]
 # national total by inhabitants (a stock, e.g. 400,000 charging points);
 # identique: the same value everywhere (a rate, a share, a per-inhabitant figure).
 Echelle = Literal["population", "identique"]
+# Which value a territory's row shows when a source published one for it.
+Priorite = Literal["publiee", "agregee"]
 
 
 class Indicator(BaseModel):
@@ -61,6 +63,13 @@ class Indicator(BaseModel):
         {},
         description="Other codes sources use for a sub-field (alias → a code of "
         '`sous_champs`), e.g. `moins30 = "moins_30_ans"`: read as that code.',
+    )
+    priorite: Priorite = Field(
+        "publiee",
+        description="A territory with a value published for it and one aggregated from its "
+        "communes: `publiee`, its row's `valeur` is the published one; `agregee`, the "
+        "aggregated one, the published only where no commune reported. Both are served "
+        "(`valeur_publiee` beside `valeur`, `origine` says which `valeur` is).",
     )
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, field_validator
 
+from schemas.aggregates import Niveau
 from schemas.limits import (
     MAX_FIELDS,
     MAX_RECORD_ID_CHARS,
@@ -45,6 +46,12 @@ class CleanObservation(BaseModel):
     indicateur: KeyText
     sous_champ: KeyText = "total"
     annee: Year
+    niveau: Niveau = Field(
+        "commune",
+        description="`commune`, or the level of a territory whose value is published as is "
+        "(`epci`, `departement`, `region`, `france`): then `commune` and `commune_source` "
+        "hold that territory's code.",
+    )
     commune: CommuneCode = Field(description="Current commune code (5 characters).")
     commune_source: CommuneCode = Field(
         description="Code as sent, normalized (an older code if merged)."
@@ -77,6 +84,11 @@ class CleanObservation(BaseModel):
         if isinstance(value, bool):
             raise ValueError("a boolean is not a value")
         return value
+
+    @property
+    def published(self) -> bool:
+        """A value published for a territory above the commune."""
+        return self.niveau != "commune"
 
     @property
     def key(self) -> tuple[str, str, int, str]:

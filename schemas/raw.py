@@ -48,7 +48,11 @@ class RawObservation(BaseModel):
         extra="allow",
         coerce_numbers_to_str=True,
         json_schema_extra={
-            "anyOf": [{"required": ["commune"]}, {"required": ["libelle_territoire"]}]
+            "anyOf": [
+                {"required": ["commune"]},
+                {"required": ["libelle_territoire"]},
+                {"required": ["code"]},
+            ]
         },
     )
 
@@ -63,6 +67,16 @@ class RawObservation(BaseModel):
         description="The commune's name (`Saint-Émilion`, `Rochelle (La)`), read when no "
         "code is given: resolved when one commune bears it (in the record's `departement`, "
         "when given), else refused naming the candidates.",
+    )
+    niveau: Annotated[str, bounded(32)] | None = Field(
+        None,
+        description="The territory's level when the value is published for a territory above "
+        "the commune: `epci`, `departement`, `region` or `france` (default `commune`); its "
+        "code in `code` (or `commune`), or its name in `libelle_territoire`. Served as "
+        'published (`"origine": "publiee"`), never added into anything.',
+    )
+    code: Annotated[str, bounded(16)] | None = Field(
+        None, description="The territory's code at its `niveau`: `200066793`, `33`, `75`, `FR`."
     )
     annee: Annotated[int, Field(ge=YEAR_LOW, le=YEAR_HIGH)] | Annotated[str, bounded(16)] | None = (
         Field(None, description="Year of the value.")
@@ -114,8 +128,11 @@ class RawObservation(BaseModel):
 
     @model_validator(mode="after")
     def _placed(self) -> RawObservation:
-        if self.commune is None and self.libelle_territoire is None:
-            raise ValueError("a commune code (commune) or name (libelle_territoire) is required")
+        if self.commune is None and self.libelle_territoire is None and self.code is None:
+            raise ValueError(
+                "a territory is required: a commune code (commune), a code (code, with its "
+                "niveau) or a name (libelle_territoire)"
+            )
         return self
 
     @field_validator("indicateur")

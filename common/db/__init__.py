@@ -47,6 +47,7 @@ from common.db.tables import (
     objectives,
     observations,
     outbox_cursor,
+    published_values,
     referential_meta,
     territories,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "objectives",
     "observations",
     "outbox_cursor",
+    "published_values",
     "referential_meta",
     "same_change",
     "sqlalchemy_url",

@@ -110,8 +110,38 @@ aggregates = Table(
     Column("change_seq", BigInteger),
     # The number the last change replaced, whose log entry it deleted (logged).
     Column("previous_seq", BigInteger),
+    # A value published for the territory itself (published_values, 0014):
+    # served beside the aggregated one, never added into anything.
+    Column("valeur_publiee", Numeric),
+    Column("publiee", Boolean, nullable=False, server_default=text("false")),
     Index("aggregates_by_territory", "niveau", "code"),
     postgresql_with={"fillfactor": 70},
+)
+
+# Values published for a territory above the commune (migration 0014), under
+# the observations' version rule; the aggregates row of the territory holds
+# the winning one as valeur_publiee.
+published_values = Table(
+    "published_values",
+    metadata,
+    Column("indicateur", Text, primary_key=True),
+    Column("sous_champ", Text, primary_key=True),
+    Column("annee", Integer, primary_key=True),
+    Column("niveau", String(12), primary_key=True),
+    Column("code", String(9), primary_key=True),
+    Column("valeur", Numeric),
+    Column("marqueur", Text),
+    Column("unite", Text),
+    Column("libelle_indicateur", Text),
+    Column("libelle_sous_champ", Text),
+    Column("version", BigInteger, nullable=False),
+    Column("version_explicite", Boolean, nullable=False, server_default=text("false")),
+    Column("recu", BigInteger, nullable=False, server_default="0"),
+    Column("record_id", Text, nullable=False),
+    Column("pii", JSONB),
+    Column("pii_key_id", Text),
+    Column("producteur", Text),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
 )
 
 # One entry for each numbered aggregate, by number: how the relay and the
@@ -153,6 +183,7 @@ indicators = Table(
     Column("sens", Text),
     Column("sous_champs", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("alias_sous_champs", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("priorite", Text, nullable=False, server_default=text("'publiee'")),
 )
 
 # National objectives from the catalogue (migration 0008).
@@ -248,4 +279,6 @@ aggregate_values = Table(
     Column("revision", BigInteger),
     Column("updated_at", DateTime(timezone=True)),
     Column("change_seq", BigInteger),
+    Column("origine", Text),
+    Column("valeur_publiee", Numeric),
 )

@@ -180,43 +180,61 @@ def name_key(name: str) -> str:
     return " ".join(ABBREVIATIONS.get(word, word) for word in words)
 
 
-_NAMES: dict[int, tuple[Referential, dict[str, tuple[str, ...]]]] = {}
+_NAMES: dict[tuple[int, str], tuple[Referential, dict[str, tuple[str, ...]]]] = {}
 
 
-def commune_names(ref: Referential) -> dict[str, tuple[str, ...]]:
-    """Each name key (:func:`name_key`) and the communes bearing it, made
-    once per referential."""
-    held = _NAMES.get(id(ref))
+def territory_names(ref: Referential, niveau: str = "commune") -> dict[str, tuple[str, ...]]:
+    """Each name key (:func:`name_key`) at ``niveau`` and the territories
+    bearing it, made once per referential and level."""
+    held = _NAMES.get((id(ref), niveau))
     if held is not None and held[0] is ref:
         return held[1]
+    named: dict[str, str] = (
+        {c.code: c.nom for c in ref.communes.values()}
+        if niveau == "commune"
+        else {FRANCE: "France"}
+        if niveau == "france"
+        else dict(levels(ref)[niveau])
+    )
     found: dict[str, list[str]] = {}
-    for c in ref.communes.values():
-        found.setdefault(name_key(c.nom), []).append(c.code)
+    for code, nom in named.items():
+        found.setdefault(name_key(nom), []).append(code)
     table = {key: tuple(sorted(codes)) for key, codes in found.items()}
-    _NAMES[id(ref)] = (ref, table)
+    _NAMES[id(ref), niveau] = (ref, table)
     return table
 
 
-def locate_label(label: str, ref: Referential, departement: str | None = None) -> str:
-    """The one current commune named ``label`` (in ``departement`` when
-    given), else :class:`Unplaced`: ``unknown_label`` or ``ambiguous_label``
-    naming the candidates, so that the producer can give the code."""
+def levels(ref: Referential) -> dict[str, dict[str, str]]:
+    """The territories above the commune, by level: code → name."""
+    return {"epci": ref.epci, "departement": ref.departements, "region": ref.regions}
+
+
+def locate_label(
+    label: str, ref: Referential, departement: str | None = None, niveau: str = "commune"
+) -> str:
+    """The one territory of ``niveau`` named ``label`` (a commune: in
+    ``departement`` when given), else :class:`Unplaced`: ``unknown_label``
+    or ``ambiguous_label`` naming the candidates, so that the producer can
+    give the code."""
     key = name_key(label)
     if not key:
         raise Unplaced("unknown_label", "the territory's label holds no letter nor digit")
-    found = commune_names(ref).get(key, ())
+    found = territory_names(ref, niveau).get(key, ())
     where = ""
-    if departement is not None and departement.strip():
+    if niveau == "commune" and departement is not None and departement.strip():
         dep = departement.strip().upper()
         dep = dep.zfill(2) if dep.isdigit() else dep
         found = tuple(c for c in found if ref.communes[c].departement == dep)
         where = f" in département {dep}"
+    what = "commune" if niveau == "commune" else f"territory of level {niveau}"
     if len(found) == 1:
         return found[0]
     if not found:
-        raise Unplaced("unknown_label", f"no commune is named {label!r}{where} in {ref.version}")
+        raise Unplaced("unknown_label", f"no {what} is named {label!r}{where} in {ref.version}")
     named = ", ".join(
         f"{code} ({ref.departements.get(ref.communes[code].departement, '?')})"
+        if niveau == "commune"
+        else code
         for code in found[:MAX_CANDIDATES_NAMED]
     )
     more = (
@@ -226,6 +244,106 @@ def locate_label(label: str, ref: Referential, departement: str | None = None) -
     )
     raise Unplaced(
         "ambiguous_label",
-        f"{len(found)} communes are named {label!r}{where}: {named}{more}; "
-        "give the code, or the département",
+        f"{len(found)} {'communes are' if niveau == 'commune' else 'territories are'} named "
+        f"{label!r}{where}: {named}{more}; give the code"
+        + (", or the département" if niveau == "commune" else ""),
     )
+
+
+# A territory's level as sources write it.
+LEVEL_NAMES = {
+    "commune": "commune",
+    "com": "commune",
+    "arrondissement_municipal": "commune",
+    "arm": "commune",
+    "epci": "epci",
+    "departement": "departement",
+    "dep": "departement",
+    "region": "region",
+    "reg": "region",
+    "france": "france",
+    "fr": "france",
+    "pays": "france",
+}
+
+
+def level_of(text: str | None) -> str:
+    """The level a producer names (any case or accent, ``dep``, ``reg``);
+    absent or blank: ``commune``. Else :class:`Unplaced` (``invalid_niveau``)."""
+    if text is None or not text.strip():
+        return "commune"
+    found = LEVEL_NAMES.get(name_key(text).replace(" ", "_"))
+    if found is None:
+        raise Unplaced(
+            "invalid_niveau", "niveau is none of commune, epci, departement, region, france"
+        )
+    return found
+
+
+def locate_territory(niveau: str, code: str, ref: Referential) -> str:
+    """A territory's code above the commune, normalized (``1`` → ``01``,
+    ``2a`` → ``2A``, ``fr`` → ``FR``), else :class:`Unplaced` (``unknown_code``)."""
+    normalized = code.strip().upper()
+    if niveau == "france":
+        if normalized in (FRANCE, "FRA", "FRANCE"):
+            return FRANCE
+    else:
+        if niveau in ("departement", "region") and normalized.isdigit() and len(normalized) < 2:
+            normalized = normalized.zfill(2)
+        if normalized in levels(ref)[niveau]:
+            return normalized
+    raise Unplaced("unknown_code", f"{normalized[:16]!r} is no {niveau} code in {ref.version}")
+
+
+def place(
+    ref: Referential,
+    *,
+    commune: str | None = None,
+    code: str | None = None,
+    niveau: str | None = None,
+    label: str | None = None,
+    departement: str | None = None,
+) -> tuple[str, str, str]:
+    """(level; code as sent, normalized; current code) of a record's
+    territory, as the cleaner places every record and the ingestor checks a
+    producer's territories: a commune by its code, or by its name alone
+    (narrowed by ``departement``); a territory above by ``niveau`` and its
+    code (``code``, else ``commune``) or its name. A blank field counts as
+    absent. Else :class:`Unplaced`."""
+    level = level_of(niveau)
+    given = next((c for c in (code, commune) if c is not None and c.strip()), None)
+    named = label if label is not None and label.strip() else None
+    if level == "commune":
+        if given is not None or named is None:
+            return level, *locate(given or commune or "", ref)
+        found = locate_label(named, ref, departement)
+    elif given is not None:
+        found = locate_territory(level, given, ref)
+    elif named is not None:
+        found = locate_label(named, ref, niveau=level)
+    else:
+        raise Unplaced("invalid_code", f"no code nor name for the {level}")
+    return level, found, found
+
+
+_COVERING: dict[int, tuple[Referential, dict[tuple[str, str], frozenset[tuple[str, str]]]]] = {}
+
+
+def covering(ref: Referential) -> dict[tuple[str, str], frozenset[tuple[str, str]]]:
+    """Each territory above the commune and the territories that hold every
+    one of its communes, itself included (an EPCI within one département: its
+    département and région; one across two: neither). Made once."""
+    held = _COVERING.get(id(ref))
+    if held is not None and held[0] is ref:
+        return held[1]
+    found: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for levels_above in ancestors(ref).values():
+        above = set(levels_above)
+        for territory in levels_above:
+            if territory in found:
+                found[territory] &= above
+            else:
+                found[territory] = set(above)
+    table = {t: frozenset(holding) for t, holding in found.items()}
+    _COVERING[id(ref)] = (ref, table)
+    return table

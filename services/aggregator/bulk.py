@@ -297,7 +297,8 @@ class BulkStore:
             pc.fill_null(json_text(rows.column("valeur")), "null"),
             ',"unite":',
             pc.fill_null(json_text(unite), "null"),
-            ',"communes_renseignees":',
+            # A new commune row: nothing is published for a commune itself.
+            ',"origine":"agregee","valeur_publiee":null,"communes_renseignees":',
             reported,
             ',"communes_total":1,"revision":1,"updated_at":',
             now,

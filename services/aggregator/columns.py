@@ -100,6 +100,8 @@ def plainly_clean(table: pa.Table) -> pa.Array:
     )
     ok = pc.and_(ok, pc.fill_null(canonical, True))
     ok = pc.and_(ok, pc.greater_equal(table.column("position"), 0))
+    # A value published for a territory above the commune: the live store's.
+    ok = pc.and_(ok, pc.equal(table.column("niveau"), "commune"))
     # Personal hashes: read one by one (rare in indicator data).
     return pc.fill_null(pc.and_(ok, pc.is_null(table.column("pii"))), False)
 
@@ -119,6 +121,8 @@ def one_by_one(rows: BulkRows, table: pa.Table, positions: list[int]) -> None:
         try:
             if isinstance(row.get("pii"), str):
                 row["pii"] = json.loads(row["pii"])
+            elif row.get("pii") is None:  # no personal field: none hashed
+                row.pop("pii", None)
             rows.records.append(
                 CleanObservation.model_validate(
                     {**row, "record_id": name, "producteur": rows.producer}

@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 
 from common import db, referential
 from schemas.clean import CleanObservation, place_hash
+from services.aggregator import published as published_values
 from services.aggregator.changes import PUBLISHED, Change, changes_of
 from services.aggregator.ports import ApplyResult
 from services.aggregator.rules import AggregationRules
@@ -256,33 +257,54 @@ class AggregateStore:
         self._db.close()
 
     def apply(self, records: list[CleanObservation]) -> ApplyResult:
+        published = [r for r in records if r.published]  # a territory's own value
+        records = [r for r in records if not r.published]
         unplaced = [r for r in records if r.commune not in self._ancestors]
         if unplaced:
             records = [r for r in records if r.commune in self._ancestors]
-        if not records:
+        if not records and not published:
             return ApplyResult(0, 0, 0, unplaced, [], [])
         conn = self._connection()
         with conn.transaction(), conn.cursor() as cur:
             commune_keys = commune_keys_needed(records, self._rules)
+            places = {lock_bucket(k) for k in commune_keys}
+            places |= {
+                lock_bucket((r.indicateur, r.sous_champ, r.annee, r.commune)) for r in published
+            }
             # Locks taken in sorted order cannot deadlock.
             cur.execute(
                 "SELECT pg_advisory_xact_lock(%s, b) FROM unnest(%s::int[]) AS b",
-                (LOCK_NAMESPACE, db.array_literal(sorted({lock_bucket(k) for k in commune_keys}))),
+                (LOCK_NAMESPACE, db.array_literal(sorted(places))),
             )
-            obs_keys = {r.key for r in records}
-            cur.execute(SELECT_STORED, _columns(obs_keys, 4))
-            stored = {(i, s, a, c): Stored(*rest) for i, s, a, c, *rest in cur.fetchall()}
-            cur.execute(SELECT_COMMUNES, _columns(commune_keys, 4))
-            communes = {(i, s, a, c): CommuneState(v, n) for i, s, a, c, v, n in cur.fetchall()}
+            stored: dict[ObsKey, Stored] = {}
+            communes: dict[CommuneKey, CommuneState] = {}
+            if records:
+                cur.execute(SELECT_STORED, _columns({r.key for r in records}, 4))
+                stored = {(i, s, a, c): Stored(*rest) for i, s, a, c, *rest in cur.fetchall()}
+                cur.execute(SELECT_COMMUNES, _columns(commune_keys, 4))
+                communes = {(i, s, a, c): CommuneState(v, n) for i, s, a, c, v, n in cur.fetchall()}
             result = plan(records, stored, communes, self._ancestors.__getitem__, self._rules)
-            changes = self._write(cur, result, Absent(stored, commune_keys - communes.keys()))
+            chosen = published_values.decide(cur, published)
+            absent = Absent(stored, commune_keys - communes.keys())
+            changes = self._write(cur, result, absent, chosen.winners)
         return ApplyResult(
-            len(result.writes), result.stale, len(result.deltas), unplaced, result.foreign, changes
+            len(result.writes) + len(chosen.winners),
+            result.stale + chosen.stale,
+            len(result.deltas),
+            unplaced,
+            result.foreign + chosen.foreign,
+            changes,
         )
 
     @staticmethod
-    def _write(cur: psycopg.Cursor[Any], result: Plan, absent: Absent) -> list[Change]:
-        """The plan written; returns the changes of the aggregates it numbered."""
+    def _write(
+        cur: psycopg.Cursor[Any],
+        result: Plan,
+        absent: Absent,
+        published: dict[published_values.Key, CleanObservation],
+    ) -> list[Change]:
+        """The plan and the published values written; returns the changes
+        of the aggregates it numbered."""
         cur.execute(TEMP_TABLES)
         if result.writes:
             fresh = [absent.observation(r.key) for r in result.writes]
@@ -294,7 +316,7 @@ class AggregateStore:
             _run_parts(cur, INSERT_OBSERVATIONS, MERGE_OBSERVATIONS, fresh)
         changes: list[Change] = []
         # The (indicateur, annee) whose aggregates this writes: caches are told.
-        touched = {(k[0], k[2]) for k in (*result.deltas, *result.extremes)}
+        touched = {(k[0], k[2]) for k in (*result.deltas, *result.extremes, *published)}
         if touched:  # one round trip: the lock, and the trigger silenced
             cur.execute(f"{db.NUMBERING_LOCK}; {db.ANNOUNCING}")
         settled, recompute = _settle(cur, result) if result.extremes else ({}, [])
@@ -313,6 +335,7 @@ class AggregateStore:
         if recompute:
             rows = [(*key, result.extremes[key].kind) for key in recompute]
             changes += changes_of(cur.execute(RECOMPUTE_EXTREMES, _columns(rows, 6)).fetchall())
+        changes += published_values.write(cur, published)
         if touched:
             cur.execute(db.ANNOUNCE, (db.CHANGES_CHANNEL, db.announcements(touched)))
         return changes

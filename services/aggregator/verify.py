@@ -111,13 +111,39 @@ REBUILD = [
                t.nb_valeurs, t.numerateur, t.denominateur, 1, {db.NEXT_CHANGE}
         FROM truth t WHERE NOT EXISTS (SELECT 1 FROM aggregates a WHERE {KEY} = {TRUTH_KEY})"""),
     ),
+    # The values published for territories (published_values, issue #29).
+    (
+        "published",
+        db.logged(f"""UPDATE aggregates a SET valeur_publiee = p.valeur, publiee = true,
+            revision = a.revision + 1, {db.RENUMBER}, updated_at = now()
+        FROM published_values p WHERE {KEY} = ({db.key_of("p")})
+          AND (a.publiee, a.valeur_publiee) IS DISTINCT FROM (true, p.valeur)"""),
+    ),
+    (
+        "published_inserted",
+        db.logged(f"""INSERT INTO aggregates AS a (indicateur, sous_champ, annee, niveau, code,
+            valeur, nb_valeurs, numerateur, denominateur, unite, valeur_publiee, publiee,
+            revision, change_seq)
+        SELECT p.indicateur, p.sous_champ, p.annee, p.niveau, p.code, 0, 0, 0, 0, p.unite,
+               p.valeur, true, 1, {db.NEXT_CHANGE}
+        FROM published_values p
+        WHERE NOT EXISTS (SELECT 1 FROM aggregates a WHERE {KEY} = ({db.key_of("p")}))"""),
+    ),
+    (
+        "unpublished",
+        db.logged(f"""UPDATE aggregates a SET valeur_publiee = NULL, publiee = false,
+            revision = a.revision + 1, {db.RENUMBER}, updated_at = now()
+        WHERE a.publiee AND NOT EXISTS (
+            SELECT 1 FROM published_values p WHERE {KEY} = ({db.key_of("p")}))"""),
+    ),
     # Rows left empty (a pair that came apart) mean the same as no row: kept.
     # Their log entries go with RELOG's first statement.
     (
         "deleted",
         f"""DELETE FROM aggregates a
         WHERE NOT EXISTS (SELECT 1 FROM truth t WHERE {KEY} = {TRUTH_KEY})
-          AND (a.valeur, a.nb_valeurs, a.numerateur, a.denominateur) <> (0, 0, 0, 0)""",
+          AND (a.valeur, a.nb_valeurs, a.numerateur, a.denominateur) <> (0, 0, 0, 0)
+          AND NOT a.publiee""",
     ),
 ]
 # The change log made to hold exactly the numbered rows again: after the
@@ -147,17 +173,30 @@ def _rows(conn: psycopg.Connection[Any], sql: str) -> dict[AggKey, Row]:
     return {tuple(r[:5]): tuple(r[5:]) for r in conn.execute(sql) if any(r[5:])}
 
 
+# A published value as its territory's row holds it, and as it was stored.
+RUNNING_PUBLISHED = f"SELECT {db.AGGREGATE_KEY}, valeur_publiee FROM aggregates WHERE publiee"
+STORED_PUBLISHED = f"SELECT {db.AGGREGATE_KEY}, valeur FROM published_values"
+
+
 def check(database_url: str) -> Report:
-    """Differences between running aggregates and a recomputation from scratch."""
+    """Differences between running aggregates and a recomputation from
+    scratch, and between the published values the rows hold and those stored."""
     with psycopg.connect(database_url) as conn, conn.transaction():
-        # One snapshot for both reads, so a live system compares like with like.
+        # One snapshot for every read, so a live system compares like with like.
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         truth = _rows(conn, RECOMPUTE)
         running = _rows(conn, RUNNING)
-    report = Report(checked=len(truth.keys() | running.keys()))
+        published = {tuple(r[:5]): ("publiee", r[5]) for r in conn.execute(RUNNING_PUBLISHED)}
+        stored = {tuple(r[:5]): ("publiee", r[5]) for r in conn.execute(STORED_PUBLISHED)}
+    report = Report(
+        checked=len(truth.keys() | running.keys()) + len(published.keys() | stored.keys())
+    )
     for key in sorted(truth.keys() | running.keys()):
         if truth.get(key) != running.get(key):
             report.differences.append((key, running.get(key), truth.get(key)))
+    for key in sorted(published.keys() | stored.keys()):
+        if published.get(key) != stored.get(key):
+            report.differences.append((key, published.get(key), stored.get(key)))
     return report
 
 

@@ -33,7 +33,7 @@ def next_link(path: str, params: dict[str, str], offset: int, limit: int, total:
     return f'<{path}?{urlencode(following)}>; rel="next"'
 
 
-NUMBERS = frozenset({"valeur", "couverture"})
+NUMBERS = frozenset({"valeur", "couverture", "valeur_publiee"})
 
 
 def csv_lines(

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from schemas.aggregates import Niveau
+from schemas.aggregates import Niveau, Origine
 from schemas.catalogue import Sens
 
 # ---------------------------------------------------------------- indicateurs
@@ -35,6 +35,15 @@ class IndicateurPublic(BaseModel):
     couverture: float = Field(description="communes_renseignees / communes_total")
     complet: bool
     mis_a_jour: datetime
+    origine: Origine = Field(
+        description="`agregee`: `valeur` is aggregated from the communes; `publiee`: it is the "
+        "value a source published for the territory itself (its communes then count as "
+        "reported). Which one a row shows is the indicator's `priorite` (the catalogue)."
+    )
+    valeur_publiee: float | int | str | None = Field(
+        description="The value a source published for the territory, if any, beside the "
+        "aggregated one (as `valeur`: exact text with `exact=true`)."
+    )
 
 
 ROWS = TypeAdapter(list[IndicateurPublic])
@@ -77,6 +86,8 @@ def to_public(row: Any, exact: bool = False) -> IndicateurPublic:
         couverture=reporting / total if total else 0.0,
         complet=reporting == total,
         mis_a_jour=row.updated_at,
+        origine=row.origine,
+        valeur_publiee=exact_text(row.valeur_publiee) if exact else number(row.valeur_publiee),
     )
 
 

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from pydantic import ValidationError
 
 from common.errors import unexpected
+from common.referential import Unplaced, level_of
 from schemas import bulk, limits
 from schemas.catalogue import ADDITIVE
 from schemas.clean import CleanObservation, place_hash
@@ -221,6 +222,10 @@ class ColumnCleaner:
         # in doubt: clean_record places them), bounded as any text.
         territory = by_distinct(column.get("libelle_territoire", nothing), _label, pa.string())
         fast.require(pc.fill_null(territory.ok, True))
+        # A territory above the commune, or a code in `code`: clean_record places it.
+        level = by_distinct(column.get("niveau", nothing), _commune_level, pa.string())
+        fast.require(pc.fill_null(level.ok, True))
+        fast.require(pc.is_null(column.get("code", nothing)))
         self._version(fast, column.get("version", nothing))
         self._pii(fast, column)
         self._merged_communes(fast)
@@ -404,6 +409,7 @@ class ColumnCleaner:
         columns = {"position": pc.cast(positions, pa.int32())}
         columns |= {name: values.take(positions) for name, values in picked.items()}
         columns["place"] = places(columns["sous_champ"], columns["annee"], columns["commune"])
+        columns["niveau"] = pa.array(["commune"] * len(positions), pa.string())
         return pa.table(columns, schema=bulk.CLEAN_SCHEMA)
 
 
@@ -433,6 +439,13 @@ class Fast:
 def _usable_name(name: str) -> bool:
     """A field name RawObservation takes (an extra one's bounds)."""
     return name in DECLARED or within_bounds(name, limits.MAX_FIELD_NAME_CHARS)
+
+
+def _commune_level(value: str) -> tuple[bool, str | None]:
+    try:
+        return within_bounds(value, 32) and level_of(value) == "commune", None
+    except Unplaced:
+        return False, None
 
 
 def _label(value: str) -> tuple[bool, str | None]:
@@ -492,6 +505,7 @@ def observations_table(cleaned: Iterable[tuple[int, CleanObservation]]) -> pa.Ta
             "pii": [json.dumps(o.pii) if o.pii else None for o in records],
             "pii_key_id": [o.pii_key_id for o in records],
             "place": [place_hash(o.sous_champ, o.annee, o.commune) for o in records],
+            "niveau": [o.niveau for o in records],
         },
         schema=bulk.CLEAN_SCHEMA,
     )

@@ -14,9 +14,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from common import referential
 from common.errors import unexpected
 from common.pii import PiiHasher
-from common.referential import Referential, Unplaced, locate, locate_label
+from common.referential import Referential, Unplaced, locate
 from schemas import deadletter, limits
 from schemas.catalogue import ADDITIVE, Catalogue
 from schemas.clean import CleanObservation
@@ -83,21 +84,22 @@ def normalize_commune(code: str, ref: Referential) -> tuple[str, str]:
         raise RecordRefused(exc.reason, str(exc)) from None
 
 
-def place(raw: RawObservation, ref: Referential) -> tuple[str, str]:
-    """(code as sent, normalized; current commune) of a record that names
-    its commune by code, or by name alone (``libelle_territoire``, narrowed
-    by a ``departement`` field when there is one). A blank field counts as
-    absent: the bulk lane carries a null as empty text."""
-    code = raw.commune if raw.commune is not None and raw.commune.strip() else None
-    label = raw.libelle_territoire
-    if code is not None or label is None or not label.strip():
-        return normalize_commune(raw.commune or "", ref)
+def place(raw: RawObservation, ref: Referential) -> tuple[str, str, str]:
+    """(level; code as sent, normalized; current code) of a record's
+    territory (``common.referential.place``: the ingestor reads it alike).
+    A ``departement`` field narrows a commune's name."""
     departement = (raw.model_extra or {}).get("departement")
     try:
-        found = locate_label(label, ref, None if departement is None else str(departement))
+        return referential.place(
+            ref,
+            commune=raw.commune,
+            code=raw.code,
+            niveau=raw.niveau,
+            label=raw.libelle_territoire,
+            departement=None if departement is None else str(departement),
+        )
     except Unplaced as exc:
         raise RecordRefused(exc.reason, str(exc)) from None
-    return found, found
 
 
 YEAR_TEXT = re.compile(r"^[0-9]{1,4}$")
@@ -243,7 +245,7 @@ def clean_record(
     except ValidationError as exc:
         raise RecordRefused("invalid_schema", describe(exc)) from None
     indicateur = indicator_name(raw.indicateur)  # never blank (RawObservation)
-    commune_source, commune = place(raw, rules.ref)
+    niveau, commune_source, commune = place(raw, rules.ref)
     valeur, marqueur = parse_value(raw.valeur)
     sous_champ = _text(raw.sous_champ) or "total"
     if (indicator := rules.catalogue.get(indicateur)) is not None:
@@ -255,6 +257,7 @@ def clean_record(
         indicateur=indicateur,
         sous_champ=sous_champ,
         annee=parse_year(raw.annee, raw.date),
+        niveau=niveau,
         commune=commune,
         commune_source=commune_source,
         valeur=valeur,

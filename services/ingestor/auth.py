@@ -46,7 +46,16 @@ from pydantic import (
 )
 
 from common import metrics
-from common.referential import Referential, Unplaced, ancestors, load, locate, locate_label
+from common.referential import (
+    Referential,
+    Unplaced,
+    ancestors,
+    covering,
+    level_of,
+    load,
+    locate,
+    place,
+)
 from schemas.raw import indicator_name
 
 PREFIX = "sha256:"
@@ -113,15 +122,29 @@ class Places:
             return set()
         return {("commune", sent), ("commune", current), *self.above.get(current, ())}
 
-    def named(self, label: object, departement: object) -> str | None:
-        """The one commune a record names by its label alone, as the cleaner
-        reads it (``locate_label``); None when no one commune bears it."""
+    def holding(self, record: Mapping[str, Any]) -> set[tuple[str, str]]:
+        """The territories that hold the record's territory (itself included),
+        placed as the cleaner places it (``common.referential.place``); none
+        when it names no one territory."""
+
+        def text(name: str) -> str | None:
+            value = record.get(name)
+            return None if value is None else str(value)
+
         try:
-            return locate_label(
-                str(label), self.ref, None if departement is None else str(departement)
+            niveau, _, code = place(
+                self.ref,
+                commune=text("commune"),
+                code=text("code"),
+                niveau=text("niveau"),
+                label=text("libelle_territoire"),
+                departement=text("departement"),
             )
         except Unplaced:
-            return None
+            return set()
+        if niveau == "commune":
+            return self.of(code)
+        return set(covering(self.ref).get((niveau, code), {(niveau, code)}))
 
 
 @dataclass(frozen=True)
@@ -139,16 +162,23 @@ class Scope:
             name = indicator_name(record.get("indicateur"))  # as the cleaner stores it
             if not any(fnmatchcase(name, pattern) for pattern in self.indicators):
                 return f"indicator {name!r} is not among this producer's"
-        if self.territories and places is not None:
-            code = record.get("commune")
-            if code is None:  # named by its label: placed as the cleaner will place it
-                code = places.named(record.get("libelle_territoire"), record.get("departement"))
-                if code is None:
-                    return None  # the cleaner refuses it: nothing is written
-            code = str(code)
-            if not self.territories & places.of(code):
-                return f"commune {code!r} is outside this producer's territories"
+        holding = places.holding(record) if self.territories and places is not None else None
+        if holding is not None and not self.territories & holding:
+            return f"{named(record)} is outside this producer's territories"
         return None
+
+
+def named(record: Mapping[str, Any]) -> str:
+    """A record's territory as its producer wrote it: ``commune '75056'``."""
+    try:
+        level = level_of(None if record.get("niveau") is None else str(record["niveau"]))
+    except Unplaced:
+        level = "territory"
+    where = next(
+        (record[k] for k in ("code", "commune", "libelle_territoire") if record.get(k) is not None),
+        None,
+    )
+    return f"{level} {str(where)!r}"
 
 
 @dataclass(frozen=True)

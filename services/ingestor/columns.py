@@ -40,6 +40,8 @@ BOUNDS = {
     "unite": limits.MAX_TEXT_CHARS,
     "libelle_indicateur": limits.MAX_TEXT_CHARS,
     "libelle_sous_champ": limits.MAX_TEXT_CHARS,
+    "niveau": 32,
+    "code": 16,
 }
 
 
@@ -99,9 +101,9 @@ def surely_accepted(table: pa.Table) -> pa.Array:
     if "indicateur" not in names:
         return pa.array([False] * rows, pa.bool_())
     ok = pc.and_(ok, pc.is_valid(table.column("indicateur").combine_chunks()))
-    # The commune by its code, or by its name (libelle_territoire).
+    # The territory by a commune code, a code at its level, or its name.
     placed = pa.array([False] * rows, pa.bool_())
-    for name in ("commune", "libelle_territoire"):
+    for name in ("commune", "code", "libelle_territoire"):
         if name in names:
             placed = pc.or_(placed, pc.is_valid(table.column(name).combine_chunks()))
     return pc.and_(ok, placed)

@@ -47,6 +47,8 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
         "nom_commune",
         "lib_commune",
     ),
+    # The territory's level, when a value is published above the commune.
+    "niveau": ("niveau", "typezone", "type_zone", "type_territoire", "echelon"),
     # Narrows a name to one département's communes.
     "departement": ("departement", "dep", "code_departement", "code_dep"),
     "indicateur": ("variable", "indicateur", "id_indicateur"),

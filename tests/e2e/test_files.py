@@ -165,3 +165,44 @@ def test_a_commune_named_by_its_label_alone_is_placed_or_refused_with_its_candid
         "ambiguous_label",
     )
     assert "33390 (Gironde)" in letter["detail"]
+
+
+def test_values_published_for_territories_load_by_file_and_by_http(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The source project's EPCI rows, by label and by code, in a file; a
+    département's value by HTTP. Served as published, never summed up."""
+    path = tmp_path / "pcaet.csv"
+    path.write_text(
+        "codgeo_libelle;typezone;codgeo;variable;annee;valeur\n"
+        "CC Faucigny-Glières;epci;;e2e_epci;2022;123,5\n"  # by its label
+        ";EPCI;200066793;e2e_epci;2022;4000\n",  # the Grand Annecy, by its code
+        encoding="utf-8",
+    )
+    assert "2 read, 2 published, 0 rejected" in stack.ingest_file(path)
+    status, body = post(
+        stack.url("ingestor", "/observations"),
+        json.dumps(
+            [{"indicateur": "e2e_epci", "niveau": "departement", "code": "74",
+              "annee": 2022, "valeur": 9999}]
+        ).encode(),
+    )  # fmt: skip
+    assert status == 202 and body["accepted"] == 1
+
+    def served() -> dict | None:
+        rows = get_json(
+            stack.url("api", "/indicateurs?niveau=epci&departement=74&indicateur=e2e_epci")
+        )
+        [dep] = get_json(stack.url("api", "/indicateurs?departement=74&indicateur=e2e_epci")) or [
+            None
+        ]
+        found = {r["code"]: r for r in rows}
+        if len(found) == 2 and dep is not None:
+            return {**found, "74": dep}
+        return None
+
+    found = eventually(served, 60, "the published values in the API")
+    assert (found["200000172"]["valeur"], found["200000172"]["origine"]) == (123.5, "publiee")
+    assert (found["200066793"]["valeur"], found["200066793"]["origine"]) == (4000, "publiee")
+    assert (found["74"]["valeur"], found["74"]["origine"]) == (9999, "publiee")
+    assert get_json(stack.url("api", "/indicateurs?indicateur=e2e_epci")) == []  # France: none

@@ -146,6 +146,6 @@ def test_rebuild_of_a_live_table_changes_nothing_when_exact(store, obs, database
             for i in range(200)
         ]
     )
-    assert rebuild(database_url) == {"updated": 0, "inserted": 0, "deleted": 0}
+    assert set(rebuild(database_url).values()) == {0}  # every statement: no row
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM aggregates").fetchone()[0] > 20

@@ -36,7 +36,14 @@ def test_rebuild_repairs_a_corrupted_aggregate_and_republishes_it(store, obs, da
             " niveau, code FROM bogus"
         )
 
-    assert rebuild(database_url) == {"updated": 1, "inserted": 1, "deleted": 1}
+    assert rebuild(database_url) == {
+        "updated": 1,
+        "inserted": 1,
+        "published": 0,
+        "published_inserted": 0,
+        "unpublished": 0,
+        "deleted": 1,
+    }
     assert check(database_url).differences == []
     with psycopg.connect(database_url) as conn:
         numbered = conn.execute(

@@ -107,11 +107,31 @@ def test_a_commune_named_by_its_label_is_placed_for_the_scope_as_the_cleaner_pla
         (2, named("Sainte-Colombe", departement="33")),
         (3, named("Annecy")),
         (4, named("Sainte-Colombe", departement="17")),
-        (5, named("Sainte-Colombe")),  # ambiguous: the cleaner refuses it, nothing written
+        (5, named("Sainte-Colombe")),  # ambiguous: no one territory, nothing it may write
     ]
     refused = producers.refusals("ademe", lines)
-    assert [line for line, _ in refused] == [3, 4]
+    assert [line for line, _ in refused] == [3, 4, 5]
     assert "outside this producer's territories" in refused[0][1]
+
+
+def test_a_value_published_for_a_territory_is_in_scope_where_a_scope_holds_it_whole() -> None:
+    grand_annecy, bordeaux_metropole = "200066793", "243300316"
+
+    def published(niveau: str, code: str) -> dict[str, object]:
+        return {"indicateur": "x", "niveau": niveau, "code": code, "annee": 2022, "valeur": 1}
+
+    lines = [
+        (1, published("epci", bordeaux_metropole)),  # within the Gironde
+        (2, published("departement", "33")),
+        (3, published("epci", grand_annecy)),
+        (4, published("region", "75")),  # holds the Gironde, not held by it
+        (5, published("france", "FR")),
+        (6, {"indicateur": "x", "niveau": "EPCI", "commune": bordeaux_metropole, "annee": 2022}),
+    ]
+    refused = scope_of(territoires=["departement:33"]).refusals("ademe", lines)
+    assert [line for line, _ in refused] == [3, 4, 5]
+    whole = scope_of(territoires=["region:75"]).refusals("ademe", lines)
+    assert [line for line, _ in whole] == [3, 5]
 
 
 def test_a_region_or_an_epci_covers_its_communes() -> None:

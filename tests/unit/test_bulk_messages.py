@@ -171,3 +171,27 @@ def test_clear_personal_data_on_the_clean_bulk_topic_is_refused_not_stored() -> 
     assert "jeanne" not in json.dumps([d.model_dump(mode="json") for d in rows.dead])
     assert [r.pii for r in rows.records] == [{"email": "b" * 64}]
     assert rows.table.num_rows == 0  # neither row went by the set path
+
+
+def test_a_value_published_for_a_territory_crosses_the_bulk_lane_as_it_was_cleaned() -> None:
+    """The set path takes communes only: a territory's own value is read
+    back as the record the cleaner made, without personal fields."""
+    records = [
+        CleanObservation(
+            record_id=f"b:{i:06d}",
+            indicateur="population",
+            annee=2024,
+            niveau=niveau,
+            commune=code,
+            commune_source=code,
+            valeur=Decimal(5),
+            version=1,
+        )
+        for i, (niveau, code) in enumerate([("commune", "33063"), ("epci", "200066793")])
+    ]
+    table = observations_table(enumerate(records))
+    assert table is not None and table.column("niveau").to_pylist() == ["commune", "epci"]
+    rows = aggregator_columns.read(bulk.encode(table, bulk.CleanHeader(batch_id="b")))
+    assert rows.dead == [] and rows.table.column("niveau").to_pylist() == ["commune"]
+    [published] = rows.records
+    assert (published.niveau, published.commune, published.pii) == ("epci", "200066793", {})

@@ -36,6 +36,8 @@ FIELDS = (
     "version",
     "libelle_territoire",
     "departement",
+    "niveau",
+    "code",
     "nom_declarant",
     "email",
     "E-Mail",
@@ -80,6 +82,9 @@ VALUES: dict[str, st.SearchStrategy[str]] = {
         ]
     ),
     "departement": st.sampled_from(["33", "17", "5", "2A", "99", "", "gironde"]),
+    # A value published for a territory above the commune, or odd levels.
+    "niveau": st.sampled_from(["commune", "COM", "epci", "departement", "Région", "france", ""]),
+    "code": st.sampled_from(["200000172", "33", "2a", "84", "FR", "33063", "", "999", " "]),
 }
 GOOD = {"indicateur": "population", "commune": "33063", "annee": "2024", "valeur": "5"}
 

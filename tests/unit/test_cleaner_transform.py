@@ -143,6 +143,42 @@ def test_a_commune_named_by_its_label_alone() -> None:
     assert "give the code, or the département" in result.dead[0].detail
 
 
+def test_a_value_published_for_a_territory_above_the_commune() -> None:
+    v = {"indicateur": "x", "annee": 2024, "valeur": "12,5"}
+    result = run(
+        envelope(
+            {**v, "niveau": "epci", "code": "200000172"},
+            {**v, "niveau": "EPCI", "commune": "200000172"},  # the code in `commune`
+            {**v, "niveau": "epci", "libelle_territoire": "CC Faucigny-Glières"},
+            {**v, "niveau": "Département", "code": "1"},
+            {**v, "niveau": "reg", "code": 84},
+            {**v, "niveau": "france", "code": "fr"},
+            {**v, "niveau": "commune", "code": "33063"},
+            {**v, "niveau": "epci", "code": "999999999"},
+            {**v, "niveau": "canton", "code": "3301"},
+            {**v, "niveau": "epci"},
+            {**v, "niveau": "departement", "code": "33", "commune": "33063"},  # code wins
+        )
+    )
+    assert [(o.niveau, o.commune, o.commune_source) for o in result.clean] == [
+        ("epci", "200000172", "200000172"),
+        ("epci", "200000172", "200000172"),
+        ("epci", "200000172", "200000172"),
+        ("departement", "01", "01"),
+        ("region", "84", "84"),
+        ("france", "FR", "FR"),
+        ("commune", "33063", "33063"),
+        ("departement", "33", "33"),
+    ]
+    assert all(o.valeur == Decimal("12.5") and o.published != (o.niveau == "commune")
+               for o in result.clean)  # fmt: skip
+    assert [(d.record_id[-2:], d.reason) for d in result.dead] == [
+        ("07", "unknown_code"),
+        ("08", "invalid_niveau"),
+        ("09", "invalid_schema"),
+    ]
+
+
 @pytest.mark.parametrize("code", ["75100", "75121", "69380", "69390", "13200", "13217"])
 def test_codes_beside_the_arrondissements_are_unknown(code: str) -> None:
     result = run(envelope({"indicateur": "x", "commune": code, "annee": 2024, "valeur": 1}))

@@ -17,8 +17,12 @@ def test_raw_observation_schema_names_the_required_fields() -> None:
 
     schema = json.loads((FOLDER / "indicators.raw.observation.schema.json").read_text())
     assert set(schema["required"]) == {"indicateur"}
-    # and the commune, by its code or by its name
-    assert schema["anyOf"] == [{"required": ["commune"]}, {"required": ["libelle_territoire"]}]
+    # and the territory: a commune code, its name, or a code at its niveau
+    assert schema["anyOf"] == [
+        {"required": ["commune"]},
+        {"required": ["libelle_territoire"]},
+        {"required": ["code"]},
+    ]
 
 
 def test_the_readme_producer_example_validates_against_the_json_schema() -> None:

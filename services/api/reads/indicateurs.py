@@ -38,6 +38,8 @@ ROW = tuple(
         "communes_renseignees",
         "communes_total",
         "updated_at",
+        "origine",
+        "valeur_publiee",
     )
 )
 

@@ -125,10 +125,16 @@ function tableau() {
       [libelle(r), ""],
       [String(r.annee), "nombre"],
       [valeur(r.valeur, r.unite), "nombre valeur"],
-      [pourcent.format(r.couverture), "nombre"],
+      // A value published for the territory itself is no aggregate: said so.
+      [r.origine === "publiee" ? "valeur publiée" : pourcent.format(r.couverture), "nombre"],
       [p ? valeur(p.valeur, p.unite) : "—", "nombre"],
     ]);
     tr.dataset.cle = cle(r);
+    if (r.valeur_publiee !== null && r.valeur_publiee !== undefined) {
+      tr.querySelector(".valeur").title = r.origine === "publiee"
+        ? "Valeur publiée pour le territoire par sa source"
+        : `Valeur agrégée des communes ; publiée pour le territoire : ${valeur(r.valeur_publiee, r.unite)}`;
+    }
     tr.querySelector(".valeur").dataset.indicateur = r.indicateur;
     return tr;
   }));
