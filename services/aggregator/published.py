@@ -72,6 +72,26 @@ ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
 )
 
 
+def held(r: CleanObservation) -> tuple[Any, ...]:
+    """What a kept observation holds besides its key, in the column order of
+    ``observations`` and ``published_values``: its value, labels, version,
+    record and personal hashes."""
+    return (
+        r.valeur,
+        r.marqueur,
+        r.unite,
+        r.libelle_indicateur,
+        r.libelle_sous_champ,
+        r.version,
+        r.version_explicite,
+        r.recu,
+        r.record_id,
+        Jsonb(r.pii) if r.pii else None,
+        r.pii_key_id,
+        r.producteur,
+    )
+
+
 def key_of(r: CleanObservation) -> Key:
     return (r.indicateur, r.sous_champ, r.annee, r.niveau, r.commune)
 
@@ -130,27 +150,7 @@ def write(cur: psycopg.Cursor[Any], winners: dict[Key, CleanObservation]) -> lis
     holds the numbering lock); the changes they numbered."""
     if not winners:
         return []
-    cur.executemany(
-        WRITE,
-        [
-            (
-                *key,
-                r.valeur,
-                r.marqueur,
-                r.unite,
-                r.libelle_indicateur,
-                r.libelle_sous_champ,
-                r.version,
-                r.version_explicite,
-                r.recu,
-                r.record_id,
-                Jsonb(r.pii) if r.pii else None,
-                r.pii_key_id,
-                r.producteur,
-            )
-            for key, r in sorted(winners.items())
-        ],
-    )
+    cur.executemany(WRITE, [(*key, *held(r)) for key, r in sorted(winners.items())])
     rows = sorted(winners.items())
     columns: list[list[Any]] = [[key[i] for key, _ in rows] for i in range(5)]
     columns += [[r.valeur for _, r in rows], [r.unite for _, r in rows]]

@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from common import db, referential
 from schemas.clean import CleanObservation, place_hash
@@ -349,18 +348,7 @@ def observation_row(r: CleanObservation) -> tuple[Any, ...]:
         r.annee,
         r.commune_source,
         r.commune,
-        r.valeur,
-        r.marqueur,
-        r.unite,
-        r.libelle_indicateur,
-        r.libelle_sous_champ,
-        r.version,
-        r.version_explicite,
-        r.recu,
-        r.record_id,
-        Jsonb(r.pii) if r.pii else None,
-        r.pii_key_id,
-        r.producteur,
+        *published_values.held(r),
     )
 
 

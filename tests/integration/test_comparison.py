@@ -251,11 +251,12 @@ def test_a_coverage_finer_than_a_thousandth_is_refused(api: TestClient) -> None:
     assert finer.status_code == 422 and "3 decimal places" in finer.text
 
 
-def test_studies_beyond_those_computing_wait_their_turn_then_get_503(
-    api: TestClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    app = api.app
-    app.state.studies = comparisons.KeptStudies(app.state.changed, at_once=1, turn=0.2)
+def held_studies(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch, turn: float
+) -> tuple[threading.Event, threading.Event]:
+    """One study computed at a time, each waiting ``turn`` for it; a study
+    computing says so (the first event) and holds until released (the second)."""
+    api.app.state.studies = comparisons.KeptStudies(api.app.state.changed, at_once=1, turn=turn)  # type: ignore[attr-defined]
     inside, release = threading.Event(), threading.Event()
     computed = comparisons.study
 
@@ -265,6 +266,13 @@ def test_studies_beyond_those_computing_wait_their_turn_then_get_503(
         return computed(*args)
 
     monkeypatch.setattr(comparisons, "study", slow)
+    return inside, release
+
+
+def test_studies_beyond_those_computing_wait_their_turn_then_get_503(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inside, release = held_studies(api, monkeypatch, turn=0.2)
     params = {"niveau": "epci", "indicateurs": "co2,tmax", "annee": YEAR}
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(api.get, "/typologies", params=params)
@@ -282,16 +290,7 @@ def test_a_study_waiting_or_computing_holds_no_database_connection(
     """Anonymous readers asking for studies must not take the connections
     every other route needs (the engine's pool is small)."""
     app = api.app
-    app.state.studies = comparisons.KeptStudies(app.state.changed, at_once=1, turn=5)
-    inside, release = threading.Event(), threading.Event()
-    computed = comparisons.study
-
-    def slow(*args: object) -> comparisons.Study:
-        inside.set()
-        release.wait(10)
-        return computed(*args)
-
-    monkeypatch.setattr(comparisons, "study", slow)
+    inside, release = held_studies(api, monkeypatch, turn=5)
     params = {"niveau": "epci", "indicateurs": "co2,tmax", "annee": YEAR}
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(api.get, "/typologies", params=params)
