@@ -1,5 +1,9 @@
 """Handing observations over from one producer to another (``itte proprietaire``).
 
+Values published for a territory above the commune (``published_values``)
+go with them: all of the indicator's, or, for a territory, those published
+for that territory itself.
+
 An observation belongs to the producer whose record was stored first
 (``transform.split_by_owner``); another producer's records for it are
 dead-lettered ``other_producer``. When a source changes hands, an operator
@@ -39,6 +43,16 @@ WHERE o.indicateur = %(indicateur)s
 """
 
 
+# The values published for territories, by the same filters.
+MATCHING_PUBLISHED = """
+FROM published_values p
+WHERE p.indicateur = %(indicateur)s
+  AND p.producteur IS NOT DISTINCT FROM %(ancien)s
+  AND (%(annee)s::int IS NULL OR p.annee = %(annee)s)
+  AND (%(niveau)s::text IS NULL OR (p.niveau, p.code) = (%(niveau)s, %(code)s))
+"""
+
+
 @dataclass(frozen=True)
 class Transfer:
     """The observations of ``indicateur`` owned by ``ancien`` (None: records
@@ -73,7 +87,10 @@ class Transfer:
 def count(database_url: str, transfer: Transfer) -> int:
     """How many observations the transfer would hand over (changes nothing)."""
     with psycopg.connect(database_url) as conn:
-        row = conn.execute(f"SELECT count(*) {MATCHING}", transfer.parameters).fetchone()
+        row = conn.execute(
+            f"SELECT (SELECT count(*) {MATCHING}) + (SELECT count(*) {MATCHING_PUBLISHED})",
+            transfer.parameters,
+        ).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -88,6 +105,12 @@ def hand_over(database_url: str, transfer: Transfer) -> int:
             "UPDATE observations SET producteur = %(nouveau)s, updated_at = now() "
             f"WHERE (indicateur, sous_champ, annee, commune_source) IN ("
             f"SELECT o.indicateur, o.sous_champ, o.annee, o.commune_source {MATCHING})",
+            transfer.parameters,
+        ).rowcount
+        moved += conn.execute(
+            "UPDATE published_values SET producteur = %(nouveau)s, updated_at = now() "
+            f"WHERE (indicateur, sous_champ, annee, niveau, code) IN ("
+            f"SELECT p.indicateur, p.sous_champ, p.annee, p.niveau, p.code {MATCHING_PUBLISHED})",
             transfer.parameters,
         ).rowcount
         conn.execute(

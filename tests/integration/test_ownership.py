@@ -78,3 +78,22 @@ def test_a_hand_over_waits_for_the_batch_that_holds_a_place(store, obs, database
 def test_a_hand_over_that_means_nothing_is_refused(ancien, nouveau, territoire) -> None:
     with pytest.raises(ValueError):
         Transfer("pop", ancien, nouveau, territoire=territoire)
+
+
+def test_values_published_for_a_territory_are_handed_over_with_it(store, database_url) -> None:
+    from tests.integration.test_published_values import published
+
+    store.apply(
+        [
+            published("pop", "departement", "33", "10", producteur="ademe"),
+            published("pop", "departement", "74", "20", producteur="ademe"),
+        ]
+    )
+    gironde = Transfer("pop", "ademe", "dreal", territoire=("departement", "33"))
+    assert count(database_url, gironde) == 1
+    assert hand_over(database_url, gironde) == 1
+    new = published("pop", "departement", "33", "11", version=2, producteur="dreal")
+    old = published("pop", "departement", "74", "21", version=2, producteur="dreal")
+    result = store.apply([new, old])
+    assert result.written == 1 and result.foreign == [old]  # 74 stayed ademe's
+    assert check(database_url).differences == []
