@@ -2,9 +2,13 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# Installs come from the locks (exact versions, every file's hash); `make
+# lock` writes them again from pyproject.toml.
+LOCK     := requirements.lock
+DEV_LOCK := requirements-dev.lock
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(DEV_LOCK) | cksum | cut -d' ' -f1)
 
-.PHONY: install up test lint rules unit integration e2e bench chaos schemas clean
+.PHONY: install lock up test lint rules unit integration e2e bench chaos schemas clean
 
 # wrk (Debian package) drives the API benchmark; installed when missing.
 WRK := /usr/bin/wrk
@@ -25,12 +29,21 @@ $(CHROMEDRIVER):
 	command -v apt-get >/dev/null && (apt-get install -y -q chromium chromium-driver || \
 	  (apt-get update -q && apt-get install -y -q chromium chromium-driver))
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+# The same platform as the image (python:3.11-slim, x86_64); the runtime lock
+# is constrained by the development one, so both pin the same versions.
+UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes \
+	--python-version 3.11 --python-platform x86_64-manylinux_2_28
+lock: install  ## write requirements*.lock again from pyproject.toml (newest allowed versions)
+	$(UV_COMPILE) --extra dev --upgrade -o $(DEV_LOCK)
+	$(UV_COMPILE) -c $(DEV_LOCK) -o $(LOCK)
 
 install: $(STAMP)
 

@@ -155,6 +155,41 @@ def test_the_image_holds_every_package() -> None:
         assert f"COPY {package} {package}" in dockerfile
 
 
+def pinned(lock: str) -> dict[str, str]:
+    """A lock's ``name==version`` lines, names normalized, each with hashes."""
+    from packaging.utils import canonicalize_name
+
+    text = (ROOT / lock).read_text()
+    found = dict(re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+) \\$", text, re.M))
+    assert found and text.count("--hash=sha256:") >= len(found)
+    return {canonicalize_name(name): version for name, version in found.items()}
+
+
+def test_the_locks_pin_every_dependency_within_its_bounds_and_agree() -> None:
+    """`make install` and the image install from the locks (make lock): a
+    dependency added to pyproject.toml but not locked fails here."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime, dev = pinned("requirements.lock"), pinned("requirements-dev.lock")
+    for lock, declared in (
+        (runtime, project["dependencies"]),
+        (dev, project["dependencies"] + project["optional-dependencies"]["dev"]),
+    ):
+        for text in declared:
+            wanted = Requirement(text)
+            version = lock.get(canonicalize_name(wanted.name))
+            assert version is not None, f"{wanted.name} is not locked: run `make lock`"
+            assert wanted.specifier.contains(version, prereleases=True), (text, version)
+    assert all(dev.get(name) == version for name, version in runtime.items())
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "pip install --no-cache-dir --require-hashes -r requirements.lock" in dockerfile
+    assert "pip install --no-cache-dir --no-deps ." in dockerfile
+
+
 def test_prometheus_loads_the_tested_rules() -> None:
     config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
     assert config["rule_files"] == ["alerts.yml"]
