@@ -150,8 +150,8 @@ def write(cur: psycopg.Cursor[Any], winners: dict[Key, CleanObservation]) -> lis
     holds the numbering lock); the changes they numbered."""
     if not winners:
         return []
-    cur.executemany(WRITE, [(*key, *held(r)) for key, r in sorted(winners.items())])
     rows = sorted(winners.items())
+    cur.executemany(WRITE, [(*key, *held(r)) for key, r in rows])
     columns: list[list[Any]] = [[key[i] for key, _ in rows] for i in range(5)]
     columns += [[r.valeur for _, r in rows], [r.unite for _, r in rows]]
     return changes_of(cur.execute(SET_ON_AGGREGATES, columns).fetchall())

@@ -14,9 +14,12 @@ from services.api.deps import DEFAULT_LIMIT, EngineDep, FiltersDep, ReadPoolDep,
 from services.api.formats import MEDIA, Format, csv_lines, etag, next_link
 from services.api.models import CSV_COLUMNS, ROWS, IndicateurPublic
 from services.api.reads import indicateurs as reads
+from services.api.reads.indicateurs import Filters, Statements
+from services.api.reads.pool import ReadPool
 from services.api.streaming import TimedStreamingResponse
 
 router = APIRouter()
+PATH = "/indicateurs"
 
 PAGE_HEADERS = {
     "X-Total-Count": {
@@ -41,7 +44,7 @@ def catalogue(engine: EngineDep) -> list[Indicator]:
 
 
 @router.get(
-    "/indicateurs",
+    PATH,
     response_model=list[IndicateurPublic],
     responses={
         200: {
@@ -80,11 +83,18 @@ async def indicateurs(
             media_type=MEDIA[fmt],
             headers={"Content-Disposition": 'attachment; filename="indicateurs.csv"'},
         )
+    return await json_page(pool, statements, f, exact, dict(request.query_params))
+
+
+async def json_page(
+    pool: ReadPool, statements: Statements, f: Filters, exact: bool, params: dict[str, str]
+) -> Response:
+    """One page of rows as JSON, its total and the link to the next (also
+    the lean route's answer, routes/lean.py)."""
     page = replace(f, limit=f.limit or DEFAULT_LIMIT)
     rows, total = await reads.page(pool, statements, page, exact)
     body = ROWS.dump_json(rows)
     headers = {"X-Total-Count": str(total), "ETag": etag(body)}
-    params = dict(request.query_params)
-    if link := next_link(request.url.path, params, page.offset, page.limit or 0, total):
+    if link := next_link(PATH, params, page.offset, page.limit or 0, total):
         headers["Link"] = link
     return Response(body, media_type="application/json", headers=headers)

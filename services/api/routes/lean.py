@@ -21,17 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from schemas import limits
 from schemas.aggregates import NIVEAUX
-from services.api.deps import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
-from services.api.formats import etag, next_link
-from services.api.models import ROWS
+from services.api.deps import MAX_LIMIT, MAX_OFFSET
 from services.api.reads import indicateurs as reads
+from services.api.routes import indicateurs
 
-PATH = "/indicateurs"
+PATH = indicateurs.PATH
 
 
 def _matching(pattern: str, fold: Callable[[str], str] = str) -> Callable[[str], Any]:
@@ -109,12 +107,7 @@ class LeanIndicateurs:
             await self.full(scope, receive, send)
             return
         state = scope["app"].state
-        page = reads.Filters(
-            **{**asked.filters.__dict__, "limit": asked.filters.limit or DEFAULT_LIMIT}
+        answer = await indicateurs.json_page(
+            state.read_pool, state.statements, asked.filters, asked.exact, asked.params
         )
-        rows, total = await reads.page(state.read_pool, state.statements, page, asked.exact)
-        body = ROWS.dump_json(rows)
-        headers = {"X-Total-Count": str(total), "ETag": etag(body)}
-        if link := next_link(PATH, asked.params, page.offset, page.limit or 0, total):
-            headers["Link"] = link
-        await Response(body, media_type="application/json", headers=headers)(scope, receive, send)
+        await answer(scope, receive, send)
