@@ -8,7 +8,7 @@ import logging
 import os
 import ssl
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -79,10 +79,28 @@ class _Transport(faust_aiokafka.Transport):
 
 
 class App(faust.App):
-    """faust.App with a short fetch wait (see FETCH_MAX_WAIT_MS)."""
+    """faust.App with a short fetch wait (see FETCH_MAX_WAIT_MS), and what
+    must begin as it starts (``begin_with``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.beginnings: list[Callable[[], Awaitable[None]]] = []
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        for begin in self.beginnings:
+            await begin()
+
+
+def begin_with(app: faust.App, begin: Callable[[], Awaitable[None]]) -> None:
+    """``begin`` awaited as ``app`` starts, before its consumer joins its group
+    (its tasks and agents start after that join)."""
+    if not isinstance(app, App):
+        raise TypeError(f"{app!r} is not made by make_app")
+    app.beginnings.append(begin)
 
 
 def credentials(security: dict[str, str]) -> Any:

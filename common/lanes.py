@@ -69,6 +69,7 @@ class BulkLane:
         self.health = health
         self.on_failure = on_failure
         self.partitions: set[tuple[str, int]] = set()
+        self._consumer: Consumer | None = None
         health.waiting.append(self.unassigned)
 
     def unassigned(self) -> str | None:
@@ -99,12 +100,22 @@ class BulkLane:
         )
         return consumer
 
+    async def subscribe(self) -> None:
+        """Joins the lane's group now: librdkafka joins in the background while
+        faust joins its own group, instead of after it (faust starts its tasks,
+        hence ``run``, only once its partitions are assigned: each join waits
+        about 3 s on the embedded broker)."""
+        if self._consumer is None:
+            self._consumer = await asyncio.to_thread(self.consumer)
+
     async def run(self, then: Callable[[Any], Awaitable[None]] | None = None) -> None:
         """Until cancelled (the service stops); raises what is neither a
         record's fault nor transient, so that nothing more is committed.
         ``then``: given what ``handle`` returned, awaited before the commit
         (and before the next message: it may hold the lane back)."""
-        consumer = await asyncio.to_thread(self.consumer)
+        await self.subscribe()
+        consumer, self._consumer = self._consumer, None
+        assert consumer is not None
         try:
             while True:
                 message = await asyncio.to_thread(consumer.poll, POLL_SECONDS)

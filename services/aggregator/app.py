@@ -16,7 +16,7 @@ from typing import Any
 import faust
 
 from common.errors import is_transient
-from common.faust_app import raw_topic, stop_on_unexpected
+from common.faust_app import begin_with, raw_topic, stop_on_unexpected
 from common.lanes import BulkLane
 from common.retry import Health, retry_transient
 from schemas import clean, deadletter
@@ -90,6 +90,8 @@ def attach_bulk_lane(
         committed(outcome)
         while relay.catching_up():
             await asyncio.sleep(settings.batch_seconds)
+
+    begin_with(app, lane.subscribe)
 
     @app.task
     async def aggregate_bulk() -> None:

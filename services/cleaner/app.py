@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import faust
 from confluent_kafka import Message
 
-from common.faust_app import raw_topic, stop_on_unexpected
+from common.faust_app import begin_with, raw_topic, stop_on_unexpected
 from common.kafka import BlockingProducer
 from common.lanes import BulkLane
 from schemas import bulk, clean, deadletter, raw
@@ -81,6 +81,7 @@ def attach(app: faust.App, cleaner: Cleaner, lane: BulkLane | None = None) -> No
                 await deliver(cleaner.handle(event.value, origin), clean_out, dead_out)
 
     if lane is not None:
+        begin_with(app, lane.subscribe)
 
         @app.task
         async def clean_bulk() -> None:

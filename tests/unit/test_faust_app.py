@@ -7,8 +7,10 @@ from pathlib import Path
 
 import aiokafka
 import certifi
+import faust
+import pytest
 
-from common.faust_app import FETCH_MAX_WAIT_MS, make_app
+from common.faust_app import FETCH_MAX_WAIT_MS, begin_with, make_app
 from common.servers import Servers
 from common.settings import CommonSettings
 from itte.embedded import servers_for
@@ -74,3 +76,30 @@ def test_sasl_and_tls_settings_reach_the_faust_consumers_and_the_librdkafka_clie
             await consumer.stop()
 
     asyncio.run(check())
+
+
+def test_what_begins_with_the_app_is_awaited_before_its_consumer_starts() -> None:
+    # The bulk lanes join their groups here, while faust joins its own: faust
+    # starts its tasks only once its partitions are assigned (3 s more a start).
+    began: list[bool] = []
+
+    async def check() -> None:
+        app = make_app(
+            "aggregator",
+            Servers("127.0.0.1:1", "unused"),
+            web_host="127.0.0.1",
+            web_port=1,
+            partitions=1,
+            buffered_messages=1,
+        )
+
+        async def begin() -> None:
+            began.append(app.consumer.state == "init")  # mode's state of a service not started
+
+        begin_with(app, begin)
+        await app.on_start()
+
+    asyncio.run(check())
+    assert began == [True]
+    with pytest.raises(TypeError, match="make_app"):
+        begin_with(faust.App("plain"), lambda: asyncio.sleep(0))
