@@ -49,6 +49,11 @@ def build() -> faust.App:
         f"naive-{table}",
         broker=f"kafka://{os.environ['NAIVE_BOOTSTRAP']}",
         consumer_auto_offset_reset="earliest",
+        # The services' join settings (common/faust_app.py): with faust's
+        # defaults the group join takes ~23 s on the embedded broker. The
+        # clock starts once the agent is ready: the rate is the same.
+        broker_session_timeout=6,
+        broker_heartbeat_interval=1,
         topic_allow_declare=False,
         web_port=int(os.environ["NAIVE_PORT"]),
         store="memory://",

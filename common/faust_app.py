@@ -73,6 +73,13 @@ class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def on_start(self) -> None:
+        # The app's web server listens by now (started before the consumer):
+        # a connection opened earlier could take the port it was given.
+        await super().on_start()
+        for begin in getattr(self.app, "beginnings", ()):
+            await begin()
+
 
 class _Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
@@ -89,15 +96,10 @@ class App(faust.App):
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
 
-    async def on_start(self) -> None:
-        await super().on_start()
-        for begin in self.beginnings:
-            await begin()
-
 
 def begin_with(app: faust.App, begin: Callable[[], Awaitable[None]]) -> None:
-    """``begin`` awaited as ``app`` starts, before its consumer joins its group
-    (its tasks and agents start after that join)."""
+    """``begin`` awaited as ``app``'s consumer starts, before it joins its
+    group (the app's tasks and agents start after that join)."""
     if not isinstance(app, App):
         raise TypeError(f"{app!r} is not made by make_app")
     app.beginnings.append(begin)

@@ -78,7 +78,7 @@ def test_sasl_and_tls_settings_reach_the_faust_consumers_and_the_librdkafka_clie
     asyncio.run(check())
 
 
-def test_what_begins_with_the_app_is_awaited_before_its_consumer_starts() -> None:
+def test_what_begins_with_the_app_is_awaited_before_its_consumer_joins() -> None:
     # The bulk lanes join their groups here, while faust joins its own: faust
     # starts its tasks only once its partitions are assigned (3 s more a start).
     began: list[bool] = []
@@ -94,10 +94,11 @@ def test_what_begins_with_the_app_is_awaited_before_its_consumer_starts() -> Non
         )
 
         async def begin() -> None:
-            began.append(app.consumer.state == "init")  # mode's state of a service not started
+            # Not yet in the group: its thread (aiokafka's consumer) not started.
+            began.append(app.consumer._thread.state == "init")
 
         begin_with(app, begin)
-        await app.on_start()
+        await app.consumer.on_start()
 
     asyncio.run(check())
     assert began == [True]
