@@ -1,4 +1,5 @@
-"""Keep the services' processes lean: no pandas, Arrow on the system allocator.
+"""Keep the services' processes lean: no pandas, few malloc arenas, Arrow on
+the system allocator.
 
 pyarrow imports pandas, when it is installed, at its first conversion of
 Python objects (a shim that looks for DataFrames): 350 modules and about
@@ -15,10 +16,18 @@ RSS over a 1,000,000-record load fell from 301.9 and 305.4 MB to 294.6 and
 291.7 MB (the cleaner's: 212.9 and 228.4 against 225.4 and 231.8), at rates
 within the machine's noise (runs alternated;
 docs/measurements.md, "Arrow's allocator").
+
+glibc gives each thread that allocates an arena of its own, up to eight per
+core, and an arena keeps the pages freed in it: the aggregator's threads
+(asyncio's executor, librdkafka's, the consumers') each held a bulk batch's
+worth. With two arenas, its peak RSS over a 1,000,000-record load fell
+from 297.2 and 310.9 MB to 274.3 and 272.8 MB, at the same rate (runs
+alternated; docs/measurements.md, "malloc arenas").
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 from collections.abc import Sequence
@@ -46,12 +55,25 @@ def without_pandas() -> None:
 
 
 ARROW_POOL = "ARROW_DEFAULT_MEMORY_POOL"
+ARENAS = 2
+M_ARENA_MAX = -8  # glibc's malloc.h
+
+
+def few_malloc_arenas(arenas: int = ARENAS) -> bool:
+    """At most ``arenas`` malloc arenas from now on, unless the environment
+    sets ``MALLOC_ARENA_MAX`` (glibc read it at start). Whether it was set
+    here: not on a C library without ``mallopt`` (musl ignores it too)."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    return mallopt is not None and mallopt(M_ARENA_MAX, arenas) == 1
 
 
 def service_process() -> None:
-    """What every service command does first: no pandas, and Arrow's memory
-    from the system allocator unless the environment names another pool
-    (read by pyarrow when it is first imported, so this costs nothing to a
-    process that never imports it)."""
+    """What every service command does first, before it starts a thread: no
+    pandas, few malloc arenas, and Arrow's memory from the system allocator
+    unless the environment names another pool (read by pyarrow when it is
+    first imported, so this costs nothing to a process that never imports it)."""
     without_pandas()
+    few_malloc_arenas()
     os.environ.setdefault(ARROW_POOL, "system")

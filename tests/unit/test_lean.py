@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from common import lean
+
 
 def test_a_service_process_converts_columns_without_importing_pandas() -> None:
     # A fresh interpreter: this one may hold pandas already (hypothesis, the bench).
@@ -45,3 +47,35 @@ def test_a_service_process_takes_arrow_memory_from_the_system_allocator() -> Non
 
     assert pool() == "system"
     assert pool(ARROW_DEFAULT_MEMORY_POOL="mimalloc") == "mimalloc"  # the operator's choice
+
+
+def test_a_service_process_keeps_to_two_malloc_arenas_whatever_its_threads() -> None:
+    # glibc prints one "Arena N:" block per arena to stderr (malloc_stats).
+    code = (
+        "import ctypes, sys, threading\n"
+        "from common import lean\n"
+        "if sys.argv[1] == 'service': lean.service_process()\n"
+        "start = threading.Barrier(8)\n"
+        "def work():\n"
+        "    start.wait(); kept = [bytearray(4096 + i) for i in range(2000)]; start.wait()\n"
+        "threads = [threading.Thread(target=work) for _ in range(8)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "ctypes.CDLL(None).malloc_stats()\n"
+    )
+
+    def arenas(*args: str, **env: str) -> int:
+        import os
+
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+            env={k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | env,
+        )
+        return done.stderr.count("Arena ")
+
+    assert arenas("service") == lean.ARENAS
+    assert arenas("plain") > lean.ARENAS  # what the threads take without it
+    assert arenas("service", MALLOC_ARENA_MAX="3") == 3  # the operator's choice
