@@ -17,7 +17,7 @@ TOPIC = "indicators.aggregates"
 
 Niveau = Literal["commune", "epci", "departement", "region", "france"]
 # Where a row's valeur comes from: its communes, or a source that published it.
-Origine = Literal["agregee", "publiee"]
+Origine = Literal["agregee", "publiee", "somme_epci"]
 NIVEAUX: tuple[Niveau, ...] = ("commune", "epci", "departement", "region", "france")
 
 
@@ -42,7 +42,9 @@ class AggregateChange(BaseModel):
     origine: Origine = Field(
         "agregee",
         description="`agregee`: valeur is aggregated from the communes; `publiee`: it is the "
-        "value a source published for the territory (then the communes count as reported).",
+        "value a source published for the territory (then the communes count as reported); "
+        "`somme_epci`: a département's, the sum of the values published for its EPCIs (the "
+        "indicator's `somme_epci`).",
     )
     valeur_publiee: Decimal | None = Field(
         None, description="The value published for the territory, if any, whatever `origine`."

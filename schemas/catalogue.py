@@ -72,6 +72,14 @@ class Indicator(BaseModel):
         "(`valeur_publiee` beside `valeur`, `origine` says which `valeur` is).",
     )
 
+    somme_epci: bool = Field(
+        False,
+        description="somme or nombre: a département whose communes all belong to EPCIs lying "
+        "wholly within it, each with a value published for it, is served the sum of those "
+        "values (`origine`: `somme_epci`) where no value is published for the département "
+        "itself, by `priorite` as a published value. Never added further up.",
+    )
+
     @model_validator(mode="after")
     def _aliases(self) -> Indicator:
         for alias, code in self.alias_sous_champs.items():
@@ -90,6 +98,8 @@ class Indicator(BaseModel):
     def _rule_fields(self) -> Indicator:
         if self.agregation == "ratio" and not (self.numerateur and self.denominateur):
             raise ValueError(f"{self.id}: a ratio needs numerateur and denominateur")
+        if self.somme_epci and self.agregation not in ("somme", "nombre"):
+            raise ValueError(f"{self.id}: somme_epci adds values up: somme or nombre only")
         if self.agregation == "moyenne_ponderee" and not self.poids:
             object.__setattr__(self, "poids", "population")
         return self

@@ -114,6 +114,11 @@ aggregates = Table(
     # served beside the aggregated one, never added into anything.
     Column("valeur_publiee", Numeric),
     Column("publiee", Boolean, nullable=False, server_default=text("false")),
+    # A département's: the sum of the values published for its EPCIs, when
+    # they lie wholly within it and hold every one of its communes (0015).
+    Column("valeur_epci", Numeric),
+    Column("epci_renseignes", Integer, nullable=False, server_default="0"),
+    Column("epci_total", Integer, nullable=False, server_default="0"),
     Index("aggregates_by_territory", "niveau", "code"),
     postgresql_with={"fillfactor": 70},
 )
@@ -184,6 +189,7 @@ indicators = Table(
     Column("sous_champs", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("alias_sous_champs", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("priorite", Text, nullable=False, server_default=text("'publiee'")),
+    Column("somme_epci", Boolean, nullable=False, server_default=text("false")),
 )
 
 # National objectives from the catalogue (migration 0008).

@@ -347,3 +347,28 @@ def covering(ref: Referential) -> dict[tuple[str, str], frozenset[tuple[str, str
     table = {t: frozenset(holding) for t, holding in found.items()}
     _COVERING[id(ref)] = (ref, table)
     return table
+
+
+_EPCI_COVERAGE: dict[int, tuple[Referential, dict[str, tuple[str, ...]]]] = {}
+
+
+def epci_coverage(ref: Referential) -> dict[str, tuple[str, ...]]:
+    """Each département whose every commune belongs to an EPCI lying wholly
+    within it, and those EPCIs (sorted): their values add up to the
+    département's. The others are absent: a commune without an EPCI, or an
+    EPCI across a border (its value cannot be split), leaves a département
+    uncovered (21 of 109 are covered on the 2026 map). Made once."""
+    held = _EPCI_COVERAGE.get(id(ref))
+    if held is not None and held[0] is ref:
+        return held[1]
+    holding = covering(ref)
+    members: dict[str, set[str]] = {}
+    uncovered: set[str] = set()
+    for c in ref.communes.values():
+        if c.epci is None or ("departement", c.departement) not in holding[("epci", c.epci)]:
+            uncovered.add(c.departement)
+        else:
+            members.setdefault(c.departement, set()).add(c.epci)
+    table = {d: tuple(sorted(e)) for d, e in members.items() if d not in uncovered}
+    _EPCI_COVERAGE[id(ref)] = (ref, table)
+    return table

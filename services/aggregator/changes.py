@@ -27,11 +27,19 @@ from common import db
 # Whether the view shows the published value of an aggregates row ``a`` as
 # its valeur, by its indicator ``i``'s priority (migration 0014).
 SHOWN = "{a}.publiee AND (coalesce({i}.priorite, 'publiee') = 'publiee' OR {a}.nb_valeurs = 0)"
+# Else whether it shows the sum of its EPCIs' published values: a
+# département they cover, each with its value (migration 0015).
+SUMMED = (
+    "coalesce({i}.somme_epci, false) AND {a}.epci_total > 0"
+    " AND {a}.epci_renseignes = {a}.epci_total"
+    " AND (coalesce({i}.priorite, 'publiee') = 'publiee' OR {a}.nb_valeurs = 0)"
+)
 
-# The view's valeur (migrations 0006, 0014), of an aggregates row ``a`` and
-# its indicator ``i``.
+# The view's valeur (migrations 0006, 0014, 0015), of an aggregates row ``a``
+# and its indicator ``i``.
 VALEUR = """CASE
     WHEN {shown} THEN {a}.valeur_publiee
+    WHEN {summed} THEN {a}.valeur_epci
     WHEN {a}.nb_valeurs = 0 THEN NULL
     WHEN {i}.agregation = 'ratio' THEN {a}.numerateur / NULLIF({a}.denominateur, 0) * {i}.facteur
     WHEN {i}.agregation = 'moyenne_ponderee' AND {a}.niveau <> 'commune'
@@ -39,9 +47,10 @@ VALEUR = """CASE
     ELSE {a}.valeur
 END"""
 
-# A published value counts every commune of its territory as reported.
+# A published value (or its EPCIs') counts every commune of its territory
+# as reported.
 RENSEIGNEES = (
-    "CASE WHEN {shown} THEN {t}.communes_total"
+    "CASE WHEN ({shown}) OR ({summed}) THEN {t}.communes_total"
     " WHEN {a}.niveau = 'commune' THEN least({a}.nb_valeurs, 1) ELSE {a}.nb_valeurs END"
 )
 
@@ -55,9 +64,9 @@ def message(a: str, t: str, i: str) -> str:
     and a commune's coverage written without a float division (its total is
     1): docs/measurements.md. Text goes through ``to_json`` (escaped as
     JSON); numbers, booleans and the time print as JSON reads them."""
-    shown = SHOWN.format(a=a, i=i)
-    renseignees = RENSEIGNEES.format(a=a, t=t, shown=shown)
-    valeur = VALEUR.format(a=a, i=i, shown=shown)
+    shown, summed = SHOWN.format(a=a, i=i), SUMMED.format(a=a, i=i)
+    renseignees = RENSEIGNEES.format(a=a, t=t, shown=shown, summed=summed)
+    valeur = VALEUR.format(a=a, i=i, shown=shown, summed=summed)
     return f"""CASE WHEN {t}.code IS NOT NULL THEN concat(
     '{{"indicateur":', to_json({a}.indicateur), ',"sous_champ":', to_json({a}.sous_champ),
     ',"annee":', {a}.annee, ',"niveau":', to_json({a}.niveau), ',"code":', to_json({a}.code),
@@ -65,7 +74,8 @@ def message(a: str, t: str, i: str) -> str:
     ',"agregation":', to_json(coalesce({i}.agregation, 'non_agregeable')),
     ',"valeur":', coalesce(to_json(({valeur})::text)::text, 'null'),
     ',"unite":', coalesce(to_json(coalesce({i}.unite, {a}.unite))::text, 'null'),
-    ',"origine":', CASE WHEN {shown} THEN '"publiee"' ELSE '"agregee"' END,
+    ',"origine":', CASE WHEN {shown} THEN '"publiee"' WHEN {summed} THEN '"somme_epci"'
+        ELSE '"agregee"' END,
     ',"valeur_publiee":', coalesce(to_json(({a}.valeur_publiee)::text)::text, 'null'),
     ',"communes_renseignees":', {renseignees}, ',"communes_total":', {t}.communes_total,
     ',"revision":', {a}.revision, ',"updated_at":', to_json({a}.updated_at),

@@ -39,6 +39,8 @@ class PairRule:
 class AggregationRules:
     kinds: dict[str, str]
     pairs_by_member: dict[str, tuple[PairRule, ...]]
+    # Whose départements are served their EPCIs' published values summed.
+    somme_epci: frozenset[str] = frozenset()
 
     @classmethod
     def from_catalogue(cls, catalogue: Catalogue) -> AggregationRules:
@@ -56,6 +58,7 @@ class AggregationRules:
         return cls(
             kinds={i.id: i.agregation for i in catalogue.indicateurs.values()},
             pairs_by_member={k: tuple(v) for k, v in pairs.items()},
+            somme_epci=frozenset(i.id for i in catalogue.indicateurs.values() if i.somme_epci),
         )
 
     def kind(self, indicator: str) -> str:

@@ -22,6 +22,7 @@ from common import db, referential
 from schemas.clean import CleanObservation, place_hash
 from services.aggregator import published as published_values
 from services.aggregator.changes import PUBLISHED, Change, changes_of
+from services.aggregator.epci_sums import EpciSums
 from services.aggregator.ports import ApplyResult
 from services.aggregator.rules import AggregationRules
 from services.aggregator.transform import (
@@ -247,6 +248,7 @@ class AggregateStore:
     ) -> None:
         self._ancestors = referential.ancestors(ref)
         self._rules = rules
+        self._sums = EpciSums.of(rules.somme_epci, ref)
         self._db = db.KeptConnection(database_url)
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -270,6 +272,9 @@ class AggregateStore:
             places |= {
                 lock_bucket((r.indicateur, r.sous_champ, r.annee, r.commune)) for r in published
             }
+            # The départements whose EPCIs' sum may move: under their places' locks too.
+            summed = self._sums.moved(published_values.key_of(r) for r in published)
+            places |= {lock_bucket(k) for k in summed}
             # Locks taken in sorted order cannot deadlock.
             cur.execute(
                 "SELECT pg_advisory_xact_lock(%s, b) FROM unnest(%s::int[]) AS b",
@@ -286,6 +291,8 @@ class AggregateStore:
             chosen = published_values.decide(cur, published)
             absent = Absent(stored, commune_keys - communes.keys())
             changes = self._write(cur, result, absent, chosen.winners)
+            if chosen.winners:
+                changes += self._sums.write(cur, self._sums.moved(chosen.winners))
         return ApplyResult(
             len(result.writes) + len(chosen.winners),
             result.stale + chosen.stale,

@@ -78,6 +78,33 @@ SELECT indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs, numerate
 FROM aggregates
 """
 
+# The sums of the EPCIs' published values for the départements they cover
+# (epci_sums.py), restated from the communes table: an EPCI lies within one
+# département; a département is covered when each of its communes has such
+# an EPCI. (sum, EPCIs with a value, EPCIs of the département).
+EPCI_TRUTH = """
+WITH inside AS (
+    SELECT epci, min(departement) AS departement FROM communes
+    WHERE epci IS NOT NULL GROUP BY epci HAVING count(DISTINCT departement) = 1
+), covered AS (
+    SELECT c.departement, count(DISTINCT c.epci)::int AS total
+    FROM communes c LEFT JOIN inside e ON e.epci = c.epci
+    GROUP BY c.departement HAVING bool_and(e.epci IS NOT NULL)
+)
+SELECT p.indicateur, p.sous_champ, p.annee, 'departement', e.departement,
+       sum(p.valeur), count(p.valeur)::int, min(c.total)
+FROM published_values p
+JOIN indicators i ON i.id = p.indicateur AND i.somme_epci
+JOIN inside e ON e.epci = p.code
+JOIN covered c ON c.departement = e.departement
+WHERE p.niveau = 'epci'
+GROUP BY p.indicateur, p.sous_champ, p.annee, e.departement
+"""
+RUNNING_EPCI = f"""
+SELECT {db.AGGREGATE_KEY}, valeur_epci, epci_renseignes, epci_total FROM aggregates
+WHERE epci_total > 0
+"""
+
 KEY = f"({db.key_of('a')})"
 TRUTH_KEY = f"({db.key_of('t')})"
 
@@ -91,7 +118,10 @@ PREPARE = [
     "LOCK TABLE aggregates IN EXCLUSIVE MODE",
     f"""CREATE TEMP TABLE truth (indicateur, sous_champ, annee, niveau, code, valeur,
             nb_valeurs, numerateur, denominateur) ON COMMIT DROP AS {RECOMPUTE}""",
+    f"""CREATE TEMP TABLE epci_truth (indicateur, sous_champ, annee, niveau, code, valeur,
+            renseignes, total) ON COMMIT DROP AS {EPCI_TRUTH}""",
 ]
+EPCI_KEY = f"({db.key_of('e')})"
 # What each statement did, and the statement.
 REBUILD = [
     (
@@ -136,6 +166,33 @@ REBUILD = [
         WHERE a.publiee AND NOT EXISTS (
             SELECT 1 FROM published_values p WHERE {KEY} = ({db.key_of("p")}))"""),
     ),
+    # The sums of the EPCIs' published values (epci_sums.py).
+    (
+        "epci_sums",
+        db.logged(f"""UPDATE aggregates a SET valeur_epci = e.valeur,
+            epci_renseignes = e.renseignes, epci_total = e.total,
+            revision = a.revision + 1, {db.RENUMBER}, updated_at = now()
+        FROM epci_truth e WHERE {KEY} = {EPCI_KEY}
+          AND (a.valeur_epci, a.epci_renseignes, a.epci_total)
+              IS DISTINCT FROM (e.valeur, e.renseignes, e.total)"""),
+    ),
+    (
+        "epci_sums_inserted",
+        db.logged(f"""INSERT INTO aggregates AS a (indicateur, sous_champ, annee, niveau, code,
+            valeur, nb_valeurs, numerateur, denominateur, valeur_epci, epci_renseignes,
+            epci_total, revision, change_seq)
+        SELECT e.indicateur, e.sous_champ, e.annee, e.niveau, e.code, 0, 0, 0, 0, e.valeur,
+               e.renseignes, e.total, 1, {db.NEXT_CHANGE}
+        FROM epci_truth e
+        WHERE NOT EXISTS (SELECT 1 FROM aggregates a WHERE {KEY} = {EPCI_KEY})"""),
+    ),
+    (
+        "epci_sums_cleared",
+        db.logged(f"""UPDATE aggregates a SET valeur_epci = NULL, epci_renseignes = 0,
+            epci_total = 0, revision = a.revision + 1, {db.RENUMBER}, updated_at = now()
+        WHERE a.epci_total > 0 AND NOT EXISTS (
+            SELECT 1 FROM epci_truth e WHERE {KEY} = {EPCI_KEY})"""),
+    ),
     # Rows left empty (a pair that came apart) mean the same as no row: kept.
     # Their log entries go with RELOG's first statement.
     (
@@ -143,7 +200,7 @@ REBUILD = [
         f"""DELETE FROM aggregates a
         WHERE NOT EXISTS (SELECT 1 FROM truth t WHERE {KEY} = {TRUTH_KEY})
           AND (a.valeur, a.nb_valeurs, a.numerateur, a.denominateur) <> (0, 0, 0, 0)
-          AND NOT a.publiee""",
+          AND NOT a.publiee AND a.epci_total = 0""",
     ),
 ]
 # The change log made to hold exactly the numbered rows again: after the
@@ -180,7 +237,8 @@ STORED_PUBLISHED = f"SELECT {db.AGGREGATE_KEY}, valeur FROM published_values"
 
 def check(database_url: str) -> Report:
     """Differences between running aggregates and a recomputation from
-    scratch, and between the published values the rows hold and those stored."""
+    scratch, between the published values the rows hold and those stored, and
+    between the départements' sums of their EPCIs' values and the stored ones."""
     with psycopg.connect(database_url) as conn, conn.transaction():
         # One snapshot for every read, so a live system compares like with like.
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -188,15 +246,20 @@ def check(database_url: str) -> Report:
         running = _rows(conn, RUNNING)
         published = {tuple(r[:5]): ("publiee", r[5]) for r in conn.execute(RUNNING_PUBLISHED)}
         stored = {tuple(r[:5]): ("publiee", r[5]) for r in conn.execute(STORED_PUBLISHED)}
+        summed = {tuple(r[:5]): ("somme_epci", *r[5:]) for r in conn.execute(RUNNING_EPCI)}
+        sums = {tuple(r[:5]): ("somme_epci", *r[5:]) for r in conn.execute(EPCI_TRUTH)}
     report = Report(
-        checked=len(truth.keys() | running.keys()) + len(published.keys() | stored.keys())
+        checked=len(truth.keys() | running.keys())
+        + len(published.keys() | stored.keys())
+        + len(summed.keys() | sums.keys())
     )
     for key in sorted(truth.keys() | running.keys()):
         if truth.get(key) != running.get(key):
             report.differences.append((key, running.get(key), truth.get(key)))
-    for key in sorted(published.keys() | stored.keys()):
-        if published.get(key) != stored.get(key):
-            report.differences.append((key, published.get(key), stored.get(key)))
+    for held, truth_of in ((published, stored), (summed, sums)):
+        for key in sorted(held.keys() | truth_of.keys()):
+            if held.get(key) != truth_of.get(key):
+                report.differences.append((key, held.get(key), truth_of.get(key)))
     return report
 
 

@@ -38,7 +38,9 @@ class IndicateurPublic(BaseModel):
     origine: Origine = Field(
         description="`agregee`: `valeur` is aggregated from the communes; `publiee`: it is the "
         "value a source published for the territory itself (its communes then count as "
-        "reported). Which one a row shows is the indicator's `priorite` (the catalogue)."
+        "reported); `somme_epci`: a département's, the sum of the values published for its "
+        "EPCIs, which lie within it and hold all its communes (the indicator's `somme_epci`). "
+        "Which one a row shows is the indicator's `priorite` (the catalogue)."
     )
     valeur_publiee: float | int | str | None = Field(
         description="The value a source published for the territory, if any, beside the "

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from common.referential import FRANCE, ancestors, load
+from common.referential import FRANCE, ancestors, epci_coverage, load
 from schemas.aggregates import AggregateChange
 from schemas.clean import CleanObservation
 from services.aggregator.verify import check, rebuild
@@ -27,6 +27,8 @@ from services.api.app import create_app, read_only_engine
 REF = load()
 GRAND_ANNECY = "200066793"
 MEMBERS = sorted(c.code for c in REF.communes.values() if c.epci == GRAND_ANNECY)[:3]
+BELFORT = "90"  # Territoire de Belfort: three EPCIs, each wholly within it
+BELFORT_EPCI = epci_coverage(REF)[BELFORT]
 
 
 def published(
@@ -131,6 +133,158 @@ def test_check_finds_and_rebuild_mends_a_published_value(store, database_url) ->
         assert conn.execute(
             "SELECT valeur_publiee, publiee FROM aggregates WHERE niveau = 'region'"
         ).fetchone() == (Decimal(12), True)
+
+
+def departement_row(api: TestClient, code: str, indicateur: str) -> dict[str, Any]:
+    [row] = rows(api, departement=code, niveau="departement", indicateur=indicateur).values()
+    return row
+
+
+def test_a_departement_its_epcis_cover_is_served_their_published_sum(
+    store, obs, database_url
+) -> None:
+    assert len(BELFORT_EPCI) == 3 and BELFORT in REF.departements
+    api = TestClient(create_app(read_only_engine(database_url, 2)))
+    first = store.apply([published("ges", "epci", e, "10.5") for e in BELFORT_EPCI[:2]])
+    partial = departement_row(api, BELFORT, "ges")  # two of three: not a sum of the whole
+    assert (partial["valeur"], partial["origine"], partial["communes_renseignees"]) == (
+        None,
+        "agregee",
+        0,
+    )
+    told = {c.key: AggregateChange.model_validate_json(c.message) for c in first.changes}
+    partial_change = told[f"ges|total|2024|departement|{BELFORT}"]
+    assert (partial_change.valeur, partial_change.origine) == (None, "agregee")
+    last = store.apply([published("ges", "epci", BELFORT_EPCI[2], "1", producteur=None)])
+    whole = departement_row(api, BELFORT, "ges")
+    assert (whole["valeur"], whole["origine"], whole["complet"]) == ("22.0", "somme_epci", True)
+    assert whole["communes_renseignees"] == whole["communes_total"] > 0
+    messages = {c.key: AggregateChange.model_validate_json(c.message) for c in last.changes}
+    change = messages[f"ges|total|2024|departement|{BELFORT}"]
+    assert (change.origine, change.valeur) == ("somme_epci", Decimal("22.0"))
+    # A new version moves the sum; an older one does not.
+    store.apply([published("ges", "epci", BELFORT_EPCI[0], "0.5", version=2)])
+    assert departement_row(api, BELFORT, "ges")["valeur"] == "12.0"
+    stale = store.apply([published("ges", "epci", BELFORT_EPCI[0], "99", version=1)])
+    assert stale.changes == [] and departement_row(api, BELFORT, "ges")["valeur"] == "12.0"
+    # Commune values do not displace it (priorite "publiee", the default).
+    belfort = sorted(c.code for c in REF.communes.values() if c.departement == BELFORT)[:2]
+    store.apply([obs(code, "3", indicateur="ges") for code in belfort])
+    assert departement_row(api, BELFORT, "ges")["origine"] == "somme_epci"
+    # The département's own value wins over its EPCIs' sum.
+    store.apply([published("ges", "departement", BELFORT, "40")])
+    own = departement_row(api, BELFORT, "ges")
+    assert (own["valeur"], own["origine"]) == ("40", "publiee")
+    # Without the catalogue's somme_epci, or where the EPCIs do not cover the
+    # département (Grand Annecy: Haute-Savoie has EPCIs across its borders),
+    # nothing is summed.
+    store.apply([published("pop", "epci", e, "5") for e in BELFORT_EPCI])
+    store.apply([published("ges", "epci", GRAND_ANNECY, "5")])
+    with psycopg.connect(database_url) as conn:
+        summed = conn.execute(
+            "SELECT indicateur, code FROM aggregates WHERE epci_total > 0"
+        ).fetchall()
+    assert summed == [("ges", BELFORT)]
+    # Never further up: the région and France hold what the communes make.
+    above = rows(api, region="27", indicateur="ges")
+    assert {r["origine"] for k, r in above.items() if k[0] in ("region", "france")} == {"agregee"}
+    assert check(database_url).differences == []
+
+
+def test_check_finds_and_rebuild_mends_an_epci_sum(store, database_url) -> None:
+    store.apply([published("ges", "epci", e, "2") for e in BELFORT_EPCI])
+    key = ("ges", "total", 2024, "departement", BELFORT)
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE aggregates SET valeur_epci = 7 WHERE epci_total > 0")
+    [(found, running, truth)] = check(database_url).differences
+    assert (found, running, truth) == (
+        key,
+        ("somme_epci", Decimal(7), 3, 3),
+        ("somme_epci", Decimal(6), 3, 3),
+    )
+    assert rebuild(database_url)["epci_sums"] == 1
+    with psycopg.connect(database_url) as conn:
+        conn.execute("DELETE FROM aggregates WHERE epci_total > 0")
+    assert len(check(database_url).differences) == 1
+    assert rebuild(database_url)["epci_sums_inserted"] == 1
+    store.apply([published("ges", "departement", "74", "9")])
+    with psycopg.connect(database_url) as conn:  # a sum that nothing published makes
+        conn.execute(
+            "UPDATE aggregates SET valeur_epci = 1, epci_renseignes = 1, epci_total = 4"
+            " WHERE niveau = 'departement' AND code = '74'"
+        )
+    assert [d[0][4] for d in check(database_url).differences] == ["74"]
+    assert rebuild(database_url)["epci_sums_cleared"] == 1
+    assert check(database_url).differences == []
+
+
+epci_values = st.lists(
+    st.tuples(
+        st.sampled_from([*BELFORT_EPCI, GRAND_ANNECY]),
+        st.one_of(st.none(), st.integers(-(10**6), 10**6)),
+        st.integers(1, 3),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(values=epci_values, cuts=st.lists(st.integers(1, 12), max_size=3))
+def test_a_departements_epci_sum_is_the_sum_of_each_epcis_winning_value(
+    store, database_url, values: list[tuple[str, int | None, int]], cuts: list[int]
+) -> None:
+    annee = next(years)
+    records = [
+        published(
+            "ges",
+            "epci",
+            code,
+            None if v is None else f"{v}.25",
+            version,
+            annee=annee,
+            rid=f"e{annee}:{i:04d}",
+        )
+        for i, (code, v, version) in enumerate(values)
+    ]
+    bounds = sorted({0, len(records), *(c for c in cuts if c < len(records))})
+    told: dict[str, AggregateChange] = {}  # the last change of each aggregate
+    for start, end in itertools.pairwise(bounds):
+        for c in store.apply(records[start:end]).changes:
+            told[c.key] = AggregateChange.model_validate_json(c.message)
+    # The oracle: each EPCI's winner (highest version, then record), summed
+    # when every EPCI of the département has a value that is not secret.
+    final: dict[str, CleanObservation] = {}
+    for r in records:
+        if r.commune not in final or r.order > final[r.commune].order:
+            final[r.commune] = r
+    known = [final[e].valeur for e in BELFORT_EPCI if e in final and final[e].valeur is not None]
+    api = TestClient(create_app(read_only_engine(database_url, 2)))
+    answer = api.get(
+        "/indicateurs",
+        params={
+            "departement": BELFORT,
+            "niveau": "departement",
+            "indicateur": "ges",
+            "annee": str(annee),
+            "exact": "true",
+        },
+    ).json()
+    if not any(e in final for e in BELFORT_EPCI):
+        assert answer == []
+    elif len(known) == len(BELFORT_EPCI):
+        assert [(r["valeur"], r["origine"]) for r in answer] == [(str(sum(known)), "somme_epci")]
+    else:
+        assert [(r["valeur"], r["origine"]) for r in answer] == [(None, "agregee")]
+    for row in answer:  # subscribers were told what the API serves
+        change = told[f"ges|total|{annee}|departement|{BELFORT}"]
+        assert (change.origine, change.valeur) == (
+            row["origine"],
+            None if row["valeur"] is None else Decimal(row["valeur"]),
+        )
+    assert json.dumps(check(database_url).differences, default=str) == "[]"
 
 
 # ---------------------------------------------------------------- property

@@ -443,3 +443,11 @@ def test_an_alias_must_name_a_listed_sub_field_and_not_be_one() -> None:
                 sous_champs={"total": "Ensemble", "moins_30_ans": "-30"},
                 alias_sous_champs=aliases,
             )  # fmt: skip
+
+
+def test_only_values_that_add_up_may_be_summed_from_their_epcis() -> None:
+    for agregation in ("somme", "nombre"):
+        assert Indicator(id="t", libelle="t", agregation=agregation, somme_epci=True).somme_epci
+    for agregation in ("min", "max", "non_agregeable"):
+        with pytest.raises(ValueError, match="somme_epci"):
+            Indicator(id="t", libelle="t", agregation=agregation, somme_epci=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from common.referential import load
+from common.referential import epci_coverage, load
 
 
 def test_2026_edition_counts() -> None:
@@ -78,3 +78,19 @@ def test_a_label_names_one_commune_or_the_candidates() -> None:
         with pytest.raises(Unplaced) as refused:
             locate_label(unknown, ref, departement)
         assert refused.value.reason == "unknown_label"
+
+
+def test_a_departement_covered_by_its_epcis_holds_their_communes_exactly() -> None:
+    ref = load()
+    coverage = epci_coverage(ref)
+    for departement, epcis in coverage.items():
+        of_departement = {c.code for c in ref.communes.values() if c.departement == departement}
+        of_epcis = {c.code for c in ref.communes.values() if c.epci in epcis}
+        assert of_departement == of_epcis, departement
+    for departement in ref.departements.keys() - coverage.keys():  # and only those
+        epcis = {c.epci for c in ref.communes.values() if c.departement == departement}
+        reaching_out = {c.epci for c in ref.communes.values() if c.departement != departement}
+        assert None in epcis or epcis & reaching_out, departement
+    # Haute-Savoie's EPCIs reach into Ain; Paris's Métropole du Grand Paris spans four.
+    assert "74" not in coverage and "75" not in coverage and "90" in coverage
+    assert epci_coverage(ref) is coverage  # made once

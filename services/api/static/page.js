@@ -117,6 +117,10 @@ function ligne(cellules) {
   return tr;
 }
 
+// A value published for the territory, or summed from its EPCIs', is no
+// aggregate of its communes: said so instead of the coverage.
+const ORIGINES = { publiee: "valeur publiée", somme_epci: "somme des EPCI" };
+
 function tableau() {
   const rangs = [...affiche.lignes.values()].sort((a, b) => libelle(a).localeCompare(libelle(b), "fr"));
   $("indicateurs").tBodies[0].replaceChildren(...rangs.map((r) => {
@@ -125,15 +129,16 @@ function tableau() {
       [libelle(r), ""],
       [String(r.annee), "nombre"],
       [valeur(r.valeur, r.unite), "nombre valeur"],
-      // A value published for the territory itself is no aggregate: said so.
-      [r.origine === "publiee" ? "valeur publiée" : pourcent.format(r.couverture), "nombre"],
+      [ORIGINES[r.origine] ?? pourcent.format(r.couverture), "nombre"],
       [p ? valeur(p.valeur, p.unite) : "—", "nombre"],
     ]);
     tr.dataset.cle = cle(r);
     if (r.valeur_publiee !== null && r.valeur_publiee !== undefined) {
       tr.querySelector(".valeur").title = r.origine === "publiee"
         ? "Valeur publiée pour le territoire par sa source"
-        : `Valeur agrégée des communes ; publiée pour le territoire : ${valeur(r.valeur_publiee, r.unite)}`;
+        : `Valeur ${r.origine === "somme_epci" ? "sommée des EPCI" : "agrégée des communes"} ; publiée pour le territoire : ${valeur(r.valeur_publiee, r.unite)}`;
+    } else if (r.origine === "somme_epci") {
+      tr.querySelector(".valeur").title = "Somme des valeurs publiées pour les EPCI du département";
     }
     tr.querySelector(".valeur").dataset.indicateur = r.indicateur;
     return tr;

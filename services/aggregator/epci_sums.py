@@ -1,0 +1,85 @@
+"""A département served the sum of its EPCIs' published values (issue #29).
+
+Where every commune of a département belongs to an EPCI lying wholly within
+it (``referential.epci_coverage``), the values published for those EPCIs add
+up to the département's, for the indicators whose catalogue entry says
+``somme_epci``. Each time one of those values is written, the département's
+aggregates row gets the sum again (``valeur_epci``), with how many of its
+EPCIs have a value (``epci_renseignes``) and how many it has
+(``epci_total``); the view serves the sum when every one has
+(changes.SUMMED). Run inside the store's transaction, under the lock of the
+département's place (the one of a value published for the département).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from common import db, referential
+from services.aggregator.changes import PUBLISHED, Change, changes_of
+
+DepartementKey = tuple[str, str, int, str]  # indicateur, sous_champ, annee, département
+
+# The sum read from what is stored (the values this transaction wrote
+# included); a département whose sum did not move is left as it is.
+SUM = db.logged(
+    f"""
+INSERT INTO aggregates AS a (indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs,
+    numerateur, denominateur, unite, valeur_epci, epci_renseignes, epci_total, revision,
+    change_seq)
+SELECT k.i, k.s, k.y, 'departement', k.d, 0, 0, 0, 0, e.u, e.v, e.n, k.t, 1, {db.NEXT_CHANGE}
+FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::int[])
+    AS k(i, s, y, d, e, t)
+CROSS JOIN LATERAL (
+    SELECT sum(p.valeur) AS v, count(p.valeur)::int AS n, max(p.unite) AS u
+    FROM published_values p
+    WHERE (p.indicateur, p.sous_champ, p.annee, p.niveau) = (k.i, k.s, k.y, 'epci')
+      AND p.code = ANY (string_to_array(k.e, ','))
+) e
+ORDER BY k.i, k.s, k.y, k.d
+ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
+    valeur_epci = EXCLUDED.valeur_epci, epci_renseignes = EXCLUDED.epci_renseignes,
+    epci_total = EXCLUDED.epci_total, unite = coalesce(a.unite, EXCLUDED.unite),
+    revision = a.revision + 1, change_seq = EXCLUDED.change_seq, previous_seq = a.change_seq,
+    updated_at = now()
+WHERE (a.valeur_epci, a.epci_renseignes, a.epci_total)
+      IS DISTINCT FROM (EXCLUDED.valeur_epci, EXCLUDED.epci_renseignes, EXCLUDED.epci_total)""",
+    select=PUBLISHED,
+)
+
+
+@dataclass(frozen=True)
+class EpciSums:
+    indicators: frozenset[str]  # the catalogue's somme_epci
+    coverage: Mapping[str, tuple[str, ...]]  # covered département -> its EPCIs
+    departement_of: Mapping[str, str]  # EPCI of a covered département -> it
+
+    @classmethod
+    def of(cls, indicators: frozenset[str], ref: referential.Referential) -> EpciSums:
+        coverage = referential.epci_coverage(ref)
+        return cls(indicators, coverage, {e: d for d, es in coverage.items() for e in es})
+
+    def moved(self, keys: Iterable[tuple[str, str, int, str, str]]) -> list[DepartementKey]:
+        """The départements whose sum the published values of ``keys``
+        (indicateur, sous_champ, annee, niveau, code) may move (sorted)."""
+        return sorted(
+            {
+                (i, s, y, self.departement_of[code])
+                for i, s, y, niveau, code in keys
+                if niveau == "epci" and i in self.indicators and code in self.departement_of
+            }
+        )
+
+    def write(self, cur: psycopg.Cursor[Any], moved: list[DepartementKey]) -> list[Change]:
+        """Each département's sum again (the caller holds the numbering lock
+        and the départements' places); the changes it numbered."""
+        if not moved:
+            return []
+        columns: list[list[Any]] = [[k[n] for k in moved] for n in range(4)]
+        columns.append([",".join(self.coverage[k[3]]) for k in moved])
+        columns.append([len(self.coverage[k[3]]) for k in moved])
+        return changes_of(cur.execute(SUM, columns).fetchall())
