@@ -13,7 +13,7 @@ transaction, under the lock of each value's place.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +68,34 @@ ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
     valeur_publiee = EXCLUDED.valeur_publiee, publiee = true,
     unite = coalesce(a.unite, EXCLUDED.unite), revision = a.revision + 1,
     change_seq = EXCLUDED.change_seq, previous_seq = a.change_seq, updated_at = now()""",
+    select=PUBLISHED,
+)
+
+
+# A ratio published by its terms: where a territory has a published value of
+# both the numerator and the denominator of a ratio, the ratio's row holds
+# their quotient (times its factor) as its published value; secret or zero
+# below, none. Read from what is stored (this transaction's winners included).
+RATIOS = db.logged(
+    f"""
+INSERT INTO aggregates AS a (indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs,
+    numerateur, denominateur, unite, valeur_publiee, publiee, revision, change_seq)
+SELECT k.r, k.s, k.y, k.n, k.c, 0, 0, 0, 0, i.unite,
+       num.valeur / NULLIF(den.valeur, 0) * i.facteur, true, 1, {db.NEXT_CHANGE}
+FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[]) AS k(r, s, y, n, c)
+JOIN indicators i ON i.id = k.r
+JOIN published_values num
+    ON (num.indicateur, num.sous_champ, num.annee, num.niveau, num.code)
+     = (i.numerateur, k.s, k.y, k.n, k.c)
+JOIN published_values den
+    ON (den.indicateur, den.sous_champ, den.annee, den.niveau, den.code)
+     = (i.denominateur, k.s, k.y, k.n, k.c)
+ORDER BY k.r, k.s, k.y, k.n, k.c
+ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
+    valeur_publiee = EXCLUDED.valeur_publiee, publiee = true,
+    unite = coalesce(a.unite, EXCLUDED.unite), revision = a.revision + 1,
+    change_seq = EXCLUDED.change_seq, previous_seq = a.change_seq, updated_at = now()
+WHERE (a.publiee, a.valeur_publiee) IS DISTINCT FROM (true, EXCLUDED.valeur_publiee)""",
     select=PUBLISHED,
 )
 
@@ -155,3 +183,18 @@ def write(cur: psycopg.Cursor[Any], winners: dict[Key, CleanObservation]) -> lis
     columns: list[list[Any]] = [[key[i] for key, _ in rows] for i in range(5)]
     columns += [[r.valeur for _, r in rows], [r.unite for _, r in rows]]
     return changes_of(cur.execute(SET_ON_AGGREGATES, columns).fetchall())
+
+
+def ratios_moved(keys: Iterable[Key], ratios_of: Mapping[str, Iterable[str]]) -> list[Key]:
+    """The ratios whose published value the published values of ``keys`` may
+    move: ``ratios_of`` maps an indicator to the ratios it is a term of."""
+    return sorted({(r, s, y, n, c) for i, s, y, n, c in keys for r in ratios_of.get(i, ())})
+
+
+def write_ratios(cur: psycopg.Cursor[Any], moved: list[Key]) -> list[Change]:
+    """Each ratio's published value again, from its stored terms (the caller
+    holds the numbering lock and the places); the changes it numbered."""
+    if not moved:
+        return []
+    columns: list[list[Any]] = [[key[i] for key in moved] for i in range(5)]
+    return changes_of(cur.execute(RATIOS, columns).fetchall())

@@ -42,6 +42,10 @@ class AggregationRules:
     # Whose départements are served their EPCIs' published values summed.
     somme_epci: frozenset[str] = frozenset()
 
+    def ratios_of(self, indicator: str) -> tuple[str, ...]:
+        """The ratios ``indicator`` is the numerator or denominator of."""
+        return tuple(r.target for r in self.pairs_by_member.get(indicator, ()) if r.kind == "ratio")
+
     @classmethod
     def from_catalogue(cls, catalogue: Catalogue) -> AggregationRules:
         pairs: dict[str, list[PairRule]] = defaultdict(list)

@@ -249,6 +249,7 @@ class AggregateStore:
         self._ancestors = referential.ancestors(ref)
         self._rules = rules
         self._sums = EpciSums.of(rules.somme_epci, ref)
+        self._ratios_of = {i: rules.ratios_of(i) for i in rules.pairs_by_member}
         self._db = db.KeptConnection(database_url)
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -291,8 +292,6 @@ class AggregateStore:
             chosen = published_values.decide(cur, published)
             absent = Absent(stored, commune_keys - communes.keys())
             changes = self._write(cur, result, absent, chosen.winners)
-            if chosen.winners:
-                changes += self._sums.write(cur, self._sums.moved(chosen.winners))
         return ApplyResult(
             len(result.writes) + len(chosen.winners),
             result.stale + chosen.stale,
@@ -302,15 +301,16 @@ class AggregateStore:
             changes,
         )
 
-    @staticmethod
     def _write(
+        self,
         cur: psycopg.Cursor[Any],
         result: Plan,
         absent: Absent,
         published: dict[published_values.Key, CleanObservation],
     ) -> list[Change]:
-        """The plan and the published values written; returns the changes
-        of the aggregates it numbered."""
+        """The plan and the published values written (with the départements'
+        sums and the ratios they move); returns the changes of the aggregates
+        it numbered."""
         cur.execute(TEMP_TABLES)
         if result.writes:
             fresh = [absent.observation(r.key) for r in result.writes]
@@ -322,7 +322,8 @@ class AggregateStore:
             _run_parts(cur, INSERT_OBSERVATIONS, MERGE_OBSERVATIONS, fresh)
         changes: list[Change] = []
         # The (indicateur, annee) whose aggregates this writes: caches are told.
-        touched = {(k[0], k[2]) for k in (*result.deltas, *result.extremes, *published)}
+        ratios = published_values.ratios_moved(published, self._ratios_of)
+        touched = {(k[0], k[2]) for k in (*result.deltas, *result.extremes, *published, *ratios)}
         if touched:  # one round trip: the lock, and the trigger silenced
             cur.execute(f"{db.NUMBERING_LOCK}; {db.ANNOUNCING}")
         settled, recompute = _settle(cur, result) if result.extremes else ({}, [])
@@ -342,6 +343,8 @@ class AggregateStore:
             rows = [(*key, result.extremes[key].kind) for key in recompute]
             changes += changes_of(cur.execute(RECOMPUTE_EXTREMES, _columns(rows, 6)).fetchall())
         changes += published_values.write(cur, published)
+        changes += self._sums.write(cur, self._sums.moved(published))
+        changes += published_values.write_ratios(cur, ratios)
         if touched:
             cur.execute(db.ANNOUNCE, (db.CHANGES_CHANNEL, db.announcements(touched)))
         return changes

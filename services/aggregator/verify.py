@@ -100,6 +100,21 @@ JOIN covered c ON c.departement = e.departement
 WHERE p.niveau = 'epci'
 GROUP BY p.indicateur, p.sous_champ, p.annee, e.departement
 """
+# The published values as stored, and the ratios their terms make where a
+# territory has both (published.RATIOS): what the rows' valeur_publiee holds.
+# (A ratio itself is never published: the cleaner refuses it.)
+PUBLISHED_TRUTH = """
+SELECT indicateur, sous_champ, annee, niveau, code, valeur, unite FROM published_values
+UNION ALL
+SELECT i.id, num.sous_champ, num.annee, num.niveau, num.code,
+       num.valeur / NULLIF(den.valeur, 0) * i.facteur, i.unite
+FROM indicators i
+JOIN published_values num ON num.indicateur = i.numerateur
+JOIN published_values den
+    ON (den.indicateur, den.sous_champ, den.annee, den.niveau, den.code)
+     = (i.denominateur, num.sous_champ, num.annee, num.niveau, num.code)
+WHERE i.agregation = 'ratio'
+"""
 RUNNING_EPCI = f"""
 SELECT {db.AGGREGATE_KEY}, valeur_epci, epci_renseignes, epci_total FROM aggregates
 WHERE epci_total > 0
@@ -120,6 +135,7 @@ PREPARE = [
             nb_valeurs, numerateur, denominateur) ON COMMIT DROP AS {RECOMPUTE}""",
     f"""CREATE TEMP TABLE epci_truth (indicateur, sous_champ, annee, niveau, code, valeur,
             renseignes, total) ON COMMIT DROP AS {EPCI_TRUTH}""",
+    f"CREATE TEMP TABLE published_truth ON COMMIT DROP AS {PUBLISHED_TRUTH}",
 ]
 EPCI_KEY = f"({db.key_of('e')})"
 # What each statement did, and the statement.
@@ -141,12 +157,13 @@ REBUILD = [
                t.nb_valeurs, t.numerateur, t.denominateur, 1, {db.NEXT_CHANGE}
         FROM truth t WHERE NOT EXISTS (SELECT 1 FROM aggregates a WHERE {KEY} = {TRUTH_KEY})"""),
     ),
-    # The values published for territories (published_values, issue #29).
+    # The values published for territories (published_values, issue #29), and
+    # the ratios of published terms (published.RATIOS).
     (
         "published",
         db.logged(f"""UPDATE aggregates a SET valeur_publiee = p.valeur, publiee = true,
             revision = a.revision + 1, {db.RENUMBER}, updated_at = now()
-        FROM published_values p WHERE {KEY} = ({db.key_of("p")})
+        FROM published_truth p WHERE {KEY} = ({db.key_of("p")})
           AND (a.publiee, a.valeur_publiee) IS DISTINCT FROM (true, p.valeur)"""),
     ),
     (
@@ -156,7 +173,7 @@ REBUILD = [
             revision, change_seq)
         SELECT p.indicateur, p.sous_champ, p.annee, p.niveau, p.code, 0, 0, 0, 0, p.unite,
                p.valeur, true, 1, {db.NEXT_CHANGE}
-        FROM published_values p
+        FROM published_truth p
         WHERE NOT EXISTS (SELECT 1 FROM aggregates a WHERE {KEY} = ({db.key_of("p")}))"""),
     ),
     (
@@ -164,7 +181,7 @@ REBUILD = [
         db.logged(f"""UPDATE aggregates a SET valeur_publiee = NULL, publiee = false,
             revision = a.revision + 1, {db.RENUMBER}, updated_at = now()
         WHERE a.publiee AND NOT EXISTS (
-            SELECT 1 FROM published_values p WHERE {KEY} = ({db.key_of("p")}))"""),
+            SELECT 1 FROM published_truth p WHERE {KEY} = ({db.key_of("p")}))"""),
     ),
     # The sums of the EPCIs' published values (epci_sums.py).
     (
@@ -232,7 +249,7 @@ def _rows(conn: psycopg.Connection[Any], sql: str) -> dict[AggKey, Row]:
 
 # A published value as its territory's row holds it, and as it was stored.
 RUNNING_PUBLISHED = f"SELECT {db.AGGREGATE_KEY}, valeur_publiee FROM aggregates WHERE publiee"
-STORED_PUBLISHED = f"SELECT {db.AGGREGATE_KEY}, valeur FROM published_values"
+STORED_PUBLISHED = f"SELECT {db.AGGREGATE_KEY}, valeur FROM ({PUBLISHED_TRUTH}) p"
 
 
 def check(database_url: str) -> Report:

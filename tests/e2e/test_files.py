@@ -206,3 +206,28 @@ def test_values_published_for_territories_load_by_file_and_by_http(
     assert (found["200066793"]["valeur"], found["200066793"]["origine"]) == (4000, "publiee")
     assert (found["74"]["valeur"], found["74"]["origine"]) == (9999, "publiee")
     assert get_json(stack.url("api", "/indicateurs?indicateur=e2e_epci")) == []  # France: none
+
+
+def test_a_departement_is_served_the_sum_of_its_epcis_published_values(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The Territoire de Belfort's three EPCIs, published by file: the
+    département is served their sum (catalogue: ges, somme_epci)."""
+    path = tmp_path / "pcaet_belfort.csv"
+    path.write_text(
+        "niveau,code,indicateur,annee,valeur\n"
+        "epci,200069052,ges,2023,10.5\n"
+        "epci,200069060,ges,2023,10.5\n"
+        "epci,249000241,ges,2023,1\n",
+        encoding="utf-8",
+    )
+    assert "3 read, 3 published, 0 rejected" in stack.ingest_file(path)
+
+    def summed() -> dict | None:
+        rows = get_json(
+            stack.url("api", "/indicateurs?niveau=departement&departement=90&indicateur=ges")
+        )
+        return rows[0] if rows and rows[0]["origine"] == "somme_epci" else None
+
+    row = eventually(summed, 60, "the département's sum of its EPCIs")
+    assert (row["valeur"], row["complet"]) == (22, True)

@@ -218,6 +218,36 @@ def test_check_finds_and_rebuild_mends_an_epci_sum(store, database_url) -> None:
     assert check(database_url).differences == []
 
 
+def test_a_ratio_is_published_from_its_published_terms(store, obs, database_url) -> None:
+    # co2_par_hab = co2 / pop × 1000 (tests/catalogue.toml); a ratio itself is
+    # never sent: its terms are.
+    api = TestClient(create_app(read_only_engine(database_url, 2)))
+    store.apply([obs(c, "100") for c in MEMBERS] + [obs(c, "1", indicateur="co2") for c in MEMBERS])
+    store.apply([published("co2", "epci", GRAND_ANNECY, "500")])
+    [alone] = rows(api, epci=GRAND_ANNECY, niveau="epci", indicateur="co2_par_hab").values()
+    assert (alone["origine"], alone["valeur_publiee"]) == ("agregee", None)  # one term only
+    both = store.apply([published("pop", "epci", GRAND_ANNECY, "250000")])
+    [ratio] = rows(api, epci=GRAND_ANNECY, niveau="epci", indicateur="co2_par_hab").values()
+    assert (Decimal(ratio["valeur"]), ratio["origine"]) == (2, "publiee")
+    assert ratio["communes_renseignees"] == ratio["communes_total"]
+    told = {c.key: AggregateChange.model_validate_json(c.message) for c in both.changes}
+    change = told[f"co2_par_hab|total|2024|epci|{GRAND_ANNECY}"]
+    assert (change.origine, change.valeur) == ("publiee", Decimal(2))
+    # A new version of a term moves it; a zero or secret denominator leaves it secret.
+    store.apply([published("pop", "epci", GRAND_ANNECY, "125000", version=2)])
+    [ratio] = rows(api, epci=GRAND_ANNECY, niveau="epci", indicateur="co2_par_hab").values()
+    assert Decimal(ratio["valeur"]) == 4
+    store.apply([published("pop", "epci", GRAND_ANNECY, "0", version=3)])
+    [ratio] = rows(api, epci=GRAND_ANNECY, niveau="epci", indicateur="co2_par_hab").values()
+    assert (ratio["valeur"], ratio["origine"]) == (None, "publiee")
+    assert check(database_url).differences == []
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE aggregates SET publiee = false WHERE indicateur = 'co2_par_hab'")
+    assert [d[0][0] for d in check(database_url).differences] == ["co2_par_hab"]
+    assert rebuild(database_url)["published"] == 1
+    assert check(database_url).differences == []
+
+
 epci_values = st.lists(
     st.tuples(
         st.sampled_from([*BELFORT_EPCI, GRAND_ANNECY]),
