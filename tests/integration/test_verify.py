@@ -42,6 +42,9 @@ def test_rebuild_repairs_a_corrupted_aggregate_and_republishes_it(store, obs, da
         "published": 0,
         "published_inserted": 0,
         "unpublished": 0,
+        "epci_sums": 0,
+        "epci_sums_inserted": 0,
+        "epci_sums_cleared": 0,
         "deleted": 1,
     }
     assert check(database_url).differences == []
