@@ -72,7 +72,7 @@ integration: install
 e2e: install
 	$(BIN)/pytest -q --durations=15 tests/e2e
 
-bench: install $(WRK)  ## W1-W3 side by side, figures in BENCHMARKS.md (about 35 min)
+bench: install $(WRK)  ## W1-W3 side by side, figures in BENCHMARKS.md (about 30 min)
 	$(BIN)/python -m bench.run
 
 chaos: install  ## 10 rounds of faults under load; figures in RELIABILITY.md (about 2 minutes)

@@ -1,6 +1,6 @@
 """``make bench``: every workload, side by side, written to BENCHMARKS.md.
 
-    python -m bench.run            # about 25 minutes on 2 cores
+    python -m bench.run            # about 30 minutes on 2 cores
     python -m bench.run --smoke    # tiny sizes, for make test
     python -m bench.run --only w2  # one workload (w1, w2, w3, profile)
 
