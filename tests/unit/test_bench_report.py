@@ -18,7 +18,7 @@ from bench.freshness import (
     probes_of,
     summary,
 )
-from bench.report import render, targets
+from bench.report import rate_and_p99_gap, render, targets
 from schemas.clean import place_hash
 
 ROOT = Path(__file__).parents[2]
@@ -104,3 +104,9 @@ def test_a_fast_api_that_answers_errors_does_not_meet_w3() -> None:
     figures["w3"]["runs"]["epci"][-1]["api_no_cache"]["socket_errors"] = 2
     [w3] = [row for row in targets(figures) if row[0].startswith("W3: ")]
     assert "**not met**" in w3[2] and "5 non-2xx answers or socket errors" in w3[2]
+
+
+def test_a_gap_names_only_the_parts_of_a_target_not_met() -> None:
+    assert rate_and_p99_gap(2030, 2000, 76.9, 50) == "needs 1.5× the p99"
+    assert rate_and_p99_gap(1000, 2000, 10, 50) == "needs 2.0× the rate"
+    assert rate_and_p99_gap(1000, 2000, 100, 50) == "needs 2.0× the rate, needs 2.0× the p99"
