@@ -26,6 +26,11 @@ AGGREGATE_KEY = ", ".join(AGGREGATE_KEY_COLUMNS)
 # How an update numbers the row it changes, for ``logged``: the replaced
 # number is kept so that its log entry can go.
 RENUMBER = f"change_seq = {NEXT_CHANGE}, previous_seq = a.change_seq"
+# The same for the update of an upsert whose insert took the number.
+RENUMBER_UPSERTED = (
+    "revision = a.revision + 1, change_seq = EXCLUDED.change_seq,"
+    " previous_seq = a.change_seq, updated_at = now()"
+)
 
 
 def key_of(alias: str) -> str:

@@ -44,8 +44,7 @@ ORDER BY k.i, k.s, k.y, k.d
 ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
     valeur_epci = EXCLUDED.valeur_epci, epci_renseignes = EXCLUDED.epci_renseignes,
     epci_total = EXCLUDED.epci_total, unite = coalesce(a.unite, EXCLUDED.unite),
-    revision = a.revision + 1, change_seq = EXCLUDED.change_seq, previous_seq = a.change_seq,
-    updated_at = now()
+    {db.RENUMBER_UPSERTED}
 WHERE (a.valeur_epci, a.epci_renseignes, a.epci_total)
       IS DISTINCT FROM (EXCLUDED.valeur_epci, EXCLUDED.epci_renseignes, EXCLUDED.epci_total)""",
     select=PUBLISHED,

@@ -13,7 +13,7 @@ transaction, under the lock of each value's place.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,8 +66,7 @@ FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::numer
 ORDER BY k.i, k.s, k.y, k.n, k.c
 ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
     valeur_publiee = EXCLUDED.valeur_publiee, publiee = true,
-    unite = coalesce(a.unite, EXCLUDED.unite), revision = a.revision + 1,
-    change_seq = EXCLUDED.change_seq, previous_seq = a.change_seq, updated_at = now()""",
+    unite = coalesce(a.unite, EXCLUDED.unite), {db.RENUMBER_UPSERTED}""",
     select=PUBLISHED,
 )
 
@@ -93,8 +92,7 @@ JOIN published_values den
 ORDER BY k.r, k.s, k.y, k.n, k.c
 ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
     valeur_publiee = EXCLUDED.valeur_publiee, publiee = true,
-    unite = coalesce(a.unite, EXCLUDED.unite), revision = a.revision + 1,
-    change_seq = EXCLUDED.change_seq, previous_seq = a.change_seq, updated_at = now()
+    unite = coalesce(a.unite, EXCLUDED.unite), {db.RENUMBER_UPSERTED}
 WHERE (a.publiee, a.valeur_publiee) IS DISTINCT FROM (true, EXCLUDED.valeur_publiee)""",
     select=PUBLISHED,
 )
@@ -185,10 +183,10 @@ def write(cur: psycopg.Cursor[Any], winners: dict[Key, CleanObservation]) -> lis
     return changes_of(cur.execute(SET_ON_AGGREGATES, columns).fetchall())
 
 
-def ratios_moved(keys: Iterable[Key], ratios_of: Mapping[str, Iterable[str]]) -> list[Key]:
+def ratios_moved(keys: Iterable[Key], ratios_of: Callable[[str], Iterable[str]]) -> list[Key]:
     """The ratios whose published value the published values of ``keys`` may
-    move: ``ratios_of`` maps an indicator to the ratios it is a term of."""
-    return sorted({(r, s, y, n, c) for i, s, y, n, c in keys for r in ratios_of.get(i, ())})
+    move: ``ratios_of`` names the ratios an indicator is a term of."""
+    return sorted({(r, s, y, n, c) for i, s, y, n, c in keys for r in ratios_of(i)})
 
 
 def write_ratios(cur: psycopg.Cursor[Any], moved: list[Key]) -> list[Change]:

@@ -249,7 +249,6 @@ class AggregateStore:
         self._ancestors = referential.ancestors(ref)
         self._rules = rules
         self._sums = EpciSums.of(rules.somme_epci, ref)
-        self._ratios_of = {i: rules.ratios_of(i) for i in rules.pairs_by_member}
         self._db = db.KeptConnection(database_url)
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -322,7 +321,7 @@ class AggregateStore:
             _run_parts(cur, INSERT_OBSERVATIONS, MERGE_OBSERVATIONS, fresh)
         changes: list[Change] = []
         # The (indicateur, annee) whose aggregates this writes: caches are told.
-        ratios = published_values.ratios_moved(published, self._ratios_of)
+        ratios = published_values.ratios_moved(published, self._rules.ratios_of)
         touched = {(k[0], k[2]) for k in (*result.deltas, *result.extremes, *published, *ratios)}
         if touched:  # one round trip: the lock, and the trigger silenced
             cur.execute(f"{db.NUMBERING_LOCK}; {db.ANNOUNCING}")
