@@ -4,7 +4,6 @@ once by the command (``itte aggregator``)."""
 from __future__ import annotations
 
 import faust
-import pyarrow.compute as pc
 
 from common import catalogue, db, migrations, referential
 from common.faust_app import make_app
@@ -13,7 +12,6 @@ from common.lag import BULK_GROUPS
 from common.lanes import BulkLane
 from common.retry import Health
 from common.servers import Servers
-from schemas import bulk
 from schemas.catalogue import Catalogue
 from services.aggregator.app import attach
 from services.aggregator.archive import PostgresLetterArchive
@@ -78,13 +76,8 @@ def bulk_lane(
     batches = BatchHandler(
         store, KafkaDeadLetters(producer), PostgresProgress(servers.database_url)
     )
-    known = bulk.CodeIndex(sorted(ref.communes))
-    handler = BulkBatchHandler(
-        BulkStore(servers.database_url, ref, catalogue_of),
-        batches,
-        rules,
-        lambda codes: pc.is_valid(known.positions(codes)),
-    )
+    bulk_store = BulkStore(servers.database_url, ref, catalogue_of)
+    handler = BulkBatchHandler(bulk_store, batches, rules, bulk_store.placed)
     group, (topic,) = BULK_GROUPS["aggregator"]
     return BulkLane(
         servers,

@@ -145,6 +145,10 @@ class BulkStore:
         self._nom = pa.array([json.dumps(ref.communes[c].nom, ensure_ascii=False) for c in codes])
         self._db = db.KeptConnection(database_url)
 
+    def placed(self, codes: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """Whether the referential has each row's commune (bool, never null)."""
+        return pc.is_valid(self._codes.positions(codes))
+
     def _connection(self) -> psycopg.Connection[Any]:
         return self._db.get()
 

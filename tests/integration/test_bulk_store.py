@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -35,7 +34,6 @@ from tests.unit.fakes import MemoryDeadLetters, MemoryProgress
 CATALOGUE = catalogue.load(TEST_CATALOGUE)
 RULES = AggregationRules.from_catalogue(CATALOGUE)
 REF = load()
-KNOWN = bulk.CodeIndex(sorted(REF.communes))
 INDICATORS = ["pop", "co2", "tmax", "tmin", "equipee", "part", "local", "population"]
 # Communes of one EPCI and département, Paris, a merged commune's former code.
 COMMUNES = ["33063", "33281", "33318", "33069", "74010", "74002", "75056", "01015"]
@@ -46,8 +44,8 @@ def bulk_handler(url: str) -> tuple[BulkBatchHandler, MemoryDeadLetters]:
     indicators = {i.id: Indicator(i.agregation, i.unite) for i in CATALOGUE.indicateurs.values()}
     letters = MemoryDeadLetters()
     batches = BatchHandler(AggregateStore(url, REF, RULES), letters, MemoryProgress())
-    placed = lambda codes: pc.is_valid(KNOWN.positions(codes))  # noqa: E731
-    return BulkBatchHandler(BulkStore(url, REF, indicators), batches, RULES, placed), letters
+    store = BulkStore(url, REF, indicators)
+    return BulkBatchHandler(store, batches, RULES, store.placed), letters
 
 
 def message(records: list[CleanObservation], batch_id: str) -> bytes:
