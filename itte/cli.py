@@ -521,6 +521,50 @@ def servers_stop() -> None:
 
 
 @main.group()
+def grouping() -> None:
+    """Groupings of communes (a SCoT, a PETR, a watershed, an EPT), served by
+    the API at /groupements/{code}/indicateurs."""
+
+
+@grouping.command("load")
+@click.argument("code")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig", errors="replace"))
+@click.option("--name", required=True, help="Its name, as the API shows it (`nom`).")
+def grouping_load(code: str, file: Any, name: str) -> None:
+    """Create or replace the grouping CODE (a-z, 0-9, - and _) of the communes
+    FILE lists ('-': standard input): one code a line, or a CSV whose
+    first column holds them. Stored whole or not at all: exit 1 naming
+    every line that names no commune."""
+    from common import referential
+    from common.settings import CommonSettings
+    from itte.embedded import database_address
+    from services.api.groupements import Refused, groupement, store
+
+    try:
+        found = groupement(code, name, file, referential.load())
+    except Refused as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise SystemExit(1) from None
+    store(database_address(CommonSettings()), found)
+    click.echo(f"{found.code}: {len(found.communes)} communes")
+
+
+@grouping.command("delete")
+@click.argument("code")
+def grouping_delete(code: str) -> None:
+    """Delete the grouping CODE (its communes' values stay)."""
+    from common.settings import CommonSettings
+    from itte.embedded import database_address
+    from services.api.groupements import remove
+
+    if not remove(database_address(CommonSettings()), code):
+        click.echo(f"no grouping {code}", err=True)
+        raise SystemExit(1)
+    click.echo(f"{code}: deleted")
+
+
+@main.group()
 def schemas() -> None:
     """The topic contracts."""
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -45,6 +46,29 @@ territories = Table(
     Column("code", String(9), primary_key=True),
     Column("nom", Text, nullable=False),
     Column("communes_total", Integer, nullable=False),
+)
+
+# Groupings of communes users define (migration 0016): the API aggregates
+# over them at the time of a request (services/api/groupements.py).
+groupements = Table(
+    "groupements",
+    metadata,
+    Column("code", String(40), primary_key=True),
+    Column("nom", Text, nullable=False),
+    Column("communes_total", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+groupement_communes = Table(
+    "groupement_communes",
+    metadata,
+    Column(
+        "groupement",
+        String(40),
+        ForeignKey("groupements.code", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("commune", String(5), primary_key=True),
 )
 
 former_codes = Table(

@@ -31,6 +31,7 @@ from services.api.reads.pool import STATEMENT_TIMEOUT_MS, ReadPool, session_opti
 from services.api.routes import (
     changements,
     comparaison,
+    groupements,
     indicateurs,
     lean,
     objectifs,
@@ -49,6 +50,7 @@ ROUTERS = (
     territoires.router,
     comparaison.router,
     objectifs.router,
+    groupements.router,
     page.router,
 )
 

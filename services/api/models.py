@@ -71,8 +71,17 @@ def exact_text(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
+def coverage(reporting: int, total: int) -> dict[str, Any]:
+    """The fields that say how many of a territory's communes reported."""
+    return {
+        "communes_renseignees": reporting,
+        "communes_total": total,
+        "couverture": reporting / total if total else 0.0,
+        "complet": reporting == total,
+    }
+
+
 def to_public(row: Any, exact: bool = False) -> IndicateurPublic:
-    reporting, total = row.communes_renseignees, row.communes_total
     return IndicateurPublic(
         indicateur=row.indicateur,
         sous_champ=row.sous_champ,
@@ -83,10 +92,7 @@ def to_public(row: Any, exact: bool = False) -> IndicateurPublic:
         agregation=row.agregation,
         valeur=exact_text(row.valeur) if exact else number(row.valeur),
         unite=row.unite,
-        communes_renseignees=reporting,
-        communes_total=total,
-        couverture=reporting / total if total else 0.0,
-        complet=reporting == total,
+        **coverage(row.communes_renseignees, row.communes_total),
         mis_a_jour=row.updated_at,
         origine=row.origine,
         valeur_publiee=exact_text(row.valeur_publiee) if exact else number(row.valeur_publiee),
@@ -227,3 +233,36 @@ class Refus(BaseModel):
     catalogue, too few territories…), or FastAPI's list of invalid parameters."""
 
     detail: str | list[dict[str, Any]]
+
+
+# ---------------------------------------------------------------- groupements
+
+
+class Groupement(BaseModel):
+    code: str
+    nom: str
+    communes_total: int
+    mis_a_jour: datetime
+
+
+class GroupementFiche(Groupement):
+    communes: list[Membre] = Field(description="Its communes, on the referential's edition.")
+
+
+class ValeurGroupement(BaseModel):
+    """An indicator aggregated over a grouping's communes, by the rule that
+    makes an EPCI's (``agregation``), at the time of the request."""
+
+    indicateur: str
+    sous_champ: str
+    annee: int
+    agregation: str
+    valeur: float | int | str | None = Field(
+        description="As in /indicateurs: exact decimal text with `exact=true`."
+    )
+    unite: str | None
+    communes_renseignees: int
+    communes_total: int
+    couverture: float = Field(description="communes_renseignees / communes_total")
+    complet: bool
+    mis_a_jour: datetime = Field(description="The latest change of a member's value.")

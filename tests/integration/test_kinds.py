@@ -97,13 +97,10 @@ events = st.lists(
 ).map(lambda e: [x for x in e if x[0] != "01340" or x[3] in ADDITIVE])  # as the cleaner does
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(events, st.integers(1, 6), st.randoms(use_true_random=False))
-def test_random_histories_stay_exact_in_postgres(store, obs, database_url, drawn, batch, rng):
-    annee = next(YEARS)  # each example writes its own year
-    records = [
+def history(obs, drawn, annee: int) -> list:
+    """The clean records of drawn ``events`` in year ``annee`` (a former code
+    placed on its commune, as the cleaner does; twelve record ids recurring)."""
+    return [
         obs(
             REF.former_codes.get(c, c),
             None if v is None else str(v),
@@ -115,6 +112,15 @@ def test_random_histories_stay_exact_in_postgres(store, obs, database_url, drawn
         )
         for i, (c, v, version, ind) in enumerate(drawn)
     ]
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(events, st.integers(1, 6), st.randoms(use_true_random=False))
+def test_random_histories_stay_exact_in_postgres(store, obs, database_url, drawn, batch, rng):
+    annee = next(YEARS)  # each example writes its own year
+    records = history(obs, drawn, annee)
     replay = records + rng.sample(records, len(records) // 2)
     batches = [replay[start : start + batch] for start in range(0, len(replay), batch)]
     for part in batches:
