@@ -335,6 +335,7 @@ def w2_section(w2: dict[str, Any]) -> str:
         + "Latency to a record's change being visible (ms), per record, from the ingestor's "
         "acknowledgement and (send) from the request's send; percentiles over the records "
         "seen, the others counted as unseen (docs/benchmarks.md, W2).\n\n"
+        + cpu_per_correction(w2["runs"])
         + table(
             [
                 "target rec/s",
@@ -353,6 +354,31 @@ def w2_section(w2: dict[str, Any]) -> str:
             ],
             rows,
         )
+    )
+
+
+def cpu_per_correction(runs: list[dict[str, Any]]) -> str:
+    """What a correction costs each process at each rate (runs before this
+    figure was taken have none: nothing is written then)."""
+    measured = [x for x in runs if "cpu_us_per_record" in x]
+    if not measured:
+        return ""
+    names = list(measured[0]["cpu_us_per_record"])
+    rows = [
+        [
+            f"{x['target_records_per_second']:,}",
+            *(x["cpu_us_per_record"].get(n, "—") for n in names),
+            round(
+                sum(v for n, v in x["cpu_us_per_record"].items() if not n.startswith("bench")), 1
+            ),
+        ]
+        for x in measured
+    ]
+    return (
+        "CPU µs per correction, from the first send until every record was seen (the two "
+        "cores give 2,000,000 µs a second to share among all of these):\n\n"
+        + table(["target rec/s", *names, "itte and its servers"], rows)
+        + "\n"
     )
 
 

@@ -18,7 +18,7 @@ from bench.freshness import (
     probes_of,
     summary,
 )
-from bench.report import rate_and_p99_gap, render, targets
+from bench.report import cpu_per_correction, rate_and_p99_gap, render, targets
 from schemas.clean import place_hash
 
 ROOT = Path(__file__).parents[2]
@@ -110,3 +110,15 @@ def test_a_gap_names_only_the_parts_of_a_target_not_met() -> None:
     assert rate_and_p99_gap(2030, 2000, 76.9, 50) == "needs 1.5× the p99"
     assert rate_and_p99_gap(1000, 2000, 10, 50) == "needs 2.0× the rate"
     assert rate_and_p99_gap(1000, 2000, 100, 50) == "needs 2.0× the rate, needs 2.0× the p99"
+
+
+def test_w2_shows_what_a_correction_costs_each_process_and_their_sum() -> None:
+    runs = [
+        {
+            "target_records_per_second": 5_000,
+            "cpu_us_per_record": {"cleaner": 20.5, "postgres": 30, "bench (senders, readers)": 40},
+        },
+    ]
+    shown = cpu_per_correction(runs)
+    assert "| 5,000 | 20.5 | 30 | 40 | 50.5 |" in shown  # the sum leaves the harness out
+    assert cpu_per_correction([{"target_records_per_second": 5_000}]) == ""
