@@ -35,6 +35,7 @@ from itte.processes import SERVICES
 from schemas.clean import CleanObservation
 from services.aggregator.rules import AggregationRules
 from services.aggregator.verify import check
+from services.ingestor.settings import IngestorSettings
 from tests import oracle
 from tests.e2e.stack import Stack, allow_connections, get_json, post_with_retry
 from tests.oracle import AggKey
@@ -43,6 +44,9 @@ FAULTS = (*SERVICES, "postgres")
 INDICATOR = "chaos"
 DEPARTEMENTS = ("01", "2B", "33", "974")
 OUTAGE_SECONDS = 4.0
+# A request of this many records or more travels on the bulk lane
+# (ITTE_BULK_FROM_RECORDS, the ingestor's default).
+BULK_RECORDS = IngestorSettings.model_fields["bulk_from_records"].default
 CATALOGUE = Path(__file__).parent / "catalogue.toml"
 RULES = AggregationRules.from_catalogue(catalogue.load(CATALOGUE))
 ANCESTORS = ancestors(load())
@@ -60,6 +64,7 @@ class Round:
     wrong: int  # commune values and aggregates at every level unlike tests/oracle.py's
     recovery_seconds: float  # from the end of the fault to every record served
     stop_seconds: float | None = None  # SIGTERM to exit, for a clean stop
+    bulk: bool = False  # the first versions sent on the bulk lane
 
     @property
     def clean(self) -> bool:
@@ -74,10 +79,13 @@ def workload(
     *,
     posts: int = 40,
     duplicated: float = 0.25,
+    bulk: bool = False,
 ) -> tuple[list[list[dict]], dict[str, Decimal]]:
     """About ``posts`` requests of observations, then corrections of a third
     of them (newer version), and a share ``duplicated`` of the requests sent
-    twice. Also returns the value each commune must end with."""
+    twice. With ``bulk``, the first versions go in requests of BULK_RECORDS
+    (the bulk lane; the last, shorter one on the live lane). Also returns
+    the value each commune must end with."""
     communes = sorted(c.code for c in load().communes.values() if c.departement in departements)
     final: dict[str, Decimal] = {}
     records = []
@@ -96,8 +104,13 @@ def workload(
             )
             final[code] = value
     size = -(-len(records) // posts)
-    requests = [records[i : i + size] for i in range(0, len(records), size)]
+    first = BULK_RECORDS if bulk else size
+    requests = chunks(records[: len(communes)], first) + chunks(records[len(communes) :], size)
     return requests + rng.sample(requests, int(len(requests) * duplicated)), final
+
+
+def chunks(records: list[dict], size: int) -> list[list[dict]]:
+    return [records[i : i + size] for i in range(0, len(records), size)]
 
 
 def france(stack: Stack, year: int) -> dict | None:
@@ -137,9 +150,12 @@ def mend(stack: Stack, fault: str) -> None:
         allow_connections(stack.env["DATABASE_URL"], True)
 
 
-def run_round(stack: Stack, number: int, fault: str, rng: random.Random) -> Round:
+def run_round(
+    stack: Stack, number: int, fault: str, rng: random.Random, bulk: bool = False
+) -> Round:
+    """One round; with ``bulk``, the first versions travel on the bulk lane."""
     year = 1950 + number  # each round its own aggregates
-    posts, final = workload(INDICATOR, year, rng)
+    posts, final = workload(INDICATOR, year, rng, bulk=bulk)
     strike_at, mend_at = len(posts) // 3, 2 * len(posts) // 3
     mended_at, stop_seconds = time.monotonic(), None
     at_once = service_of(fault) in ("ingestor", "postgres")
@@ -179,6 +195,7 @@ def run_round(stack: Stack, number: int, fault: str, rng: random.Random) -> Roun
         wrong=wrong,
         recovery_seconds=round(recovery, 1),
         stop_seconds=None if stop_seconds is None else round(stop_seconds, 1),
+        bulk=bulk,
     )
 
 
@@ -228,19 +245,21 @@ def report(rounds: list[Round], seconds: float) -> str:
         "the France total against the sum of the latest versions sent (exact), and",
         "every commune's value and every aggregate at every level against an",
         "independent oracle (`tests/oracle.py`) fed the values the producer meant",
-        "(wrong = rows that differ).",
+        "(wrong = rows that differ). Every other round sends the first versions",
+        f"in requests of {BULK_RECORDS:,} records, on the bulk lane (lane: bulk).",
         "",
         f"{len(rounds)} rounds, {sum(r.records for r in rounds):,} records posted, "
         f"{sum(r.lost for r in rounds)} lost, {sum(r.doubled for r in rounds)} doubled, "
         f"{sum(r.wrong for r in rounds)} wrong, "
         f"{seconds / 60:.1f} min.",
         "",
-        "| round | fault | records posted | communes | lost | doubled | exact | wrong "
+        "| round | fault | lane | records posted | communes | lost | doubled | exact | wrong "
         "| recovery (s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r.number} | {r.fault} | {r.records:,} | {r.communes:,} | {r.lost} | {r.doubled} "
+        f"| {r.number} | {r.fault} | {'bulk' if r.bulk else 'live'} | {r.records:,} "
+        f"| {r.communes:,} | {r.lost} | {r.doubled} "
         f"| {'yes' if r.exact else '**no**'} | {r.wrong} | {r.recovery_seconds} |"
         for r in rounds
     ]
@@ -269,7 +288,10 @@ def run(rounds: int, seed: int, workdir: Path) -> list[Round]:
         rng = random.Random(seed)
         try:
             stack.start_all()
-            return [run_round(stack, n, rng.choice(FAULTS), rng) for n in range(1, rounds + 1)]
+            return [
+                run_round(stack, n, rng.choice(FAULTS), rng, bulk=n % 2 == 0)
+                for n in range(1, rounds + 1)
+            ]
         finally:
             stack.stop_all()
     finally:
