@@ -52,7 +52,9 @@ ARRONDISSEMENTS = {
 }
 
 
-@dataclass(frozen=True)
+# Compared and hashed as the object itself (eq=False): the tables made from a
+# referential (ancestors, covering…) are cached per object by functools.cache.
+@dataclass(frozen=True, eq=False)
 class Referential:
     version: str
     communes: dict[str, Commune]
@@ -70,23 +72,17 @@ Chain = tuple[tuple[str, str], ...]  # (niveau, code) of each territory above a 
 # Each referential's table, made once: a service's stores share it. Its
 # 35,000 communes share about 1,300 chains (as many as there are EPCI and
 # départements crossed): one tuple a chain, not a list a commune (12 MB).
-_ANCESTORS: dict[int, tuple[Referential, dict[str, Chain]]] = {}
-
-
+@cache
 def ancestors(ref: Referential) -> dict[str, Chain]:
     """Every commune's territories above it, as (niveau, code): départements and
     régions come from the commune itself, never from its EPCI (89 EPCI span
     several départements)."""
-    held = _ANCESTORS.get(id(ref))
-    if held is not None and held[0] is ref:
-        return held[1]
     chains: dict[Chain, Chain] = {}
     table: dict[str, Chain] = {}
     for c in ref.communes.values():
         chain: Chain = (("epci", c.epci),) if c.epci else ()
         chain += (("departement", c.departement), ("region", c.region), ("france", FRANCE))
         table[c.code] = chains.setdefault(chain, chain)
-    _ANCESTORS[id(ref)] = (ref, table)
     return table
 
 
@@ -187,15 +183,10 @@ def name_key(name: str) -> str:
     return " ".join(ABBREVIATIONS.get(word, word) for word in words)
 
 
-_NAMES: dict[tuple[int, str], tuple[Referential, dict[str, tuple[str, ...]]]] = {}
-
-
+@cache
 def territory_names(ref: Referential, niveau: str = "commune") -> dict[str, tuple[str, ...]]:
     """Each name key (:func:`name_key`) at ``niveau`` and the territories
     bearing it, made once per referential and level."""
-    held = _NAMES.get((id(ref), niveau))
-    if held is not None and held[0] is ref:
-        return held[1]
     named: dict[str, str] = (
         {c.code: c.nom for c in ref.communes.values()}
         if niveau == "commune"
@@ -206,9 +197,7 @@ def territory_names(ref: Referential, niveau: str = "commune") -> dict[str, tupl
     found: dict[str, list[str]] = {}
     for code, nom in named.items():
         found.setdefault(name_key(nom), []).append(code)
-    table = {key: tuple(sorted(codes)) for key, codes in found.items()}
-    _NAMES[id(ref), niveau] = (ref, table)
-    return table
+    return {key: tuple(sorted(codes)) for key, codes in found.items()}
 
 
 def levels(ref: Referential) -> dict[str, dict[str, str]]:
@@ -333,16 +322,11 @@ def place(
     return level, found, found
 
 
-_COVERING: dict[int, tuple[Referential, dict[tuple[str, str], frozenset[tuple[str, str]]]]] = {}
-
-
+@cache
 def covering(ref: Referential) -> dict[tuple[str, str], frozenset[tuple[str, str]]]:
     """Each territory above the commune and the territories that hold every
     one of its communes, itself included (an EPCI within one département: its
     département and région; one across two: neither). Made once."""
-    held = _COVERING.get(id(ref))
-    if held is not None and held[0] is ref:
-        return held[1]
     found: dict[tuple[str, str], set[tuple[str, str]]] = {}
     for levels_above in ancestors(ref).values():
         above = set(levels_above)
@@ -351,23 +335,16 @@ def covering(ref: Referential) -> dict[tuple[str, str], frozenset[tuple[str, str
                 found[territory] &= above
             else:
                 found[territory] = set(above)
-    table = {t: frozenset(holding) for t, holding in found.items()}
-    _COVERING[id(ref)] = (ref, table)
-    return table
+    return {t: frozenset(holding) for t, holding in found.items()}
 
 
-_EPCI_COVERAGE: dict[int, tuple[Referential, dict[str, tuple[str, ...]]]] = {}
-
-
+@cache
 def epci_coverage(ref: Referential) -> dict[str, tuple[str, ...]]:
     """Each département whose every commune belongs to an EPCI lying wholly
     within it, and those EPCIs (sorted): their values add up to the
     département's. The others are absent: a commune without an EPCI, or an
     EPCI across a border (its value cannot be split), leaves a département
     uncovered (21 of 109 are covered on the 2026 map). Made once."""
-    held = _EPCI_COVERAGE.get(id(ref))
-    if held is not None and held[0] is ref:
-        return held[1]
     holding = covering(ref)
     members: dict[str, set[str]] = {}
     uncovered: set[str] = set()
@@ -376,6 +353,4 @@ def epci_coverage(ref: Referential) -> dict[str, tuple[str, ...]]:
             uncovered.add(c.departement)
         else:
             members.setdefault(c.departement, set()).add(c.epci)
-    table = {d: tuple(sorted(e)) for d, e in members.items() if d not in uncovered}
-    _EPCI_COVERAGE[id(ref)] = (ref, table)
-    return table
+    return {d: tuple(sorted(e)) for d, e in members.items() if d not in uncovered}

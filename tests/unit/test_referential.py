@@ -17,6 +17,7 @@ def test_2026_edition_counts() -> None:
 def test_each_commune_s_chain_is_its_own_territories_shared_with_its_neighbours() -> None:
     ref = load()
     table = ancestors(ref)
+    assert ancestors(ref) is table  # made once per referential
     assert table.keys() == ref.communes.keys()
     for c in ref.communes.values():
         above = (("departement", c.departement), ("region", c.region), ("france", FRANCE))
