@@ -69,6 +69,7 @@ class Referential:
 
 Chain = tuple[tuple[str, str], ...]  # (niveau, code) of each territory above a commune
 
+
 # Each referential's table, made once: a service's stores share it. Its
 # 35,000 communes share about 1,300 chains (as many as there are EPCI and
 # départements crossed): one tuple a chain, not a list a commune (12 MB).
