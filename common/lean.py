@@ -69,11 +69,18 @@ def few_malloc_arenas(arenas: int = ARENAS) -> bool:
     return mallopt is not None and mallopt(M_ARENA_MAX, arenas) == 1
 
 
+def arrow_from_the_system_allocator() -> None:
+    """Arrow's memory from the system allocator unless the environment names
+    another pool: its default (mimalloc) kept the pages of freed batches, 50 MB
+    more at the aggregator's peak in a bulk load (docs/measurements.md). Read
+    by pyarrow when it is first imported, so this costs nothing to a process
+    that never imports it."""
+    os.environ.setdefault(ARROW_POOL, "system")
+
+
 def service_process() -> None:
     """What every service command does first, before it starts a thread: no
-    pandas, few malloc arenas, and Arrow's memory from the system allocator
-    unless the environment names another pool (read by pyarrow when it is
-    first imported, so this costs nothing to a process that never imports it)."""
+    pandas, few malloc arenas, Arrow's memory from the system allocator."""
     without_pandas()
     few_malloc_arenas()
-    os.environ.setdefault(ARROW_POOL, "system")
+    arrow_from_the_system_allocator()

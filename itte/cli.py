@@ -44,10 +44,8 @@ def _logging(settings: CommonSettings, service: str, level: str | None = None) -
 @click.group()
 def main() -> None:
     """itte: streaming hub for territorial ecological-transition indicators."""
-    # The bulk lane's columns (pyarrow) from the system allocator: Arrow's
-    # default (mimalloc) kept the pages of freed batches, 50 MB more at the
-    # aggregator's peak in a bulk load (docs/measurements.md).
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    # Every command, `itte ingest` too, reads columns with pyarrow.
+    lean.arrow_from_the_system_allocator()
     # A shell's `&`, nohup and CI runners start commands with SIGINT ignored,
     # and Python leaves it so: Ctrl-C (or `kill -INT`) would do nothing.
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
@@ -285,7 +283,6 @@ def batch(batch_id: str, url: str | None, as_json: bool) -> None:
 
     Exit status 0: no line rejected; 1: some were; 2: no answer (unknown batch,
     another producer's, wrong token, ingestor away)."""
-    import os
 
     from itte.batch import Unavailable, fetch, render
 

@@ -64,21 +64,22 @@ ORDER BY indicateur, annee, sous_champ
 """
 
 
+# A grouping as listed (Groupement's fields).
+g = groupements.c
+SUMMARY = select(g.code, g.nom, g.communes_total, g.updated_at.label("mis_a_jour"))
+
+
 def listed(engine: Engine) -> list[Groupement]:
-    g = groupements.c
-    query = select(g.code, g.nom, g.communes_total, g.updated_at.label("mis_a_jour"))
     with engine.connect() as conn:
-        return [Groupement.model_validate(r._mapping) for r in conn.execute(query.order_by(g.code))]
+        return [
+            Groupement.model_validate(r._mapping) for r in conn.execute(SUMMARY.order_by(g.code))
+        ]
 
 
 def fiche(engine: Engine, code: str) -> GroupementFiche | None:
-    g, m, c = groupements.c, groupement_communes.c, communes.c
+    m, c = groupement_communes.c, communes.c
     with engine.connect() as conn:
-        found = conn.execute(
-            select(g.code, g.nom, g.communes_total, g.updated_at.label("mis_a_jour")).where(
-                g.code == code
-            )
-        ).first()
+        found = conn.execute(SUMMARY.where(g.code == code)).first()
         if found is None:
             return None
         members = conn.execute(
