@@ -4,10 +4,14 @@ Source: the npm package ``@etalab/decoupage-administratif`` (Etalab, data under
 the Licence Ouverte / Open Licence 2.0, code under MIT); version 6.0.0 is the
 2026 edition of the COG. Run from the repository root:
 
-    python scripts/build_referential.py [--version 6.0.0]
+    python scripts/build_referential.py [--version 6.0.0] [--editions]
 
 It needs ``npm`` on the PATH and writes ``common/referential/data/*.csv.gz``
-(byte-for-byte reproducible: sorted rows, gzip without timestamps).
+(byte-for-byte reproducible: sorted rows, gzip without timestamps). With
+``--editions`` it also writes the older editions of the map the API serves
+(``millesime``), one folder a year under ``data/editions/``: the package has
+one version per edition of the COG, as ``EDITIONS`` lists them (no version
+holds 2020's communes: 0.8.0 keeps 2019's, 0.9.0 has 2021's).
 """
 
 from __future__ import annotations
@@ -24,6 +28,15 @@ from pathlib import Path
 
 PACKAGE = "@etalab/decoupage-administratif"
 OUT = Path(__file__).resolve().parent.parent / "common" / "referential" / "data"
+# The last version of each major: one edition of the COG, its latest populations.
+EDITIONS = {
+    2019: "0.7.0",
+    2021: "1.1.1",
+    2022: "2.3.1",
+    2023: "3.1.1",
+    2024: "4.1.0",
+    2025: "5.3.0",
+}
 
 
 def fetch(version: str, workdir: Path) -> Path:
@@ -34,13 +47,13 @@ def fetch(version: str, workdir: Path) -> Path:
     return workdir / "package" / "data"
 
 
-def write(name: str, header: list[str], rows: list[list[object]]) -> None:
+def write(name: str, header: list[str], rows: list[list[object]], out: Path = OUT) -> None:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(sorted(rows, key=lambda r: [str(c) for c in r]))
     with (
-        open(OUT / f"{name}.csv.gz", "wb") as raw,
+        open(out / f"{name}.csv.gz", "wb") as raw,
         gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz,
     ):
         gz.write(text.getvalue().encode("utf-8"))
@@ -84,7 +97,7 @@ def check_editions(versions: list[str], pairs: set[tuple[str, str]], current: se
         )
 
 
-def build(data: Path, version: str) -> None:
+def build(data: Path, version: str, out: Path = OUT) -> None:
     communes = json.loads((data / "communes.json").read_text("utf-8"))
     epcis = json.loads((data / "epci.json").read_text("utf-8"))
     departements = json.loads((data / "departements.json").read_text("utf-8"))
@@ -92,7 +105,29 @@ def build(data: Path, version: str) -> None:
 
     epci_of = {m["code"]: e["code"] for e in epcis for m in e["membres"]}
     current = [c for c in communes if c["type"] == "commune-actuelle"]
-    OUT.mkdir(parents=True, exist_ok=True)
+    # Before 2.0.0 the overseas collectivités' communes (975, 977, 978…) name
+    # their collectivité, not a département: it is their département and
+    # région, as the later versions list them.
+    overseas = {
+        c["collectiviteOutremer"]["code"]: c["collectiviteOutremer"]["nom"]
+        for c in current
+        if "departement" not in c
+    }
+    for c in current:
+        if "departement" not in c:
+            c["departement"] = c["region"] = c["collectiviteOutremer"]["code"]
+    known = {d["code"] for d in departements}
+    departements += [
+        {"code": code, "nom": nom, "region": code}
+        for code, nom in overseas.items()
+        if code not in known
+    ]
+    regions += [
+        {"code": code, "nom": nom}
+        for code, nom in overseas.items()
+        if code not in {r["code"] for r in regions}
+    ]
+    out.mkdir(parents=True, exist_ok=True)
     write(
         "communes",
         ["code", "nom", "departement", "region", "epci", "population"],
@@ -107,16 +142,25 @@ def build(data: Path, version: str) -> None:
             ]
             for c in current
         ],
+        out,
     )
-    write("anciens_codes", ["ancien", "actuel"], sorted(former_pairs(communes)))
-    write("epci", ["code", "nom", "type"], [[e["code"], e["nom"], e["type"]] for e in epcis])
+    write("anciens_codes", ["ancien", "actuel"], sorted(former_pairs(communes)), out)
+    write("epci", ["code", "nom", "type"], [[e["code"], e["nom"], e["type"]] for e in epcis], out)
     write(
         "departements",
         ["code", "nom", "region"],
         [[d["code"], d["nom"], d["region"]] for d in departements],
+        out,
     )
-    write("regions", ["code", "nom"], [[r["code"], r["nom"]] for r in regions])
-    (OUT / "VERSION").write_text(f"{PACKAGE}@{version}\n", "utf-8")
+    write("regions", ["code", "nom"], [[r["code"], r["nom"]] for r in regions], out)
+    (out / "VERSION").write_text(f"{PACKAGE}@{version}\n", "utf-8")
+
+
+def build_editions() -> None:
+    """Each older edition of ``EDITIONS`` in ``data/editions/YEAR``."""
+    for year, version in EDITIONS.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            build(fetch(version, Path(tmp)), version, OUT / "editions" / str(year))
 
 
 def main() -> None:
@@ -129,7 +173,10 @@ def main() -> None:
         metavar="VERSION",
         help="older package versions to check, e.g. 0.3.0",
     )
+    parser.add_argument("--editions", action="store_true", help="write EDITIONS too")
     args = parser.parse_args()
+    if args.editions:
+        build_editions()
     with tempfile.TemporaryDirectory() as tmp:
         data = fetch(args.version, Path(tmp))
         build(data, args.version)

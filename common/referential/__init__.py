@@ -20,8 +20,17 @@ FRANCE = "FR"
 COMMUNE_CODE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
 
 
-def _rows(name: str) -> Iterator[dict[str, str]]:
-    path = resources.files(__name__).joinpath("data", f"{name}.csv.gz")
+# The edition of the map the services place every record on, and the older
+# ones shipped beside it (data/editions/YEAR) that the API can serve
+# aggregates on (``millesime``). The registry has no version with 2020's
+# communes (scripts/build_referential.py).
+CURRENT_EDITION = 2026
+OLDER_EDITIONS = (2019, 2021, 2022, 2023, 2024, 2025)
+EDITIONS = (*OLDER_EDITIONS, CURRENT_EDITION)
+
+
+def _rows(folder: str, name: str) -> Iterator[dict[str, str]]:
+    path = resources.files(__name__).joinpath(folder, f"{name}.csv.gz")
     with path.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8", newline="") as text:
         yield from csv.DictReader(text)
 
@@ -90,7 +99,29 @@ def ancestors(ref: Referential) -> dict[str, Chain]:
 @cache
 def load() -> Referential:
     """Parse the shipped files once per process."""
-    version = resources.files(__name__).joinpath("data", "VERSION").read_text("utf-8").strip()
+    return _read("data")
+
+
+def no_edition(millesime: int) -> str:
+    """What to answer for a year with no edition of the map."""
+    return (
+        f"no edition {millesime} of the map: {', '.join(map(str, EDITIONS))} "
+        "(the registry holds none for 2020)"
+    )
+
+
+def edition(millesime: int) -> Referential:
+    """An edition of the map (:data:`EDITIONS`), read anew: only the load of
+    the editions into the database needs the older ones."""
+    if millesime == CURRENT_EDITION:
+        return load()
+    if millesime not in OLDER_EDITIONS:
+        raise ValueError(no_edition(millesime))
+    return _read(f"data/editions/{millesime}")
+
+
+def _read(folder: str) -> Referential:
+    version = resources.files(__name__).joinpath(folder, "VERSION").read_text("utf-8").strip()
     # A département's, région's or EPCI's code is one string, not one a
     # commune (5 MB of the 35,000 rows' strings).
     communes = {
@@ -102,10 +133,10 @@ def load() -> Referential:
             epci=sys.intern(r["epci"]) if r["epci"] else None,
             population=int(r["population"]) if r["population"] else None,
         )
-        for r in _rows("communes")
+        for r in _rows(folder, "communes")
     }
     candidates: dict[str, set[str]] = {}
-    for r in _rows("anciens_codes"):
+    for r in _rows(folder, "anciens_codes"):
         candidates.setdefault(r["ancien"], set()).add(r["actuel"])
     return Referential(
         version=version,
@@ -114,9 +145,9 @@ def load() -> Referential:
         ambiguous_codes={
             old: tuple(sorted(cur)) for old, cur in candidates.items() if len(cur) > 1
         },
-        epci={r["code"]: r["nom"] for r in _rows("epci")},
-        departements={r["code"]: r["nom"] for r in _rows("departements")},
-        regions={r["code"]: r["nom"] for r in _rows("regions")},
+        epci={r["code"]: r["nom"] for r in _rows(folder, "epci")},
+        departements={r["code"]: r["nom"] for r in _rows(folder, "departements")},
+        regions={r["code"]: r["nom"] for r in _rows(folder, "regions")},
         arrondissements={
             part: commune
             for commune, parts in ARRONDISSEMENTS.items()
