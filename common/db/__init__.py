@@ -3,7 +3,8 @@
 - ``tables``: the tables and the readers' view, as SQLAlchemy sees them;
 - ``changes``: the change feed's rules (numbering, logging, the lock, the channel);
 - ``postgres``: URLs, new databases, engines, connections, array parameters;
-- ``reference``: loading the catalogue and the referential.
+- ``reference``: loading the catalogue and the referential;
+- ``editions``: loading the older editions of the map.
 
 Their names are here too, so that ``from common import db`` reads ``db.logged``,
 ``db.make_engine``, ``db.aggregates`` wherever a module uses several of them."""
@@ -23,6 +24,7 @@ from common.db.changes import (
     logged,
     same_change,
 )
+from common.db.editions import load_editions
 from common.db.postgres import (
     KeptConnection,
     array_literal,
@@ -40,6 +42,10 @@ from common.db.tables import (
     batch_progress,
     communes,
     dead_letters,
+    edition_communes,
+    edition_passage,
+    edition_territories,
+    editions,
     former_codes,
     groupement_communes,
     groupements,
@@ -76,6 +82,10 @@ __all__ = [
     "communes",
     "create_database",
     "dead_letters",
+    "edition_communes",
+    "edition_passage",
+    "edition_territories",
+    "editions",
     "former_codes",
     "groupement_communes",
     "groupements",
@@ -84,6 +94,7 @@ __all__ = [
     "ingest_requests",
     "key_of",
     "load_catalogue",
+    "load_editions",
     "load_referential",
     "logged",
     "make_engine",

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -69,6 +70,49 @@ groupement_communes = Table(
         primary_key=True,
     ),
     Column("commune", String(5), primary_key=True),
+)
+
+# The older editions of the map (migration 0017, common/db/editions.py): the
+# API serves aggregates on them (millesime) from the observations.
+editions = Table(
+    "editions",
+    metadata,
+    Column("millesime", SmallInteger, primary_key=True),
+    Column("version", Text, nullable=False),
+    Column("communes_total", Integer, nullable=False),
+)
+
+edition_communes = Table(
+    "edition_communes",
+    metadata,
+    Column("millesime", SmallInteger, primary_key=True),
+    Column("code", String(5), primary_key=True),
+    Column("nom", Text, nullable=False),
+    Column("departement", String(3), nullable=False),
+    Column("region", String(3), nullable=False),
+    Column("epci", String(9)),
+    Column("population", Integer),
+)
+
+edition_territories = Table(
+    "edition_territories",
+    metadata,
+    Column("millesime", SmallInteger, primary_key=True),
+    Column("niveau", String(12), primary_key=True),
+    Column("code", String(9), primary_key=True),
+    Column("nom", Text, nullable=False),
+    Column("communes_total", Integer, nullable=False),
+)
+
+edition_passage = Table(
+    "edition_passage",
+    metadata,
+    Column("millesime", SmallInteger, primary_key=True),
+    Column("code", String(5), primary_key=True),
+    Column("cle", SmallInteger, primary_key=True),
+    Column("commune", String(5), primary_key=True),
+    Column("part", BigInteger, nullable=False),
+    Column("total", BigInteger, nullable=False),
 )
 
 former_codes = Table(

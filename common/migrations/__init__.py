@@ -19,7 +19,7 @@ from common import db, referential
 from schemas.catalogue import Catalogue
 
 # The newest file in versions/ (a test keeps the two in step).
-HEAD = "0016"
+HEAD = "0017"
 SCRIPTS = Path(__file__).parent
 # Advisory lock: two `itte migrate` at once (compose restarts, tests) take turns.
 MIGRATION_LOCK = 7_277_410
@@ -37,7 +37,8 @@ def current(conn: Connection) -> str | None:
 
 
 def upgrade(engine: Engine) -> None:
-    """Migrate to the head revision, then load the referential if its version changed."""
+    """Migrate to the head revision, then load the referential and its older
+    editions if their versions changed."""
     from alembic import command
     from alembic.config import Config
 
@@ -48,6 +49,7 @@ def upgrade(engine: Engine) -> None:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
         db.load_referential(conn, referential.load())
+        db.load_editions(conn)
 
 
 def new_database(server_url: str, name: str, indicators: Catalogue) -> str:
