@@ -16,6 +16,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Query, Request
 from sqlalchemy import Engine
 
+from common.referential import CURRENT_EDITION
 from schemas import limits
 from schemas.aggregates import Niveau
 from services.api.comparisons import KeptStudies
@@ -107,6 +108,22 @@ async def filters(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Filters:
     return replace(area, limit=limit, offset=offset)
+
+
+def current_edition_only(
+    millesime: Annotated[
+        int | None,
+        Query(ge=1900, le=2100, description=f"Only {CURRENT_EDITION}, the current edition."),
+    ] = None,
+) -> None:
+    """For the reads that follow the aggregator's rows, kept on the current
+    edition of the map: another edition is refused, not ignored."""
+    if millesime is not None and millesime != CURRENT_EDITION:
+        raise HTTPException(
+            422,
+            f"served on the current edition of the map only ({CURRENT_EDITION}); "
+            "GET /indicateurs takes millesime",
+        )
 
 
 AreaDep = Annotated[Filters, Depends(area_filters)]

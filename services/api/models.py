@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, TypeAdapter
 
+from common.referential import CURRENT_EDITION
 from schemas.aggregates import Niveau, Origine
 from schemas.catalogue import Sens
 
@@ -46,6 +47,15 @@ class IndicateurPublic(BaseModel):
         description="The value a source published for the territory, if any, beside the "
         "aggregated one (as `valeur`: exact text with `exact=true`)."
     )
+    millesime: int = Field(
+        description="The edition of the map (Code officiel géographique) the territory and "
+        "its communes are taken from: the current one unless `millesime` asked for another."
+    )
+    estimee: bool = Field(
+        description="On an older edition: part of `valeur` comes from a value keyed on a "
+        "commune made since out of several of the edition's communes, split among them by "
+        "their population. Always false on the current edition."
+    )
 
 
 ROWS = TypeAdapter(list[IndicateurPublic])
@@ -81,7 +91,9 @@ def coverage(reporting: int, total: int) -> dict[str, Any]:
     }
 
 
-def to_public(row: Any, exact: bool = False) -> IndicateurPublic:
+def to_public(
+    row: Any, exact: bool = False, millesime: int = CURRENT_EDITION, estimee: bool = False
+) -> IndicateurPublic:
     return IndicateurPublic(
         indicateur=row.indicateur,
         sous_champ=row.sous_champ,
@@ -96,6 +108,8 @@ def to_public(row: Any, exact: bool = False) -> IndicateurPublic:
         mis_a_jour=row.updated_at,
         origine=row.origine,
         valeur_publiee=exact_text(row.valeur_publiee) if exact else number(row.valeur_publiee),
+        millesime=millesime,
+        estimee=estimee,
     )
 
 

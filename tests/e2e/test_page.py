@@ -88,6 +88,9 @@ def test_an_agent_finds_annecy_and_sees_a_correction_live(
     cell = (By.CSS_SELECTOR, f"tr[data-cle='{IND}|total'] td.valeur")
     wait.until(shown.text_to_be_present_in_element(cell, french(total)))
     assert "CA du Grand Annecy" in browser.find_element(By.ID, "titre").text
+    # The edition of the map the values are served on.
+    caption = browser.find_element(By.CSS_SELECTOR, "#indicateurs caption").text
+    assert caption.endswith("sur la carte du COG 2026"), caption
     assert browser.find_element(By.ID, "csv").get_attribute("href").endswith("format=csv-fr")
     # The objective at the Grand Annecy's scale, its value, and not reached.
     objective = (By.CSS_SELECTOR, "#objectifs tr[data-indicateur='nb_pdc'] td.objectif")

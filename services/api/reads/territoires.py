@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, func, literal, or_, select
+from sqlalchemy import Connection, Engine, case, func, literal, or_, select, union_all
 
-from common.db import communes, territories
+from common.db import communes, edition_communes, edition_territories, territories
+from common.referential import CURRENT_EDITION
 from schemas.aggregates import Niveau
 from services.api.models import Territoire
 
@@ -15,9 +16,12 @@ from services.api.models import Territoire
 WIDEST_FIRST: tuple[Niveau, ...] = ("france", "region", "departement", "epci", "commune")
 
 
-def search(engine: Engine, q: str, limit: int) -> list[Territoire]:
-    """Exact codes first, then exact names, then the widest territories."""
-    t = territories.c
+def search(
+    engine: Engine, q: str, limit: int, millesime: int = CURRENT_EDITION
+) -> list[Territoire]:
+    """Exact codes first, then exact names, then the widest territories, on
+    the edition of the map ``millesime``."""
+    t = territories.c if millesime == CURRENT_EDITION else on_edition(millesime).c
     pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     rank = case({level: i for i, level in enumerate(WIDEST_FIRST)}, value=t.niveau)
     query = (
@@ -30,6 +34,15 @@ def search(engine: Engine, q: str, limit: int) -> list[Territoire]:
     )
     with engine.connect() as conn:
         return [Territoire.model_validate(r._mapping) for r in conn.execute(query)]
+
+
+def on_edition(millesime: int) -> Any:
+    """The territories of an older edition, as ``territories`` holds the current ones."""
+    c, e = edition_communes.c, edition_territories.c
+    return union_all(
+        select(literal("commune").label("niveau"), c.code, c.nom).where(c.millesime == millesime),
+        select(e.niveau, e.code, e.nom).where(e.millesime == millesime),
+    ).subquery("edition")
 
 
 def territory(conn: Connection, niveau: str, code: str) -> Territoire | None:

@@ -9,11 +9,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from services.api.deps import AreaDep, ChangedDep, EngineDep, StreamsDep
+from services.api.deps import AreaDep, ChangedDep, EngineDep, StreamsDep, current_edition_only
 from services.api.event_stream import (
     HEARTBEAT_SECONDS,
     SEND_TIMEOUT_SECONDS,
@@ -21,14 +21,19 @@ from services.api.event_stream import (
     Refusal,
     follow,
 )
-from services.api.models import ChangesPage
+from services.api.models import ChangesPage, Refus
 from services.api.reads.changements import Page, current_cursor, read_changes
 
 router = APIRouter()
 CURSOR_MAX = 2**63 - 1
 
 
-@router.get("/indicateurs/changements", response_model=ChangesPage)
+@router.get(
+    "/indicateurs/changements",
+    response_model=ChangesPage,
+    dependencies=[Depends(current_edition_only)],
+    responses={422: {"model": Refus, "description": "Invalid parameters, or another edition"}},
+)
 def changements(
     engine: EngineDep,
     f: AreaDep,
@@ -49,7 +54,9 @@ def changements(
 
 @router.get(
     "/indicateurs/flux",
+    dependencies=[Depends(current_edition_only)],
     responses={
+        422: {"model": Refus, "description": "Invalid parameters, or another edition"},
         200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
         429: {"description": "Too many streams open from this address (Retry-After)"},
         503: {"description": "Too many streams open on this worker (Retry-After)"},

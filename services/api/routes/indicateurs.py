@@ -6,13 +6,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
+from common.referential import CURRENT_EDITION, EDITIONS
 from schemas.catalogue import Indicator
 from services.api.deps import DEFAULT_LIMIT, EngineDep, FiltersDep, ReadPoolDep, StatementsDep
 from services.api.formats import MEDIA, Format, csv_lines, etag, next_link
-from services.api.models import CSV_COLUMNS, ROWS, IndicateurPublic
+from services.api.models import CSV_COLUMNS, ROWS, IndicateurPublic, Refus
+from services.api.reads import editions
 from services.api.reads import indicateurs as reads
 from services.api.reads.indicateurs import Filters, Statements
 from services.api.reads.pool import ReadPool
@@ -52,6 +55,7 @@ def catalogue(engine: EngineDep) -> list[Indicator]:
             "headers": PAGE_HEADERS,
         },
         304: {"description": "Unchanged since the ETag in If-None-Match"},
+        422: {"model": Refus, "description": "Invalid parameters, or why an edition cannot answer"},
     },
 )
 async def indicateurs(
@@ -71,19 +75,49 @@ async def indicateurs(
             "with `;` and decimal commas, for a French Excel.",
         ),
     ] = "json",
+    millesime: Annotated[
+        int | None,
+        Query(
+            ge=1900,
+            le=2100,
+            description="The edition of the map to serve the values on: "
+            f"{', '.join(map(str, EDITIONS))} (default {CURRENT_EDITION}, the current one). "
+            "An older edition is computed at the request from the observations, one "
+            "`indicateur` at a time; its rows say `estimee` where a value keyed on a "
+            "commune made since was split among its parts by population.",
+        ),
+    ] = None,
 ) -> Response:
     """Values at one level (`niveau`) inside an area (`commune`, `epci`,
     `departement`, `region`); without `niveau`, the area itself. One page
     at a time: `X-Total-Count` says how many rows match, `Link` names
     the next page."""
+    edition = CURRENT_EDITION if millesime is None else millesime
+    older = edition != CURRENT_EDITION
+    if older:
+        try:
+            editions.check(f, edition)
+        except editions.EditionRefused as refused:
+            raise HTTPException(422, str(refused)) from None
     if fmt != "json":  # every row, through a server-side cursor, in the thread pool
+        rows = editions.exported(engine, f, edition) if older else reads.exported(engine, f)
         return TimedStreamingResponse(
-            csv_lines(reads.exported(engine, f), CSV_COLUMNS, fmt),
+            csv_lines(rows, CSV_COLUMNS, fmt),
             send_timeout=request.app.state.send_timeout,
             media_type=MEDIA[fmt],
             headers={"Content-Disposition": 'attachment; filename="indicateurs.csv"'},
         )
+    if older:
+        found = await run_in_threadpool(editions.rows, engine, f, edition, exact)
+        return page_of(found, f, dict(request.query_params))
     return await json_page(pool, statements, f, exact, dict(request.query_params))
+
+
+def page_of(found: list[IndicateurPublic], f: Filters, params: dict[str, str]) -> Response:
+    """One page of rows computed whole (an older edition's)."""
+    limit = f.limit or DEFAULT_LIMIT
+    body = ROWS.dump_json(found[f.offset : f.offset + limit])
+    return _answer(body, len(found), f.offset, limit, params)
 
 
 async def json_page(
@@ -93,8 +127,11 @@ async def json_page(
     the lean route's answer, routes/lean.py)."""
     page = replace(f, limit=f.limit or DEFAULT_LIMIT)
     rows, total = await reads.page(pool, statements, page, exact)
-    body = ROWS.dump_json(rows)
+    return _answer(ROWS.dump_json(rows), total, page.offset, page.limit or 0, params)
+
+
+def _answer(body: bytes, total: int, offset: int, limit: int, params: dict[str, str]) -> Response:
     headers = {"X-Total-Count": str(total), "ETag": etag(body)}
-    if link := next_link(PATH, params, page.offset, page.limit or 0, total):
+    if link := next_link(PATH, params, offset, limit, total):
         headers["Link"] = link
     return Response(body, media_type="application/json", headers=headers)

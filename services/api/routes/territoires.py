@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 
+from common.referential import CURRENT_EDITION, EDITIONS, no_edition
 from schemas.aggregates import Niveau
 from services.api.deps import EngineDep, TerritoryDep
-from services.api.models import Fiche, Territoire
+from services.api.models import Fiche, Refus, Territoire
 from services.api.reads import territoires as reads
 
 router = APIRouter()
@@ -24,14 +25,29 @@ MEMBERS: dict[str, Niveau | None] = {
 }
 
 
-@router.get("/territoires", response_model=list[Territoire])
+@router.get(
+    "/territoires",
+    response_model=list[Territoire],
+    responses={422: {"model": Refus, "description": "Invalid parameters, or no such edition"}},
+)
 def find(
     engine: EngineDep,
     q: Annotated[str, Query(min_length=1, max_length=100, pattern=r"^[^\x00]*$")],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    millesime: Annotated[
+        int,
+        Query(
+            ge=1900,
+            le=2100,
+            description=f"The edition of the map: {', '.join(map(str, EDITIONS))}.",
+        ),
+    ] = CURRENT_EDITION,
 ) -> list[Territoire]:
-    """Territories whose name contains `q` (any case), or whose code is `q`."""
-    return reads.search(engine, q, limit)
+    """Territories whose name contains `q` (any case), or whose code is `q`,
+    on the edition of the map `millesime` (the current one by default)."""
+    if millesime not in EDITIONS:
+        raise HTTPException(422, no_edition(millesime))
+    return reads.search(engine, q, limit, millesime)
 
 
 @router.get(

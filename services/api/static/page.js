@@ -123,6 +123,9 @@ const ORIGINES = { publiee: "valeur publiée", somme_epci: "somme des EPCI" };
 
 function tableau() {
   const rangs = [...affiche.lignes.values()].sort((a, b) => libelle(a).localeCompare(libelle(b), "fr"));
+  // The edition of the map the territory and its communes are taken from.
+  const editions = [...new Set(rangs.map((r) => r.millesime))];
+  $("edition").textContent = editions.length ? `, sur la carte du COG ${editions.join(", ")}` : "";
   $("indicateurs").tBodies[0].replaceChildren(...rangs.map((r) => {
     const p = affiche.parent.get(`${cle(r)}|${r.annee}`);
     const tr = ligne([

@@ -1,0 +1,216 @@
+"""What ``GET /indicateurs?millesime=…`` reads on an older edition of the map.
+
+The aggregator keeps its rows on the current edition. On an older one, the
+values are computed when asked, from the observations under their code as
+sent, each placed on the edition's communes by ``edition_passage``
+(common/referential/editions.py): a code reads as the commune it names on
+the edition of its value's year, and lands whole on the edition asked for
+unless that commune was made since of several of the edition's communes;
+then it is split among them by population, and the rows it reaches are
+``estimee``. Each commune's value, then each territory's, follow the rules
+of the aggregator (``verify.RECOMPUTE`` states them over the observations):
+a sum, a count of communes with a non-zero value, an extreme, or a ratio's
+or a weighted mean's terms summed over the communes that have both. Values
+published for a territory are kept on the current map: they are not served
+here (``origine`` is ``agregee``).
+
+One indicator at a time: its observations and its terms' are read through
+their primary key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from common.referential import EDITIONS, FRANCE, no_edition
+from services.api.models import IndicateurPublic, to_public
+from services.api.reads.indicateurs import Filters
+
+LEVEL_COLUMN = {"commune": "c.code", "epci": "c.epci", "departement": "c.departement"}
+
+VALUES = """
+WITH wanted AS (
+    SELECT id, agregation, facteur, unite, numerateur, denominateur, poids
+    FROM indicators WHERE id = :indicateur
+), terms AS (
+    SELECT CASE WHEN agregation = 'ratio' THEN numerateur ELSE id END AS term FROM wanted
+    UNION SELECT denominateur FROM wanted WHERE agregation = 'ratio'
+    UNION SELECT poids FROM wanted WHERE agregation = 'moyenne_ponderee'
+), placed AS (
+    -- Each observation on the edition's communes: the rows of the edition
+    -- its year reads on (cle) win over those that hold for any year.
+    SELECT o.indicateur, o.sous_champ, o.annee, p.commune, o.valeur, o.unite, o.updated_at,
+           p.part, p.total
+    FROM observations o
+    LEFT JOIN (
+        SELECT DISTINCT code, cle FROM edition_passage
+        WHERE millesime = :millesime AND cle <> :millesime
+    ) later ON later.code = o.commune_source AND later.cle = {keyed}
+    JOIN edition_passage p ON p.millesime = :millesime AND p.code = o.commune_source
+        AND p.cle = coalesce(later.cle, :millesime)
+    WHERE o.indicateur IN (SELECT term FROM terms) {filters}
+), per_commune AS (
+    SELECT indicateur, sous_champ, annee, commune,
+           coalesce(sum(CASE WHEN part = total THEN valeur ELSE valeur * part / total END), 0)
+               AS v,
+           count(valeur) AS n, coalesce(bool_or(part <> total AND valeur IS NOT NULL), false)
+               AS estimee,
+           max(unite) AS u, max(updated_at) AS t
+    FROM placed GROUP BY indicateur, sous_champ, annee, commune
+), members AS (
+    SELECT w.id AS indicateur, pc.sous_champ, pc.annee, pc.commune, pc.v, pc.n, pc.u, pc.t,
+           pc.estimee OR coalesce(b.estimee, false) AS estimee,
+           pc.v * b.v AS num, b.v AS den
+    FROM wanted w
+    JOIN per_commune pc ON pc.indicateur = w.id
+    -- A weighted mean's weight, where the commune has a value and a weight.
+    LEFT JOIN per_commune b ON w.agregation = 'moyenne_ponderee' AND pc.n > 0 AND b.n > 0
+        AND (b.indicateur, b.sous_champ, b.annee, b.commune)
+          = (w.poids, pc.sous_champ, pc.annee, pc.commune)
+    WHERE w.agregation <> 'ratio'
+    UNION ALL
+    -- A ratio's terms, where the commune has both.
+    SELECT w.id, a.sous_champ, a.annee, a.commune, 0, 1, w.unite, greatest(a.t, b.t),
+           a.estimee OR b.estimee, a.v, b.v
+    FROM wanted w
+    JOIN per_commune a ON a.indicateur = w.numerateur AND a.n > 0
+    JOIN per_commune b ON (b.indicateur, b.sous_champ, b.annee, b.commune)
+                        = (w.denominateur, a.sous_champ, a.annee, a.commune) AND b.n > 0
+    WHERE w.agregation = 'ratio'
+), territories AS (
+    SELECT m.*, {level} AS code
+    FROM members m
+    JOIN edition_communes c ON c.millesime = :millesime AND c.code = m.commune
+    WHERE {level} IS NOT NULL {areas}
+)
+SELECT indicateur, sous_champ, annee, code, agregation, unite, updated_at, estimee,
+       CASE WHEN renseignees = 0 THEN NULL ELSE valeur END AS valeur, renseignees
+FROM (
+    SELECT t.indicateur, t.sous_champ, t.annee, t.code, w.agregation,
+           coalesce(w.unite, min(t.u)) AS unite, max(t.t) AS updated_at,
+           bool_or(t.estimee) AS estimee,
+           CASE
+               WHEN w.agregation = 'ratio' THEN sum(t.num) / NULLIF(sum(t.den), 0) * w.facteur
+               WHEN {commune_level} OR w.agregation = 'somme' THEN sum(t.v)
+               WHEN w.agregation = 'moyenne_ponderee' THEN sum(t.num) / NULLIF(sum(t.den), 0)
+               WHEN w.agregation = 'nombre' THEN count(*) FILTER (WHERE t.n > 0 AND t.v <> 0)
+               WHEN w.agregation = 'min' THEN min(t.v) FILTER (WHERE t.n > 0)
+               ELSE max(t.v) FILTER (WHERE t.n > 0)
+           END AS valeur,
+           CASE
+               WHEN {commune_level} THEN least(count(*) FILTER (WHERE t.n > 0), 1)
+               WHEN w.agregation = 'moyenne_ponderee' THEN count(*) FILTER (WHERE t.den IS NOT NULL)
+               ELSE count(*) FILTER (WHERE t.n > 0)
+           END::int AS renseignees
+    FROM territories t JOIN wanted w ON w.id = t.indicateur
+    WHERE {commune_level} OR w.agregation <> 'non_agregeable'
+    GROUP BY t.indicateur, t.sous_champ, t.annee, t.code, w.agregation, w.facteur, w.unite
+) served
+ORDER BY indicateur, annee, code, sous_champ
+"""
+
+# The edition a value's codes read on: its year's, the first before it
+# when there is none (2020: 2019's), the oldest before that, the current after.
+KEYED = (
+    "CASE "
+    + " ".join(f"WHEN o.annee >= {year} THEN {year}" for year in reversed(EDITIONS))
+    + f" ELSE {EDITIONS[0]} END"
+)
+
+NAMES = """
+SELECT code, nom, 1 AS communes_total FROM edition_communes
+WHERE millesime = :millesime AND :niveau = 'commune'
+UNION ALL
+SELECT code, nom, communes_total FROM edition_territories
+WHERE millesime = :millesime AND niveau = :niveau
+"""
+
+
+class EditionRefused(ValueError):
+    """A request an older edition cannot answer, and why."""
+
+
+def check(filters: Filters, millesime: int) -> None:
+    if millesime not in EDITIONS:
+        raise EditionRefused(no_edition(millesime))
+    if filters.indicateur is None:
+        raise EditionRefused("an older edition (millesime) is served one indicator at a time")
+
+
+def rows(engine: Engine, filters: Filters, millesime: int, exact: bool) -> list[IndicateurPublic]:
+    """Every row ``filters`` asks for on the edition ``millesime`` (an older
+    one: :func:`check`), in the order of the current edition's."""
+    level = filters.target_level()
+    column = "'" + FRANCE + "'" if level == "france" else LEVEL_COLUMN.get(level, f"c.{level}")
+    named: dict[str, Any] = {
+        "millesime": millesime,
+        "indicateur": filters.indicateur,
+        "niveau": level,
+    }
+    where = ""
+    for name in ("annee", "sous_champ"):
+        if (value := getattr(filters, name)) is not None:
+            where += f" AND o.{name} = :{name}"
+            named[name] = value
+    areas = filters.areas()
+    inside = ""
+    if areas and level != "france":
+        # Territories of the level that share a commune with every named area.
+        conditions = " AND ".join(f"{_column(a)} = :area_{a}" for a in areas)
+        inside = (
+            f" AND {column} IN (SELECT {column} FROM edition_communes c"
+            f" WHERE c.millesime = :millesime AND {conditions})"
+        )
+        named |= {f"area_{a}": code for a, code in areas.items()}
+    sql = VALUES.format(
+        keyed=KEYED,
+        filters=where,
+        level=column,
+        areas=inside,
+        commune_level="true" if level == "commune" else "false",
+    )
+    with engine.connect() as connection:
+        # One transaction (the engine's connections autocommit): one snapshot
+        # for both statements, and room for SET LOCAL.
+        conn = connection.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            # Hash joins whatever the planner thinks: on a table not analyzed
+            # since a load, it expects one row where there are 35,000 and
+            # nests loops over them (151 s instead of 0.33 for all France's
+            # communes).
+            conn.execute(text("SET LOCAL enable_nestloop = off"))
+            names = {r.code: r for r in conn.execute(text(NAMES), named)}
+            found = conn.execute(text(sql), named).all()
+    return [
+        to_public(_served(r, level, names), exact, millesime=millesime, estimee=r.estimee)
+        for r in found
+        if r.code in names
+    ]
+
+
+def _column(level: str) -> str:
+    return LEVEL_COLUMN.get(level, f"c.{level}")
+
+
+def _served(row: Any, level: str, names: dict[str, Any]) -> SimpleNamespace:
+    """The row as the current edition's view shows one (aggregate_values)."""
+    territory = names[row.code]
+    return SimpleNamespace(
+        **row._mapping,
+        niveau=level,
+        nom=territory.nom,
+        communes_renseignees=row.renseignees,
+        communes_total=territory.communes_total,
+        origine="agregee",
+        valeur_publiee=None,
+    )
+
+
+def exported(engine: Engine, filters: Filters, millesime: int) -> Iterator[dict[str, Any]]:
+    """Every row, exact, as CSV lines take them."""
+    for row in rows(engine, filters, millesime, exact=True):
+        yield row.model_dump(mode="json")
