@@ -31,6 +31,15 @@ def test_a_producer_reads_what_became_of_each_line_of_its_batch(stack: Stack) ->
     # Producer e2e owns this observation: producer autre may not change it.
     status, owned = post(observations, line("33063", "owned").encode(), token=PRODUCER_TOKEN)
     assert status == 202, owned
+    # Stored before the other producer's batch comes: an observation belongs
+    # to the record stored first, and two requests may reach the aggregator
+    # in either order (their raw messages on different partitions).
+    owned_status = f"{observations}/{owned['batch_ids'][0]}"
+    eventually(
+        lambda: post(owned_status, None, token=PRODUCER_TOKEN)[1]["complete"] or None,
+        60,
+        "the owned value to be stored",
+    )
     body = "\n".join(
         [
             line("33063", "a"),  # 1: clean
