@@ -77,7 +77,8 @@ class Indicator(BaseModel):
         description="somme or nombre: a département whose communes all belong to EPCIs lying "
         "wholly within it, each with a value published for it, is served the sum of those "
         "values (`origine`: `somme_epci`) where no value is published for the département "
-        "itself, by `priorite` as a published value. Never added further up.",
+        "itself, by `priorite` as a published value. Never added further up. A ratio whose "
+        "terms both say it: the quotient of their sums, once every EPCI published both.",
     )
 
     @model_validator(mode="after")
@@ -98,8 +99,8 @@ class Indicator(BaseModel):
     def _rule_fields(self) -> Indicator:
         if self.agregation == "ratio" and not (self.numerateur and self.denominateur):
             raise ValueError(f"{self.id}: a ratio needs numerateur and denominateur")
-        if self.somme_epci and self.agregation not in ("somme", "nombre"):
-            raise ValueError(f"{self.id}: somme_epci adds values up: somme or nombre only")
+        if self.somme_epci and self.agregation not in ("somme", "nombre", "ratio"):
+            raise ValueError(f"{self.id}: somme_epci adds values up: somme, nombre or ratio")
         if self.agregation == "moyenne_ponderee" and not self.poids:
             object.__setattr__(self, "poids", "population")
         return self
@@ -152,6 +153,8 @@ class Catalogue(BaseModel):
                 target = self.indicateurs.get(ref)
                 if target is None or target.agregation not in ADDITIVE:
                     raise ValueError(f"{ind.id}: {ref} must be an additive catalogue indicator")
+                if ind.somme_epci and ind.agregation == "ratio" and not target.somme_epci:
+                    raise ValueError(f"{ind.id}: somme_epci on a ratio needs it on {ref} too")
         seen: set[tuple[str, str, int]] = set()
         for objective in self.objectifs:
             key = (objective.indicateur, objective.sous_champ, objective.annee)

@@ -248,7 +248,7 @@ class AggregateStore:
     ) -> None:
         self._ancestors = referential.ancestors(ref)
         self._rules = rules
-        self._sums = EpciSums.of(rules.somme_epci, ref)
+        self._sums = EpciSums.of(rules, ref)
         self._db = db.KeptConnection(database_url)
 
     def _connection(self) -> psycopg.Connection[Any]:

@@ -81,7 +81,8 @@ FROM aggregates
 # The sums of the EPCIs' published values for the départements they cover
 # (epci_sums.py), restated from the communes table: an EPCI lies within one
 # département; a département is covered when each of its communes has such
-# an EPCI. (sum, EPCIs with a value, EPCIs of the département).
+# an EPCI. (sum, EPCIs with a value, EPCIs of the département); a ratio's
+# from its terms'.
 EPCI_TRUTH = """
 WITH inside AS (
     SELECT epci, min(departement) AS departement FROM communes
@@ -99,6 +100,28 @@ JOIN inside e ON e.epci = p.code
 JOIN covered c ON c.departement = e.departement
 WHERE p.niveau = 'epci'
 GROUP BY p.indicateur, p.sous_champ, p.annee, e.departement
+UNION ALL
+-- A somme_epci ratio: its terms' sums over the EPCIs that published both.
+SELECT t.id, t.sous_champ, t.annee, 'departement', e.departement,
+       sum(num.valeur) FILTER (WHERE den.valeur IS NOT NULL)
+           / NULLIF(sum(den.valeur) FILTER (WHERE num.valeur IS NOT NULL), 0) * min(t.facteur),
+       (count(*) FILTER (WHERE num.valeur IS NOT NULL AND den.valeur IS NOT NULL))::int,
+       min(c.total)
+FROM (
+    SELECT DISTINCT r.id, r.facteur, r.numerateur, r.denominateur, p.sous_champ, p.annee,
+           p.code AS epci
+    FROM indicators r
+    JOIN published_values p ON p.niveau = 'epci'
+        AND p.indicateur IN (r.numerateur, r.denominateur)
+    WHERE r.agregation = 'ratio' AND r.somme_epci
+) t
+JOIN inside e ON e.epci = t.epci
+JOIN covered c ON c.departement = e.departement
+LEFT JOIN published_values num ON (num.indicateur, num.sous_champ, num.annee, num.niveau,
+    num.code) = (t.numerateur, t.sous_champ, t.annee, 'epci', t.epci)
+LEFT JOIN published_values den ON (den.indicateur, den.sous_champ, den.annee, den.niveau,
+    den.code) = (t.denominateur, t.sous_champ, t.annee, 'epci', t.epci)
+GROUP BY t.id, t.sous_champ, t.annee, e.departement
 """
 # The published values as stored, and the ratios their terms make where a
 # territory has both (published.RATIOS): what the rows' valeur_publiee holds.

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from common.referential import FRANCE, ancestors, epci_coverage, load
@@ -182,9 +182,11 @@ def test_a_departement_its_epcis_cover_is_served_their_published_sum(
     store.apply([published("ges", "epci", GRAND_ANNECY, "5")])
     with psycopg.connect(database_url) as conn:
         summed = conn.execute(
-            "SELECT indicateur, code FROM aggregates WHERE epci_total > 0"
+            "SELECT indicateur, code, epci_renseignes FROM aggregates WHERE epci_total > 0"
+            " ORDER BY indicateur"
         ).fetchall()
-    assert summed == [("ges", BELFORT)]
+    # (ges_par_hab: ges is a term of it; no EPCI published hab, so no value.)
+    assert summed == [("ges", BELFORT, 3), ("ges_par_hab", BELFORT, 0)]
     # Never further up: the région and France hold what the communes make.
     above = rows(api, region="27", indicateur="ges")
     assert {r["origine"] for k, r in above.items() if k[0] in ("region", "france")} == {"agregee"}
@@ -195,7 +197,7 @@ def test_check_finds_and_rebuild_mends_an_epci_sum(store, database_url) -> None:
     store.apply([published("ges", "epci", e, "2") for e in BELFORT_EPCI])
     key = ("ges", "total", 2024, "departement", BELFORT)
     with psycopg.connect(database_url) as conn:
-        conn.execute("UPDATE aggregates SET valeur_epci = 7 WHERE epci_total > 0")
+        conn.execute("UPDATE aggregates SET valeur_epci = 7 WHERE indicateur = 'ges'")
     [(found, running, truth)] = check(database_url).differences
     assert (found, running, truth) == (
         key,
@@ -204,7 +206,7 @@ def test_check_finds_and_rebuild_mends_an_epci_sum(store, database_url) -> None:
     )
     assert rebuild(database_url)["epci_sums"] == 1
     with psycopg.connect(database_url) as conn:
-        conn.execute("DELETE FROM aggregates WHERE epci_total > 0")
+        conn.execute("DELETE FROM aggregates WHERE epci_total > 0 AND indicateur = 'ges'")
     assert len(check(database_url).differences) == 1
     assert rebuild(database_url)["epci_sums_inserted"] == 1
     store.apply([published("ges", "departement", "74", "9")])
@@ -245,6 +247,34 @@ def test_a_ratio_is_published_from_its_published_terms(store, obs, database_url)
         conn.execute("UPDATE aggregates SET publiee = false WHERE indicateur = 'co2_par_hab'")
     assert [d[0][0] for d in check(database_url).differences] == ["co2_par_hab"]
     assert rebuild(database_url)["published"] == 1
+    assert check(database_url).differences == []
+
+
+def test_a_ratio_of_epci_terms_is_served_the_quotient_of_their_sums(store, database_url) -> None:
+    """ges_par_hab = ges / hab × 1000, both published by EPCI: the Territoire
+    de Belfort's row is ΣGES / Σhab over its three EPCIs once each published
+    both, kept by `itte check` and mended by `itte rebuild`."""
+    api = TestClient(create_app(read_only_engine(database_url, pool_size=1)))
+    store.apply([published("ges", "epci", e, "10") for e in BELFORT_EPCI])
+    store.apply([published("hab", "epci", e, "1000") for e in BELFORT_EPCI[:2]])
+    partial = departement_row(api, BELFORT, "ges_par_hab")
+    assert (partial["valeur"], partial["origine"]) == (None, "agregee")  # two of three
+    last = store.apply([published("hab", "epci", BELFORT_EPCI[2], "3000")])
+    ratio = departement_row(api, BELFORT, "ges_par_hab")
+    assert (Decimal(ratio["valeur"]), ratio["origine"]) == (6, "somme_epci")  # 30 / 5000 × 1000
+    told = {c.key: AggregateChange.model_validate_json(c.message) for c in last.changes}
+    change = told[f"ges_par_hab|total|2024|departement|{BELFORT}"]
+    assert (change.origine, change.valeur) == ("somme_epci", Decimal(6))
+    # A term's new version moves it; a secret term of one EPCI leaves it unserved.
+    store.apply([published("ges", "epci", BELFORT_EPCI[0], "40", version=2)])
+    assert Decimal(departement_row(api, BELFORT, "ges_par_hab")["valeur"]) == 12
+    store.apply([published("hab", "epci", BELFORT_EPCI[1], None, version=2)])
+    assert departement_row(api, BELFORT, "ges_par_hab")["origine"] == "agregee"
+    assert check(database_url).differences == []
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE aggregates SET valeur_epci = 1 WHERE indicateur = 'ges_par_hab'")
+    assert [d[0][0] for d in check(database_url).differences] == ["ges_par_hab"]
+    assert rebuild(database_url)["epci_sums"] == 1
     assert check(database_url).differences == []
 
 
@@ -400,3 +430,77 @@ def test_commune_and_territory_values_mixed_in_any_batches_count_once(
     }
     assert stored == expected
     assert json.dumps(check(database_url).differences, default=str) == "[]"
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    # Each term of each EPCI: one to three versions, one in ten secret.
+    drawn=st.fixed_dictionaries(
+        {
+            (ind, epci): st.lists(
+                st.tuples(
+                    st.tuples(st.integers(0, 9), st.integers(-(10**6), 10**6)).map(
+                        lambda t: None if t[0] == 0 else f"{t[1]}.5"
+                    ),
+                    st.integers(1, 3),
+                ),
+                min_size=1,
+                max_size=3,
+            )
+            for ind in ("ges", "hab")
+            for epci in (*BELFORT_EPCI, GRAND_ANNECY)
+        }
+    ),
+    cuts=st.lists(st.integers(1, 24), max_size=3),
+    rng=st.randoms(use_true_random=False),
+)
+def test_a_departements_epci_ratio_is_the_quotient_of_its_terms_winning_sums(
+    store, database_url, drawn, cuts: list[int], rng
+) -> None:
+    annee = next(years)
+    values = [(ind, epci, v, version) for (ind, epci), vs in drawn.items() for v, version in vs]
+    rng.shuffle(values)
+    records = [
+        published(ind, "epci", code, v, version, annee=annee, rid=f"q{annee}:{n:04d}")
+        for n, (ind, code, v, version) in enumerate(values)
+    ]
+    bounds = sorted({0, len(records), *(c for c in cuts if c < len(records))})
+    for start, end in itertools.pairwise(bounds):
+        store.apply(records[start:end])
+    final: dict[tuple[str, str], CleanObservation] = {}
+    for r in records:
+        key = (r.indicateur, r.commune)
+        if key not in final or r.order > final[key].order:
+            final[key] = r
+    both = [
+        (final[("ges", e)].valeur, final[("hab", e)].valeur)
+        for e in BELFORT_EPCI
+        if ("ges", e) in final and ("hab", e) in final
+    ]
+    both = [(g, h) for g, h in both if g is not None and h is not None]
+    api = TestClient(create_app(read_only_engine(database_url, 2)))
+    answer = api.get(
+        "/indicateurs",
+        params={
+            "departement": BELFORT,
+            "niveau": "departement",
+            "indicateur": "ges_par_hab",
+            "annee": str(annee),
+            "exact": "true",
+        },
+    ).json()
+    event(f"EPCIs with both terms: {len(both)} of {len(BELFORT_EPCI)}")
+    if len(both) == len(BELFORT_EPCI):
+        habitants = sum(h for _, h in both)
+        expected = sum(g for g, _ in both) / habitants * 1000 if habitants else None
+        [row] = answer
+        assert row["origine"] == "somme_epci"
+        if expected is None:
+            assert row["valeur"] is None
+        else:  # Postgres and Python each round a quotient at their own scale
+            assert abs(Decimal(row["valeur"]) - expected) <= abs(expected) * Decimal("1e-15")
+    else:
+        assert all(r["origine"] == "agregee" and r["valeur"] is None for r in answer)
+    assert check(database_url).differences == []
