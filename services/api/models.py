@@ -280,3 +280,9 @@ class ValeurGroupement(BaseModel):
     couverture: float = Field(description="communes_renseignees / communes_total")
     complet: bool
     mis_a_jour: datetime = Field(description="The latest change of a member's value.")
+    millesime: int = Field(
+        CURRENT_EDITION, description="The edition of the map its communes are taken from."
+    )
+    estimee: bool = Field(
+        False, description="Part of `valeur` split by population (see /indicateurs)."
+    )

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common.referential import load
+from services.api import groupements as groupings
 from tests.integration.test_kinds import api, events, history
 
 REF = load()
@@ -185,3 +186,27 @@ def test_on_an_edition_equal_to_todays_every_kind_is_the_aggregators(
             computed = {code: compared(r) for code, r in older.items() if r["communes_renseignees"]}
             assert kept == computed, drawn
             assert not any(r["estimee"] for r in older.values())
+
+
+def test_a_grouping_on_an_older_edition_holds_the_communes_within_its_own(
+    store, obs, database_url
+) -> None:
+    """A grouping of today's Culoz-Béon: on the 2019 map, Culoz and Béon."""
+    groupings.store(database_url, groupings.groupement("g", "G", ["01138"], REF))
+    store.apply(
+        [
+            obs("01138", "7", source="01138", annee=2019, rid="c"),
+            obs("01138", "5", source="01039", annee=2019, rid="b"),
+        ]
+    )
+    client = api(database_url)
+    path = "/groupements/g/indicateurs"
+    [today] = client.get(path, params={"indicateur": "pop", "exact": "true"}).json()
+    [older] = client.get(
+        path, params={"indicateur": "pop", "exact": "true", "millesime": 2019}
+    ).json()
+    assert (today["valeur"], today["communes_total"], today["millesime"]) == ("12", 1, 2026)
+    assert (older["valeur"], older["communes_total"], older["millesime"]) == ("12", 2, 2019)
+    assert (older["communes_renseignees"], older["estimee"]) == (2, False)
+    refused = client.get(path, params={"millesime": 2019})
+    assert refused.status_code == 422 and "one indicator at a time" in refused.text

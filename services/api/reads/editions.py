@@ -20,14 +20,15 @@ their primary key.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, Row, text
 
 from common.referential import EDITIONS, FRANCE, no_edition
-from services.api.models import IndicateurPublic, to_public
+from services.api.models import IndicateurPublic, ValeurGroupement, to_public
+from services.api.reads import groupements as groupings
 from services.api.reads.indicateurs import Filters
 
 LEVEL_COLUMN = {"commune": "c.code", "epci": "c.epci", "departement": "c.departement"}
@@ -146,16 +147,7 @@ def rows(engine: Engine, filters: Filters, millesime: int, exact: bool) -> list[
     one: :func:`check`), in the order of the current edition's."""
     level = filters.target_level()
     column = "'" + FRANCE + "'" if level == "france" else LEVEL_COLUMN.get(level, f"c.{level}")
-    named: dict[str, Any] = {
-        "millesime": millesime,
-        "indicateur": filters.indicateur,
-        "niveau": level,
-    }
-    where = ""
-    for name in ("annee", "sous_champ"):
-        if (value := getattr(filters, name)) is not None:
-            where += f" AND o.{name} = :{name}"
-            named[name] = value
+    named = _named(filters, millesime) | {"niveau": level}
     areas = filters.areas()
     inside = ""
     if areas and level != "france":
@@ -166,16 +158,86 @@ def rows(engine: Engine, filters: Filters, millesime: int, exact: bool) -> list[
             f" WHERE c.millesime = :millesime AND {conditions})"
         )
         named |= {f"area_{a}": code for a, code in areas.items()}
-    sql = VALUES.format(
+    sql = _values(filters, column, inside, commune_level=level == "commune")
+    names: dict[str, Any] = {}
+
+    def read(conn: Connection) -> list[Row[Any]]:
+        names.update((r.code, r) for r in conn.execute(text(NAMES), named))
+        return list(conn.execute(text(sql), named))
+
+    return [
+        to_public(_served(r, level, names), exact, millesime=millesime, estimee=r.estimee)
+        for r in _computed(engine, read)
+        if r.code in names
+    ]
+
+
+# The edition's communes inside a grouping of current communes: each one,
+# or the one it merged into since, a member.
+IN_GROUPING = """c.code IN (
+    SELECT e.code FROM edition_communes e LEFT JOIN former_codes f ON f.ancien = e.code
+    WHERE e.millesime = :millesime AND coalesce(f.actuel, e.code) IN (
+        SELECT commune FROM groupement_communes WHERE groupement = :groupement))"""
+COUNTED_IN_GROUPING = (
+    f"SELECT count(*) FROM edition_communes c WHERE c.millesime = :millesime AND {IN_GROUPING}"
+)
+
+
+def grouping_values(
+    engine: Engine, code: str, filters: Filters, millesime: int, exact: bool
+) -> list[ValeurGroupement]:
+    """A grouping's values on the edition ``millesime``: over the edition's
+    communes that lie within its communes, aggregated as over an EPCI."""
+    named = _named(filters, millesime) | {"groupement": code}
+    sql = _values(filters, "CAST(:groupement AS text)", f" AND {IN_GROUPING}", False)
+    total = 0
+
+    def read(conn: Connection) -> list[Row[Any]]:
+        nonlocal total
+        total = conn.execute(text(COUNTED_IN_GROUPING), named).scalar_one()
+        return list(conn.execute(text(sql), named))
+
+    found = _computed(engine, read)
+    return [
+        groupings.public(
+            SimpleNamespace(**r._mapping, communes_renseignees=r.renseignees),
+            total,
+            exact,
+            millesime=millesime,
+            estimee=r.estimee,
+        )
+        for r in found
+    ]
+
+
+def _named(filters: Filters, millesime: int) -> dict[str, Any]:
+    named: dict[str, Any] = {"millesime": millesime, "indicateur": filters.indicateur}
+    return named | {
+        name: value
+        for name in ("annee", "sous_champ")
+        if (value := getattr(filters, name)) is not None
+    }
+
+
+def _values(filters: Filters, level: str, areas: str, commune_level: bool) -> str:
+    where = "".join(
+        f" AND o.{name} = :{name}"
+        for name in ("annee", "sous_champ")
+        if getattr(filters, name) is not None
+    )
+    return VALUES.format(
         keyed=KEYED,
         filters=where,
-        level=column,
-        areas=inside,
-        commune_level="true" if level == "commune" else "false",
+        level=level,
+        areas=areas,
+        commune_level="true" if commune_level else "false",
     )
+
+
+def _computed(engine: Engine, read: Callable[[Connection], list[Row[Any]]]) -> list[Row[Any]]:
+    """``read`` in one transaction (the engine's connections autocommit):
+    one snapshot for its statements, and room for SET LOCAL."""
     with engine.connect() as connection:
-        # One transaction (the engine's connections autocommit): one snapshot
-        # for both statements, and room for SET LOCAL.
         conn = connection.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
             # Hash joins whatever the planner thinks: on a table not analyzed
@@ -183,13 +245,7 @@ def rows(engine: Engine, filters: Filters, millesime: int, exact: bool) -> list[
             # nests loops over them (151 s instead of 0.33 for all France's
             # communes).
             conn.execute(text("SET LOCAL enable_nestloop = off"))
-            names = {r.code: r for r in conn.execute(text(NAMES), named)}
-            found = conn.execute(text(sql), named).all()
-    return [
-        to_public(_served(r, level, names), exact, millesime=millesime, estimee=r.estimee)
-        for r in found
-        if r.code in names
-    ]
+            return read(conn)
 
 
 def _column(level: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, select, text
 
 from common.db import communes, groupement_communes, groupements
+from common.referential import CURRENT_EDITION
 from services.api.models import (
     Groupement,
     GroupementFiche,
@@ -104,7 +105,13 @@ def values(
         return [public(row, found.communes_total, exact) for row in rows]
 
 
-def public(row: Any, total: int, exact: bool) -> ValeurGroupement:
+def public(
+    row: Any,
+    total: int,
+    exact: bool,
+    millesime: int = CURRENT_EDITION,
+    estimee: bool = False,
+) -> ValeurGroupement:
     return ValeurGroupement(
         indicateur=row.indicateur,
         sous_champ=row.sous_champ,
@@ -114,4 +121,6 @@ def public(row: Any, total: int, exact: bool) -> ValeurGroupement:
         unite=row.unite,
         **coverage(row.communes_renseignees, total),
         mis_a_jour=row.updated_at,
+        millesime=millesime,
+        estimee=estimee,
     )

@@ -8,10 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
+from common.referential import CURRENT_EDITION
 from schemas import limits
 from services.api.deps import EngineDep, KeyText
-from services.api.models import Groupement, GroupementFiche, ValeurGroupement
+from services.api.models import Groupement, GroupementFiche, Refus, ValeurGroupement
+from services.api.reads import editions
 from services.api.reads import groupements as reads
+from services.api.reads.indicateurs import Filters
 
 router = APIRouter()
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such grouping"}}
@@ -41,7 +44,12 @@ def fiche(found: GroupingDep) -> GroupementFiche:
 
 
 @router.get(
-    "/groupements/{code}/indicateurs", response_model=list[ValeurGroupement], responses=NOT_FOUND
+    "/groupements/{code}/indicateurs",
+    response_model=list[ValeurGroupement],
+    responses={
+        **NOT_FOUND,
+        422: {"model": Refus, "description": "Invalid parameters, or why an edition cannot"},
+    },
 )
 def indicateurs(
     engine: EngineDep,
@@ -52,9 +60,25 @@ def indicateurs(
     exact: Annotated[
         bool, Query(description="`valeur` as decimal text, to the last digit")
     ] = False,
+    millesime: Annotated[
+        int,
+        Query(
+            ge=1900,
+            le=2100,
+            description="The edition of the map: on an older one, the edition's communes "
+            "within the grouping's, one `indicateur` at a time (see /indicateurs).",
+        ),
+    ] = CURRENT_EDITION,
 ) -> list[ValeurGroupement]:
     """Every indicator aggregated over the grouping's communes, as over an
     EPCI, computed at the time of the request."""
+    if millesime != CURRENT_EDITION:
+        asked = Filters(indicateur=indicateur, annee=annee, sous_champ=sous_champ)
+        try:
+            editions.check(asked, millesime)
+        except editions.EditionRefused as refused:
+            raise HTTPException(422, str(refused)) from None
+        return editions.grouping_values(engine, found.code, asked, millesime, exact)
     return reads.values(
         engine, found, exact, indicateur=indicateur, annee=annee, sous_champ=sous_champ
     )
