@@ -21,7 +21,7 @@ from schemas import limits
 from schemas.aggregates import Niveau
 from services.api.comparisons import KeptStudies
 from services.api.event_stream import Streams
-from services.api.models import Territoire
+from services.api.models import Refus, Territoire
 from services.api.reads import territoires
 from services.api.reads.indicateurs import Filters, Statements
 from services.api.reads.pool import ReadPool
@@ -108,6 +108,10 @@ async def filters(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Filters:
     return replace(area, limit=limit, offset=offset)
+
+
+# The answer of current_edition_only, for a route's OpenAPI.
+OTHER_EDITION = {"model": Refus, "description": "Invalid parameters, or another edition"}
 
 
 def current_edition_only(

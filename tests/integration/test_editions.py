@@ -128,10 +128,17 @@ def test_what_an_edition_cannot_answer_is_refused_with_the_reason(database_url) 
     ):
         answer = client.get("/indicateurs", params=params)
         assert answer.status_code == 422 and reason in answer.text, answer.text
-    for route in ("/indicateurs/changements", "/indicateurs/flux"):  # the aggregator's rows
+    for route in (  # what follows the aggregator's rows: the current edition only
+        "/indicateurs/changements",
+        "/indicateurs/flux",
+        "/territoires/departement/01",
+        "/territoires/departement/01/objectifs",
+        "/territoires/departement/01/comparaison",
+    ):
         answer = client.get(route, params={"millesime": 2019})
         assert answer.status_code == 422 and "current edition" in answer.text, answer.text
     assert client.get("/indicateurs/changements", params={"millesime": 2026}).status_code == 200
+    assert client.get("/territoires/departement/01", params={"millesime": 2026}).status_code == 200
     found = client.get("/territoires", params={"q": "Béon", "millesime": 2019}).json()
     assert {"niveau": "commune", "code": "01039", "nom": "Béon"} in found
     today = client.get("/territoires", params={"q": "Béon"}).json()

@@ -13,7 +13,14 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from services.api.deps import AreaDep, ChangedDep, EngineDep, StreamsDep, current_edition_only
+from services.api.deps import (
+    OTHER_EDITION,
+    AreaDep,
+    ChangedDep,
+    EngineDep,
+    StreamsDep,
+    current_edition_only,
+)
 from services.api.event_stream import (
     HEARTBEAT_SECONDS,
     SEND_TIMEOUT_SECONDS,
@@ -21,7 +28,7 @@ from services.api.event_stream import (
     Refusal,
     follow,
 )
-from services.api.models import ChangesPage, Refus
+from services.api.models import ChangesPage
 from services.api.reads.changements import Page, current_cursor, read_changes
 
 router = APIRouter()
@@ -32,7 +39,7 @@ CURSOR_MAX = 2**63 - 1
     "/indicateurs/changements",
     response_model=ChangesPage,
     dependencies=[Depends(current_edition_only)],
-    responses={422: {"model": Refus, "description": "Invalid parameters, or another edition"}},
+    responses={422: OTHER_EDITION},
 )
 def changements(
     engine: EngineDep,
@@ -56,7 +63,7 @@ def changements(
     "/indicateurs/flux",
     dependencies=[Depends(current_edition_only)],
     responses={
-        422: {"model": Refus, "description": "Invalid parameters, or another edition"},
+        422: OTHER_EDITION,
         200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
         429: {"description": "Too many streams open from this address (Retry-After)"},
         503: {"description": "Too many streams open on this worker (Retry-After)"},

@@ -8,13 +8,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from schemas import limits
 from schemas.aggregates import Niveau
 from services.api import comparisons
 from services.api.comparisons import Question, territory_lines, typologie
-from services.api.deps import EngineDep, StudiesDep, TerritoryDep
+from services.api.deps import EngineDep, StudiesDep, TerritoryDep, current_edition_only
 from services.api.formats import MEDIA, Format, csv_lines
 from services.api.models import Comparaison, Refus, Typologie
 from services.api.reads.comparaison import label, parse_wanted
@@ -61,6 +61,7 @@ UNANSWERABLE: dict[int | str, dict[str, Any]] = {
 @router.get(
     "/typologies",
     response_model=Typologie,
+    dependencies=[Depends(current_edition_only)],
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **UNANSWERABLE},
 )
 def typologies(
@@ -104,6 +105,7 @@ def typologies(
 @router.get(
     "/territoires/{niveau}/{code}/comparaison",
     response_model=Comparaison,
+    dependencies=[Depends(current_edition_only)],
     responses={404: {"description": "No such territory"}, **UNANSWERABLE},
 )
 def comparaison(

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from schemas import limits
 from services.api import analysis
-from services.api.deps import EngineDep, TerritoryDep
+from services.api.deps import OTHER_EDITION, EngineDep, TerritoryDep, current_edition_only
 from services.api.models import Objectifs, ObjectifTerritoire, number
 from services.api.reads import objectifs as reads
 
@@ -19,7 +19,8 @@ router = APIRouter()
 @router.get(
     "/territoires/{niveau}/{code}/objectifs",
     response_model=Objectifs,
-    responses={404: {"description": "No such territory"}},
+    dependencies=[Depends(current_edition_only)],
+    responses={404: {"description": "No such territory"}, 422: OTHER_EDITION},
 )
 def objectifs(
     engine: EngineDep,

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from common.referential import CURRENT_EDITION, EDITIONS, no_edition
 from schemas.aggregates import Niveau
-from services.api.deps import EngineDep, TerritoryDep
+from services.api.deps import OTHER_EDITION, EngineDep, TerritoryDep, current_edition_only
 from services.api.models import Fiche, Refus, Territoire
 from services.api.reads import territoires as reads
 
@@ -53,7 +53,8 @@ def find(
 @router.get(
     "/territoires/{niveau}/{code}",
     response_model=Fiche,
-    responses={404: {"description": "No such territory"}},
+    dependencies=[Depends(current_edition_only)],
+    responses={404: {"description": "No such territory"}, 422: OTHER_EDITION},
 )
 def fiche(engine: EngineDep, territoire: TerritoryDep) -> Fiche:
     """One territory, its parent and the level of its members."""
