@@ -274,6 +274,53 @@ def rebuild() -> None:
 
 
 @main.command()
+@click.argument("fichier", type=click.Path(dir_okay=False, path_type=Path))
+def sauvegarde(fichier: Path) -> None:
+    """Back the database up into FICHIER, with the aggregator's offsets, so
+    that a restore loses nothing (docs/operations.md, "Backups")."""
+    from common.settings import CommonSettings
+    from itte import backup
+
+    settings = CommonSettings()
+    servers = _servers(settings, "sauvegarde", "WARNING")
+    try:
+        offsets = backup.take(
+            servers.database_url, servers.kafka_bootstrap_servers, servers.kafka_security, fichier
+        )
+    except backup.BackupError as failed:
+        raise click.ClickException(str(failed)) from None
+    click.echo(f"{fichier}: {fichier.stat().st_size} bytes; offsets {backup.summary(offsets)}")
+
+
+@main.command()
+@click.argument("fichier", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def restauration(fichier: Path) -> None:
+    """Restore FICHIER (from itte sauvegarde) into the empty database of
+    DATABASE_URL, and set the aggregator back to the backup's offsets: stop
+    the aggregator first, start it on the restored database after."""
+    from common.settings import CommonSettings
+    from itte import backup
+
+    settings = CommonSettings()
+    servers = _servers(settings, "restauration", "WARNING")
+    try:
+        restored = backup.restore(
+            servers.database_url, servers.kafka_bootstrap_servers, servers.kafka_security, fichier
+        )
+    except backup.BackupError as failed:
+        raise click.ClickException(str(failed)) from None
+    click.echo(
+        f"restored the backup of {restored.taken_at}; the aggregator resumes at "
+        f"{backup.summary(restored.offsets)}"
+    )
+    for group in restored.from_start:
+        click.echo(
+            f"group {group}: the broker would not move its offsets; deleted, it reads "
+            "the topics from their start (what it applied again changes nothing)"
+        )
+
+
+@main.command()
 @click.argument("batch_id")
 @click.option("--url", help="The ingestor (default: ITTE_INGESTOR_URL, else this machine's port).")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")

@@ -72,6 +72,16 @@ groupement_communes = Table(
     Column("commune", String(5), primary_key=True),
 )
 
+# Each backup's starting point (migration 0018, itte/backup.py): the
+# offsets the aggregator's groups had committed before the dump began.
+backups = Table(
+    "backups",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("taken_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("offsets", JSONB, nullable=False),
+)
+
 # The older editions of the map (migration 0017, common/db/editions.py): the
 # API serves aggregates on them (millesime) from the observations.
 editions = Table(
