@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -25,8 +23,8 @@ from typing import Any
 
 import httpx
 
-from bench.data import RESULTS, YEARS, communes, write_catalogue, write_long_csv
-from bench.stack import COUNTED_AT_FRANCE, Stack, named, running_stack, wait_until_counted
+from bench.data import RESULTS, YEARS, communes, write_catalogue
+from bench.stack import Stack, ingest_long_csv, running_stack
 
 PREFIX = "edition"
 REPEATS = 5
@@ -64,17 +62,7 @@ def main() -> None:
         work = Path(folder)
         catalogue = write_catalogue(work / "editions.toml", PREFIX, 1)
         with running_stack(work / "state", catalogue) as stack:
-            source = work / "editions.csv"
-            write_long_csv(source, records, PREFIX)
-            subprocess.run(
-                [sys.executable, "-m", "itte", "ingest", str(source)],
-                env=stack.env,
-                check=True,
-                capture_output=True,
-            )
-            wait_until_counted(
-                stack.servers.database_url, records, COUNTED_AT_FRANCE, named(PREFIX)
-            )
+            ingest_long_csv(stack, work, PREFIX, records)
             for name, params in QUESTIONS.items():
                 current, rows = seconds(stack, params)
                 older, older_rows = seconds(stack, {**params, "millesime": OLDER})

@@ -15,8 +15,6 @@ only grows: hence the order), written to ``bench/results/page_memory.json``.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,15 +23,8 @@ from typing import Any
 
 import httpx
 
-from bench.data import YEARS, communes, memory_report, write_catalogue, write_long_csv
-from bench.stack import (
-    COUNTED_AT_FRANCE,
-    Stack,
-    named,
-    peak_rss_mb,
-    running_stack,
-    wait_until_counted,
-)
+from bench.data import YEARS, communes, memory_report, write_catalogue
+from bench.stack import Stack, ingest_long_csv, peak_rss_mb, running_stack
 from services.api.deps import MAX_LIMIT
 
 PREFIX = "page"
@@ -62,17 +53,7 @@ def main() -> None:
         work = Path(folder)
         catalogue = write_catalogue(work / "page.toml", PREFIX, 1)
         with running_stack(work / "state", catalogue) as stack:
-            source = work / "page.csv"
-            write_long_csv(source, records, PREFIX)
-            subprocess.run(
-                [sys.executable, "-m", "itte", "ingest", str(source)],
-                env=stack.env,
-                check=True,
-                capture_output=True,
-            )
-            wait_until_counted(
-                stack.servers.database_url, records, COUNTED_AT_FRANCE, named(PREFIX)
-            )
+            ingest_long_csv(stack, work, PREFIX, records)
             pid = stack.processes["api"].pid
             idle = peak_rss_mb(pid)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from pathlib import Path
 import psutil
 import psycopg
 
+from bench.data import write_long_csv
 from common import db, migrations
 from common.kafka import ensure_topics
 from common.servers import Servers
@@ -97,6 +99,21 @@ def wait_until_counted(
             elif now - progress_at > stall:
                 raise RuntimeError(f"stalled at {done}/{expected}: {sql} {params}")
             time.sleep(0.1)
+
+
+def ingest_long_csv(stack: Stack, work: Path, prefix: str, records: int) -> None:
+    """``records`` observations of ``<prefix>_0``… (bench.data), written as a
+    producer's long CSV in ``work``, through ``itte ingest``; returns once
+    France counts them all."""
+    source = work / f"{prefix}.csv"
+    write_long_csv(source, records, prefix)
+    subprocess.run(
+        [sys.executable, "-m", "itte", "ingest", str(source)],
+        env=stack.env,
+        check=True,
+        capture_output=True,
+    )
+    wait_until_counted(stack.servers.database_url, records, COUNTED_AT_FRANCE, named(prefix))
 
 
 def given_or_embedded(state: Path) -> Servers:

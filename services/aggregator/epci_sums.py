@@ -28,6 +28,15 @@ from services.aggregator.rules import AggregationRules
 
 DepartementKey = tuple[str, str, int, str]  # indicateur, sous_champ, annee, département
 
+# A département's sum written where it moved (the row made if need be).
+UPSERTED = f"""ORDER BY k.i, k.s, k.y, k.d
+ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
+    valeur_epci = EXCLUDED.valeur_epci, epci_renseignes = EXCLUDED.epci_renseignes,
+    epci_total = EXCLUDED.epci_total, unite = coalesce(a.unite, EXCLUDED.unite),
+    {db.RENUMBER_UPSERTED}
+WHERE (a.valeur_epci, a.epci_renseignes, a.epci_total)
+      IS DISTINCT FROM (EXCLUDED.valeur_epci, EXCLUDED.epci_renseignes, EXCLUDED.epci_total)"""
+
 # The sum read from what is stored (the values this transaction wrote
 # included); a département whose sum did not move is left as it is.
 SUM = db.logged(
@@ -44,13 +53,7 @@ CROSS JOIN LATERAL (
     WHERE (p.indicateur, p.sous_champ, p.annee, p.niveau) = (k.i, k.s, k.y, 'epci')
       AND p.code = ANY (string_to_array(k.e, ','))
 ) e
-ORDER BY k.i, k.s, k.y, k.d
-ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
-    valeur_epci = EXCLUDED.valeur_epci, epci_renseignes = EXCLUDED.epci_renseignes,
-    epci_total = EXCLUDED.epci_total, unite = coalesce(a.unite, EXCLUDED.unite),
-    {db.RENUMBER_UPSERTED}
-WHERE (a.valeur_epci, a.epci_renseignes, a.epci_total)
-      IS DISTINCT FROM (EXCLUDED.valeur_epci, EXCLUDED.epci_renseignes, EXCLUDED.epci_total)""",
+{UPSERTED}""",
     select=PUBLISHED,
 )
 
@@ -80,13 +83,7 @@ CROSS JOIN LATERAL (
         ON (den.indicateur, den.sous_champ, den.annee, den.niveau, den.code)
          = (i.denominateur, k.s, k.y, 'epci', epci.code)
 ) e
-ORDER BY k.i, k.s, k.y, k.d
-ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
-    valeur_epci = EXCLUDED.valeur_epci, epci_renseignes = EXCLUDED.epci_renseignes,
-    epci_total = EXCLUDED.epci_total, unite = coalesce(a.unite, EXCLUDED.unite),
-    {db.RENUMBER_UPSERTED}
-WHERE (a.valeur_epci, a.epci_renseignes, a.epci_total)
-      IS DISTINCT FROM (EXCLUDED.valeur_epci, EXCLUDED.epci_renseignes, EXCLUDED.epci_total)""",
+{UPSERTED}""",
     select=PUBLISHED,
 )
 
