@@ -157,10 +157,37 @@ def build(data: Path, version: str, out: Path = OUT) -> None:
 
 
 def build_editions() -> None:
-    """Each older edition of ``EDITIONS`` in ``data/editions/YEAR``."""
+    """Each older edition of ``EDITIONS`` in ``data/editions/YEAR``, then
+    how every code lands on each (``data/editions/passage.csv.gz``, which
+    ``itte migrate`` copies as it is)."""
     for year, version in EDITIONS.items():
         with tempfile.TemporaryDirectory() as tmp:
             build(fetch(version, Path(tmp)), version, OUT / "editions" / str(year))
+    write(
+        "passage",
+        ["millesime", "cle", "code", "commune", "part", "total"],
+        [list(row) for row in passages()],
+        OUT / "editions",
+    )
+
+
+def passages() -> list[tuple[int, int, str, str, int, int]]:
+    """(millesime, cle, code, commune, part, total) of every older edition:
+    its passage (cle = millesime) and the splits of each later edition's
+    communes (cle = that edition)."""
+    from common import referential
+    from common.referential.editions import passage, splits
+
+    shipped = {year: referential.edition(year) for year in referential.EDITIONS}
+    later = list(shipped.values())
+    rows: list[tuple[int, int, str, str, int, int]] = []
+    for index, year in enumerate(referential.OLDER_EDITIONS):
+        ref = shipped[year]
+        rows += [(year, year, *p) for p in passage(ref, later[index + 1 :])]
+        for keyed_year, keyed in shipped.items():
+            if keyed_year > year:
+                rows += [(year, keyed_year, *p) for p in splits(ref, keyed)]
+    return rows
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 CATALOGUE_LOCK = "SELECT pg_advisory_xact_lock(7277414)"
 
 
-def territory_rows(ref: referential.Referential) -> list[dict[str, Any]]:
+def _territory_rows(ref: referential.Referential) -> list[dict[str, Any]]:
     members: dict[str, Counter[str]] = {
         "epci": Counter(),
         "departement": Counter(),
@@ -96,7 +96,7 @@ def load_referential(conn: Connection, ref: referential.Referential) -> None:
             for c in ref.communes.values()
         ],
     )
-    conn.execute(insert(territories), territory_rows(ref))
+    conn.execute(insert(territories), _territory_rows(ref))
     conn.execute(
         insert(former_codes), [{"ancien": a, "actuel": b} for a, b in ref.former_codes.items()]
     )

@@ -170,7 +170,7 @@ COMPARED = (
 
 
 @settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(events, st.integers(1, 6))
 def test_on_an_edition_equal_to_todays_every_kind_is_the_aggregators(

@@ -4,7 +4,12 @@ editions as the registry's versions hold them."""
 
 from __future__ import annotations
 
+import csv
+import gzip
+import sys
 from collections import defaultdict
+from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +123,18 @@ def test_the_shipped_editions_as_the_registry_holds_them() -> None:
     assert referential.load().communes.keys() <= on_2019.keys()
     with pytest.raises(ValueError, match="no edition 2020"):
         referential.edition(2020)
+
+
+def test_the_shipped_passage_is_the_one_these_rules_make() -> None:
+    """``itte migrate`` copies data/editions/passage.csv.gz as it is: it
+    must be what common/referential/editions.py makes of the editions."""
+    sys.path.insert(0, str(Path(__file__).parents[2] / "scripts"))
+    import build_referential
+
+    shipped = resources.files("common.referential").joinpath("data/editions/passage.csv.gz")
+    with shipped.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as text:
+        rows = list(csv.reader(text))
+    assert rows[0] == ["millesime", "cle", "code", "commune", "part", "total"]
+    assert sorted(tuple(r) for r in rows[1:]) == sorted(
+        tuple(map(str, r)) for r in build_referential.passages()
+    )
