@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import json
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.data import RESULTS, YEARS, communes, write_catalogue
-from bench.stack import Stack, ingest_long_csv, running_stack
+from bench.data import RESULTS, YEARS
+from bench.stack import Stack, every_commune_loaded
 
 PREFIX = "edition"
 REPEATS = 5
@@ -56,27 +54,22 @@ def seconds(stack: Stack, params: dict[str, Any]) -> tuple[float, int]:
 
 
 def main() -> None:
-    records = len(communes()) * len(YEARS)
     asked: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as folder:
-        work = Path(folder)
-        catalogue = write_catalogue(work / "editions.toml", PREFIX, 1)
-        with running_stack(work / "state", catalogue) as stack:
-            ingest_long_csv(stack, work, PREFIX, records)
-            for name, params in QUESTIONS.items():
-                current, rows = seconds(stack, params)
-                older, older_rows = seconds(stack, {**params, "millesime": OLDER})
-                asked.append(
-                    {
-                        "ask": name,
-                        "rows": rows,
-                        f"rows_{OLDER}": older_rows,
-                        "current_s": round(current, 4),
-                        f"edition_{OLDER}_s": round(older, 4),
-                        "ratio": round(older / current, 1),
-                    }
-                )
-                print(asked[-1], flush=True)
+    with every_commune_loaded(PREFIX) as (stack, records):
+        for name, params in QUESTIONS.items():
+            current, rows = seconds(stack, params)
+            older, older_rows = seconds(stack, {**params, "millesime": OLDER})
+            asked.append(
+                {
+                    "ask": name,
+                    "rows": rows,
+                    f"rows_{OLDER}": older_rows,
+                    "current_s": round(current, 4),
+                    f"edition_{OLDER}_s": round(older, 4),
+                    "ratio": round(older / current, 1),
+                }
+            )
+            print(asked[-1], flush=True)
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "records": records,

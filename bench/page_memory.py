@@ -15,16 +15,14 @@ only grows: hence the order), written to ``bench/results/page_memory.json``.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.data import YEARS, communes, memory_report, write_catalogue
-from bench.stack import Stack, ingest_long_csv, peak_rss_mb, running_stack
+from bench.data import memory_report
+from bench.stack import Stack, every_commune_loaded, peak_rss_mb
 from services.api.deps import MAX_LIMIT
 
 PREFIX = "page"
@@ -47,29 +45,24 @@ def ask(stack: Stack, **params: str | int) -> dict[str, Any]:
 
 
 def main() -> None:
-    records = len(communes()) * len(YEARS)
     steps: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as folder:
-        work = Path(folder)
-        catalogue = write_catalogue(work / "page.toml", PREFIX, 1)
-        with running_stack(work / "state", catalogue) as stack:
-            ingest_long_csv(stack, work, PREFIX, records)
-            pid = stack.processes["api"].pid
-            idle = peak_rss_mb(pid)
+    with every_commune_loaded(PREFIX) as (stack, records):
+        pid = stack.processes["api"].pid
+        idle = peak_rss_mb(pid)
 
-            def step(name: str, answers: list[dict[str, Any]]) -> None:
-                steps.append({"ask": name, "answers": answers, "peak_rss_mb": peak_rss_mb(pid)})
-                print(steps[-1]["ask"], answers[0], steps[-1]["peak_rss_mb"], flush=True)
+        def step(name: str, answers: list[dict[str, Any]]) -> None:
+            steps.append({"ask": name, "answers": answers, "peak_rss_mb": peak_rss_mb(pid)})
+            print(steps[-1]["ask"], answers[0], steps[-1]["peak_rss_mb"], flush=True)
 
-            step("every row as CSV (streamed)", [ask(stack, format="csv")])
-            step("a page of 1,000 rows", [ask(stack, limit=1_000)])
-            step(f"a page of {MAX_LIMIT:,} rows (the cap)", [ask(stack, limit=MAX_LIMIT)])
-            with ThreadPoolExecutor(CONCURRENT) as pool:
-                answers = list(
-                    pool.map(lambda i: ask(stack, limit=MAX_LIMIT, offset=i), range(CONCURRENT))
-                )
-            step(f"{CONCURRENT} pages of {MAX_LIMIT:,} rows at once", answers)
-            step("a page of 100,000 rows", [ask(stack, limit=100_000)])
+        step("every row as CSV (streamed)", [ask(stack, format="csv")])
+        step("a page of 1,000 rows", [ask(stack, limit=1_000)])
+        step(f"a page of {MAX_LIMIT:,} rows (the cap)", [ask(stack, limit=MAX_LIMIT)])
+        with ThreadPoolExecutor(CONCURRENT) as pool:
+            answers = list(
+                pool.map(lambda i: ask(stack, limit=MAX_LIMIT, offset=i), range(CONCURRENT))
+            )
+        step(f"{CONCURRENT} pages of {MAX_LIMIT:,} rows at once", answers)
+        step("a page of 100,000 rows", [ask(stack, limit=100_000)])
     memory_report("page_memory", idle, TARGET_MB, "steps", steps, rows=records, cap=MAX_LIMIT)
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from pathlib import Path
 import psutil
 import psycopg
 
-from bench.data import write_long_csv
+from bench.data import YEARS, communes, write_catalogue, write_long_csv
 from common import db, migrations
 from common.kafka import ensure_topics
 from common.servers import Servers
@@ -99,6 +100,20 @@ def wait_until_counted(
             elif now - progress_at > stall:
                 raise RuntimeError(f"stalled at {done}/{expected}: {sql} {params}")
             time.sleep(0.1)
+
+
+@contextmanager
+def every_commune_loaded(prefix: str) -> Iterator[tuple[Stack, int]]:
+    """A stack of its own (in a temporary folder) holding one indicator,
+    ``<prefix>_0``, for every commune and each of ``YEARS``, loaded through
+    ``itte ingest``; and how many records that is."""
+    records = len(communes()) * len(YEARS)
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        catalogue = write_catalogue(work / f"{prefix}.toml", prefix, 1)
+        with running_stack(work / "state", catalogue) as stack:
+            ingest_long_csv(stack, work, prefix, records)
+            yield stack, records
 
 
 def ingest_long_csv(stack: Stack, work: Path, prefix: str, records: int) -> None:

@@ -29,11 +29,11 @@ def every_group() -> list[tuple[str, str, tuple[str, ...]]]:
     ]
 
 
-def consumer_lag(
+def committed(
     admin: AdminClient, group: str, topics: tuple[str, ...], timeout: float = 10.0
 ) -> dict[tuple[str, int], int]:
-    """Messages behind, by (topic, partition). A partition the group never
-    committed counts from its first offset (faust starts there: "earliest")."""
+    """The group's committed offset on every partition of ``topics`` (a
+    negative one: none yet)."""
     known = admin.list_topics(timeout=timeout).topics
     partitions = [
         TopicPartition(topic, p)
@@ -46,17 +46,30 @@ def consumer_lag(
     [future] = admin.list_consumer_group_offsets(
         [ConsumerGroupTopicPartitions(group, partitions)], request_timeout=timeout
     ).values()
-    committed = {(tp.topic, tp.partition): tp.offset for tp in future.result().topic_partitions}
-    ends = _offsets(admin, partitions, OffsetSpec.latest(), timeout)
-    starts = _offsets(admin, partitions, OffsetSpec.earliest(), timeout)
+    found = {(tp.topic, tp.partition): tp.offset for tp in future.result().topic_partitions}
+    return {(tp.topic, tp.partition): found.get((tp.topic, tp.partition), -1) for tp in partitions}
+
+
+def consumer_lag(
+    admin: AdminClient, group: str, topics: tuple[str, ...], timeout: float = 10.0
+) -> dict[tuple[str, int], int]:
+    """Messages behind, by (topic, partition). A partition the group never
+    committed counts from its first offset (faust starts there: "earliest")."""
+    done = committed(admin, group, topics, timeout)
+    partitions = [TopicPartition(topic, p) for topic, p in done]
+    if not partitions:
+        return {}
+    ends = offsets(admin, partitions, OffsetSpec.latest(), timeout)
+    starts = offsets(admin, partitions, OffsetSpec.earliest(), timeout)
     return {
-        key: max(0, end - (committed.get(key, -1) if committed.get(key, -1) >= 0 else starts[key]))
+        key: max(0, end - (done[key] if done[key] >= 0 else starts[key]))
         for key, end in ends.items()
     }
 
 
-def _offsets(
+def offsets(
     admin: AdminClient, partitions: list[TopicPartition], spec: OffsetSpec, timeout: float
 ) -> dict[tuple[str, int], int]:
+    """Each partition's offset at ``spec`` (its first, its end)."""
     futures = admin.list_offsets({tp: spec for tp in partitions}, request_timeout=timeout)
     return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}

@@ -31,7 +31,7 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from common import db, migrations
+from common import db, lag, migrations
 from common.lag import BULK_GROUPS, GROUPS
 
 # The aggregator's consumer groups and their topics: its live lane (with the
@@ -81,20 +81,14 @@ def pg_tool(name: str) -> str:
 
 def committed(kafka: str, security: dict[str, str]) -> Offsets:
     """The offsets each aggregator group has committed, every partition of
-    its topics (-1: none yet, read from the start)."""
+    its topics (negative: none yet, read from the start)."""
     admin = AdminClient({"bootstrap.servers": kafka, **security})
-    known = admin.list_topics(timeout=TIMEOUT).topics
-    offsets: Offsets = {}
-    for group, topics in AGGREGATOR_GROUPS:
-        partitions = [
-            TopicPartition(t, p) for t in topics if t in known for p in known[t].partitions
-        ]
-        [future] = admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(group, partitions)], request_timeout=TIMEOUT
-        ).values()
-        found = future.result().topic_partitions
-        offsets[group] = sorted((tp.topic, tp.partition, tp.offset) for tp in found)
-    return offsets
+    return {
+        group: sorted(
+            (t, p, o) for (t, p), o in lag.committed(admin, group, topics, TIMEOUT).items()
+        )
+        for group, topics in AGGREGATOR_GROUPS
+    }
 
 
 def take(database_url: str, kafka: str, security: dict[str, str], path: Path) -> Offsets:
@@ -145,12 +139,7 @@ def rewind(kafka: str, security: dict[str, str], offsets: Offsets) -> list[str]:
     to its first message); the groups that had to be deleted instead."""
     admin = AdminClient({"bootstrap.servers": kafka, **security})
     unset = [TopicPartition(t, p) for tps in offsets.values() for t, p, o in tps if o < 0]
-    first: dict[tuple[str, int], int] = {}
-    if unset:
-        futures = admin.list_offsets(
-            {tp: OffsetSpec.earliest() for tp in unset}, request_timeout=TIMEOUT
-        )
-        first = {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+    first = lag.offsets(admin, unset, OffsetSpec.earliest(), TIMEOUT) if unset else {}
     from_start = []
     for group, tps in offsets.items():
         partitions = [TopicPartition(t, p, o if o >= 0 else first[(t, p)]) for t, p, o in tps]

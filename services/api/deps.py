@@ -22,7 +22,7 @@ from schemas.aggregates import Niveau
 from services.api.comparisons import KeptStudies
 from services.api.event_stream import Streams
 from services.api.models import Refus, Territoire
-from services.api.reads import territoires
+from services.api.reads import editions, territoires
 from services.api.reads.indicateurs import Filters, Statements
 from services.api.reads.pool import ReadPool
 
@@ -128,6 +128,18 @@ def current_edition_only(
             f"served on the current edition of the map only ({CURRENT_EDITION}); "
             "GET /indicateurs takes millesime",
         )
+
+
+def older_edition(filters: Filters, millesime: int | None) -> int | None:
+    """The older edition ``millesime`` names, None for the current one
+    (absent or given), else a 422 saying why it cannot answer."""
+    if millesime is None or millesime == CURRENT_EDITION:
+        return None
+    try:
+        editions.check(filters, millesime)
+    except editions.EditionRefused as refused:
+        raise HTTPException(422, str(refused)) from None
+    return millesime
 
 
 AreaDep = Annotated[Filters, Depends(area_filters)]

@@ -31,8 +31,6 @@ from services.api.models import IndicateurPublic, ValeurGroupement, to_public
 from services.api.reads import groupements as groupings
 from services.api.reads.indicateurs import Filters
 
-LEVEL_COLUMN = {"commune": "c.code", "epci": "c.epci", "departement": "c.departement"}
-
 VALUES = """
 WITH wanted AS (
     SELECT id, agregation, facteur, unite, numerateur, denominateur, poids
@@ -146,7 +144,7 @@ def rows(engine: Engine, filters: Filters, millesime: int, exact: bool) -> list[
     """Every row ``filters`` asks for on the edition ``millesime`` (an older
     one: :func:`check`), in the order of the current edition's."""
     level = filters.target_level()
-    column = "'" + FRANCE + "'" if level == "france" else LEVEL_COLUMN.get(level, f"c.{level}")
+    column = f"'{FRANCE}'" if level == "france" else _column(level)
     named = _named(filters, millesime) | {"niveau": level}
     areas = filters.areas()
     inside = ""
@@ -249,7 +247,8 @@ def _computed(engine: Engine, read: Callable[[Connection], list[Row[Any]]]) -> l
 
 
 def _column(level: str) -> str:
-    return LEVEL_COLUMN.get(level, f"c.{level}")
+    """The column of ``edition_communes c`` that holds a commune's territory at ``level``."""
+    return "c.code" if level == "commune" else f"c.{level}"
 
 
 def _served(row: Any, level: str, names: dict[str, Any]) -> SimpleNamespace:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from common.referential import CURRENT_EDITION
 from schemas import limits
-from services.api.deps import EngineDep, KeyText
+from services.api.deps import EngineDep, KeyText, older_edition
 from services.api.models import Groupement, GroupementFiche, Refus, ValeurGroupement
 from services.api.reads import editions
 from services.api.reads import groupements as reads
@@ -72,13 +72,9 @@ def indicateurs(
 ) -> list[ValeurGroupement]:
     """Every indicator aggregated over the grouping's communes, as over an
     EPCI, computed at the time of the request."""
-    if millesime != CURRENT_EDITION:
-        asked = Filters(indicateur=indicateur, annee=annee, sous_champ=sous_champ)
-        try:
-            editions.check(asked, millesime)
-        except editions.EditionRefused as refused:
-            raise HTTPException(422, str(refused)) from None
-        return editions.grouping_values(engine, found.code, asked, millesime, exact)
+    asked = Filters(indicateur=indicateur, annee=annee, sous_champ=sous_champ)
+    if (older := older_edition(asked, millesime)) is not None:
+        return editions.grouping_values(engine, found.code, asked, older, exact)
     return reads.values(
         engine, found, exact, indicateur=indicateur, annee=annee, sous_champ=sous_champ
     )

@@ -6,13 +6,20 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from common.referential import CURRENT_EDITION, EDITIONS
 from schemas.catalogue import Indicator
-from services.api.deps import DEFAULT_LIMIT, EngineDep, FiltersDep, ReadPoolDep, StatementsDep
+from services.api.deps import (
+    DEFAULT_LIMIT,
+    EngineDep,
+    FiltersDep,
+    ReadPoolDep,
+    StatementsDep,
+    older_edition,
+)
 from services.api.formats import MEDIA, Format, csv_lines, etag, next_link
 from services.api.models import CSV_COLUMNS, ROWS, IndicateurPublic, Refus
 from services.api.reads import editions
@@ -92,23 +99,17 @@ async def indicateurs(
     `departement`, `region`); without `niveau`, the area itself. One page
     at a time: `X-Total-Count` says how many rows match, `Link` names
     the next page."""
-    edition = CURRENT_EDITION if millesime is None else millesime
-    older = edition != CURRENT_EDITION
-    if older:
-        try:
-            editions.check(f, edition)
-        except editions.EditionRefused as refused:
-            raise HTTPException(422, str(refused)) from None
+    older = older_edition(f, millesime)
     if fmt != "json":  # every row, through a server-side cursor, in the thread pool
-        rows = editions.exported(engine, f, edition) if older else reads.exported(engine, f)
+        rows = reads.exported(engine, f) if older is None else editions.exported(engine, f, older)
         return TimedStreamingResponse(
             csv_lines(rows, CSV_COLUMNS, fmt),
             send_timeout=request.app.state.send_timeout,
             media_type=MEDIA[fmt],
             headers={"Content-Disposition": 'attachment; filename="indicateurs.csv"'},
         )
-    if older:
-        found = await run_in_threadpool(editions.rows, engine, f, edition, exact)
+    if older is not None:
+        found = await run_in_threadpool(editions.rows, engine, f, older, exact)
         return page_of(found, f, dict(request.query_params))
     return await json_page(pool, statements, f, exact, dict(request.query_params))
 
