@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # Installs come from the locks (exact versions, every file's hash); `make
-# lock` writes them again from pyproject.toml.
+# lock` writes them again from pyproject.toml. The runtime lock (the image's)
+# leaves out the `local` extra: the embedded servers.
 LOCK     := requirements.lock
 DEV_LOCK := requirements-dev.lock
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(DEV_LOCK) | cksum | cut -d' ' -f1)
@@ -42,7 +43,7 @@ $(STAMP): pyproject.toml $(DEV_LOCK)
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes \
 	--python-version 3.11 --python-platform x86_64-manylinux_2_28
 lock: install  ## write requirements*.lock again from pyproject.toml (newest allowed versions)
-	$(UV_COMPILE) --extra dev --upgrade -o $(DEV_LOCK)
+	$(UV_COMPILE) --extra dev --extra local --upgrade -o $(DEV_LOCK)
 	$(UV_COMPILE) -c $(DEV_LOCK) -o $(LOCK)
 
 install: $(STAMP)

@@ -158,6 +158,7 @@ def running_stack(
             "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
             "DATABASE_URL": servers.database_url,
             "ITTE_STATE_DIR": str(state),
+            "ITTE_ENVIRONMENT": "local",  # a measurement on this machine: generated key
             "ITTE_LOG_LEVEL": "WARNING",
             **({"ITTE_CATALOGUE": str(catalogue_path)} if catalogue_path else {}),
             **{f"ITTE_{name}_PORT": str(port) for name, port in ports.items()},

@@ -125,8 +125,8 @@ def hasher_for(settings: PiiSettings) -> PiiHasher:
     in the state folder, a production run refuses to start."""
     if settings.pii_key is not None:
         key = settings.pii_key.get_secret_value().encode()
-    elif settings.environment == "local":
+    elif settings.local:
         key = local_key(settings.state_dir / "pii.key")
     else:
-        raise SystemExit("ITTE_PII_KEY must be set outside local runs")
+        raise SystemExit(settings.missing("ITTE_PII_KEY is not set: 32 random bytes, hex"))
     return PiiHasher.create(key, settings.pii_fields.split(","), settings.pii_key_id)

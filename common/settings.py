@@ -10,6 +10,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.logs import LogFormat
 
+# Written by `itte up` in its state folder: the commands and services run
+# with that folder (and no ITTE_ENVIRONMENT) are local runs too.
+LOCAL_MARK = "local-run"
+
 
 class CommonSettings(BaseSettings):
     """Read once from the environment (``ITTE_*``, plus the two addresses below).
@@ -35,8 +39,10 @@ class CommonSettings(BaseSettings):
     catalogue: Path | None = Field(
         None, description="Indicator catalogue (TOML); default: shipped."
     )
-    environment: Literal["local", "production"] = Field(
-        "local", description="`production` refuses generated secrets."
+    environment: Literal["local", "production"] | None = Field(
+        None,
+        description="`local`: embedded servers, generated key and open pushes allowed. "
+        "Unset: `production`, unless `itte up` made `state_dir` a local one.",
     )
     replication_factor: int | None = Field(
         None, ge=1, description="Replicas of each topic; default 3, or 1 on the embedded broker."
@@ -49,6 +55,24 @@ class CommonSettings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = Field(None, description="CA bundle of the brokers (PEM).")
+
+    @property
+    def local(self) -> bool:
+        """Whether this is a local run: set so, or unset in a state folder
+        that ``itte up`` marked (the commands run beside it join it). Any
+        other start is a production one: it fails closed."""
+        if self.environment is not None:
+            return self.environment == "local"
+        return (self.state_dir / LOCAL_MARK).exists()
+
+    def missing(self, what: str) -> str:
+        """Why a production run refuses to start without ``what``."""
+        why = (
+            "ITTE_ENVIRONMENT=production"
+            if self.environment
+            else "ITTE_ENVIRONMENT is unset, so production"
+        )
+        return f"{what} ({why}; local runs are `itte up`'s, or ITTE_ENVIRONMENT=local)"
 
     def replication(self) -> tuple[int, int]:
         """(replication factor, min.insync.replicas) of the topics itte creates:

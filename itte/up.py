@@ -7,13 +7,14 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 
 from common import db, migrations
 from common.kafka import ensure_topics_for
 from common.servers import Servers
-from common.settings import CommonSettings
+from common.settings import LOCAL_MARK, CommonSettings
 from itte.demo import write_demo
 from itte.embedded import servers_for, stop_embedded
 from itte.processes import Processes, Supervisor, instances, wait_http
@@ -46,8 +47,10 @@ class MigrateSettings(CommonSettings):
 
 class UpSettings(IngestorSettings, ApiSettings, CleanerSettings, AggregatorSettings):
     """What ``itte up`` needs: the common settings, the services' ports it
-    hands to them and to Prometheus, and the ingestor's for the demo data."""
+    hands to them and to Prometheus, and the ingestor's for the demo data.
+    The one start that is local unless told otherwise."""
 
+    environment: Literal["local", "production"] | None = "local"
     prometheus_port: int = Field(9090, description="`itte up`'s Prometheus; 0: none.")
     workers: int = Field(
         1,
@@ -141,6 +144,9 @@ def start(settings: UpSettings) -> tuple[Servers, Processes]:
     """The servers (embedded where no address is set), the topics, the
     schema, then the services' processes."""
     servers = servers_for(settings)
+    if settings.local:  # the commands run beside it, with its folder, join it
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        (settings.state_dir / LOCAL_MARK).write_text("written by itte up: a local run\n")
     ensure_topics_for(settings, servers)
     migrations.upgrade(db.make_engine(servers.database_url))
     # The services read the same settings from their environment; the
@@ -150,6 +156,7 @@ def start(settings: UpSettings) -> tuple[Servers, Processes]:
         "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
         "DATABASE_URL": servers.database_url,
         "ITTE_STATE_DIR": str(settings.state_dir.resolve()),
+        "ITTE_ENVIRONMENT": "local" if settings.local else "production",
         **{f"ITTE_{name.upper()}_PORT": str(port) for name, port in settings.ports().items()},
     }
     ports = instances(settings.ports(), settings.workers)

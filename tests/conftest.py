@@ -17,6 +17,9 @@ from common.servers import Servers
 from itte.embedded import ensure_servers, stop_embedded
 
 TEST_CATALOGUE = Path(__file__).parent / "catalogue.toml"
+# The tests are local runs (a start with no ITTE_ENVIRONMENT is a production
+# one); those of production say so, and so do their subprocesses.
+os.environ.setdefault("ITTE_ENVIRONMENT", "local")
 
 
 @pytest.fixture(scope="session")

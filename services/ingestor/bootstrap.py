@@ -63,8 +63,12 @@ def producer_directory(settings: IngestorSettings) -> ProducerDirectory:
 
 def http_app(settings: IngestorSettings, servers: Servers) -> FastAPI:
     producers = producer_directory(settings)
-    if settings.environment != "local" and not producers.current().required:
-        raise SystemExit("set ITTE_PRODUCERS_FILE or ITTE_PRODUCER_TOKENS outside local runs")
+    if not settings.local and not producers.current().required:
+        raise SystemExit(
+            settings.missing(
+                "ITTE_PRODUCERS_FILE or ITTE_PRODUCER_TOKENS is not set: pushes would be open"
+            )
+        )
     return create_app(
         PushHandler(
             publisher(settings, servers),

@@ -91,6 +91,6 @@ class IngestorSettings(PiiSettings):
         unless its operator says so."""
         if self.rate_limit == UNLIMITED:
             return None
-        if self.rate_limit is None and self.environment == "production":
+        if self.rate_limit is None and not self.local:
             return PRODUCTION_RATE_LIMIT
         return self.rate_limit

