@@ -273,6 +273,27 @@ def rebuild() -> None:
     click.echo(", ".join(f"{n} {what}" for what, n in counts.items()))
 
 
+@main.command("kafka-access")
+def kafka_access() -> None:
+    """As the broker's administrator: create the topics, one SASL/SCRAM login
+    a service (passwords from ITTE_KAFKA_PASSWORD_*), and the ACLs that let
+    each do only its part (docs/operations.md, "Kafka with identities")."""
+    from confluent_kafka.admin import AdminClient
+
+    from common.kafka import ensure_topics_for
+    from itte import kafka_access as access
+
+    settings = access.AccessSettings()
+    passwords = settings.passwords()
+    servers = _servers(settings, "kafka-access", "WARNING")
+    ensure_topics_for(settings, servers)
+    admin = AdminClient(
+        {"bootstrap.servers": servers.kafka_bootstrap_servers, **servers.kafka_security}
+    )
+    for line in access.grant(admin, passwords):
+        click.echo(line)
+
+
 @main.command()
 @click.argument("fichier", type=click.Path(dir_okay=False, path_type=Path))
 def sauvegarde(fichier: Path) -> None:

@@ -35,12 +35,14 @@ class MigrateSettings(CommonSettings):
     api_db_password: SecretStr | None = None
     ingestor_db_password: SecretStr | None = None
     aggregator_db_password: SecretStr | None = None
+    monitor_db_password: SecretStr | None = None
 
     def passwords(self) -> dict[str, str]:
         given = {
             "itte_api": self.api_db_password,
             "itte_ingestor": self.ingestor_db_password,
             "itte_aggregator": self.aggregator_db_password,
+            "itte_monitor": self.monitor_db_password,
         }
         return {login: p.get_secret_value() for login, p in given.items() if p is not None}
 

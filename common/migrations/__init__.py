@@ -72,6 +72,8 @@ LOGINS = {
     "itte_api": "itte_reader",
     "itte_ingestor": "itte_ingest",
     "itte_aggregator": "itte_writer",
+    # The Postgres exporter: Postgres's own statistics, none of itte's tables.
+    "itte_monitor": "pg_monitor",
 }
 
 

@@ -89,3 +89,18 @@ def test_the_aggregator_role_aggregates_but_cannot_read_idempotency_keys(
     assert check(database_url).differences == []
     assert refused(url, "SELECT * FROM ingest_requests LIMIT 1")
     assert refused(url, "DELETE FROM communes")
+
+
+def test_the_monitor_login_reads_postgres_statistics_and_no_table_of_itte(
+    database_url: str,
+) -> None:
+    """The Postgres exporter's login (docker-compose.yml)."""
+    engine = db.make_engine(database_url)
+    migrations.grant_logins(engine, {"itte_monitor": "monitor-test-password"})
+    url = as_login(database_url, "itte_monitor", "monitor-test-password")
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_stat_activity").fetchone()
+        assert conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    for table in ("aggregates", "observations", "ingest_requests", "indicators"):
+        assert refused(url, f"SELECT * FROM {table} LIMIT 1"), table
+    engine.dispose()

@@ -65,7 +65,10 @@ def test_each_service_connects_with_its_own_login_and_the_cleaner_not_at_all() -
         "aggregator": "itte_aggregator",
         "api": "itte_api",
     }
-    for login in ("itte_api", "itte_ingestor", "itte_aggregator"):
+    exporter = services["postgres-exporter"]["environment"]
+    assert exporter["DATA_SOURCE_USER"] == "itte_monitor"
+    assert exporter["DATA_SOURCE_PASS"].startswith("${ITTE_MONITOR_DB_PASSWORD:?")
+    for login in ("itte_api", "itte_ingestor", "itte_aggregator", "itte_monitor"):
         assert login in migrations.LOGINS
         variable = login.removeprefix("itte_").upper()
         assert (
@@ -83,7 +86,7 @@ def test_kafka_keeps_its_log_on_its_volume() -> None:
 def test_topics_are_replicated_as_the_single_broker_allows() -> None:
     services = compose()["services"]
     brokers = len([n for n in services if services[n].get("image", "").startswith("apache/kafka")])
-    for name in (*PORTS, "migrate"):
+    for name in (*PORTS, "migrate", "kafka-access"):
         env = services[name]["environment"]
         settings = CommonSettings(
             kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
@@ -98,7 +101,7 @@ def test_every_long_running_service_has_a_healthcheck_and_limits() -> None:
     for name, service in compose()["services"].items():
         limits = service["deploy"]["resources"]["limits"]
         assert limits["memory"] and float(limits["cpus"]) > 0, name
-        if name != "migrate":  # runs once and ends
+        if service.get("restart") != "no":  # not one that runs once and ends
             assert service["healthcheck"]["test"], name
     for name, port in PORTS.items():
         test = compose()["services"][name]["healthcheck"]["test"]
@@ -112,8 +115,12 @@ def test_no_secret_has_a_default() -> None:
         "ITTE_PII_KEY",
         "ITTE_PRODUCER_TOKENS",
         "GRAFANA_ADMIN_PASSWORD",
+        "ITTE_ALERT_WEBHOOK_URL",
+        "ITTE_TLS",
     )
-    passwords = tuple(f"ITTE_{s}_DB_PASSWORD" for s in ("API", "INGESTOR", "AGGREGATOR"))
+    passwords = tuple(
+        f"ITTE_{s}_DB_PASSWORD" for s in ("API", "INGESTOR", "AGGREGATOR", "MONITOR")
+    ) + tuple(f"ITTE_KAFKA_PASSWORD_{s}" for s in ("INGESTOR", "CLEANER", "AGGREGATOR", "MONITOR"))
     for secret in secrets + passwords:
         uses = re.findall(r"\$\{" + secret + r"([^}]*)\}", text)
         assert uses and all(use.startswith(":?") for use in uses), secret
@@ -134,7 +141,10 @@ def test_prometheus_scrapes_every_service_on_its_port() -> None:
     targets = {
         t for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]
     }
-    assert targets == {f"{name}:{port}" for name, port in PORTS.items()}
+    services = {f"{name}:{port}" for name, port in PORTS.items()}
+    assert targets == services | {"postgres-exporter:9187", "kafka-exporter:9308"}
+    [alerting] = config["alerting"]["alertmanagers"]
+    assert alerting["static_configs"] == [{"targets": ["alertmanager:9093"]}]
 
 
 def test_kafka_takes_the_largest_message_itte_writes() -> None:
