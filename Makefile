@@ -24,6 +24,22 @@ $(PROMTOOL):
 	command -v apt-get >/dev/null && (apt-get install -y -q prometheus || \
 	  (apt-get update -q && apt-get install -y -q prometheus))
 
+# Caddy (Debian) runs the TLS proxy of docker-compose.yml for its test,
+# Alertmanager takes the compose file's route, and the Postgres exporter feeds
+# the dashboard's Postgres panels in tests/e2e/test_operations.py.
+CADDY := /usr/bin/caddy
+$(CADDY):
+	command -v apt-get >/dev/null && (apt-get install -y -q caddy || \
+	  (apt-get update -q && apt-get install -y -q caddy))
+PG_EXPORTER := /usr/bin/prometheus-postgres-exporter
+$(PG_EXPORTER):
+	command -v apt-get >/dev/null && (apt-get install -y -q prometheus-postgres-exporter || \
+	  (apt-get update -q && apt-get install -y -q prometheus-postgres-exporter))
+AMTOOL := /usr/bin/amtool
+$(AMTOOL):
+	command -v apt-get >/dev/null && (apt-get install -y -q prometheus-alertmanager || \
+	  (apt-get update -q && apt-get install -y -q prometheus-alertmanager))
+
 # Headless Chromium and its driver (Debian) show the web page to the tests.
 CHROMEDRIVER := /usr/bin/chromedriver
 $(CHROMEDRIVER):
@@ -51,7 +67,7 @@ install: $(STAMP)
 up: install $(PROMTOOL)  ## the whole pipeline on the embedded servers, with demo data and Prometheus
 	$(BIN)/itte up
 
-test: install $(WRK) $(PROMTOOL) $(CHROMEDRIVER) lint rules unit integration e2e  ## everything CI runs
+test: install $(WRK) $(PROMTOOL) $(CHROMEDRIVER) $(CADDY) $(AMTOOL) $(PG_EXPORTER) lint rules unit integration e2e  ## everything CI runs
 
 lint: install
 	$(BIN)/ruff check .

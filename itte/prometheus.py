@@ -22,8 +22,16 @@ def configuration(
 ) -> dict:
     """deploy/prometheus.yml with the services at ``127.0.0.1:<port>``.
     ``ports``: by service, or by instance (``cleaner-2``: another target of
-    the cleaner's job)."""
+    the cleaner's job; ``postgres``: an exporter's, whose job is kept only
+    then). Without compose's Alertmanager: the alerts show on Prometheus'
+    own page."""
     config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    config.pop("alerting")
+    config["scrape_configs"] = [
+        job
+        for job in config["scrape_configs"]
+        if job["job_name"].startswith("itte-") or job["job_name"] in ports
+    ]
     for job in config["scrape_configs"]:
         service = job["job_name"].removeprefix("itte-")
         targets = [
