@@ -102,6 +102,11 @@ class Processes:
         process.wait(timeout=timeout)
         return time.monotonic() - started
 
+    def pause(self, name: str, paused: bool = True) -> None:
+        """SIGSTOP (or SIGCONT): a process frozen as by a long GC pause, a
+        full host or a debugger; its heartbeats stop with it."""
+        self.running[name].send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
+
     def exited(self) -> str | None:
         """The name of a service that has stopped, if any."""
         return next((n for n, p in self.running.items() if p.poll() is not None), None)

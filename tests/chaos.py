@@ -1,5 +1,6 @@
 """Chaos: rounds of load with corrections and duplicates while a fault strikes
-(SIGKILL of a random service, or Postgres stopped as by a crash and started
+(SIGKILL of a random service, SIGSTOP of the cleaner or the aggregator for
+longer than its Kafka session, or Postgres stopped as by a crash and started
 again a few seconds later), then an account of what was lost, doubled, and
 how long recovery took. (On a Postgres that is not the embedded one, the
 restart is played by cutting every connection and refusing new ones.)
@@ -40,7 +41,10 @@ from tests import oracle
 from tests.e2e.stack import Stack, allow_connections, get_json, post_with_retry
 from tests.oracle import AggKey
 
-FAULTS = (*SERVICES, "postgres")
+FAULTS = (*SERVICES, "postgres", "pause:cleaner", "pause:aggregator")
+# A paused consumer is out of its group after common.kafka's and faust's
+# session timeout (6 s): it comes back to a group that moved on without it.
+PAUSE_SECONDS = 15.0
 INDICATOR = "chaos"
 DEPARTEMENTS = ("01", "2B", "33", "974")
 OUTAGE_SECONDS = 4.0
@@ -124,15 +128,18 @@ def france(stack: Stack, year: int) -> dict | None:
 
 
 def service_of(fault: str) -> str:
-    """``aggregator`` (SIGKILL) and ``sigterm:aggregator`` (a clean stop) strike one service."""
-    return fault.removeprefix("sigterm:")
+    """``aggregator`` (SIGKILL), ``sigterm:aggregator`` (a clean stop) and
+    ``pause:aggregator`` (SIGSTOP, then SIGCONT) strike one service."""
+    return fault.removeprefix("sigterm:").removeprefix("pause:")
 
 
 def strike(stack: Stack, fault: str) -> float | None:
     """Seconds the service took to stop, for a SIGTERM."""
     if fault.startswith("sigterm:"):
         return stack.terminate(service_of(fault))
-    if fault != "postgres":
+    if fault.startswith("pause:"):
+        stack.pause(service_of(fault))
+    elif fault != "postgres":
         stack.kill(fault)
     elif stack.postgres_state is not None:  # the embedded server: stopped as by a crash
         stop_embedded_postgres(stack.postgres_state)
@@ -140,8 +147,12 @@ def strike(stack: Stack, fault: str) -> float | None:
         allow_connections(stack.env["DATABASE_URL"], False)
 
 
-def mend(stack: Stack, fault: str) -> None:
-    if fault != "postgres":
+def mend(stack: Stack, fault: str, struck_at: float) -> None:
+    if fault.startswith("pause:"):
+        time.sleep(max(0.0, struck_at + PAUSE_SECONDS - time.monotonic()))
+        stack.pause(service_of(fault), paused=False)
+        stack.ready(service_of(fault), timeout=120)
+    elif fault != "postgres":
         stack.start(service_of(fault))
         stack.ready(service_of(fault), timeout=120)
     elif stack.postgres_state is not None:
@@ -157,18 +168,19 @@ def run_round(
     year = 1950 + number  # each round its own aggregates
     posts, final = workload(INDICATOR, year, rng, bulk=bulk)
     strike_at, mend_at = len(posts) // 3, 2 * len(posts) // 3
-    mended_at, stop_seconds = time.monotonic(), None
+    mended_at = struck_at = time.monotonic()
+    stop_seconds = None
     at_once = service_of(fault) in ("ingestor", "postgres")
     for index, body in enumerate(posts):
         if index == strike_at:
-            stop_seconds = strike(stack, fault)
+            struck_at, stop_seconds = time.monotonic(), strike(stack, fault)
             if at_once:
                 # The producer waits for the ingestor; the outage lasts a while.
                 time.sleep(OUTAGE_SECONDS if fault == "postgres" else 0)
-                mend(stack, fault)
+                mend(stack, fault, struck_at)
                 mended_at = time.monotonic()
         if index == mend_at and not at_once:
-            mend(stack, fault)
+            mend(stack, fault, struck_at)
             mended_at = time.monotonic()
         post_with_retry(stack, body)
     total = sum(final.values())
@@ -237,7 +249,9 @@ def report(rounds: list[Round], seconds: float) -> str:
         "load with corrections (a third of the communes sent again with a newer",
         "version) and duplicates (a quarter of the requests sent twice), while a",
         "fault strikes a third of the way in: SIGKILL of a service (restarted two",
-        "thirds in; the ingestor at once, its producer retrying), or Postgres",
+        "thirds in; the ingestor at once, its producer retrying), SIGSTOP of the",
+        f"cleaner or the aggregator for {PAUSE_SECONDS:.0f} s (past its 6 s Kafka session: it",
+        "comes back to a group that rebalanced without it), or Postgres",
         f"stopped as by a crash (immediate shutdown) and started {OUTAGE_SECONDS:.0f} s later.",
         "After each round: the communes served at France level (lost = missing),",
         "and every aggregate against a recomputation from the stored observations",
