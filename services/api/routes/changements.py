@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -19,7 +19,7 @@ from services.api.deps import (
     ChangedDep,
     EngineDep,
     StreamsDep,
-    current_edition_only,
+    older_edition,
 )
 from services.api.event_stream import (
     HEARTBEAT_SECONDS,
@@ -29,16 +29,26 @@ from services.api.event_stream import (
     follow,
 )
 from services.api.models import ChangesPage
+from services.api.reads import editions
 from services.api.reads.changements import Page, current_cursor, read_changes
 
 router = APIRouter()
 CURSOR_MAX = 2**63 - 1
+Millesime = Annotated[
+    int | None,
+    Query(
+        ge=1900,
+        le=2100,
+        description="Follow the changes on an older edition of the map, one `indicateur` at "
+        "a time: each page holds the rows of that edition its changes reach, at their state "
+        "now, each with the page's starting cursor (resumed from there, they come again).",
+    ),
+]
 
 
 @router.get(
     "/indicateurs/changements",
     response_model=ChangesPage,
-    dependencies=[Depends(current_edition_only)],
     responses={422: OTHER_EDITION},
 )
 def changements(
@@ -49,19 +59,23 @@ def changements(
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     exact: Annotated[bool, Query(description="`valeur` as decimal text")] = False,
+    millesime: Millesime = None,
 ) -> ChangesPage:
     """The aggregate changes published after the cursor `depuis`, oldest
     first, each at its published state, and the cursor to ask from next
     time: polled with it, each change comes once. `depuis=0`: every
     aggregate's current state, then what follows. Without a territorial
     filter nor `niveau`, the changes of every level."""
-    page = read_changes(engine, f, depuis, limit, exact)
+    older = older_edition(f, millesime)
+    if older is not None:
+        page = editions.changes(engine, f, older, depuis, limit, exact)
+    else:
+        page = read_changes(engine, f, depuis, limit, exact)
     return ChangesPage.model_validate({"changements": page.rows, "curseur": page.cursor})
 
 
 @router.get(
     "/indicateurs/flux",
-    dependencies=[Depends(current_edition_only)],
     responses={
         422: OTHER_EDITION,
         200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
@@ -82,12 +96,14 @@ async def flux(
     last_event_id: Annotated[
         str | None, Header(description="Set by EventSource when it reconnects.")
     ] = None,
+    millesime: Millesime = None,
 ) -> Response:
     """Every aggregate change as it is published, as Server-Sent Events
     (`event: changement`, `id`: its cursor, `data`: the row). A client that
     reconnects with `Last-Event-ID` (EventSource does) resumes after it:
     no gap, no duplicate. `event: curseur` moves the cursor past changes
     the filters leave out. A comment every 15 s keeps the line open."""
+    older = older_edition(f, millesime)
     try:
         cursor = resume_at(last_event_id, depuis)
     except ValueError as exc:
@@ -103,6 +119,8 @@ async def flux(
         )
 
     def read(after: int) -> Page:
+        if older is not None:
+            return editions.changes(engine, f, older, after, STREAM_PAGE)
         return read_changes(engine, f, after, STREAM_PAGE)
 
     async def gone() -> bool:
