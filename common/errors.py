@@ -38,7 +38,14 @@ TRANSIENT_STATES = frozenset({"53300", "57P01", "57P02", "57P03"})
 RECORD_CLASSES = frozenset({"22", "23", "54"})
 
 
+class Fatal(Exception):
+    """Raised where going on would be wrong, whatever the record: the
+    service stops (to be restarted, or looked at)."""
+
+
 def classify(exc: BaseException) -> Kind:
+    if isinstance(exc, Fatal):
+        return "fatal"
     if isinstance(exc, DeliveryError):
         return "transient"
     if isinstance(exc, psycopg.Error):

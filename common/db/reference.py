@@ -77,9 +77,15 @@ def load_catalogue(engine: Engine, catalogue: Catalogue) -> None:
 
 
 def load_referential(conn: Connection, ref: referential.Referential) -> None:
-    """Communes, territories and former codes, reloaded when the version changes."""
-    if conn.execute(select(referential_meta.c.version)).scalar() == ref.version:
+    """Communes, territories and former codes, reloaded when the version
+    changes. The stored values stay placed on the earlier one until the
+    aggregator places them again (services/aggregator/placement.py); in a
+    new database there are none, so they are placed on this one."""
+    held = conn.execute(select(referential_meta.c.version, referential_meta.c.placed_version))
+    found = held.first()
+    if found is not None and found.version == ref.version:
         return
+    placed = found.placed_version if found is not None else ref.version
     for table in (communes, territories, former_codes, referential_meta):
         conn.execute(table.delete())
     conn.execute(
@@ -100,5 +106,7 @@ def load_referential(conn: Connection, ref: referential.Referential) -> None:
     conn.execute(
         insert(former_codes), [{"ancien": a, "actuel": b} for a, b in ref.former_codes.items()]
     )
-    conn.execute(insert(referential_meta), {"id": 1, "version": ref.version})
+    conn.execute(
+        insert(referential_meta), {"id": 1, "version": ref.version, "placed_version": placed}
+    )
     log.info("loaded referential %s (%d communes)", ref.version, len(ref.communes))

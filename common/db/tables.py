@@ -138,6 +138,9 @@ referential_meta = Table(
     Column("id", Integer, primary_key=True),
     Column("version", Text, nullable=False),
     Column("loaded_at", DateTime(timezone=True), server_default=func.now()),
+    # The version the stored values are placed on (migration 0019): behind
+    # ``version`` until the aggregator places them again.
+    Column("placed_version", Text),
 )
 
 observations = Table(

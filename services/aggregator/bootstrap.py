@@ -6,6 +6,7 @@ from __future__ import annotations
 import faust
 
 from common import catalogue, db, migrations, referential
+from common.errors import Fatal
 from common.faust_app import make_app
 from common.kafka import BlockingProducer, ensure_topics_for
 from common.lag import BULK_GROUPS
@@ -13,6 +14,7 @@ from common.lanes import BulkLane
 from common.retry import Health
 from common.servers import Servers
 from schemas.catalogue import Catalogue
+from services.aggregator import placement
 from services.aggregator.app import attach
 from services.aggregator.archive import PostgresLetterArchive
 from services.aggregator.bulk import BulkStore, Indicator
@@ -30,6 +32,10 @@ def build(settings: AggregatorSettings, servers: Servers) -> faust.App:
     indicators = catalogue.load(settings.catalogue)
     db.load_catalogue(engine, indicators)  # what the API shows is what we aggregate by
     engine.dispose()
+    try:  # before any message: the stored values on this release's map
+        placement.bring_onto(servers.database_url, referential.load())
+    except Fatal as mismatch:
+        raise SystemExit(str(mismatch)) from None
     ensure_topics_for(settings, servers)
     rules = AggregationRules.from_catalogue(indicators)
     store = AggregateStore(servers.database_url, referential.load(), rules)

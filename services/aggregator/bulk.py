@@ -36,7 +36,12 @@ from common.referential import FRANCE
 from schemas import bulk
 from services.aggregator.changes import PUBLISHED, Change, changes_of
 from services.aggregator.ports import FastResult
-from services.aggregator.store import LOCK_BUCKETS, LOCK_NAMESPACE, OBSERVATION_COLUMNS
+from services.aggregator.store import (
+    LOCK_BUCKETS,
+    LOCK_NAMESPACE,
+    OBSERVATION_COLUMNS,
+    same_edition,
+)
 
 # Kinds whose territories move by the new commune values alone: no pair.
 FAST_KINDS = frozenset({"somme", "nombre", "min", "max", "non_agregeable"})
@@ -137,6 +142,7 @@ class BulkStore:
         indicators: Mapping[str, Indicator],
     ) -> None:
         self._indicators = indicators
+        self._ref = ref
         codes = sorted(ref.communes)
         self._codes = bulk.CodeIndex(codes)
         self._epci = pa.array([ref.communes[c].epci for c in codes], pa.string())
@@ -162,6 +168,7 @@ class BulkStore:
         are written, atomically."""
         conn = self._connection()
         with conn.transaction(), conn.cursor() as cur:
+            same_edition(cur, self._ref)
             buckets = pc.unique(
                 pc.remainder(pc.cast(rows.column("place"), pa.int64()), LOCK_BUCKETS)
             )

@@ -136,11 +136,16 @@ def one_by_one(rows: BulkRows, table: pa.Table, positions: list[int]) -> None:
 def split(
     table: pa.Table, rules: AggregationRules, placed: Callable[[pa.Array], pa.Array]
 ) -> tuple[pa.Table, pa.Table, pa.Table]:
-    """(rows a set can take, rows for the record-by-record store, rows whose
-    commune is not in the referential). A set takes a row of a rule that
-    needs no partner, alone with its observation key and its commune in the
-    message, of an (indicator, sub-field, year) with one unit at most."""
-    known = placed(table.column("commune"))
+    """(rows a set can take, rows for the record-by-record store, rows it
+    must place: a commune not in the referential, or a code sent that is not
+    the commune itself, which the store places again by its own edition). A
+    set takes a row of a rule that needs no partner, alone with its
+    observation key and its commune in the message, of an (indicator,
+    sub-field, year) with one unit at most."""
+    known = pc.and_(
+        placed(table.column("commune")),
+        pc.equal(table.column("commune"), table.column("commune_source")),
+    )
     unplaced = table.filter(pc.invert(known))
     table = table.filter(known) if unplaced.num_rows else table
     if table.num_rows == 0:

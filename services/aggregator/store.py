@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from common import db, referential
+from common.errors import Fatal
 from schemas.clean import CleanObservation, place_hash
 from services.aggregator import published as published_values
 from services.aggregator.changes import PUBLISHED, Change, changes_of
@@ -242,10 +243,27 @@ def _columns(keys: Iterable[tuple[Any, ...]], width: int) -> list[str]:
     return [db.array_literal(column) for column in columns]
 
 
+EDITION = "SELECT version FROM referential_meta"
+
+
+def same_edition(cur: psycopg.Cursor[Any], ref: referential.Referential) -> None:
+    """Inside a writing transaction: the stored values are on ``ref``'s
+    edition, else nothing is written and the service stops (Fatal): a
+    migration loaded another, whose aggregator places them again."""
+    cur.execute(EDITION)
+    found = cur.fetchone()
+    if found is None or found[0] != ref.version:
+        raise Fatal(
+            f"the database moved to the referential {found and found[0]}; this "
+            f"aggregator places on {ref.version}: restart it on its release"
+        )
+
+
 class AggregateStore:
     def __init__(
         self, database_url: str, ref: referential.Referential, rules: AggregationRules
     ) -> None:
+        self._ref = ref
         self._ancestors = referential.ancestors(ref)
         self._rules = rules
         self._sums = EpciSums.of(rules, ref)
@@ -257,9 +275,23 @@ class AggregateStore:
     def close(self) -> None:
         self._db.close()
 
+    def _on_this_map(self, record: CleanObservation) -> CleanObservation:
+        """The record on the commune this aggregator's edition places its
+        code on: a cleaner of another release may have placed it on its own
+        (a rolling upgrade). The same rule as the cleaner's, so mostly the same."""
+        if record.commune == record.commune_source and record.commune in self._ancestors:
+            return record  # a commune of the edition is itself
+        try:
+            commune = referential.locate(record.commune_source, self._ref)[1]
+        except referential.Unplaced:
+            return record  # a dead letter, below
+        return (
+            record if commune == record.commune else record.model_copy(update={"commune": commune})
+        )
+
     def apply(self, records: list[CleanObservation]) -> ApplyResult:
         published = [r for r in records if r.published]  # a territory's own value
-        records = [r for r in records if not r.published]
+        records = [self._on_this_map(r) for r in records if not r.published]
         unplaced = [r for r in records if r.commune not in self._ancestors]
         if unplaced:
             records = [r for r in records if r.commune in self._ancestors]
@@ -267,6 +299,7 @@ class AggregateStore:
             return ApplyResult(0, 0, 0, unplaced, [], [])
         conn = self._connection()
         with conn.transaction(), conn.cursor() as cur:
+            same_edition(cur, self._ref)
             commune_keys = commune_keys_needed(records, self._rules)
             places = {lock_bucket(k) for k in commune_keys}
             places |= {

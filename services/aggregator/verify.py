@@ -305,12 +305,17 @@ def check(database_url: str) -> Report:
 
 def rebuild(database_url: str) -> dict[str, int]:
     """Make every aggregate equal to its recomputation; return rows changed."""
-    counts: dict[str, int] = {}
     with psycopg.connect(database_url) as conn, conn.transaction():
-        for statement in PREPARE:
-            conn.execute(statement)
-        for done, statement in REBUILD:
-            counts[done] = conn.execute(statement).rowcount
-        for statement in RELOG:
-            conn.execute(statement)
+        return rebuilt(conn)
+
+
+def rebuilt(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """:func:`rebuild` in the caller's transaction (which commits it)."""
+    counts: dict[str, int] = {}
+    for statement in PREPARE:
+        conn.execute(statement)
+    for done, statement in REBUILD:
+        counts[done] = conn.execute(statement).rowcount
+    for statement in RELOG:
+        conn.execute(statement)
     return counts
