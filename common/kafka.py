@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from common.settings import CommonSettings
 
 log = logging.getLogger(__name__)
+# librdkafka's own messages (a session timed out, a broker away) through
+# Python's logging: as JSON lines with ITTE_LOG_FORMAT=json, not as raw text
+# on stderr. Served by the clients' poll and flush calls.
+LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
 
 # Faster group joins than librdkafka's defaults (about 3 s instead of 23 s on
 # the embedded broker, see docs/measurements.md); still safe for long batches because
@@ -137,7 +141,12 @@ class BlockingProducer:
     """
 
     def __init__(self, bootstrap: str, **overrides: Any) -> None:
-        self._config = {"bootstrap.servers": bootstrap, **PRODUCER_DEFAULTS, **overrides}
+        self._config = {
+            "bootstrap.servers": bootstrap,
+            **PRODUCER_DEFAULTS,
+            "logger": LIBRDKAFKA_LOG,
+            **overrides,
+        }
         self._client: Producer | None = None
 
     @property

@@ -24,7 +24,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 from common.errors import is_transient
-from common.kafka import CONSUMER_DEFAULTS
+from common.kafka import CONSUMER_DEFAULTS, LIBRDKAFKA_LOG
 from common.retry import Health, retry_transient
 from common.servers import Servers
 
@@ -93,6 +93,7 @@ class BulkLane:
                 "fetch.max.bytes": FETCH_BYTES,
                 "fetch.wait.max.ms": FETCH_WAIT_MS,
                 "queued.max.messages.kbytes": PREFETCH_KBYTES,
+                "logger": LIBRDKAFKA_LOG,
             }
         )
         consumer.subscribe(

@@ -195,7 +195,7 @@ def _empty_database(database_url: str) -> None:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        for role in sorted(set(migrations.LOGINS.values())):
+        for role in sorted(migrations.ROLES):
             conn.execute(
                 sql.SQL(
                     "DO $$ BEGIN CREATE ROLE {} NOLOGIN; "

@@ -75,6 +75,8 @@ LOGINS = {
     # The Postgres exporter: Postgres's own statistics, none of itte's tables.
     "itte_monitor": "pg_monitor",
 }
+# itte's own roles (migration 0002); pg_monitor is Postgres's.
+ROLES = frozenset(role for role in LOGINS.values() if not role.startswith("pg_"))
 
 
 def grant_logins(engine: Engine, passwords: Mapping[str, str]) -> None:
