@@ -11,11 +11,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-Format = Literal["json", "csv", "csv-fr"]
+Format = Literal["json", "csv", "csv-fr", "parquet"]
 MEDIA = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
     "csv-fr": "text/csv; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
 }
 # Excel opens a CSV as UTF-8 when it starts with this mark (else as cp1252).
 BOM = "\ufeff"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -91,7 +92,15 @@ def test_an_agent_finds_annecy_and_sees_a_correction_live(
     # The edition of the map the values are served on.
     caption = browser.find_element(By.CSS_SELECTOR, "#indicateurs caption").text
     assert caption.endswith("sur la carte du COG 2026"), caption
-    assert browser.find_element(By.ID, "csv").get_attribute("href").endswith("format=csv-fr")
+    links = {
+        name: browser.find_element(By.ID, name).get_attribute("href")
+        for name in ("csv", "csv-large", "parquet")
+    }
+    assert links["csv"].endswith("format=csv-fr")
+    assert links["csv-large"].endswith("format=csv-fr&forme=large")
+    assert links["parquet"].endswith("format=parquet")
+    for link in links.values():  # each one downloads
+        assert urllib.request.urlopen(link, timeout=30).status == 200
     # The objective at the Grand Annecy's scale, its value, and not reached.
     objective = (By.CSS_SELECTOR, "#objectifs tr[data-indicateur='nb_pdc'] td.objectif")
     wait.until(shown.text_to_be_present_in_element(objective, french(OBJECTIVE)))

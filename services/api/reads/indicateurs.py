@@ -189,17 +189,32 @@ async def page(
     return await pool.read(read)
 
 
-def exported(engine: Engine, filters: Filters) -> Iterator[dict[str, Any]]:
+def exported(
+    engine: Engine, filters: Filters, by_territory: bool = False
+) -> Iterator[dict[str, Any]]:
     """Every row ``filters`` matches, exact, read through a server-side
     cursor (a few thousand rows in memory at a time), in one consistent
-    snapshot."""
+    snapshot; ``by_territory``: a territory's years together, each year's
+    indicators together (the wide table's order)."""
+    query = build(filters)
+    if by_territory:
+        v = aggregate_values.c
+        query = query.order_by(None).order_by(v.code, v.annee, v.indicateur, v.sous_champ)
     with engine.connect() as conn:
         reading = conn.execution_options(
             isolation_level="REPEATABLE READ", stream_results=True, yield_per=2000
         )
         with reading.begin():
-            for row in reading.execute(build(filters)):
+            for row in reading.execute(query):
                 yield to_public(row, exact=True).model_dump(mode="json")
+
+
+def indicators_in(engine: Engine, filters: Filters) -> list[dict[str, Any]]:
+    """The (indicator, sub-field) pairs ``filters`` matches: the wide table's columns."""
+    found = matching(filters).subquery()
+    query = select(found.c.indicateur, found.c.sous_champ).distinct()
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
 
 
 def catalogue(engine: Engine) -> list[Indicator]:

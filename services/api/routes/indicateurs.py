@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -20,8 +20,9 @@ from services.api.deps import (
     StatementsDep,
     older_edition,
 )
-from services.api.formats import MEDIA, Format, csv_lines, etag, next_link
-from services.api.models import CSV_COLUMNS, ROWS, IndicateurPublic, Refus
+from services.api.exports import Context, download
+from services.api.formats import MEDIA, Format, etag, next_link
+from services.api.models import ROWS, IndicateurPublic, Refus
 from services.api.reads import editions
 from services.api.reads import indicateurs as reads
 from services.api.reads.indicateurs import Filters, Statements
@@ -78,10 +79,19 @@ async def indicateurs(
         Format,
         Query(
             alias="format",
-            description="`csv`: every matching row, streamed; `csv-fr`: the same "
-            "with `;` and decimal commas, for a French Excel.",
+            description="`csv`: every matching row, streamed, with the indicator's label "
+            "and source and the territory's EPCI, département and région; `csv-fr`: the "
+            "same with `;` and decimal commas, for a French Excel; `parquet`: the same "
+            "columns typed (values as exact decimal text).",
         ),
     ] = "json",
+    forme: Annotated[
+        Literal["longue", "large"],
+        Query(
+            description="With `format=csv` or `csv-fr`: `large`, one line a territory and "
+            "year and one column an indicator (`indicateur.sous_champ` for a sub-field)."
+        ),
+    ] = "longue",
     millesime: Annotated[
         int | None,
         Query(
@@ -101,12 +111,16 @@ async def indicateurs(
     the next page."""
     older = older_edition(f, millesime)
     if fmt != "json":  # every row, through a server-side cursor, in the thread pool
-        rows = reads.exported(engine, f) if older is None else editions.exported(engine, f, older)
+        if fmt == "parquet" and forme == "large":
+            raise HTTPException(422, "forme=large is a CSV's; Parquet holds the long table")
+        context = await run_in_threadpool(Context.read, engine)
+        body = await run_in_threadpool(download, engine, f, older, fmt, forme, context)
+        suffix = "parquet" if fmt == "parquet" else "csv"
         return TimedStreamingResponse(
-            csv_lines(rows, CSV_COLUMNS, fmt),
+            body,
             send_timeout=request.app.state.send_timeout,
             media_type=MEDIA[fmt],
-            headers={"Content-Disposition": 'attachment; filename="indicateurs.csv"'},
+            headers={"Content-Disposition": f'attachment; filename="indicateurs.{suffix}"'},
         )
     if older is not None:
         found = await run_in_threadpool(editions.rows, engine, f, older, exact)

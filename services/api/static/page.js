@@ -87,6 +87,8 @@ async function afficher(t) {
   $("parent").textContent = fiche.parent ? `Comparé à : ${fiche.parent.nom} (${NIVEAUX[fiche.parent.niveau]})` : "";
   $("entete-parent").textContent = fiche.parent ? fiche.parent.nom : "Territoire parent";
   $("csv").href = `/indicateurs?${zone(fiche)}&format=csv-fr`;
+  $("csv-large").href = `/indicateurs?${zone(fiche)}&format=csv-fr&forme=large`;
+  $("parquet").href = `/indicateurs?${zone(fiche)}&format=parquet`;
   tableau();
   await objectifs();
   await classement();
