@@ -136,16 +136,12 @@ def one_by_one(rows: BulkRows, table: pa.Table, positions: list[int]) -> None:
 def split(
     table: pa.Table, rules: AggregationRules, placed: Callable[[pa.Array], pa.Array]
 ) -> tuple[pa.Table, pa.Table, pa.Table]:
-    """(rows a set can take, rows for the record-by-record store, rows it
-    must place: a commune not in the referential, or a code sent that is not
-    the commune itself, which the store places again by its own edition). A
-    set takes a row of a rule that needs no partner, alone with its
-    observation key and its commune in the message, of an (indicator,
-    sub-field, year) with one unit at most."""
-    known = pc.and_(
-        placed(table.column("commune")),
-        pc.equal(table.column("commune"), table.column("commune_source")),
-    )
+    """(rows a set can take, rows for the record-by-record store, rows whose
+    commune is not in the referential). A set takes a row of a rule that
+    needs no partner, alone with its observation key and its commune in the
+    message, of an (indicator, sub-field, year) with one unit at most, sent
+    under its commune's own code."""
+    known = placed(table.column("commune"))
     unplaced = table.filter(pc.invert(known))
     table = table.filter(known) if unplaced.num_rows else table
     if table.num_rows == 0:
@@ -160,6 +156,10 @@ def split(
     fast = pc.and_(simple, alone(table, ["indicateur", "sous_champ", "annee", "commune_source"]))
     fast = pc.and_(fast, alone(table, ["indicateur", "sous_champ", "annee", "commune"]))
     fast = pc.and_(fast, one_unit(table))
+    # Decided over every row above (a group's units, a commune's rows), then
+    # a code sent that is not the commune itself left to the store, which
+    # places it by its own edition (a cleaner of another release may not).
+    fast = pc.and_(fast, pc.equal(table.column("commune"), table.column("commune_source")))
     return table.filter(fast), table.filter(pc.invert(fast)), unplaced
 
 

@@ -130,6 +130,10 @@ def two_databases(
         [(k, "33063", Decimal(1), 2, "u") for k in ("tmin", "tmax", "equipee")],
     ]
 )
+@example(  # a former code's row, in another unit, beside its group's others
+    [[("co2", "33063", Decimal(1), 1, "u"), ("co2", "01340", Decimal(2), 1, "v")]]
+)
+@example([[("co2", "01340", Decimal(2), 1, "u"), ("co2", "33063", Decimal(1), 1, "v")]])
 def test_bulk_messages_leave_what_the_live_store_leaves(
     two_databases: tuple[str, str, AggregateStore, BulkBatchHandler, MemoryDeadLetters],
     batches: list[list[tuple]],
