@@ -59,7 +59,12 @@ def catalogue(engine: EngineDep) -> list[Indicator]:
     response_model=list[IndicateurPublic],
     responses={
         200: {
-            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.apache.parquet": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+            },
             "headers": PAGE_HEADERS,
         },
         304: {"description": "Unchanged since the ETag in If-None-Match"},
