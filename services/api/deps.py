@@ -78,10 +78,22 @@ async def area_filters(
     region: Annotated[str | None, Query(pattern=r"^\d{2,3}$")] = None,
     niveau: Niveau | None = None,
     indicateur: KeyText = None,
-    annee: Annotated[int | None, Query(ge=1900, le=2100)] = None,
+    annee: Annotated[
+        str | None,
+        Query(
+            pattern=r"^(\d{4}|derniere)$",
+            description="A year (1900-2100), or `derniere`: each territory's latest year "
+            "of each indicator and sub-field, among the rows the other filters leave.",
+        ),
+    ] = None,
     sous_champ: KeyText = None,
+    annee_min: Annotated[int | None, Query(ge=1900, le=2100, description="From this year.")] = None,
+    annee_max: Annotated[int | None, Query(ge=1900, le=2100, description="To this year.")] = None,
 ) -> Filters:
     """What to show, without pages (the change feed has its cursor instead)."""
+    year = None if annee in (None, "derniere") else int(annee)
+    if year is not None and not 1900 <= year <= 2100:
+        raise HTTPException(422, "annee is a year from 1900 to 2100, or derniere")
     return Filters(
         commune=commune.upper() if commune else None,
         epci=epci,
@@ -89,8 +101,11 @@ async def area_filters(
         region=region,
         niveau=niveau,
         indicateur=indicateur,
-        annee=annee,
+        annee=year,
         sous_champ=sous_champ,
+        annee_min=annee_min,
+        annee_max=annee_max,
+        derniere=annee == "derniere",
     )
 
 

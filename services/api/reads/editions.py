@@ -146,7 +146,17 @@ def rows(engine: Engine, filters: Filters, millesime: int, exact: bool) -> list[
     """Every row ``filters`` asks for on the edition ``millesime`` (an older
     one: :func:`check`), in the order of the current edition's."""
     level = filters.target_level()
-    return _computed(engine, lambda conn: _level_rows(conn, filters, millesime, level, exact))
+    found = _computed(engine, lambda conn: _level_rows(conn, filters, millesime, level, exact))
+    return latest(found) if filters.derniere else found
+
+
+def latest(rows: list[IndicateurPublic]) -> list[IndicateurPublic]:
+    """``annee=derniere``: each territory's latest year of each indicator."""
+    last: dict[tuple[str, str, str], int] = {}
+    for r in rows:
+        key = (r.indicateur, r.sous_champ, r.code)
+        last[key] = max(last.get(key, r.annee), r.annee)
+    return [r for r in rows if r.annee == last[(r.indicateur, r.sous_champ, r.code)]]
 
 
 def _level_rows(
@@ -284,7 +294,7 @@ def _named(filters: Filters, millesime: int) -> dict[str, Any]:
     named: dict[str, Any] = {"millesime": millesime, "indicateur": filters.indicateur}
     return named | {
         name: value
-        for name in ("annee", "sous_champ")
+        for name in ("annee", "sous_champ", "annee_min", "annee_max")
         if (value := getattr(filters, name)) is not None
     }
 
@@ -294,6 +304,11 @@ def _values(filters: Filters, level: str, areas: str, commune_level: bool, years
         f" AND o.{name} = :{name}"
         for name in ("annee", "sous_champ")
         if getattr(filters, name) is not None
+    )
+    where += "".join(
+        f" AND o.annee {compare} :{bound}"
+        for bound, compare in (("annee_min", ">="), ("annee_max", "<="))
+        if getattr(filters, bound) is not None
     )
     return VALUES.format(
         keyed=KEYED,

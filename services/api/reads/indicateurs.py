@@ -56,6 +56,9 @@ class Filters:
     sous_champ: str | None = None
     limit: int | None = None  # None: every matching row
     offset: int = 0
+    annee_min: int | None = None
+    annee_max: int | None = None
+    derniere: bool = False  # each row's latest year only (``annee=derniere``)
 
     def areas(self) -> dict[str, str]:
         return {level: value for level in AREA_ORDER if (value := getattr(self, level)) is not None}
@@ -76,8 +79,9 @@ def build(filters: Filters) -> Select[Any]:
     """The page of rows ``filters`` asks for, in a stable order. Every value
     taken from ``filters`` is a named parameter (:func:`values`), so that a
     statement compiled once serves every request of the same shape."""
-    v = aggregate_values.c
-    query = matching(filters).order_by(v.indicateur, v.annee, v.code, v.sous_champ)
+    query = matching(filters)
+    c = query.selected_columns
+    query = query.order_by(c.indicateur, c.annee, c.code, c.sous_champ)
     if filters.limit is not None:
         query = query.limit(bindparam("limit", filters.limit, type_=Integer))
     return query.offset(bindparam("offset", filters.offset, type_=Integer))
@@ -103,10 +107,19 @@ def matching(filters: Filters) -> Select[Any]:
         query = query.where(v.code.in_(members))
     elif level == "france":
         query = query.where(v.code == FRANCE)
-    return attributes(query, filters)
+    query = attributes(query, filters)
+    if filters.derniere:
+        # Each territory's latest year of each indicator and sub-field,
+        # among the rows the other filters leave.
+        latest = func.max(v.annee).over(partition_by=(v.indicateur, v.sous_champ, v.code))
+        inner = query.add_columns(latest.label("derniere")).subquery()
+        query = select(*(inner.c[c.name] for c in ROW)).where(inner.c.annee == inner.c.derniere)
+    return query
 
 
 ATTRIBUTES = ("indicateur", "annee", "sous_champ")
+# The years between two bounds, each included.
+RANGES = {"annee_min": ("annee", "__ge__"), "annee_max": ("annee", "__le__")}
 
 
 def attributes(
@@ -115,13 +128,18 @@ def attributes(
     for column in ATTRIBUTES:
         if (value := getattr(filters, column)) is not None:
             query = query.where(columns[column] == bindparam(column, value))
+    for bound, (column, compare) in RANGES.items():
+        if (value := getattr(filters, bound)) is not None:
+            query = query.where(getattr(columns[column], compare)(bindparam(bound, value)))
     return query
 
 
 def values(filters: Filters) -> dict[str, Any]:
     """The named parameters of :func:`build` and :func:`count` for ``filters``."""
     named: dict[str, Any] = {"niveau_cible": filters.target_level(), **filters.areas()}
-    named |= {c: getattr(filters, c) for c in ATTRIBUTES if getattr(filters, c) is not None}
+    named |= {
+        c: getattr(filters, c) for c in (*ATTRIBUTES, *RANGES) if getattr(filters, c) is not None
+    }
     if filters.limit is not None:
         named["limit"] = filters.limit
     return named | {"offset": filters.offset}
@@ -132,7 +150,8 @@ def shape(filters: Filters) -> tuple[Any, ...]:
     return (
         filters.target_level(),
         tuple(filters.areas()),
-        tuple(getattr(filters, c) is not None for c in ATTRIBUTES),
+        tuple(getattr(filters, c) is not None for c in (*ATTRIBUTES, *RANGES)),
+        filters.derniere,
         filters.limit is None,
     )
 
@@ -198,8 +217,8 @@ def exported(
     indicators together (the wide table's order)."""
     query = build(filters)
     if by_territory:
-        v = aggregate_values.c
-        query = query.order_by(None).order_by(v.code, v.annee, v.indicateur, v.sous_champ)
+        c = query.selected_columns
+        query = query.order_by(None).order_by(c.code, c.annee, c.indicateur, c.sous_champ)
     with engine.connect() as conn:
         reading = conn.execution_options(
             isolation_level="REPEATABLE READ", stream_results=True, yield_per=2000

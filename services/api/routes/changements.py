@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -31,6 +31,7 @@ from services.api.event_stream import (
 from services.api.models import ChangesPage
 from services.api.reads import editions
 from services.api.reads.changements import Page, current_cursor, read_changes
+from services.api.reads.indicateurs import Filters
 
 router = APIRouter()
 CURSOR_MAX = 2**63 - 1
@@ -66,6 +67,7 @@ def changements(
     time: polled with it, each change comes once. `depuis=0`: every
     aggregate's current state, then what follows. Without a territorial
     filter nor `niveau`, the changes of every level."""
+    every_year(f)
     older = older_edition(f, millesime)
     if older is not None:
         page = editions.changes(engine, f, older, depuis, limit, exact)
@@ -103,6 +105,7 @@ async def flux(
     reconnects with `Last-Event-ID` (EventSource does) resumes after it:
     no gap, no duplicate. `event: curseur` moves the cursor past changes
     the filters leave out. A comment every 15 s keeps the line open."""
+    every_year(f)
     older = older_edition(f, millesime)
     try:
         cursor = resume_at(last_event_id, depuis)
@@ -135,6 +138,12 @@ async def flux(
             streams.done(slot)
 
     return EventSourceResponse(events(), ping=HEARTBEAT_SECONDS, send_timeout=SEND_TIMEOUT_SECONDS)
+
+
+def every_year(f: Filters) -> None:
+    """A change is of one year: ``annee=derniere`` names none."""
+    if f.derniere:
+        raise HTTPException(422, "annee=derniere is for GET /indicateurs; follow a year or all")
 
 
 def resume_at(last_event_id: str | None, depuis: int | None) -> int | None:

@@ -63,6 +63,8 @@ READERS: dict[str, Callable[[str], Any]] = {
     "indicateur": _key_text,
     "sous_champ": _key_text,
     "annee": _bounded(1900, 2100, 4),
+    "annee_min": _bounded(1900, 2100, 4),
+    "annee_max": _bounded(1900, 2100, 4),
     "limit": _bounded(1, MAX_LIMIT, len(str(MAX_LIMIT))),
     "offset": _bounded(0, MAX_OFFSET, len(str(MAX_OFFSET))),
     "exact": {"true": True, "false": False}.get,
