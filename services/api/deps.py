@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine
 
 from common.referential import CURRENT_EDITION
@@ -93,7 +94,16 @@ async def area_filters(
     """What to show, without pages (the change feed has its cursor instead)."""
     year = None if annee in (None, "derniere") else int(annee)
     if year is not None and not 1900 <= year <= 2100:
-        raise HTTPException(422, "annee is a year from 1900 to 2100, or derniere")
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("query", "annee"),
+                    "msg": "a year from 1900 to 2100, or derniere",
+                    "input": annee,
+                }
+            ]
+        )
     return Filters(
         commune=commune.upper() if commune else None,
         epci=epci,
