@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
@@ -133,3 +134,44 @@ def test_an_agent_finds_annecy_and_sees_a_correction_live(
     assert all("favicon.ico" in e["message"] for e in errors), errors
     # The page works under its Content-Security-Policy (issue #30): nothing refused.
     assert not [e for e in console if "Content Security Policy" in e["message"]], console
+
+
+def test_a_territory_has_an_address_that_opens_it(stack: Stack, browser: WebDriver) -> None:
+    """Opened directly, titled for a link preview by the server itself, one
+    history step a territory, the indicator by member in the address too."""
+    push_values(stack, "nb_pdc", dict.fromkeys(MEMBERS, 10), 1, YEAR)
+    eventually(lambda: api_value(stack, "nb_pdc") is not None, 60, "nb_pdc served")
+    address = stack.url("api", f"/?niveau=epci&code={GRAND_ANNECY}")
+    served = urllib.request.urlopen(address, timeout=30).read().decode()
+    assert "<title>CA du Grand Annecy (EPCI) — Indicateurs" in served
+    assert '<meta property="og:title" content="CA du Grand Annecy (EPCI)' in served
+    with pytest.raises(urllib.error.HTTPError) as nowhere:
+        urllib.request.urlopen(stack.url("api", "/?niveau=epci&code=999999999"), timeout=30)
+    assert nowhere.value.code == 404
+
+    browser.get(address)
+    wait = WebDriverWait(browser, 20)
+    wait.until(shown.text_to_be_present_in_element((By.ID, "titre"), "CA du Grand Annecy"))
+    assert browser.title.startswith("CA du Grand Annecy (EPCI)")
+    choice = wait.until(shown.visibility_of_element_located((By.ID, "indicateur-membres")))
+    chosen = next(o for o in choice.find_elements(By.TAG_NAME, "option") if not o.is_selected())
+    wanted = chosen.get_attribute("value")
+    chosen.click()
+    wait.until(lambda b: f"indicateur={wanted}" in b.current_url)
+    # The address with the indicator opens on it.
+    browser.get(browser.current_url)
+    wait.until(shown.text_to_be_present_in_element((By.ID, "titre"), "CA du Grand Annecy"))
+    wait.until(
+        lambda b: b.find_element(By.ID, "indicateur-membres").get_attribute("value") == wanted
+    )
+    # Another territory, then back: each one a step of the history.
+    search = browser.find_element(By.ID, "q")
+    search.clear()
+    search.send_keys("Haute-Savoie\n")
+    found = (By.XPATH, "//ul[@id='resultats']//button[contains(., 'département, 74')]")
+    wait.until(shown.element_to_be_clickable(found)).click()
+    wait.until(lambda b: "niveau=departement" in b.current_url and "code=74" in b.current_url)
+    wait.until(shown.text_to_be_present_in_element((By.ID, "titre"), "Haute-Savoie"))
+    browser.back()
+    wait.until(lambda b: f"code={GRAND_ANNECY}" in b.current_url)
+    wait.until(shown.text_to_be_present_in_element((By.ID, "titre"), "CA du Grand Annecy"))

@@ -71,8 +71,21 @@ async function rechercher(evenement) {
   }));
 }
 
-async function afficher(t) {
+// A territory's address: /?niveau=…&code=… (and the indicator shown by
+// member), kept in the browser's history, opened directly.
+function adresse(t, indicateur) {
+  const p = new URLSearchParams({ niveau: t.niveau, code: t.code });
+  if (indicateur) p.set("indicateur", indicateur);
+  return `/?${p}`;
+}
+
+async function afficher(t, { garder = true, indicateur = null } = {}) {
   const fiche = await json(`/territoires/${t.niveau}/${encodeURIComponent(t.code)}`);
+  const ici = adresse(fiche, indicateur);
+  if (garder && `${location.pathname}${location.search}` !== ici) {
+    history.pushState({ niveau: fiche.niveau, code: fiche.code }, "", ici);
+  }
+  document.title = `${fiche.nom} (${NIVEAUX[fiche.niveau]}) — Indicateurs territoriaux`;
   const lignes = await toutes(`/indicateurs?${zone(fiche)}`);
   const parent = new Map();
   if (fiche.parent) {
@@ -93,7 +106,7 @@ async function afficher(t) {
   await objectifs();
   await classement();
   graphiques();
-  await membres();
+  await membres(indicateur);
   suivre(fiche);
   $("titre").focus?.();
 }
@@ -229,7 +242,7 @@ function graphiques() {
   }
 }
 
-async function membres() {
+async function membres(voulu) {
   const { fiche } = affiche;
   const choix = $("indicateur-membres");
   const cibles = [...affiche.lignes.values()].filter((r) => r.sous_champ === "total");
@@ -241,8 +254,14 @@ async function membres() {
   }
   choix.replaceChildren(...cibles.map((r) => new Option(libelle(r), r.indicateur)));
   choix.hidden = $("etiquette-membres").hidden = false;
-  choix.onchange = () => barres(choix.value);
-  await barres(cibles[0].indicateur);
+  choix.onchange = () => {
+    // The indicator chosen is part of the address (replaced, not a new step).
+    history.replaceState(history.state, "", adresse(fiche, choix.value));
+    barres(choix.value).catch(erreur);
+  };
+  const premier = cibles.find((r) => r.indicateur === voulu) || cibles[0];
+  choix.value = premier.indicateur;
+  await barres(premier.indicateur);
 }
 
 async function barres(indicateur) {
@@ -292,6 +311,16 @@ function suivre(fiche) {
 async function demarrer() {
   for (const i of await json("/indicateurs/catalogue")) catalogue[i.id] = i;
   $("recherche").addEventListener("submit", (e) => rechercher(e).catch(erreur));
+  // Back and forward show the territory of that step.
+  window.addEventListener("popstate", (e) => {
+    if (e.state) afficher(e.state, { garder: false }).catch(erreur);
+  });
+  const demande = new URLSearchParams(location.search);
+  if (demande.get("niveau") && demande.get("code")) {
+    const t = { niveau: demande.get("niveau"), code: demande.get("code") };
+    history.replaceState(t, "", location.href);
+    await afficher(t, { garder: false, indicateur: demande.get("indicateur") });
+  }
 }
 
 function erreur(e) {
