@@ -175,3 +175,52 @@ def test_a_territory_has_an_address_that_opens_it(stack: Stack, browser: WebDriv
     browser.back()
     wait.until(lambda b: f"code={GRAND_ANNECY}" in b.current_url)
     wait.until(shown.text_to_be_present_in_element((By.ID, "titre"), "CA du Grand Annecy"))
+
+
+def test_each_series_is_drawn_beside_its_parents_with_the_apis_values(
+    stack: Stack, browser: WebDriver, tmp_path: Path
+) -> None:
+    """Two years of the Grand Annecy's population: its chart holds the API's
+    values for each year, and its parent's (the Haute-Savoie) beside them."""
+    before = {code: 900 + i for i, code in enumerate(MEMBERS)}
+    push_values(stack, IND, before, 1, YEAR - 1)
+    push_values(stack, IND, before, 1, YEAR)  # kept only where no newer version is
+    eventually(lambda: api_value(stack) is not None, 60, "the year served")
+    eventually(
+        lambda: get_json(
+            stack.url("api", f"/indicateurs?epci={GRAND_ANNECY}&indicateur={IND}&annee={YEAR - 1}")
+        ),
+        60,
+        "the year before served",
+    )
+
+    def api(area: str) -> dict[int, str]:
+        rows = get_json(
+            stack.url("api", f"/indicateurs?{area}&indicateur={IND}&annee_min={YEAR - 1}")
+        )
+        return {r["annee"]: f"{french(Decimal(str(r['valeur'])))} {r['unite']}" for r in rows}
+
+    territory, parent = api(f"epci={GRAND_ANNECY}"), api("departement=74")
+    assert set(territory) == set(parent) == {YEAR - 1, YEAR}
+    browser.get(stack.url("api", f"/?niveau=epci&code={GRAND_ANNECY}"))
+    wait = WebDriverWait(browser, 20)
+    table = (By.CSS_SELECTOR, f"figure[data-cle='{IND}|total'] table.serie")
+    wait.until(shown.presence_of_element_located(table))
+
+    def drawn() -> dict[int, tuple[str, str]]:
+        rows = browser.find_elements(
+            By.CSS_SELECTOR, f"figure[data-cle='{IND}|total'] tr[data-annee]"
+        )
+        return {
+            int(r.get_attribute("data-annee")): tuple(
+                c.get_attribute("textContent") for c in r.find_elements(By.TAG_NAME, "td")[1:]
+            )
+            for r in rows
+        }
+
+    wanted = {year: (territory[year], parent[year]) for year in territory}
+    assert {y: d for y, d in drawn().items() if y in wanted} == wanted
+    figure = browser.find_element(By.CSS_SELECTOR, f"figure[data-cle='{IND}|total']")
+    assert figure.find_elements(By.TAG_NAME, "canvas")  # the chart itself
+    browser.execute_script("arguments[0].scrollIntoView()", figure)
+    figure.screenshot(str(tmp_path / "series.png"))

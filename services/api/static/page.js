@@ -216,6 +216,9 @@ async function classement() {
   }));
 }
 
+// Each indicator over the years beside its parent's (its own scale, on the
+// right: a commune's sum and its EPCI's are not of one size), and the same
+// values in a table, for screen readers and for copying.
 function graphiques() {
   const zoneGraphiques = $("graphiques");
   zoneGraphiques.replaceChildren();
@@ -225,21 +228,57 @@ function graphiques() {
     note.textContent = "Une seule année connue pour chaque indicateur : pas encore d’évolution à montrer.";
     zoneGraphiques.append(note);
   }
+  const parent = affiche.fiche.parent;
   for (const [k, annees] of series) {
     const points = [...annees.entries()].sort((a, b) => a[0] - b[0]);
+    const ligneParent = (annee) => affiche.parent.get(`${k}|${annee}`);
+    const auParent = points.map(([annee]) => {
+      const r = ligneParent(annee);
+      return r && r.valeur !== null ? r.valeur : null;
+    });
     const figure = document.createElement("figure");
+    figure.dataset.cle = k;
     const legende = document.createElement("figcaption");
     legende.textContent = libelle(affiche.lignes.get(k));
     figure.append(legende);
     zoneGraphiques.append(figure);
+    const courbes = [{ label: "année" }, { label: affiche.fiche.nom, stroke: "#000091", width: 2 }];
+    const donnees = [points.map((p) => p[0]), points.map((p) => p[1])];
+    // Years as ticks (no 2099.2), room for a value's digits.
+    const axes = [
+      { splits: (u) => u.data[0], values: (u, v) => v.map(String) },
+      { size: 70, values: (u, v) => v.map((x) => nombre.format(x)) },
+    ];
+    if (parent && auParent.some((v) => v !== null)) {
+      courbes.push({ label: parent.nom, stroke: "#c9191e", width: 2, dash: [6, 4], scale: "parent" });
+      donnees.push(auParent);
+      axes.push({ scale: "parent", side: 1, size: 70, grid: { show: false }, values: (u, v) => v.map((x) => nombre.format(x)) });
+    }
     new uPlot({
       width: Math.min(figure.clientWidth || 320, 480), height: 180,
       scales: { x: { time: false } },
-      axes: [{ values: (u, v) => v.map(String) }, { values: (u, v) => v.map((x) => nombre.format(x)) }],
-      series: [{ label: "année" }, { label: legende.textContent, stroke: "#000091", width: 2 }],
-      legend: { show: false },
-    }, [points.map((p) => p[0]), points.map((p) => p[1])], figure);
+      axes, series: courbes, legend: { show: true, live: false },
+    }, donnees, figure);
+    figure.append(serie(points, auParent, parent, affiche.lignes.get(k).unite));
   }
+}
+
+// The values of a chart, year by year: a table under a disclosure.
+function serie(points, auParent, parent, unite) {
+  const details = document.createElement("details");
+  const resume = document.createElement("summary");
+  resume.textContent = "Les valeurs, année par année";
+  const table = document.createElement("table");
+  table.className = "serie";
+  const tete = ligne([["Année", ""], [affiche.fiche.nom, "nombre"], [parent ? parent.nom : "", "nombre"]]);
+  const corps = points.map(([annee, v], i) => {
+    const tr = ligne([[String(annee), ""], [valeur(v, unite), "nombre"], [parent ? valeur(auParent[i], unite) : "", "nombre"]]);
+    tr.dataset.annee = annee;
+    return tr;
+  });
+  table.append(tete, ...corps);
+  details.append(resume, table);
+  return details;
 }
 
 async function membres(voulu) {
@@ -300,6 +339,7 @@ function suivre(fiche) {
       if (t === fiche) retenir(r);
       else affiche.parent.set(`${cle(r)}|${r.annee}`, r);
       tableau();
+      graphiques();
       if (t === fiche) objectifs().then(classement).catch(erreur);
       const rang = document.querySelector(`tr[data-cle="${CSS.escape(cle(r))}"]`);
       if (rang) rang.classList.add("maj");
