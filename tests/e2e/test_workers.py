@@ -77,7 +77,7 @@ def test_each_instance_owns_partitions_and_does_work(workers: Stack) -> None:
 
 # No shrinking: each example kills and restarts a process (about 15 s), and a
 # failure is reported as found, with its seed.
-@settings(max_examples=4, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@settings(max_examples=3, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(histories, st.sampled_from(SCALED), st.randoms(use_true_random=False))
 def test_concurrent_instances_one_killed_lose_and_double_nothing(
     workers: Stack, history, victim: str, rng: random.Random
