@@ -41,10 +41,27 @@ FETCH_BYTES = 8 * 1024 * 1024
 FETCH_WAIT_MS = 50
 
 
+# The group went on without this consumer (its session expired: a pause, a
+# stall): committing again never succeeds, and only a poll rejoins the group.
+GROUP_MOVED_ON = frozenset(
+    {
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.FENCED_INSTANCE_ID,
+    }
+)
+
+
+def moved_on(exc: BaseException) -> bool:
+    return isinstance(exc, KafkaException) and exc.args[0].code() in GROUP_MOVED_ON
+
+
 def transient(exc: BaseException) -> bool:
     """A failure to retry: the database or the broker away (errors.classify),
-    or the broker refusing a commit for now (a rebalance, a lost coordinator)."""
-    return is_transient(exc) or isinstance(exc, KafkaException)
+    or the broker refusing a commit for now (a lost coordinator); not a
+    group that went on without this consumer (:func:`moved_on`)."""
+    return (is_transient(exc) or isinstance(exc, KafkaException)) and not moved_on(exc)
 
 
 class BulkLane:
@@ -128,9 +145,22 @@ class BulkLane:
                 done = await self._retried(functools.partial(self.handle, message), self.on_failure)
                 if then is not None:
                     await then(done)
-                await self._retried(
-                    functools.partial(consumer.commit, message=message, asynchronous=False)
-                )
+                try:
+                    await self._retried(
+                        functools.partial(consumer.commit, message=message, asynchronous=False)
+                    )
+                except KafkaException as refused:
+                    if not moved_on(refused):
+                        raise
+                    # Not committed: whoever holds the partition now (this
+                    # consumer, once its next poll has rejoined) reads the
+                    # message again, and applying it again changes nothing.
+                    log.warning(
+                        "%s: the group went on without this consumer (%s); "
+                        "its last message will be read again",
+                        self.topic,
+                        refused.args[0].name(),
+                    )
         finally:
             await asyncio.to_thread(consumer.close)
 
