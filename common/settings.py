@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -9,6 +10,12 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.logs import LogFormat
+
+
+def revealed(given: Mapping[str, SecretStr | None]) -> dict[str, str]:
+    """The secrets that are set, by name, in clear (for the one call that needs them)."""
+    return {n: secret.get_secret_value() for n, secret in given.items() if secret is not None}
+
 
 # Written by `itte up` in its state folder: the commands and services run
 # with that folder (and no ITTE_ENVIRONMENT) are local runs too.

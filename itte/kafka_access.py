@@ -26,7 +26,7 @@ from confluent_kafka.admin import (
 from pydantic import SecretStr
 
 from common.lag import every_group
-from common.settings import CommonSettings
+from common.settings import CommonSettings, revealed
 from common.topology import ACCESS, TOPICS, principal
 
 ITERATIONS = 8192  # the broker's default for SCRAM-SHA-512
@@ -98,7 +98,7 @@ class AccessSettings(CommonSettings):
             "aggregator": self.kafka_password_aggregator,
             "monitor": self.kafka_password_monitor,
         }
-        missing = [f"ITTE_KAFKA_PASSWORD_{s.upper()}" for s, p in given.items() if p is None]
-        if missing:
+        found = revealed(given)
+        if missing := [f"ITTE_KAFKA_PASSWORD_{s.upper()}" for s in given if s not in found]:
             raise SystemExit(f"{', '.join(missing)} not set: one password a service")
-        return {s: p.get_secret_value() for s, p in given.items() if p is not None}
+        return found

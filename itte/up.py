@@ -14,7 +14,7 @@ from pydantic import Field, SecretStr
 from common import db, migrations
 from common.kafka import ensure_topics_for
 from common.servers import Servers
-from common.settings import LOCAL_MARK, CommonSettings
+from common.settings import LOCAL_MARK, CommonSettings, revealed
 from itte.demo import write_demo
 from itte.embedded import servers_for, stop_embedded
 from itte.processes import Processes, Supervisor, instances, wait_http
@@ -44,7 +44,7 @@ class MigrateSettings(CommonSettings):
             "itte_aggregator": self.aggregator_db_password,
             "itte_monitor": self.monitor_db_password,
         }
-        return {login: p.get_secret_value() for login, p in given.items() if p is not None}
+        return revealed(given)
 
 
 class UpSettings(IngestorSettings, ApiSettings, CleanerSettings, AggregatorSettings):
