@@ -165,6 +165,30 @@ def test_the_image_holds_every_package() -> None:
         assert f"COPY {package} {package}" in dockerfile
 
 
+def test_the_installed_package_carries_every_file_it_reads() -> None:
+    """The image installs the package (``pip install .``): a file no
+    package-data pattern names is left behind, and the API, which reads its
+    page at import, would not start (it could not: the page was left out)."""
+    import glob
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["package-data"]
+    shipped = {
+        Path(package.replace(".", "/")) / found
+        for package, globs in patterns.items()
+        for pattern in globs
+        for found in glob.glob(pattern, root_dir=ROOT / package.replace(".", "/"))
+    }
+    data = {
+        path.relative_to(ROOT)
+        for top in ("itte", "common", "schemas", "services")
+        for path in (ROOT / top).rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts
+    }
+    assert data - shipped == set()
+
+
 def pinned(lock: str) -> dict[str, str]:
     """A lock's ``name==version`` lines, names normalized, each with hashes."""
     from packaging.utils import canonicalize_name
