@@ -1,4 +1,9 @@
-"""Demo data for ``make up``: real populations, plus clearly synthetic indicators."""
+"""Demo data for ``make up``: real populations, plus clearly synthetic indicators.
+
+Several years: the population of each edition of the COG from 2023 (real,
+keyed on that edition's codes, which itte places on today's map) and two
+synthetic indicators walked back from 2026. The current year comes first, in
+files of its own, so the page has it while the history loads."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from pathlib import Path
 from common import referential
 
 YEAR = 2026  # populations attached to the 2026 COG edition
+HISTORY = (2023, 2024, 2025)  # the years before it, each with its edition's populations
 HEADER = [
     "codgeo_libelle",
     "libelle_variable",
@@ -24,8 +30,9 @@ HEADER = [
 SYNTHETIC = "(SYNTHÉTIQUE, démonstration)"
 
 
-def _population() -> Iterator[list[object]]:
-    for c in sorted(referential.load().communes.values(), key=lambda c: c.code):
+def _population(year: int = YEAR) -> Iterator[list[object]]:
+    ref = referential.load() if year == YEAR else referential.edition(year)
+    for c in sorted(ref.communes.values(), key=lambda c: c.code):
         value = "" if c.population is None else c.population
         yield [
             c.nom,
@@ -35,9 +42,14 @@ def _population() -> Iterator[list[object]]:
             "total",
             "habitants",
             c.code,
-            YEAR,
+            year,
             value,
         ]
+
+
+def _history() -> Iterator[list[object]]:
+    for year in HISTORY:
+        yield from _population(year)
 
 
 def _synthetic(seed: int) -> Iterator[list[object]]:
@@ -82,12 +94,46 @@ def _synthetic(seed: int) -> Iterator[list[object]]:
             ]
 
 
+def _walked_back(seed: int) -> Iterator[list[object]]:
+    """Charging points and wood heating in the years before 2026, from each
+    commune's 2026 value: fewer points each year back, more wood heating."""
+    rng = random.Random(seed + 1)
+    current = {(row[6], row[2]): (row[0], row[8]) for row in _synthetic(seed) if row[2] in WALKED}
+    for (code, variable), (name, value) in sorted(current.items()):
+        label, unit = WALKED[variable]
+        for year in sorted(HISTORY, reverse=True):
+            if variable == "points_recharge_synthetique" and value != "s":
+                value = round(int(str(value)) / rng.uniform(1.1, 1.4))
+            elif variable == "part_menages_chauffage_bois_synthetique":
+                value = round(min(60.0, float(str(value)) + rng.uniform(0, 2)), 1)
+            yield [
+                name,
+                f"{label} {SYNTHETIC}",
+                variable,
+                "Total",
+                "total",
+                unit,
+                code,
+                year,
+                value,
+            ]
+
+
+WALKED = {
+    "points_recharge_synthetique": ("Points de recharge", "points de charge"),
+    "part_menages_chauffage_bois_synthetique": ("Part des ménages chauffés au bois", "%"),
+}
+
+
 def write_demo(folder: Path, seed: int = 2026) -> list[Path]:
-    """Write the demo files (long format, as the source database exports it)."""
+    """Write the demo files (long format, as the source database exports it):
+    the current year first, then the history."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {
         "population.csv": (";", _population()),
         "indicateurs_SYNTHETIQUES.csv": (",", _synthetic(seed)),
+        "population_historique.csv": (";", _history()),
+        "indicateurs_SYNTHETIQUES_historique.csv": (",", _walked_back(seed)),
     }
     for name, (delimiter, rows) in files.items():
         with open(folder / name, "w", encoding="utf-8", newline="") as out:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -195,10 +196,9 @@ def serve(
         prometheus, processes.ports, lambda: record.write(children(processes, prometheus))
     )
     if demo:
-        files = write_demo(settings.state_dir / "demo")
-        handler = ingestor.block_handler(settings, servers)
-        for summary in ingest_files(handler, files, show_progress=False):
-            print(f"  demo data: {summary}", flush=True)
+        # In the background: the history takes a minute, the services are
+        # watched (and restarted) meanwhile.
+        threading.Thread(target=load_demo, args=(settings, servers), daemon=True).start()
     print(
         f"\n  API        {api}/indicateurs   (docs: /docs)\n"
         f"  ingest     POST {ingest}/observations\n"
@@ -216,6 +216,13 @@ def serve(
             pids = now
             record.write(pids)
         time.sleep(0.5)
+
+
+def load_demo(settings: UpSettings, servers: Servers) -> None:
+    files = write_demo(settings.state_dir / "demo")
+    handler = ingestor.block_handler(settings, servers)
+    for summary in ingest_files(handler, files, show_progress=False):
+        print(f"  demo data: {summary}", flush=True)
 
 
 def start_prometheus(

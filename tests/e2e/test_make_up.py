@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from common.referential import load
+from itte import demo
 from itte.embedded import free_port, stop_embedded
 from itte.processes import SERVICES
 from tests.e2e.stack import eventually, get_json
@@ -129,7 +130,7 @@ def test_up_serves_demo_populations_then_ctrl_c_stops_everything(
     in_74 = {c.epci for c in load().communes.values() if c.departement == "74" and c.epci}
     url = (
         f"http://127.0.0.1:{ports['API']}/indicateurs?niveau=epci&departement=74"
-        "&indicateur=population"
+        f"&indicateur=population&annee={demo.YEAR}"  # the demo holds earlier years too
     )
     try:
 
