@@ -7,6 +7,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from common import referential
 from schemas.catalogue import Catalogue, Indicator, Objective
 
 
@@ -19,7 +20,23 @@ def parse(text: str) -> Catalogue:
     if duplicates:
         raise ValueError(f"indicators declared twice: {', '.join(duplicates)}")
     objectives = tuple(Objective.model_validate(o) for o in document.get("objectif", []))
+    for objective in objectives:
+        territory(objective)
     return Catalogue(indicateurs={e.id: e for e in entries}, objectifs=objectives)
+
+
+def territory(objective: Objective) -> None:
+    """A territory's own objective names a territory of the current edition:
+    a code mistyped would never be shown."""
+    ref = referential.load()
+    try:
+        if objective.niveau == "commune":
+            if objective.code not in ref.communes:
+                raise referential.Unplaced("unknown_code", f"{objective.code} is no commune")
+        else:
+            referential.locate_territory(objective.niveau, objective.code, ref)
+    except referential.Unplaced as exc:
+        raise ValueError(f"objective for {objective.indicateur}: {exc}") from None
 
 
 @cache

@@ -23,6 +23,10 @@ Sens = Literal["hausse", "baisse"]
 # national total by inhabitants (a stock, e.g. 400,000 charging points);
 # identique: the same value everywhere (a rate, a share, a per-inhabitant figure).
 Echelle = Literal["population", "identique"]
+# The path from an objective's baseline to its target: a straight line, or a
+# constant rate each year (as the carbon budgets are cut).
+Trajectoire = Literal["lineaire", "geometrique"]
+Portee = Literal["france", "epci", "departement", "region", "commune"]
 # Which value a territory's row shows when a source published one for it.
 Priorite = Literal["publiee", "agregee"]
 
@@ -126,16 +130,68 @@ class Objective(BaseModel):
     )
     libelle: str = ""
     source: str = Field(min_length=1, description="The text that sets it.")
+    annee_reference: int | None = Field(
+        None, ge=limits.YEAR_MIN, le=limits.YEAR_MAX, description="The baseline's year."
+    )
+    valeur_reference: Decimal | None = Field(
+        None, description="The baseline's value, at the objective's scale (national or local)."
+    )
+    trajectoire: Trajectoire = "lineaire"
+    tolerance: Decimal = Field(
+        Decimal("0.02"),
+        ge=0,
+        le=1,
+        description="How far from the path (a share of the expected value) is still on it.",
+    )
+    niveau: Portee = Field(
+        "france", description="france: a national objective; else a territory's own (a PCAET's)."
+    )
+    code: str = Field("FR", min_length=1, max_length=9, pattern=r"^[0-9A-Za-z]+$")
 
-    @field_validator("valeur")
+    @field_validator("valeur", "valeur_reference")
     @classmethod
-    def _within_bounds(cls, value: Decimal) -> Decimal:
+    def _within_bounds(cls, value: Decimal | None) -> Decimal | None:
         """Within the bounds of an observation's value: finite, and fit for
         a JSON number once scaled."""
+        if value is None:
+            return None
         try:
             return limits.check_number(value)
         except limits.OutOfBounds as exc:
             raise ValueError(f"objective value: {exc}") from None
+
+    @field_validator("code")
+    @classmethod
+    def _upper(cls, code: str) -> str:
+        return code.upper()  # 2a is 2A
+
+    @model_validator(mode="after")
+    def _path(self) -> Objective:
+        where = f"objective for {self.indicateur} {self.annee}"
+        if (self.annee_reference is None) != (self.valeur_reference is None):
+            raise ValueError(f"{where}: annee_reference and valeur_reference go together")
+        if self.annee_reference is not None and self.annee_reference >= self.annee:
+            raise ValueError(f"{where}: annee_reference must come before annee")
+        reference = self.valeur_reference
+        if (
+            self.trajectoire == "geometrique"
+            and reference is not None
+            and reference * self.valeur <= 0
+        ):
+            raise ValueError(
+                f"{where}: a geometric path needs a baseline and a target of one sign, neither zero"
+            )
+        if (self.niveau == "france") != (self.code == "FR"):
+            raise ValueError(f"{where}: code FR is France's, and only France's")
+        if self.niveau != "france" and self.echelle != "identique":
+            raise ValueError(
+                f"{where}: a territory's own objective is at its own scale: echelle = identique"
+            )
+        return self
+
+    @property
+    def national(self) -> bool:
+        return self.niveau == "france"
 
 
 class Catalogue(BaseModel):
@@ -155,9 +211,15 @@ class Catalogue(BaseModel):
                     raise ValueError(f"{ind.id}: {ref} must be an additive catalogue indicator")
                 if ind.somme_epci and ind.agregation == "ratio" and not target.somme_epci:
                     raise ValueError(f"{ind.id}: somme_epci on a ratio needs it on {ref} too")
-        seen: set[tuple[str, str, int]] = set()
+        seen: set[tuple[str, str, int, str, str]] = set()
         for objective in self.objectifs:
-            key = (objective.indicateur, objective.sous_champ, objective.annee)
+            key = (
+                objective.indicateur,
+                objective.sous_champ,
+                objective.annee,
+                objective.niveau,
+                objective.code,
+            )
             target = self.indicateurs.get(objective.indicateur)
             if target is None:
                 raise ValueError(f"objective for {objective.indicateur}: not in the catalogue")
@@ -169,7 +231,10 @@ class Catalogue(BaseModel):
                     f"a {target.agregation} objective is `identique`"
                 )
             if key in seen:
-                raise ValueError(f"objective for {target.id} {objective.annee} given twice")
+                raise ValueError(
+                    f"objective for {target.id} {objective.annee} given twice "
+                    f"({objective.niveau} {objective.code})"
+                )
             seen.add(key)
         return self
 

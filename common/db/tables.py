@@ -284,6 +284,13 @@ objectives = Table(
     Column("echelle", Text, nullable=False),
     Column("libelle", Text, nullable=False),
     Column("source", Text, nullable=False),
+    # The path to it (migration 0020).
+    Column("annee_reference", Integer),
+    Column("valeur_reference", Numeric),
+    Column("trajectoire", Text, nullable=False, server_default=text("'lineaire'")),
+    Column("tolerance", Numeric, nullable=False, server_default=text("0.02")),
+    Column("niveau", Text, primary_key=True, server_default=text("'france'")),
+    Column("code", Text, primary_key=True, server_default=text("'FR'")),
 )
 
 ingest_requests = Table(

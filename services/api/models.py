@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 
@@ -137,6 +137,20 @@ class Fiche(Territoire):
 # ---------------------------------------------------------------- objectifs
 
 
+class PositionTrajectoire(BaseModel):
+    """Where the territory stands on the path, in its latest year with a value."""
+
+    annee: int = Field(description="The latest year with a value (`annee_valeur`).")
+    attendu: float | int = Field(description="The path's value that year.")
+    ecart: float | int = Field(description="valeur − attendu.")
+    ecart_relatif: float | None = Field(description="ecart / |attendu|.")
+    position: Literal["en_avance", "sur_la_trajectoire", "en_retard"] = Field(
+        description="On track: within the objective's tolerance of the path; else ahead "
+        "or behind by the indicator's direction."
+    )
+    echeance_passee: bool = Field(description="That year is the target's or later.")
+
+
 class ObjectifTerritoire(BaseModel):
     indicateur: str
     sous_champ: str
@@ -160,6 +174,20 @@ class ObjectifTerritoire(BaseModel):
         description="By the direction; none when the value is missing or incomplete "
         "(a partial sum says nothing of the whole)."
     )
+    portee: Literal["nationale", "locale"] = Field(
+        description="nationale: brought to the territory by `echelle`; locale: the "
+        "territory's own (a PCAET's), at its own scale."
+    )
+    annee_reference: int | None = Field(description="The baseline's year.")
+    reference: float | int | None = Field(
+        description="The baseline's value at the territory's scale (as `objectif`)."
+    )
+    trajectoire: str = Field(description="lineaire or geometrique: the path's shape.")
+    tolerance: float = Field(description="How far from the path is on it (a share).")
+    position: PositionTrajectoire | None = Field(
+        description="Where the latest value stands on the path; none as `sans_position` says."
+    )
+    sans_position: str | None = Field(description="Why there is no position.")
 
 
 class Objectifs(BaseModel):

@@ -213,7 +213,8 @@ def test_objectives_are_brought_to_two_communes_as_computed_by_hand(
     # co2_par_hab's objective (2.5) is the same everywhere.
     bordeaux = api.get("/territoires/commune/33063/objectifs").json()
     assert (bordeaux["population"], bordeaux["population_france"]) == (267_991, 68_952_941)
-    by_indicator = {o["indicateur"]: o for o in bordeaux["objectifs"]}
+    national = [o for o in bordeaux["objectifs"] if o["portee"] == "nationale"]
+    by_indicator = {o["indicateur"]: o for o in national}
     co2 = by_indicator["co2"]
     assert co2["objectif"] == pytest.approx(3886.578238918)
     assert (co2["valeur"], co2["annee_valeur"], co2["complet"]) == (5000, YEAR, True)
@@ -240,6 +241,49 @@ def test_objectives_are_brought_to_two_communes_as_computed_by_hand(
     early = api.get("/territoires/commune/33063/objectifs", params={"annee": 2000}).json()
     assert {o["valeur"] for o in early["objectifs"]} == {None}
     assert api.get("/territoires/commune/99999/objectifs").status_code == 404
+
+
+def test_where_a_commune_stands_on_each_path_as_computed_by_hand(
+    store: AggregateStore, obs: Callable[..., CleanObservation], database_url: str
+) -> None:
+    """Bordeaux's co2 in 2024 (5,000) against the national path brought to
+    it and against its own (a PCAET's); the other objectives say why they
+    have no position."""
+    store.apply([obs("33063", "5000", indicateur="co2", rid="p-co2")])
+    api = TestClient(create_app(read_only_engine(database_url, 2)))
+    answer = api.get("/territoires/commune/33063/objectifs").json()["objectifs"]
+    national = next(o for o in answer if o["indicateur"] == "co2" and o["portee"] == "nationale")
+    # By hand: share = 267,991 / 68,952,941. The path, 2,000,000 in 2020 to
+    # 1,000,000 in 2030, expects 1,600,000 in 2024: × share = 6,218.525…;
+    # 5,000 is 1,218.5 below, and lower is better: ahead (by 19.6 %).
+    share = Decimal(267_991) / Decimal(68_952_941)
+    assert national["reference"] == pytest.approx(float(2_000_000 * share))
+    position = national["position"]
+    assert position["annee"] == YEAR and position["position"] == "en_avance"
+    assert position["attendu"] == pytest.approx(float(1_600_000 * share))
+    assert position["ecart"] == pytest.approx(float(5000 - 1_600_000 * share))
+    assert position["ecart_relatif"] == pytest.approx(
+        float((5000 - 1_600_000 * share) / (1_600_000 * share))
+    )
+    assert position["echeance_passee"] is False
+    # Its own: 6,000 in 2020 to 3,000 in 2030 at a constant rate expects
+    # 6,000 × 0.5^0.4 = 4,547.35… in 2024; 5,000 is 9.95 % above, beyond its
+    # 5 % tolerance: behind.
+    local = next(o for o in answer if o["indicateur"] == "co2" and o["portee"] == "locale")
+    assert (local["objectif"], local["reference"], local["objectif_national"]) == (3000, 6000, 3000)
+    assert local["position"]["attendu"] == pytest.approx(6000 * 0.5**0.4)
+    assert local["position"]["position"] == "en_retard"
+    assert local["trajectoire"] == "geometrique" and local["tolerance"] == 0.05
+    no_path = next(o for o in answer if o["indicateur"] == "nb_pdc")
+    assert no_path["position"] is None
+    assert no_path["sans_position"] == "pas d'année de référence dans le catalogue"
+    # A year before the baseline, and another territory: no local objective there.
+    early = api.get("/territoires/commune/33063/objectifs", params={"annee": 2019}).json()
+    assert {o["sans_position"] for o in early["objectifs"] if o["indicateur"] == "co2"} == {
+        "pas de valeur"
+    }
+    annecy = api.get("/territoires/commune/74010/objectifs").json()["objectifs"]
+    assert {o["portee"] for o in annecy} == {"nationale"}
 
 
 def test_a_coverage_finer_than_a_thousandth_is_refused(api: TestClient) -> None:

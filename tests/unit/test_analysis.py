@@ -195,6 +195,24 @@ def test_a_catalogue_with_objectives_reads_back() -> None:
         (objective(annee=2101), "less than or equal"),
         (objective(echelle="par_km2"), "population"),
         (objective(source=""), "at least 1"),
+        (objective(annee_reference=2020), "go together"),
+        (objective(annee_reference=2030, valeur_reference=5), "before annee"),
+        (
+            objective(annee_reference=2020, valeur_reference=-5, trajectoire="geometrique"),
+            "one sign",
+        ),
+        (
+            objective(annee_reference=2020, valeur_reference=0, trajectoire="geometrique"),
+            "one sign",
+        ),
+        (objective(trajectoire="en_s"), "lineaire"),
+        (objective(tolerance=2), "less than or equal"),
+        (objective(niveau="epci", code="200066793"), "echelle = identique"),
+        (objective(niveau="epci", code="FR", echelle="identique"), "only France"),
+        (objective(niveau="france", code="33"), "only France"),
+        (objective(niveau="epci", code="999999999", echelle="identique"), "no epci code"),
+        (objective(niveau="commune", code="99999", echelle="identique"), "no commune"),
+        (objective(niveau="departement", code="3\u0000", echelle="identique"), "pattern"),
     ],
 )
 def test_a_wrong_objective_is_refused_with_the_reason(extra: str, why: str) -> None:
@@ -205,6 +223,16 @@ def test_a_wrong_objective_is_refused_with_the_reason(extra: str, why: str) -> N
                 "valeur = 'nan'", "valeur = nan"
             )
         )
+
+
+def test_a_territorys_own_objective_reads_back_with_its_path() -> None:
+    local = objective(niveau="departement", code="2a", echelle="identique", annee_reference=2020,
+                      valeur_reference=4, trajectoire="geometrique", tolerance=0.1)  # fmt: skip
+    [own] = parse(BASE + local).objectifs
+    assert (own.niveau, own.code, own.trajectoire) == ("departement", "2A", "geometrique")
+    assert (own.annee_reference, own.valeur_reference, own.tolerance) == (2020, 4, Decimal("0.1"))
+    # The same objective, nationally and for a territory: two objectives.
+    assert len(parse(BASE + objective() + local.replace("identique", "identique")).objectifs) == 2
 
 
 def test_the_shipped_catalogue_has_the_seeds_indicators_and_objectives() -> None:

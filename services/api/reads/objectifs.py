@@ -1,5 +1,6 @@
 """What ``/territoires/{niveau}/{code}/objectifs`` reads: the catalogue's
-national objectives, populations, and a territory's latest values."""
+national objectives and the territory's own, populations, and a territory's
+latest values."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, and_, func, or_, select
 
 from common.db import aggregate_values, communes, indicators, objectives
 from services.api.models import Territoire
@@ -43,9 +44,13 @@ def standing(engine: Engine, territoire: Territoire, upto: int | None) -> Standi
         national = population_of(conn, "france", "FR")
         listed = conn.execute(
             select(o.indicateur, o.sous_champ, o.annee, o.valeur, o.echelle, o.libelle,
-                   o.source, i.unite, i.sens)
+                   o.source, o.annee_reference, o.valeur_reference, o.trajectoire,
+                   o.tolerance, o.niveau, i.unite, i.sens)
             .join(indicators, i.id == o.indicateur)
-            .order_by(o.indicateur, o.sous_champ, o.annee)
+            # The national objectives, and the territory's own.
+            .where(or_(o.niveau == "france",
+                       and_(o.niveau == territoire.niveau, o.code == territoire.code)))
+            .order_by(o.indicateur, o.sous_champ, o.annee, o.niveau != "france")
         ).all()  # fmt: skip
         found = [(row, latest_value(conn, territoire, row, upto)) for row in listed]
     return Standing(population, national, found)

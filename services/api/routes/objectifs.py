@@ -3,14 +3,15 @@ brought to the territory's scale, its latest value, and how far it is."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
 from schemas import limits
-from services.api import analysis
+from services.api import analysis, trajectories
 from services.api.deps import OTHER_EDITION, EngineDep, TerritoryDep, current_edition_only
-from services.api.models import Objectifs, ObjectifTerritoire, number
+from services.api.models import Objectifs, ObjectifTerritoire, PositionTrajectoire, number
 from services.api.reads import objectifs as reads
 
 router = APIRouter()
@@ -35,8 +36,10 @@ def objectifs(
     ] = None,
 ) -> Objectifs:
     """Each national objective of the catalogue brought to the territory
-    (its share by inhabitants for a stock, the same value for a rate),
-    beside the territory's latest value and the distance to it."""
+    (its share by inhabitants for a stock, the same value for a rate), and
+    the territory's own objectives, beside the territory's latest value, the
+    distance to it, and where that value stands on the path from the
+    objective's baseline (`position`)."""
     found = reads.standing(engine, territoire, annee)
     return Objectifs(
         territoire=territoire,
@@ -52,10 +55,19 @@ def objectifs(
 def answer(
     row: Any, latest: reads.Latest | None, population: int, national: int
 ) -> ObjectifTerritoire:
-    objectif = analysis.territory_objective(row.valeur, row.echelle, population, national)
+    local = row.niveau != "france"
+
+    def scaled(value: Decimal) -> Decimal:
+        if local:  # a territory's own: at its scale already
+            return value
+        return analysis.territory_objective(value, row.echelle, population, national)
+
+    objectif = scaled(row.valeur)
+    reference = None if row.valeur_reference is None else scaled(row.valeur_reference)
     valeur = latest.valeur if latest else None
     complet = latest.complet if latest else None
     ecart = None if valeur is None else valeur - objectif
+    position, why = where(row, latest, objectif, reference)
     return ObjectifTerritoire(
         indicateur=row.indicateur,
         sous_champ=row.sous_champ,
@@ -75,4 +87,36 @@ def answer(
         atteint=analysis.reached(valeur, objectif, row.sens)
         if valeur is not None and complet
         else None,
+        portee="locale" if local else "nationale",
+        annee_reference=row.annee_reference,
+        reference=number(reference),
+        trajectoire=row.trajectoire,
+        tolerance=float(row.tolerance),
+        position=position,
+        sans_position=why,
     )
+
+
+def where(
+    row: Any, latest: reads.Latest | None, objectif: Decimal, reference: Decimal | None
+) -> tuple[PositionTrajectoire | None, str | None]:
+    """The latest value against the path, or why not."""
+    if reference is None:
+        return None, "pas d'année de référence dans le catalogue"
+    if latest is None or latest.valeur is None:
+        return None, "pas de valeur"
+    if not latest.complet:
+        return None, "couverture incomplète"
+    path = trajectories.Path(row.annee_reference, reference, row.annee, objectif, row.trajectoire)
+    try:
+        found = trajectories.stand(path, latest.annee, latest.valeur, row.sens, row.tolerance)
+    except ValueError as exc:
+        return None, str(exc)
+    return PositionTrajectoire(
+        annee=found.annee,
+        attendu=number(found.attendu),
+        ecart=number(found.ecart),
+        ecart_relatif=None if found.ecart_relatif is None else float(found.ecart_relatif),
+        position=found.position,
+        echeance_passee=found.echeance_passee,
+    ), None
