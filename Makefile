@@ -9,7 +9,7 @@ LOCK     := requirements.lock
 DEV_LOCK := requirements-dev.lock
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(DEV_LOCK) | cksum | cut -d' ' -f1)
 
-.PHONY: install lock up test lint rules unit integration e2e bench chaos schemas clean
+.PHONY: install lock up test lint rules unit integration e2e bench chaos capture schemas clean
 
 # wrk (Debian package) drives the API benchmark; installed when missing.
 WRK := /usr/bin/wrk
@@ -94,6 +94,9 @@ bench: install $(WRK)  ## W1-W3 side by side, figures in BENCHMARKS.md (about 30
 
 chaos: install  ## 10 rounds of faults under load; figures in RELIABILITY.md (about 2 minutes)
 	$(BIN)/python -m tests.chaos --rounds 10 --out RELIABILITY.md
+
+capture: install $(CHROMEDRIVER)  ## docs/page.png again: the demo's page with its map (about 3 minutes)
+	$(BIN)/python scripts/capture_page.py
 
 schemas: install  ## regenerate schemas/json from the pydantic models
 	$(BIN)/itte schemas export

@@ -21,7 +21,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as shown
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from common.referential import load
 from tests.e2e.stack import Stack, eventually, get_json, push_values
@@ -111,6 +111,27 @@ def test_an_agent_finds_annecy_and_sees_a_correction_live(
         By.CSS_SELECTOR, "#objectifs tr[data-indicateur='nb_pdc'] .atteint"
     )
     assert reached.text == "non"
+    # No baseline for it in the catalogue: no position on a path, and why.
+    path = browser.find_element(
+        By.CSS_SELECTOR, "#objectifs tr[data-indicateur='nb_pdc'] .trajectoire"
+    )
+    assert path.text == "—"
+    assert path.get_attribute("title") == "pas d'année de référence dans le catalogue"
+    # co2's path (2,000,000 in 2020 to 1,000,000 in 2030, by population):
+    # in 2100 the target itself, far above 1 a commune; lower is better.
+    push_values(stack, "co2", dict.fromkeys(MEMBERS, 1), 1, YEAR)
+    eventually(lambda: api_value(stack, "co2") == len(MEMBERS), 60, "co2 served")
+
+    def co2() -> list[str] | None:  # read at once: the table is redrawn on each change
+        return browser.execute_script(
+            "const c = document.querySelector("
+            "\"#objectifs tr[data-indicateur='co2'] .trajectoire\");"
+            "return c && [c.dataset.position, c.textContent, c.title];"
+        )
+
+    wait.until(lambda b: (co2() or [None])[0] == "en_avance")
+    _, text, title = co2() or ["", "", ""]
+    assert text.startswith("en avance (−") and f"Attendu en {YEAR}" in title
     # Its rank among the EPCI with charging points that year: first of two.
     rank = "#rangs tr[data-indicateur='nb_pdc']"
     wait.until(shown.text_to_be_present_in_element((By.CSS_SELECTOR, f"{rank} .rang"), "1 sur 2"))
@@ -224,3 +245,120 @@ def test_each_series_is_drawn_beside_its_parents_with_the_apis_values(
     assert figure.find_elements(By.TAG_NAME, "canvas")  # the chart itself
     browser.execute_script("arguments[0].scrollIntoView()", figure)
     figure.screenshot(str(tmp_path / "series.png"))
+
+
+# The map's test: charging points in one commune of each of a dozen
+# départements, in a year no other test pushes.
+MAP_YEAR = 2097
+MAP_DEPARTEMENTS = ["01", "13", "2A", "29", "33", "59", "67", "69", "74", "75", "971", "974"]
+CLASSES = ["#dee5f7", "#a9bbeb", "#7490db", "#3f5ec4", "#000091"]
+
+
+def first_commune(departement: str) -> str:
+    return min(c.code for c in load().communes.values() if c.departement == departement)
+
+
+def quantile_class(value: Decimal, values: list[Decimal]) -> int:
+    """The documented rule, computed here: breaks at each fifth of the sorted
+    values; a value's class is the number of breaks at or below it."""
+    ordered = sorted(values)
+    breaks = [ordered[i * len(ordered) // 5] for i in range(1, 5)]
+    return sum(value >= b for b in breaks)
+
+
+def test_the_map_colours_each_departement_by_the_apis_value_and_follows_changes(
+    stack: Stack, browser: WebDriver, tmp_path: Path
+) -> None:
+    """Opened on a département's address, the map holds the API's value for
+    every département, coloured by its quantile class, the others hatched as
+    missing; a correction recolours it live; a click opens the territory."""
+    communes = {d: first_commune(d) for d in MAP_DEPARTEMENTS}
+    values = {communes[d]: 10 * (i + 1) ** 2 for i, d in enumerate(MAP_DEPARTEMENTS)}
+    push_values(stack, "nb_pdc", values, 1, MAP_YEAR)
+    query = f"/indicateurs?niveau=departement&indicateur=nb_pdc&annee={MAP_YEAR}&exact=true"
+
+    def served() -> dict[str, Decimal]:
+        return {r["code"]: Decimal(r["valeur"]) for r in get_json(stack.url("api", query))}
+
+    eventually(lambda: set(served()) == set(MAP_DEPARTEMENTS), 60, "every département served")
+    browser.get(stack.url("api", "/?niveau=departement&code=74&indicateur=nb_pdc"))
+    wait = WebDriverWait(browser, 20)
+    wait.until(shown.text_to_be_present_in_element((By.ID, "titre"), "Haute-Savoie"))
+    wait.until(
+        lambda b: b.find_element(By.ID, "carte-indicateur").get_attribute("value") == "nb_pdc"
+    )
+    years = (By.CSS_SELECTOR, f"#carte-annee option[value='{MAP_YEAR}']")
+    wait.until(shown.presence_of_element_located(years))
+    Select(browser.find_element(By.ID, "carte-annee")).select_by_value(str(MAP_YEAR))
+
+    def drawn() -> dict[str, tuple[str, str, str]]:
+        shapes = browser.execute_script(
+            "return [...document.querySelectorAll('#carte path[data-code]')].map(p =>"
+            " [p.dataset.code, p.dataset.valeur, p.dataset.classe, p.getAttribute('fill')])"
+        )
+        return {code: (value, klass, fill) for code, value, klass, fill in shapes}
+
+    def expected(api: dict[str, Decimal], codes: set[str]) -> dict[str, tuple[str, str, str]]:
+        missing = ("", "manquante", "url(#carte-hachures)")
+        classes = {code: quantile_class(v, list(api.values())) for code, v in api.items()}
+        return {
+            code: (str(api[code]), str(classes[code]), CLASSES[classes[code]])
+            if code in api
+            else missing
+            for code in codes
+        }
+
+    wait.until(lambda b: len(drawn()) == 101)  # the overseas collectivités have no shape
+    codes = set(drawn())
+    assert codes <= set(load().departements) and set(MAP_DEPARTEMENTS) <= codes
+    wait.until(lambda b: drawn() == expected(served(), codes))
+    assert "ici" in browser.find_element(
+        By.CSS_SELECTOR, "#carte path[data-code='74']"
+    ).get_attribute("class")
+    legend = browser.find_element(By.ID, "carte-legende").text
+    assert "pas de valeur" in legend and "(3)" in legend  # 12 values, about 3 a class
+    browser.find_element(By.ID, "bloc-carte").screenshot(str(tmp_path / "map.png"))
+
+    # A correction recolours the map without reloading.
+    push_values(stack, "nb_pdc", {communes["74"]: 5000}, 2, MAP_YEAR)
+    eventually(lambda: served()["74"] == 5000, 60, "the correction served")
+    WebDriverWait(browser, 5, poll_frequency=0.1).until(
+        lambda b: drawn() == expected(served(), codes)
+    )
+    assert drawn()["74"][1] == "4"
+
+    # A click on a shape opens its territory.
+    browser.execute_script(
+        "document.querySelector(\"#carte path[data-code='33']\")"
+        ".dispatchEvent(new MouseEvent('click', {bubbles: true}))"
+    )
+    wait.until(shown.text_to_be_present_in_element((By.ID, "titre"), "Gironde"))
+    assert "code=33" in browser.current_url
+
+
+def test_pages_in_hidden_tabs_leave_their_connections_to_the_shown_one(
+    stack: Stack, browser: WebDriver
+) -> None:
+    """Three streams a page (its territory, its parent, the map), and six
+    connections a server for a browser over HTTP/1.1: a page hidden closes
+    its streams, or the third tab would wait forever; shown again, it
+    follows its territory again."""
+    push_values(stack, "nb_pdc", {first_commune("74"): 3}, 1, MAP_YEAR - 1)
+    query = f"/indicateurs?departement=74&indicateur=nb_pdc&annee={MAP_YEAR - 1}"
+    eventually(lambda: get_json(stack.url("api", query)), 60, "the Haute-Savoie's value")
+    address = stack.url("api", "/?niveau=departement&code=74&indicateur=nb_pdc")
+    coloured = "return [...document.querySelectorAll('#carte path')].some(p => p.dataset.valeur)"
+    first = browser.current_window_handle
+    for _ in range(3):
+        browser.switch_to.new_window("tab")
+        browser.get(address)
+        WebDriverWait(browser, 20).until(lambda b: b.execute_script(coloured))
+        assert browser.execute_script("return document.visibilityState") == "visible"
+    tabs = [h for h in browser.window_handles if h != first]
+    browser.switch_to.window(tabs[0])
+    assert browser.execute_script("return document.visibilityState") == "visible"
+    WebDriverWait(browser, 20).until(lambda b: b.execute_script(coloured))
+    for tab in tabs:
+        browser.switch_to.window(tab)
+        browser.close()
+    browser.switch_to.window(first)

@@ -1,6 +1,7 @@
 // The page of a territory: find it, show each indicator at its latest year
 // beside its parent's value, its history, its members, and follow changes
-// live (GET /indicateurs/flux). Plain script, no build step.
+// live (GET /indicateurs/flux), on a map too (carte.js). Plain script, no
+// build step.
 "use strict";
 
 const NIVEAUX = {
@@ -107,6 +108,7 @@ async function afficher(t, { garder = true, indicateur = null } = {}) {
   await classement();
   graphiques();
   await membres(indicateur);
+  await laCarte(indicateur);
   suivre(fiche);
   $("titre").focus?.();
 }
@@ -163,7 +165,8 @@ function tableau() {
   }));
 }
 
-// The national objectives brought to the territory, beside its latest value.
+// The objectives brought to the territory (and its own), beside its latest
+// value, with where it stands on the path.
 async function objectifs() {
   const { fiche } = affiche;
   const reponse = await json(`/territoires/${fiche.niveau}/${encodeURIComponent(fiche.code)}/objectifs`);
@@ -173,16 +176,37 @@ async function objectifs() {
       : (o.atteint ? "oui" : "non");
     const ecart = o.ecart === null ? "—" : `${o.ecart > 0 ? "+" : ""}${valeur(o.ecart, o.unite)}`;
     const tr = ligne([
-      [o.libelle, ""],
+      [o.portee === "locale" ? `${o.libelle} (objectif propre au territoire)` : o.libelle, ""],
       [String(o.annee_objectif), "nombre"],
       [valeur(o.objectif, o.unite), "nombre objectif"],
       [o.valeur === null ? "—" : `${valeur(o.valeur, o.unite)} (${o.annee_valeur})`, "nombre"],
       [ecart, "nombre"],
       [atteint, "atteint"],
+      [trajectoire(o), "trajectoire"],
     ]);
     tr.dataset.indicateur = o.indicateur;
+    tr.dataset.portee = o.portee;
+    const cellule = tr.querySelector(".trajectoire");
+    cellule.dataset.position = o.position ? o.position.position : "";
+    cellule.title = o.position
+      ? `Attendu en ${o.position.annee} sur la trajectoire ${o.trajectoire === "geometrique" ? "à taux constant" : "linéaire"} `
+        + `de ${valeur(o.reference, o.unite)} (${o.annee_reference}) à ${valeur(o.objectif, o.unite)} (${o.annee_objectif}) : `
+        + `${valeur(o.position.attendu, o.unite)}`
+      : (o.sans_position || "");
     return tr;
   }));
+}
+
+// Where the latest value stands on the path to the objective: ahead, on
+// track or behind, by how much of what the path expects.
+const POSITIONS = { en_avance: "en avance", sur_la_trajectoire: "sur la trajectoire", en_retard: "en retard" };
+function trajectoire(o) {
+  if (!o.position) return "—";
+  const p = o.position;
+  const nom = POSITIONS[p.position];
+  if (p.position === "sur_la_trajectoire" || p.ecart_relatif === null) return nom;
+  const signe = p.ecart_relatif > 0 ? "+" : "−";
+  return `${nom} (${signe}${pourcent.format(Math.abs(p.ecart_relatif))})`;
 }
 
 // The territory's rank for each catalogued indicator at its latest year,
@@ -327,10 +351,23 @@ async function barres(indicateur) {
   }, [rangs.map((_, i) => i), rangs.map((m) => m.valeur)], zoneBarres);
 }
 
+// The map of the territory's level for each indicator it has, opened on the
+// indicator of the address and the territory's latest year of it.
+async function laCarte(voulu) {
+  const totaux = [...affiche.lignes.values()].filter((r) => r.sous_champ === "total");
+  const indicateurs = [...new Set(totaux.map((r) => r.indicateur))]
+    .sort((a, b) => libelle({ indicateur: a, sous_champ: "total" }).localeCompare(libelle({ indicateur: b, sous_champ: "total" }), "fr"));
+  const premier = indicateurs.includes(voulu) ? voulu : indicateurs[0];
+  const derniere = affiche.lignes.get(`${premier}|total`);
+  await carte.montrer(affiche.fiche, indicateurs, premier, derniere ? derniere.annee : undefined, (t) => afficher(t).catch(erreur));
+}
+
 // Live: each published change of this territory, or of its parent, updates
 // its row without reload (EventSource reconnects by itself, after the last id).
 function suivre(fiche) {
   flux.forEach((source) => source.close());
+  flux = [];
+  if (document.hidden) return;  // hidden while it loaded: followed once shown
   flux = [fiche, fiche.parent].filter(Boolean).map((t) => {
     const source = new EventSource(`/indicateurs/flux?${zone(t)}`);
     source.addEventListener("changement", (evenement) => {
@@ -347,6 +384,23 @@ function suivre(fiche) {
     return source;
   });
 }
+
+// A browser opens six connections at most to one server over HTTP/1.1, and
+// each stream holds one: a page hidden (another tab, or left for the next)
+// closes its streams, and shown again reads its territory afresh (nothing
+// missed) and follows it again.
+function arreter() {
+  flux.forEach((source) => source.close());
+  flux = [];
+  carte.arreter();
+}
+window.addEventListener("pagehide", arreter);
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "hidden") arreter();
+  else if (affiche && !flux.length) {
+    afficher(affiche.fiche, { garder: false, indicateur: $("carte-indicateur").value }).catch(erreur);
+  }
+});
 
 async function demarrer() {
   for (const i of await json("/indicateurs/catalogue")) catalogue[i.id] = i;
