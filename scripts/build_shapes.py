@@ -190,30 +190,17 @@ def main() -> None:
     frames, viewbox, insets = layout(departements)
     source = SOURCE.format(edition=ref.version)
     OUT.mkdir(parents=True, exist_ok=True)
-    write(
-        "departements",
-        viewbox,
-        insets,
-        [
-            {"code": c, "nom": ref.departements[c], "d": frames[c].path(g)}
-            for c, g in sorted(departements.items())
-        ],
-        source,
-    )
-    regions = merged["regions"]
-    region_frames = {
-        r: frames[OVERSEAS_REGIONS[r]] if r in OVERSEAS_REGIONS else frames["75"] for r in regions
-    }
-    write(
-        "regions",
-        viewbox,
-        insets,
-        [
-            {"code": r, "nom": ref.regions[r], "d": region_frames[r].path(g)}
-            for r, g in sorted(regions.items())
-        ],
-        source,
-    )
+    write("departements", viewbox, insets, drawn(departements, ref.departements, frames), source)
+    # An overseas région is drawn in its département's inset; the others on the mainland.
+    regions = {r: frames[OVERSEAS_REGIONS.get(r, "75")] for r in merged["regions"]}
+    write("regions", viewbox, insets, drawn(merged["regions"], ref.regions, regions), source)
+
+
+def drawn(geometries: dict[str, dict], names: dict[str, str], frames: dict[str, Frame]) -> list:
+    return [
+        {"code": code, "nom": names[code], "d": frames[code].path(geometry)}
+        for code, geometry in sorted(geometries.items())
+    ]
 
 
 if __name__ == "__main__":

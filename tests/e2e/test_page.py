@@ -327,6 +327,21 @@ def test_the_map_colours_each_departement_by_the_apis_value_and_follows_changes(
     )
     assert drawn()["74"][1] == "4"
 
+    # The régions: the Auvergne-Rhône-Alpes (01, 69, 74) outlined, each
+    # région holding the API's value for it, the others hatched.
+    Select(browser.find_element(By.ID, "carte-niveau")).select_by_value("region")
+    regions_query = query.replace("niveau=departement", "niveau=region")
+    by_region = {r["code"]: Decimal(r["valeur"]) for r in get_json(stack.url("api", regions_query))}
+    assert len(by_region) == 10  # the twelve départements lie in ten régions
+    wait.until(lambda b: len(drawn()) == 18)
+    region_codes = set(drawn())
+    assert region_codes == {r for r in load().regions if len(r) == 2}  # not the collectivités
+    wait.until(lambda b: drawn() == expected(by_region, region_codes))
+    outlined = browser.find_element(By.CSS_SELECTOR, "#carte path.ici").get_attribute("data-code")
+    assert outlined == "84"
+    Select(browser.find_element(By.ID, "carte-niveau")).select_by_value("departement")
+    wait.until(lambda b: len(drawn()) == 101)
+
     # A click on a shape opens its territory.
     browser.execute_script(
         "document.querySelector(\"#carte path[data-code='33']\")"

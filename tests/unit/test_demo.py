@@ -73,3 +73,32 @@ def test_synthetic_rows_say_so_and_walk_back_plausibly(files: list[list[dict[str
             assert ordered == sorted(ordered)  # more points every year
         else:
             assert ordered == sorted(ordered, reverse=True)  # less wood every year
+
+
+def test_the_demo_objectives_baselines_are_the_demos_own_sums(
+    files: list[list[dict[str, str]]],
+) -> None:
+    """The shipped catalogue's synthetic objectives (France's, and the Grand
+    Annecy's own) start from the demo's 2023 charging points there: the two
+    cannot drift apart."""
+    from common.catalogue import load
+
+    communes = referential.load().communes
+    demo = [o for o in load().objectifs if o.indicateur == "points_recharge_synthetique"]
+    assert {o.niveau for o in demo} == {"france", "epci"}
+    for objective in demo:
+        inside = {
+            c
+            for c in communes
+            if objective.niveau == "france" or communes[c].epci == objective.code
+        }
+        total = sum(
+            int(r["valeur"])
+            for f in files
+            for r in f
+            if r["variable"] == objective.indicateur
+            and r["annee"] == str(objective.annee_reference)
+            and r["valeur"] != "s"
+            and r["code"] in inside
+        )
+        assert objective.valeur_reference == total, objective.niveau
