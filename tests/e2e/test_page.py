@@ -287,6 +287,9 @@ def test_the_map_colours_each_departement_by_the_apis_value_and_follows_changes(
     wait.until(
         lambda b: b.find_element(By.ID, "carte-indicateur").get_attribute("value") == "nb_pdc"
     )
+    # One commune of the Haute-Savoie reported: not ranked, and said in French.
+    ranks = browser.find_element(By.ID, "rangs").text
+    assert "ont répondu" in ranks and "reported" not in ranks, ranks
     years = (By.CSS_SELECTOR, f"#carte-annee option[value='{MAP_YEAR}']")
     wait.until(shown.presence_of_element_located(years))
     Select(browser.find_element(By.ID, "carte-annee")).select_by_value(str(MAP_YEAR))

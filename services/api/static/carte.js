@@ -91,7 +91,7 @@ const carte = (() => {
     $("carte-legende").replaceChildren(...items.map(([couleur, texte]) => {
       const li = document.createElement("li");
       const pastille = element("svg", { width: 18, height: 12, "aria-hidden": "true" });
-      pastille.append(element("rect", { width: 18, height: 12, fill: couleur || "#f6f6f6", stroke: "#929292" }));
+      pastille.append(element("rect", { width: 18, height: 12, fill: couleur || MANQUANT, stroke: "#929292" }));
       li.append(pastille, document.createTextNode(` ${texte}`));
       return li;
     }));

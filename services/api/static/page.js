@@ -209,6 +209,14 @@ function trajectoire(o) {
   return `${nom} (${signe}${pourcent.format(Math.abs(p.ecart_relatif))})`;
 }
 
+// The API words why a territory is not ranked in English; the page, in French.
+function enFrancais(raison) {
+  const partielle = /^(\d+) of (\d+) communes reported$/.exec(raison || "");
+  if (partielle) return `${nombre.format(partielle[1])} communes sur ${nombre.format(partielle[2])} ont répondu`;
+  if (raison === "secret or not reported") return "secret ou non renseigné";
+  return raison;
+}
+
 // The territory's rank for each catalogued indicator at its latest year,
 // among the territories of its level (GET …/comparaison, without typology).
 async function classement() {
@@ -232,7 +240,7 @@ async function classement() {
   $("bloc-rangs").hidden = !trouves.length;
   trouves.sort((a, b) => libelle(a).localeCompare(libelle(b), "fr"));
   $("rangs").tBodies[0].replaceChildren(...trouves.map((r) => {
-    const rang = r.rang === null ? `— (${r.raison})` : `${nombre.format(r.rang)} sur ${nombre.format(r.sur)}`;
+    const rang = r.rang === null ? `— (${enFrancais(r.raison)})` : `${nombre.format(r.rang)} sur ${nombre.format(r.sur)}`;
     const mieux = r.meilleur_que === null ? "—" : `${pourcent.format(r.meilleur_que)} des ${PLURIELS[fiche.niveau]}`;
     const tr = ligne([[libelle(r), ""], [String(r.annee), "nombre"], [rang, "nombre rang"], [mieux, "nombre mieux"]]);
     tr.dataset.indicateur = r.indicateur;
