@@ -94,6 +94,13 @@ def _synthetic(seed: int) -> Iterator[list[object]]:
             ]
 
 
+# The synthetic indicators with a history: their label and unit.
+WALKED = {
+    "points_recharge_synthetique": ("Points de recharge", "points de charge"),
+    "part_menages_chauffage_bois_synthetique": ("Part des ménages chauffés au bois", "%"),
+}
+
+
 def _walked_back(seed: int) -> Iterator[list[object]]:
     """Charging points and wood heating in the years before 2026, from each
     commune's 2026 value: fewer points each year back, more wood heating."""
@@ -117,12 +124,6 @@ def _walked_back(seed: int) -> Iterator[list[object]]:
                 year,
                 value,
             ]
-
-
-WALKED = {
-    "points_recharge_synthetique": ("Points de recharge", "points de charge"),
-    "part_menages_chauffage_bois_synthetique": ("Part des ménages chauffés au bois", "%"),
-}
 
 
 def write_demo(folder: Path, seed: int = 2026) -> list[Path]:

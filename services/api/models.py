@@ -163,7 +163,9 @@ class ObjectifTerritoire(BaseModel):
         "population; identique: the national value itself."
     )
     annee_objectif: int
-    objectif_national: float | int
+    objectif_national: float | int | None = Field(
+        description="The national value; none for a territory's own objective."
+    )
     objectif: float | int = Field(description="The objective at the territory's scale.")
     annee_valeur: int | None = Field(description="The latest year with a value (≤ `annee`).")
     valeur: float | int | None

@@ -19,7 +19,7 @@ from typing import Literal
 from schemas.catalogue import Sens, Trajectoire
 
 Position = Literal["en_avance", "sur_la_trajectoire", "en_retard"]
-BEFORE_BASELINE = "la dernière valeur est antérieure à l'année de référence"
+BEFORE_BASELINE = "the latest value is older than the baseline"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as shown
@@ -116,7 +117,7 @@ def test_an_agent_finds_annecy_and_sees_a_correction_live(
         By.CSS_SELECTOR, "#objectifs tr[data-indicateur='nb_pdc'] .trajectoire"
     )
     assert path.text == "—"
-    assert path.get_attribute("title") == "pas d'année de référence dans le catalogue"
+    assert path.get_attribute("title") == "pas d’année de référence dans le catalogue"
     # co2's path (2,000,000 in 2020 to 1,000,000 in 2030, by population):
     # in 2100 the target itself, far above 1 a commune; lower is better.
     push_values(stack, "co2", dict.fromkeys(MEMBERS, 1), 1, YEAR)
@@ -321,6 +322,14 @@ def test_the_map_colours_each_departement_by_the_apis_value_and_follows_changes(
     legend = browser.find_element(By.ID, "carte-legende").text
     assert "pas de valeur" in legend and "(3)" in legend  # 12 values, about 3 a class
     browser.find_element(By.ID, "bloc-carte").screenshot(str(tmp_path / "map.png"))
+    # Hover (or keyboard focus) reads a shape's name and value.
+    gironde = browser.find_element(By.CSS_SELECTOR, "#carte path[data-code='33']")
+    ActionChains(browser).move_to_element(gironde).perform()
+    wait.until(shown.text_to_be_present_in_element((By.ID, "carte-survol"), "Gironde : 250 u"))
+    browser.execute_script("document.querySelector(\"#carte path[data-code='40']\").focus()")
+    wait.until(
+        shown.text_to_be_present_in_element((By.ID, "carte-survol"), "Landes : pas de valeur")
+    )
 
     # A correction recolours the map without reloading.
     push_values(stack, "nb_pdc", {communes["74"]: 5000}, 2, MAP_YEAR)

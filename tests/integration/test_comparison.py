@@ -270,17 +270,17 @@ def test_where_a_commune_stands_on_each_path_as_computed_by_hand(
     # 6,000 × 0.5^0.4 = 4,547.35… in 2024; 5,000 is 9.95 % above, beyond its
     # 5 % tolerance: behind.
     local = next(o for o in answer if o["indicateur"] == "co2" and o["portee"] == "locale")
-    assert (local["objectif"], local["reference"], local["objectif_national"]) == (3000, 6000, 3000)
+    assert (local["objectif"], local["reference"], local["objectif_national"]) == (3000, 6000, None)
     assert local["position"]["attendu"] == pytest.approx(6000 * 0.5**0.4)
     assert local["position"]["position"] == "en_retard"
     assert local["trajectoire"] == "geometrique" and local["tolerance"] == 0.05
     no_path = next(o for o in answer if o["indicateur"] == "nb_pdc")
     assert no_path["position"] is None
-    assert no_path["sans_position"] == "pas d'année de référence dans le catalogue"
+    assert no_path["sans_position"] == "no baseline in the catalogue"
     # A year before the baseline, and another territory: no local objective there.
     early = api.get("/territoires/commune/33063/objectifs", params={"annee": 2019}).json()
     assert {o["sans_position"] for o in early["objectifs"] if o["indicateur"] == "co2"} == {
-        "pas de valeur"
+        "no value"
     }
     annecy = api.get("/territoires/commune/74010/objectifs").json()["objectifs"]
     assert {o["portee"] for o in annecy} == {"nationale"}

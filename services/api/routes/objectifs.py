@@ -77,7 +77,7 @@ def answer(
         source=row.source,
         echelle=row.echelle,
         annee_objectif=row.annee,
-        objectif_national=number(row.valeur),
+        objectif_national=None if local else number(row.valeur),
         objectif=number(objectif),
         annee_valeur=latest.annee if latest else None,
         valeur=number(valeur),
@@ -102,11 +102,11 @@ def where(
 ) -> tuple[PositionTrajectoire | None, str | None]:
     """The latest value against the path, or why not."""
     if reference is None:
-        return None, "pas d'année de référence dans le catalogue"
+        return None, "no baseline in the catalogue"
     if latest is None or latest.valeur is None:
-        return None, "pas de valeur"
+        return None, "no value"
     if not latest.complet:
-        return None, "couverture incomplète"
+        return None, "incomplete coverage"
     path = trajectories.Path(row.annee_reference, reference, row.annee, objectif, row.trajectoire)
     try:
         found = trajectories.stand(path, latest.annee, latest.valeur, row.sens, row.tolerance)

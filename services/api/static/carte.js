@@ -34,7 +34,8 @@ const carte = (() => {
 
   // The SVG once per level: the hatching of missing values, the insets, the shapes.
   function dessiner(fichier, ouvrir) {
-    const svg = element("svg", { viewBox: fichier.viewBox, role: "img", id: "carte-svg" });
+    // A group of links (role img would hide them from screen readers).
+    const svg = element("svg", { viewBox: fichier.viewBox, role: "group", "aria-labelledby": "carte-titre", id: "carte-svg" });
     const motif = element("pattern", {
       id: "carte-hachures", width: 6, height: 6, patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)",
     });
@@ -51,7 +52,9 @@ const carte = (() => {
       chemin.dataset.nom = f.nom;
       chemin.addEventListener("click", () => ouvrir(f.code));
       chemin.addEventListener("keydown", (e) => { if (e.key === "Enter") ouvrir(f.code); });
-      chemin.addEventListener("mouseenter", () => { $("carte-survol").textContent = chemin.querySelector("title").textContent; });
+      const lire = () => { $("carte-survol").textContent = chemin.querySelector("title").textContent; };
+      chemin.addEventListener("mouseenter", lire);
+      chemin.addEventListener("focus", lire);
       svg.append(chemin);
     }
     return svg;

@@ -192,7 +192,7 @@ async function objectifs() {
       ? `Attendu en ${o.position.annee} sur la trajectoire ${o.trajectoire === "geometrique" ? "à taux constant" : "linéaire"} `
         + `de ${valeur(o.reference, o.unite)} (${o.annee_reference}) à ${valeur(o.objectif, o.unite)} (${o.annee_objectif}) : `
         + `${valeur(o.position.attendu, o.unite)}`
-      : (o.sans_position || "");
+      : (SANS_POSITION[o.sans_position] || o.sans_position || "");
     return tr;
   }));
 }
@@ -200,6 +200,12 @@ async function objectifs() {
 // Where the latest value stands on the path to the objective: ahead, on
 // track or behind, by how much of what the path expects.
 const POSITIONS = { en_avance: "en avance", sur_la_trajectoire: "sur la trajectoire", en_retard: "en retard" };
+const SANS_POSITION = {
+  "no baseline in the catalogue": "pas d’année de référence dans le catalogue",
+  "no value": "pas de valeur",
+  "incomplete coverage": "couverture incomplète",
+  "the latest value is older than the baseline": "la dernière valeur est antérieure à l’année de référence",
+};
 function trajectoire(o) {
   if (!o.position) return "—";
   const p = o.position;
