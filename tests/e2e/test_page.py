@@ -6,6 +6,7 @@ screenshot of the page is left in the test's folder."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import time
 import urllib.error
@@ -202,28 +203,28 @@ def test_a_territory_has_an_address_that_opens_it(stack: Stack, browser: WebDriv
 def test_each_series_is_drawn_beside_its_parents_with_the_apis_values(
     stack: Stack, browser: WebDriver, tmp_path: Path
 ) -> None:
-    """Two years of the Grand Annecy's population: its chart holds the API's
-    values for each year, and its parent's (the Haute-Savoie) beside them."""
-    before = {code: 900 + i for i, code in enumerate(MEMBERS)}
-    push_values(stack, IND, before, 1, YEAR - 1)
-    push_values(stack, IND, before, 1, YEAR)  # kept only where no newer version is
+    """Seven years of the Grand Annecy's population, random: its chart holds
+    the sums pushed for each year, equal to the API's, and its parent's (the
+    Haute-Savoie) beside them."""
+    rng = random.Random(YEAR)
+    years = range(YEAR - 6, YEAR)
+    pushed = {y: {code: rng.randint(0, 10**6) for code in MEMBERS} for y in years}
+    for year, values in pushed.items():
+        push_values(stack, IND, values, 1, year)
+    push_values(stack, IND, pushed[YEAR - 1], 1, YEAR)  # kept only where no newer version is
     eventually(lambda: api_value(stack) is not None, 60, "the year served")
-    eventually(
-        lambda: get_json(
-            stack.url("api", f"/indicateurs?epci={GRAND_ANNECY}&indicateur={IND}&annee={YEAR - 1}")
-        ),
-        60,
-        "the year before served",
-    )
 
     def api(area: str) -> dict[int, str]:
         rows = get_json(
-            stack.url("api", f"/indicateurs?{area}&indicateur={IND}&annee_min={YEAR - 1}")
+            stack.url("api", f"/indicateurs?{area}&indicateur={IND}&annee_min={YEAR - 6}")
         )
         return {r["annee"]: f"{french(Decimal(str(r['valeur'])))} {r['unite']}" for r in rows}
 
+    eventually(lambda: set(api(f"epci={GRAND_ANNECY}")) == {*years, YEAR}, 60, "every year")
     territory, parent = api(f"epci={GRAND_ANNECY}"), api("departement=74")
-    assert set(territory) == set(parent) == {YEAR - 1, YEAR}
+    assert set(parent) == set(territory)
+    for year in years:  # the stored values, summed here
+        assert territory[year].rsplit(" ", 1)[0] == french(Decimal(sum(pushed[year].values())))
     browser.get(stack.url("api", f"/?niveau=epci&code={GRAND_ANNECY}"))
     wait = WebDriverWait(browser, 20)
     table = (By.CSS_SELECTOR, f"figure[data-cle='{IND}|total'] table.serie")
