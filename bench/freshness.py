@@ -39,8 +39,10 @@ import httpx
 import psycopg
 from confluent_kafka import OFFSET_END, Consumer, Message, TopicPartition
 
+from bench.api import wrk
 from bench.data import YEARS, communes, indicators_for, write_catalogue, write_long_csv
 from bench.stack import COUNTED_AT_FRANCE, Stack, named, running_stack, wait_until_counted
+from bench.stats import percentile
 from bench.w1 import by_file
 from common.settings import CommonSettings
 from schemas import aggregates
@@ -204,11 +206,6 @@ def settle(
     consumer.close()
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
-
-
 def summary(requests: Requests, seen: Visibility, per_request: int) -> dict[str, object]:
     """Latencies per acknowledged record (each record of a request takes the
     time it was seen whole), from the request's acknowledgement and from
@@ -336,7 +333,6 @@ def with_reads(
 ) -> dict[str, object]:
     """The stream at ``READ_RATE`` while wrk reads the API through its cache,
     each query for half of the stream (after 2 s, the stream under way)."""
-    from bench.api import wrk  # here: bench.api reads this module's percentile
 
     queries = {
         "untouched": f"/indicateurs?departement=33&indicateur=w2_0&annee={years[-1]}",
