@@ -9,7 +9,8 @@ start and before it reads a message, places every stored value again by the
 same rule the cleaner follows (``common.referential.locate``), under the
 locks of ``itte rebuild``, then recomputes every aggregate that moves: each
 is published once, as a rebuild's changes are. What the new edition cannot
-take leaves the results for the dead letters, with its reason: a value whose
+take leaves the results for the dead letters, with its reason (and, if it
+came by HTTP, its batch's status says so): a value whose
 code names no one commune of it (a commune split since), a value that is not
 a sum whose commune merged into another (the cleaner refuses those), a value
 published for a territory it no longer has. Groupings follow their communes.
@@ -74,12 +75,24 @@ FROM published_values v
 WHERE """
     + GONE
 )
+# A record pushed over HTTP has an id made of its batch's and its position
+# (schemas.clean.record_id): its batch's status shows it in the dead letters.
 LETTERS = f"""
 INSERT INTO dead_letters (record_id, batch_id, position, stage, reason, detail, payload, at)
-SELECT DISTINCT ON (record_id) record_id, NULL, NULL, '{STAGE}', reason, detail, payload, now()
+SELECT DISTINCT ON (record_id) record_id,
+       substring(record_id FROM '^(.+):[0-9]{{6}}$'),
+       substring(record_id FROM ':([0-9]{{6}})$')::int + 1,
+       '{STAGE}', reason, detail, payload, now()
 FROM leaving ORDER BY record_id
 ON CONFLICT (record_id) DO UPDATE SET stage = excluded.stage, reason = excluded.reason,
-    detail = excluded.detail, payload = excluded.payload, at = excluded.at
+    detail = excluded.detail, payload = excluded.payload, at = excluded.at,
+    batch_id = excluded.batch_id, position = excluded.position
+RETURNING batch_id, position
+"""
+# ... and no longer in the results: its bit of batch_progress cleared.
+UNMARK = """
+UPDATE batch_progress SET clean = set_bit(clean, %s - 1, 0)
+WHERE batch_id = %s AND length(clean) >= %s
 """
 MOVES = [
     (
@@ -175,7 +188,10 @@ def _moved(conn: psycopg.Connection[Any], ref: Referential) -> dict[str, int]:
             copy.write_row(where(code, ref))
     conn.execute(LEAVING)
     conn.execute(PUBLISHED_LEAVING, {"version": ref.version})
-    counts = {"dead_letters": conn.execute(LETTERS).rowcount}
+    letters = conn.execute(LETTERS).fetchall()
+    counts = {"dead_letters": len(letters)}
+    with conn.cursor() as cursor:  # few: the records a new edition cannot take
+        cursor.executemany(UNMARK, [(p, b, p) for b, p in letters if b is not None])
     for what, statement in MOVES:
         counts[what] = conn.execute(statement).rowcount
     return counts

@@ -16,14 +16,17 @@ import pytest
 from common import catalogue, db
 from common.errors import Fatal
 from common.referential import Commune, Referential, load
+from schemas.clean import record_id
 from services.aggregator.placement import bring_onto, where
 from services.aggregator.rules import AggregationRules
 from services.aggregator.store import AggregateStore
 from services.aggregator.verify import check
+from services.ingestor.ledger import PostgresBatchLedger
 from tests.conftest import TEST_CATALOGUE
 from tests.integration.test_published_values import published
 
 REF = load()
+PUSHED = record_id("b-tmax", 0)  # the first record of an HTTP batch
 
 
 def next_edition() -> tuple[Referential, dict[str, str]]:
@@ -80,11 +83,17 @@ def test_stored_values_move_onto_a_new_edition_once(database_url, obs) -> None:
             obs(c["keep"], "10", annee=2026, rid="k"),
             obs(c["merged"], "5", annee=2026, rid="m"),
             obs(c["moved"], "7", annee=2026, rid="v"),
-            obs(c["merged"], "30", indicateur="tmax", annee=2026, rid="t"),
+            obs(c["merged"], "30", indicateur="tmax", annee=2026, rid=PUSHED),
             published("pop", "epci", c["gone"], "99", annee=2026, rid="g"),
         ]
     )
     with psycopg.connect(database_url) as conn:
+        # The tmax record came by HTTP, first of its batch, and is in the results.
+        conn.execute(
+            "INSERT INTO ingest_batches (batch_id, producer, accepted, lines, refused)"
+            " VALUES ('b-tmax', 'p', 1, '{1}', '[]')"
+        )
+        conn.execute("INSERT INTO batch_progress VALUES ('b-tmax', B'1')")
         conn.execute(
             "INSERT INTO groupements (code, nom, communes_total) VALUES ('scot', 'SCoT', 2)"
         )
@@ -135,9 +144,14 @@ def test_stored_values_move_onto_a_new_edition_once(database_url, obs) -> None:
             "SELECT commune FROM groupement_communes WHERE groupement = 'scot'"
         ).fetchall()
         total = conn.execute("SELECT communes_total FROM groupements").fetchone()[0]
-    assert letters["t"][0] == "ambiguous_code" and "max value" in letters["t"][1]
+    t = letters[PUSHED]
+    assert t[0] == "ambiguous_code" and "max value" in t[1]
+    assert "pii" not in t[2] and t[2]["valeur"] == "30"
+    # Its batch says so: in the dead letters, at its position, no longer in the results.
+    status = PostgresBatchLedger(database_url).progress("p", "b-tmax")
+    assert status is not None and status.clean == 0
+    assert [(x.position, x.reason) for x in status.letters] == [(1, "ambiguous_code")]
     assert letters["g"][0] == "unknown_code" and c["gone"] in letters["g"][1]
-    assert "pii" not in letters["t"][2] and letters["t"][2]["valeur"] == "30"
     # Every aggregate that moved, numbered once; nothing else.
     moved = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
     moved = {k for k in moved if k in after}  # those left are gone from the table
