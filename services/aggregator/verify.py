@@ -233,19 +233,21 @@ REBUILD = [
         WHERE a.epci_total > 0 AND NOT EXISTS (
             SELECT 1 FROM epci_truth e WHERE {KEY} = {EPCI_KEY})"""),
     ),
-    # Rows left empty (a pair that came apart) mean the same as no row: kept.
-    # Their log entries go with RELOG's first statement.
+    # A row the truth no longer holds (a merged commune's, a row set by hand)
+    # is emptied, not deleted, under a new number: its subscribers are told
+    # it is gone (valeur null, no commune reporting). An empty row means the
+    # same as no row (a pair that came apart leaves one too).
     (
-        "deleted",
-        f"""DELETE FROM aggregates a
+        "emptied",
+        db.logged(f"""UPDATE aggregates a SET valeur = 0, nb_valeurs = 0, numerateur = 0,
+            denominateur = 0, revision = a.revision + 1, {db.RENUMBER}, updated_at = now()
         WHERE NOT EXISTS (SELECT 1 FROM truth t WHERE {KEY} = {TRUTH_KEY})
           AND (a.valeur, a.nb_valeurs, a.numerateur, a.denominateur) <> (0, 0, 0, 0)
-          AND NOT a.publiee AND a.epci_total = 0""",
+          AND NOT a.publiee AND a.epci_total = 0"""),
     ),
 ]
-# The change log made to hold exactly the numbered rows again: after the
-# deletions above, and whatever was done to the table by hand (a row
-# deleted, a number set).
+# The change log made to hold exactly the numbered rows again, whatever was
+# done to the table by hand (a row deleted, a number set).
 RELOG = [
     f"""DELETE FROM aggregate_change_log l WHERE NOT EXISTS (
             SELECT 1 FROM aggregates a WHERE {db.same_change("a", "l")})""",

@@ -45,7 +45,7 @@ def test_rebuild_repairs_a_corrupted_aggregate_and_republishes_it(store, obs, da
         "epci_sums": 0,
         "epci_sums_inserted": 0,
         "epci_sums_cleared": 0,
-        "deleted": 1,
+        "emptied": 1,
     }
     assert check(database_url).differences == []
     with psycopg.connect(database_url) as conn:
