@@ -295,6 +295,8 @@ def test_the_map_colours_each_departement_by_the_apis_value_and_follows_changes(
     years = (By.CSS_SELECTOR, f"#carte-annee option[value='{MAP_YEAR}']")
     wait.until(shown.presence_of_element_located(years))
     Select(browser.find_element(By.ID, "carte-annee")).select_by_value(str(MAP_YEAR))
+    # The indicator and year chosen are in the address.
+    wait.until(lambda b: f"indicateur=nb_pdc&annee={MAP_YEAR}" in b.current_url)
 
     def drawn() -> dict[str, tuple[str, str, str]]:
         shapes = browser.execute_script(
@@ -354,6 +356,14 @@ def test_the_map_colours_each_departement_by_the_apis_value_and_follows_changes(
     assert outlined == "84"
     Select(browser.find_element(By.ID, "carte-niveau")).select_by_value("departement")
     wait.until(lambda b: len(drawn()) == 101)
+
+    # The address opens on the indicator and year chosen.
+    browser.get(browser.current_url)
+    wait.until(
+        lambda b: b.find_element(By.ID, "carte-annee").get_attribute("value") == str(MAP_YEAR)
+    )
+    assert browser.find_element(By.ID, "carte-indicateur").get_attribute("value") == "nb_pdc"
+    wait.until(lambda b: drawn() == expected(served(), codes))
 
     # A click on a shape opens its territory.
     browser.execute_script(

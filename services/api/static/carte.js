@@ -148,7 +148,8 @@ const carte = (() => {
 
   // The map beside a territory: départements (régions for a région or
   // France), the territory or the one that contains it outlined.
-  async function montrer(fiche, indicateurs, voulu, annee, ouvrir) {
+  // ``choisi(indicateur, annee)``: told each choice, for the address.
+  async function montrer(fiche, indicateurs, voulu, annee, ouvrir, choisi) {
     const niveau = fiche.niveau === "region" || fiche.niveau === "france" ? "region" : "departement";
     $("bloc-carte").hidden = !indicateurs.length;
     if (!indicateurs.length) return;
@@ -161,13 +162,20 @@ const carte = (() => {
       $("carte").replaceChildren(dessiner(await chargerFormes(etat.niveau), (code) => ouvrir({ niveau: etat.niveau, code })));
       await remplir();
     };
-    choix.onchange = () => { etat.indicateur = choix.value; remplir().catch(erreur); };
+    choix.onchange = () => {
+      etat.indicateur = choix.value;
+      remplir().then(() => choisi(etat.indicateur, etat.annee)).catch(erreur);
+    };
     $("carte-niveau").onchange = () => {
       etat.niveau = $("carte-niveau").value;
       etat.ici = dedans(fiche, etat.niveau);
       redessiner().catch(erreur);
     };
-    $("carte-annee").onchange = () => { etat.annee = Number($("carte-annee").value); colorier(); };
+    $("carte-annee").onchange = () => {
+      etat.annee = Number($("carte-annee").value);
+      colorier();
+      choisi(etat.indicateur, etat.annee);
+    };
     await redessiner();
   }
 

@@ -72,17 +72,24 @@ async function rechercher(evenement) {
   }));
 }
 
-// A territory's address: /?niveau=…&code=… (and the indicator shown by
-// member), kept in the browser's history, opened directly.
-function adresse(t, indicateur) {
+// A territory's address: /?niveau=…&code=… (and the indicator and year
+// chosen, on the map or by member), kept in the browser's history, opened
+// directly.
+function adresse(t, indicateur, annee) {
   const p = new URLSearchParams({ niveau: t.niveau, code: t.code });
   if (indicateur) p.set("indicateur", indicateur);
+  if (annee) p.set("annee", annee);
   return `/?${p}`;
 }
 
-async function afficher(t, { garder = true, indicateur = null } = {}) {
+// A choice made on the page is part of its address (replaced, not a new step).
+function choisi(indicateur, annee) {
+  history.replaceState(history.state, "", adresse(affiche.fiche, indicateur, annee));
+}
+
+async function afficher(t, { garder = true, indicateur = null, annee = null } = {}) {
   const fiche = await json(`/territoires/${t.niveau}/${encodeURIComponent(t.code)}`);
-  const ici = adresse(fiche, indicateur);
+  const ici = adresse(fiche, indicateur, annee);
   if (garder && `${location.pathname}${location.search}` !== ici) {
     history.pushState({ niveau: fiche.niveau, code: fiche.code }, "", ici);
   }
@@ -108,7 +115,7 @@ async function afficher(t, { garder = true, indicateur = null } = {}) {
   await classement();
   graphiques();
   await membres(indicateur);
-  await laCarte(indicateur);
+  await laCarte(indicateur, annee);
   suivre(fiche);
   $("titre").focus?.();
 }
@@ -332,8 +339,7 @@ async function membres(voulu) {
   choix.replaceChildren(...cibles.map((r) => new Option(libelle(r), r.indicateur)));
   choix.hidden = $("etiquette-membres").hidden = false;
   choix.onchange = () => {
-    // The indicator chosen is part of the address (replaced, not a new step).
-    history.replaceState(history.state, "", adresse(fiche, choix.value));
+    choisi(choix.value, null);
     barres(choix.value).catch(erreur);
   };
   const premier = cibles.find((r) => r.indicateur === voulu) || cibles[0];
@@ -366,14 +372,15 @@ async function barres(indicateur) {
 }
 
 // The map of the territory's level for each indicator it has, opened on the
-// indicator of the address and the territory's latest year of it.
-async function laCarte(voulu) {
+// indicator and year of the address, else the territory's latest year of it.
+async function laCarte(voulu, annee) {
   const totaux = [...affiche.lignes.values()].filter((r) => r.sous_champ === "total");
   const indicateurs = [...new Set(totaux.map((r) => r.indicateur))]
     .sort((a, b) => libelle({ indicateur: a, sous_champ: "total" }).localeCompare(libelle({ indicateur: b, sous_champ: "total" }), "fr"));
   const premier = indicateurs.includes(voulu) ? voulu : indicateurs[0];
   const derniere = affiche.lignes.get(`${premier}|total`);
-  await carte.montrer(affiche.fiche, indicateurs, premier, derniere ? derniere.annee : undefined, (t) => afficher(t).catch(erreur));
+  const ouvrir = (t) => afficher(t).catch(erreur);
+  await carte.montrer(affiche.fiche, indicateurs, premier, Number(annee) || derniere?.annee, ouvrir, choisi);
 }
 
 // Live: each published change of this territory, or of its parent, updates
@@ -412,7 +419,8 @@ window.addEventListener("pagehide", arreter);
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "hidden") arreter();
   else if (affiche && !flux.length) {
-    afficher(affiche.fiche, { garder: false, indicateur: $("carte-indicateur").value }).catch(erreur);
+    const demande = new URLSearchParams(location.search);
+    afficher(affiche.fiche, { garder: false, indicateur: demande.get("indicateur"), annee: demande.get("annee") }).catch(erreur);
   }
 });
 
@@ -427,7 +435,7 @@ async function demarrer() {
   if (demande.get("niveau") && demande.get("code")) {
     const t = { niveau: demande.get("niveau"), code: demande.get("code") };
     history.replaceState(t, "", location.href);
-    await afficher(t, { garder: false, indicateur: demande.get("indicateur") });
+    await afficher(t, { garder: false, indicateur: demande.get("indicateur"), annee: demande.get("annee") });
   }
 }
 
