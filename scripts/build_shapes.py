@@ -50,6 +50,10 @@ OVERSEAS = {"971": 5490, "972": 5490, "973": 2972, "974": 2975, "976": 4471}
 WIDTH = 1000.0
 INSET = 120.0  # the side of an overseas inset, in viewBox units
 MARGIN = 10.0
+# Paris and its first ring are a few units wide at the mainland's scale: drawn
+# again, enlarged, in an inset at the top right (a second shape of each code).
+LOUPE = ("75", "92", "93", "94")
+LOUPE_SIDE = 160.0
 
 MERGE = """
 const topojson = require(process.argv[1]);
@@ -190,7 +194,17 @@ def main() -> None:
     frames, viewbox, insets = layout(departements)
     source = SOURCE.format(edition=ref.version)
     OUT.mkdir(parents=True, exist_ok=True)
-    write("departements", viewbox, insets, drawn(departements, ref.departements, frames), source)
+    box = (WIDTH - MARGIN - LOUPE_SIDE, MARGIN, LOUPE_SIDE, LOUPE_SIDE)
+    points = [p for code in LOUPE for ring in rings(departements[code]) for p in ring]
+    loupe = dict.fromkeys(LOUPE, Frame(2154, points, box))
+    enlarged = drawn({c: departements[c] for c in LOUPE}, ref.departements, loupe)
+    write(
+        "departements",
+        viewbox,
+        [*insets, box],
+        drawn(departements, ref.departements, frames) + enlarged,
+        source,
+    )
     # An overseas région is drawn in its département's inset; the others on the mainland.
     regions = {r: frames[OVERSEAS_REGIONS.get(r, "75")] for r in merged["regions"]}
     write("regions", viewbox, insets, drawn(merged["regions"], ref.regions, regions), source)

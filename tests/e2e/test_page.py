@@ -319,6 +319,10 @@ def test_the_map_colours_each_departement_by_the_apis_value_and_follows_changes(
     codes = set(drawn())
     assert codes <= set(load().departements) and set(MAP_DEPARTEMENTS) <= codes
     wait.until(lambda b: drawn() == expected(served(), codes))
+    # Paris and its first ring twice, the second enlarged, each pair alike.
+    for code in ("75", "92", "93", "94"):
+        pair = browser.find_elements(By.CSS_SELECTOR, f"#carte path[data-code='{code}']")
+        assert len(pair) == 2 and len({p.get_attribute("fill") for p in pair}) == 1
     assert "ici" in browser.find_element(
         By.CSS_SELECTOR, "#carte path[data-code='74']"
     ).get_attribute("class")

@@ -63,8 +63,10 @@ const carte = (() => {
   function colorier() {
     const lignes = etat.annees.get(etat.annee) || new Map();
     const chemins = [...$("carte-svg").querySelectorAll("path[data-code]")];
-    // Classes over the shapes drawn: the overseas collectivités have none.
-    const connues = chemins.map((c) => lignes.get(c.dataset.code)).filter((r) => r && r.valeur !== null);
+    // Classes over the territories drawn (the overseas collectivités have no
+    // shape; Paris and its first ring have two, the second enlarged).
+    const codes = new Set(chemins.map((c) => c.dataset.code));
+    const connues = [...codes].map((c) => lignes.get(c)).filter((r) => r && r.valeur !== null);
     const bornes = seuils(connues.map((r) => r.valeur));
     const unite = connues.length ? connues[0].unite : null;
     for (const chemin of chemins) {
