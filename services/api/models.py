@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from common.referential import CURRENT_EDITION
 from schemas.aggregates import Niveau, Origine
-from schemas.catalogue import Sens
+from schemas.catalogue import Sens, Trajectoire
+from services.api.trajectories import Position
 
 # ---------------------------------------------------------------- indicateurs
 
@@ -144,7 +145,7 @@ class PositionTrajectoire(BaseModel):
     attendu: float | int = Field(description="The path's value that year.")
     ecart: float | int = Field(description="valeur − attendu.")
     ecart_relatif: float | None = Field(description="ecart / |attendu|.")
-    position: Literal["en_avance", "sur_la_trajectoire", "en_retard"] = Field(
+    position: Position = Field(
         description="On track: within the objective's tolerance of the path; else ahead "
         "or behind by the indicator's direction."
     )
@@ -184,7 +185,7 @@ class ObjectifTerritoire(BaseModel):
     reference: float | int | None = Field(
         description="The baseline's value at the territory's scale (as `objectif`)."
     )
-    trajectoire: str = Field(description="lineaire or geometrique: the path's shape.")
+    trajectoire: Trajectoire = Field(description="The path's shape.")
     tolerance: float = Field(description="How far from the path is on it (a share).")
     position: PositionTrajectoire | None = Field(
         description="Where the latest value stands on the path; none as `sans_position` says."
