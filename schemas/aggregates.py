@@ -49,6 +49,17 @@ class AggregateChange(BaseModel):
     valeur_publiee: Decimal | None = Field(
         None, description="The value published for the territory, if any, whatever `origine`."
     )
+    annee_denominateur: int | None = Field(
+        None,
+        description="A ratio's: the year of the denominators it divides by, the row's own or, "
+        "by the indicator's `repli_denominateur`, an earlier one where its communes had none; "
+        "null when its communes used different years, or not a ratio.",
+    )
+    communes_repli: int | None = Field(
+        None,
+        description="A ratio's: how many of its paired communes divide by a denominator of an "
+        "earlier year than the row's (0: none); null when not a ratio.",
+    )
     communes_renseignees: int = Field(description="Member communes with a value.")
     communes_total: int = Field(description="Member communes in the territory.")
     revision: int = Field(description="Increases with every change of this aggregate.")

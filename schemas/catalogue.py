@@ -51,6 +51,14 @@ class Indicator(BaseModel):
     numerateur: str | None = Field(None, description="ratio: additive indicator on top.")
     denominateur: str | None = Field(None, description="ratio: additive indicator below.")
     facteur: Decimal = Field(Decimal(1), description="ratio: multiplier, e.g. 100 for a %.")
+    repli_denominateur: int = Field(
+        0,
+        ge=0,
+        le=limits.REPLI_MAX,
+        description="ratio: how many years back a commune's denominator may come from when "
+        "it has none for the value's year (its latest earlier one within them; 0: the same "
+        "year only). Each row says which year it used (`annee_denominateur`).",
+    )
     poids: str | None = Field(None, description="moyenne_ponderee: weight (additive).")
     sens: Sens | None = Field(
         None,
@@ -103,6 +111,8 @@ class Indicator(BaseModel):
     def _rule_fields(self) -> Indicator:
         if self.agregation == "ratio" and not (self.numerateur and self.denominateur):
             raise ValueError(f"{self.id}: a ratio needs numerateur and denominateur")
+        if self.repli_denominateur and self.agregation != "ratio":
+            raise ValueError(f"{self.id}: repli_denominateur is a ratio's")
         if self.somme_epci and self.agregation not in ("somme", "nombre", "ratio"):
             raise ValueError(f"{self.id}: somme_epci adds values up: somme, nombre or ratio")
         if self.agregation == "moyenne_ponderee" and not self.poids:

@@ -39,6 +39,10 @@ BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 # Precision of the aggregator's Decimal arithmetic: more than any sum of
 # bounded values needs; rounding is trapped, never silent.
 EXACT_PRECISION = 100
+# How many years back a ratio's denominator may be looked for (catalogue
+# ``repli_denominateur``): each change of a denominator reads and locks this
+# many years of its commune on either side.
+REPLI_MAX = 10
 
 
 NO_NUL = r"^[^\x00]*$"  # Postgres text cannot hold a NUL

@@ -233,11 +233,11 @@ def unlike_the_oracle(database_url: str, year: int, final: dict[str, Decimal]) -
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
             "SELECT indicateur, sous_champ, annee, niveau, code, "
-            "valeur, nb_valeurs, numerateur, denominateur "
+            "valeur, nb_valeurs, numerateur, denominateur, replis, repli_annees, repli_carres "
             "FROM aggregates WHERE indicateur = %s AND annee = %s",
             (INDICATOR, year),
         ).fetchall()
-    running = {tuple(r[:5]): tuple(r[5:]) for r in rows if tuple(r[5:]) != (0, 0, 0, 0)}
+    running = {tuple(r[:5]): tuple(r[5:]) for r in rows if any(r[5:])}
     return sorted(k for k in truth.keys() | running.keys() if truth.get(k) != running.get(k))
 
 

@@ -11,7 +11,10 @@ from schemas.clean import CleanObservation
 from services.aggregator.rules import AggregationRules
 
 AggKey = tuple[str, str, int, str, str]  # indicateur, sous_champ, annee, niveau, code
-Row = tuple[Decimal, int, Decimal, Decimal]  # valeur, nb_valeurs, numerateur, denominateur
+# valeur, nb_valeurs, numerateur, denominateur, and over the paired communes
+# whose denominator is of an earlier year: how many, the sum of their years
+# back, the sum of those squared.
+Row = tuple[Decimal, int, Decimal, Decimal, int, int, int]
 ObsKey = tuple[str, str, int, str]
 Ancestors = Callable[[str], Iterable[tuple[str, str]]]
 
@@ -64,7 +67,7 @@ def _aggregates(
     truth: dict[AggKey, list] = {}
 
     def row(key: AggKey) -> list:
-        return truth.setdefault(key, [Decimal(0), 0, Decimal(0), Decimal(0), []])
+        return truth.setdefault(key, [Decimal(0), 0, Decimal(0), Decimal(0), [], 0, 0, 0])
 
     for (i, s, y, c), (v, n) in value.items():
         r = row((i, s, y, "commune", c))
@@ -82,21 +85,32 @@ def _aggregates(
         for (i, s, y, c), (lv, ln) in value.items():
             if i != rule.left or ln == 0:
                 continue
-            rv, rn = value.get((rule.right, s, y, c), (Decimal(0), 0))
-            if rn == 0:
+            # The denominator of the year, else of the latest earlier one
+            # within the catalogue's repli_denominateur (docs/catalogue.md).
+            found = [
+                (y - year, value[(rule.right, s, year, c)][0])
+                for year in range(y, y - rule.repli - 1, -1)
+                if value.get((rule.right, s, year, c), (0, 0))[1] > 0
+            ]
+            if not found:
                 continue
+            lag, rv = found[0]
             num, den = (lv, rv) if rule.kind == "ratio" else (lv * rv, rv)
             for level in [("commune", c), *ancestors(c)]:
                 r = row((rule.target, s, y, *level))
                 r[2] += num
                 r[3] += den
+                r[5] += lag > 0
+                r[6] += lag
+                r[7] += lag * lag
                 if not (level[0] == "commune" and rule.kind == "moyenne_ponderee"):
                     r[1] += 1
     result: dict[AggKey, Row] = {}
-    for key, (v, n, num, den, members) in truth.items():
+    for key, (v, n, num, den, members, *years_back) in truth.items():
         kind = rules.kind(key[0])
         if key[3] != "commune" and kind in ("min", "max"):
             v = (min if kind == "min" else max)(members, default=Decimal(0))
-        if (v, n, num, den) != (0, 0, 0, 0):
-            result[key] = (v, n, num, den)
+        kept = (v, n, num, den, *years_back)
+        if any(kept):
+            result[key] = kept
     return result

@@ -200,6 +200,11 @@ aggregates = Table(
     Column("valeur_epci", Numeric),
     Column("epci_renseignes", Integer, nullable=False, server_default="0"),
     Column("epci_total", Integer, nullable=False, server_default="0"),
+    # A ratio's paired communes whose denominator is of an earlier year: how
+    # many, the sum of their years back and of their squares (0021).
+    Column("replis", Integer, nullable=False, server_default="0"),
+    Column("repli_annees", BigInteger, nullable=False, server_default="0"),
+    Column("repli_carres", BigInteger, nullable=False, server_default="0"),
     Index("aggregates_by_territory", "niveau", "code"),
     postgresql_with={"fillfactor": 70},
 )
@@ -271,6 +276,7 @@ indicators = Table(
     Column("alias_sous_champs", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("priorite", Text, nullable=False, server_default=text("'publiee'")),
     Column("somme_epci", Boolean, nullable=False, server_default=text("false")),
+    Column("repli_denominateur", Integer, nullable=False, server_default="0"),
 )
 
 # National objectives from the catalogue (migration 0008).
@@ -375,4 +381,6 @@ aggregate_values = Table(
     Column("change_seq", BigInteger),
     Column("origine", Text),
     Column("valeur_publiee", Numeric),
+    Column("annee_denominateur", Integer),
+    Column("communes_repli", Integer),
 )

@@ -308,8 +308,9 @@ class BulkStore:
             pc.fill_null(json_text(rows.column("valeur")), "null"),
             ',"unite":',
             pc.fill_null(json_text(unite), "null"),
-            # A new commune row: nothing is published for a commune itself.
-            ',"origine":"agregee","valeur_publiee":null,"communes_renseignees":',
+            # A new commune row: nothing is published for it, nor is it a ratio's.
+            ',"origine":"agregee","valeur_publiee":null,"annee_denominateur":null,'
+            '"communes_repli":null,"communes_renseignees":',
             reported,
             ',"communes_total":1,"revision":1,"updated_at":',
             now,

@@ -47,6 +47,21 @@ VALEUR = """CASE
     ELSE {a}.valeur
 END"""
 
+# A ratio's year of denominator (migration 0021): the row's, else the one
+# earlier year all its paired communes used (they share it exactly when
+# nb_valeurs × repli_carres = repli_annees²), else NULL; and how many used an
+# earlier year.
+ANNEE_DENOMINATEUR = """CASE
+    WHEN {i}.agregation IS DISTINCT FROM 'ratio' THEN NULL
+    WHEN {summed} THEN {a}.annee
+    WHEN {a}.nb_valeurs > 0
+         AND {a}.nb_valeurs * {a}.repli_carres = {a}.repli_annees * {a}.repli_annees
+        THEN {a}.annee - {a}.repli_annees / {a}.nb_valeurs
+END"""
+COMMUNES_REPLI = """CASE
+    WHEN {i}.agregation IS DISTINCT FROM 'ratio' THEN NULL WHEN {summed} THEN 0 ELSE {a}.replis
+END"""
+
 # A published value (or its EPCIs') counts every commune of its territory
 # as reported.
 RENSEIGNEES = (
@@ -67,6 +82,8 @@ def message(a: str, t: str, i: str) -> str:
     shown, summed = SHOWN.format(a=a, i=i), SUMMED.format(a=a, i=i)
     renseignees = RENSEIGNEES.format(a=a, t=t, shown=shown, summed=summed)
     valeur = VALEUR.format(a=a, i=i, shown=shown, summed=summed)
+    annee_denominateur = ANNEE_DENOMINATEUR.format(a=a, i=i, summed=summed)
+    communes_repli = COMMUNES_REPLI.format(a=a, i=i, summed=summed)
     return f"""CASE WHEN {t}.code IS NOT NULL THEN concat(
     '{{"indicateur":', to_json({a}.indicateur), ',"sous_champ":', to_json({a}.sous_champ),
     ',"annee":', {a}.annee, ',"niveau":', to_json({a}.niveau), ',"code":', to_json({a}.code),
@@ -77,6 +94,8 @@ def message(a: str, t: str, i: str) -> str:
     ',"origine":', CASE WHEN {shown} THEN '"publiee"' WHEN {summed} THEN '"somme_epci"'
         ELSE '"agregee"' END,
     ',"valeur_publiee":', coalesce(to_json(({a}.valeur_publiee)::text)::text, 'null'),
+    ',"annee_denominateur":', coalesce(({annee_denominateur})::text, 'null'),
+    ',"communes_repli":', coalesce(({communes_repli})::text, 'null'),
     ',"communes_renseignees":', {renseignees}, ',"communes_total":', {t}.communes_total,
     ',"revision":', {a}.revision, ',"updated_at":', to_json({a}.updated_at),
     ',"couverture":', CASE

@@ -86,8 +86,8 @@ CREATE TEMP TABLE IF NOT EXISTS incoming_observations (
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS incoming_deltas (
     indicateur text, sous_champ text, annee int, niveau text, code text, valeur numeric,
-    nb_valeurs int, unite text, numerateur numeric, denominateur numeric, ord int,
-    fresh boolean
+    nb_valeurs int, unite text, numerateur numeric, denominateur numeric, replis int,
+    repli_annees bigint, repli_carres bigint, ord int, fresh boolean
 ) ON COMMIT DELETE ROWS;
 """
 
@@ -125,7 +125,7 @@ SELECT {OBSERVATION_COLUMNS} FROM incoming_observations WHERE NOT fresh
 
 AGGREGATE_COLUMNS = (
     "indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs, unite, numerateur, "
-    "denominateur"
+    "denominateur, replis, repli_annees, repli_carres"
 )
 
 INSERT_DELTAS = db.logged(
@@ -142,6 +142,9 @@ ON CONFLICT (indicateur, sous_champ, annee, niveau, code) DO UPDATE SET
     nb_valeurs = a.nb_valeurs + EXCLUDED.nb_valeurs,
     numerateur = a.numerateur + EXCLUDED.numerateur,
     denominateur = a.denominateur + EXCLUDED.denominateur,
+    replis = a.replis + EXCLUDED.replis,
+    repli_annees = a.repli_annees + EXCLUDED.repli_annees,
+    repli_carres = a.repli_carres + EXCLUDED.repli_carres,
     unite = COALESCE(EXCLUDED.unite, a.unite),
     revision = a.revision + 1,
     change_seq = EXCLUDED.change_seq,
@@ -365,7 +368,10 @@ class AggregateStore:
                 for ord_, ((key, d), is_fresh) in enumerate(
                     zip(result.deltas.items(), fresh, strict=True)
                 ):
-                    values = (d.valeur, d.nb_valeurs, d.unite, d.numerateur, d.denominateur)
+                    values = (
+                        *(d.valeur, d.nb_valeurs, d.unite, d.numerateur, d.denominateur),
+                        *(d.replis, d.repli_annees, d.repli_carres),
+                    )
                     copy.write_row((*key, *values, ord_, is_fresh))
             changes += _run_parts(cur, INSERT_DELTAS, MERGE_DELTAS, fresh, returning=True)
         if settled:

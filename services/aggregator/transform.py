@@ -16,7 +16,9 @@ By aggregation kind, above the commune:
   members' rows only when the batch took away a value that may have been the
   extreme (a corrected extreme cannot be undone by a delta);
 - ratio, moyenne_ponderee: numerateur and denominateur sum the contributions
-  of communes where both members are present (see ``rules.PairRule``);
+  of communes where both members are present (see ``rules.PairRule``); a
+  ratio's denominator may be of an earlier year (``repli_denominateur``), so
+  a change of a denominator moves the ratios of the years that use it;
 - non_agregeable: nothing.
 ``nb_valeurs`` counts reporting communes (for pairs: paired communes); at
 commune level it counts the sources with a value (several for a merged
@@ -34,7 +36,7 @@ from typing import NamedTuple, ParamSpec, TypeVar
 
 from schemas.clean import CleanObservation
 from schemas.limits import EXACT_PRECISION
-from services.aggregator.rules import AggregationRules
+from services.aggregator.rules import AggregationRules, Member, Pairing, PairRule
 
 ObsKey = tuple[str, str, int, str]  # indicateur, sous_champ, annee, commune_source
 CommuneKey = tuple[str, str, int, str]  # indicateur, sous_champ, annee, commune
@@ -84,6 +86,12 @@ class Delta:
     unite: str | None = None
     numerateur: Decimal = ZERO
     denominateur: Decimal = ZERO
+    # Paired communes whose denominator is of an earlier year: how many, and
+    # the sums of their years back and of those squared (all additive; the
+    # row's one year, when its communes share it, follows: rules.Pairing).
+    replis: int = 0
+    repli_annees: int = 0
+    repli_carres: int = 0
     # A commune seen for the first time creates its rows even when it brings
     # no value (a secret cell): the API then shows it as missing, not absent.
     creates_row: bool = False
@@ -96,9 +104,12 @@ class Delta:
         self.unite = unite or self.unite
         self.creates_row = self.creates_row or creates_row
 
-    def add_pair(self, numerateur: Decimal, denominateur: Decimal) -> None:
-        self.numerateur += numerateur
-        self.denominateur += denominateur
+    def add_pair(self, new: Pairing, old: Pairing) -> None:
+        self.numerateur += new.numerateur - old.numerateur
+        self.denominateur += new.denominateur - old.denominateur
+        self.replis += (new.lag > 0) - (old.lag > 0)
+        self.repli_annees += new.lag - old.lag
+        self.repli_carres += new.lag**2 - old.lag**2
 
     @property
     def is_zero(self) -> bool:
@@ -107,6 +118,9 @@ class Delta:
             and self.nb_valeurs == 0
             and self.numerateur == 0
             and self.denominateur == 0
+            and self.replis == 0
+            and self.repli_annees == 0
+            and self.repli_carres == 0
             and not self.creates_row
         )
 
@@ -196,16 +210,16 @@ def split_by_owner(
 def commune_keys_needed(
     records: Iterable[CleanObservation], rules: AggregationRules
 ) -> set[CommuneKey]:
-    """The commune rows :func:`plan` must be given: the batch's and their pair partners'."""
+    """The commune rows :func:`plan` must be given: the batch's and those its
+    pairs are made with (a ratio's denominator, of earlier years too)."""
     keys: set[CommuneKey] = set()
-    partners: dict[str, set[str]] = {}
     for r in records:
         keys.add((r.indicateur, r.sous_champ, r.annee, r.commune))
-        others = partners.get(r.indicateur)
-        if others is None:
-            others = partners[r.indicateur] = rules.partners(r.indicateur)
-        if others:
-            keys.update((p, r.sous_champ, r.annee, r.commune) for p in others)
+        for rule in rules.pairs_by_member.get(r.indicateur, ()):
+            keys.update(
+                (indicateur, r.sous_champ, annee, r.commune)
+                for indicateur, annee in rule.rows_needed(r.indicateur, r.annee)
+            )
     return keys
 
 
@@ -301,10 +315,19 @@ def _nonzero(state: CommuneState) -> int:
     return int(state.nb > 0 and state.valeur != 0)
 
 
-def _member(
-    table: Mapping[CommuneKey, CommuneState], member: str, place: tuple[str, int, str]
-) -> tuple[Decimal, int] | None:
-    found = table.get((member, *place))
+def _members(
+    table: Mapping[CommuneKey, CommuneState], rule: PairRule, place: tuple[str, int, str]
+) -> tuple[Member, list[Member]]:
+    """The rule's left member's row at ``place`` and its right member's rows for
+    the years it may use, from ``table``."""
+    sous_champ, annee, commune = place
+    return _row(table, (rule.left, sous_champ, annee, commune)), [
+        _row(table, (rule.right, sous_champ, year, commune)) for year in rule.right_years(annee)
+    ]
+
+
+def _row(table: Mapping[CommuneKey, CommuneState], key: CommuneKey) -> Member:
+    found = table.get(key)
     return None if found is None else (found.valeur, found.nb)
 
 
@@ -319,29 +342,25 @@ def _pair_deltas(
     done: set[tuple[str, str, int, str]] = set()
     for indicateur, sous_champ, annee, commune in changed:
         for rule in rules.pairs_by_member.get(indicateur, ()):
-            place = (sous_champ, annee, commune)
-            # A pair needs both members: without the other one before or
-            # after (``after`` holds every row of ``before``), nothing moves.
-            # Most records of a first load stop here.
-            other = rule.right if indicateur == rule.left else rule.left
-            if (other, *place) not in after:
-                continue
-            if (rule.target, *place) in done:
-                continue
-            done.add((rule.target, *place))
-
-            num0, den0, paired0 = rule.contribution(
-                _member(before, rule.left, place), _member(before, rule.right, place)
-            )
-            num1, den1, paired1 = rule.contribution(
-                _member(after, rule.left, place), _member(after, rule.right, place)
-            )
-            if (num0, den0, paired0) == (num1, den1, paired1):
-                continue
-            levels = [("commune", commune), *ancestors(commune)]
-            for niveau, code in levels:
-                delta = deltas[(rule.target, sous_champ, annee, niveau, code)]
-                delta.add_pair(num1 - num0, den1 - den0)
-                # The averaged indicator's own commune row counts its sources.
-                if not (niveau == "commune" and rule.kind == "moyenne_ponderee"):
-                    delta.nb_valeurs += paired1 - paired0
+            for year in rule.years_moved(indicateur, annee):
+                place = (sous_champ, year, commune)
+                # A pair needs both members: without one of them before or
+                # after (``after`` holds every row of ``before``), nothing
+                # moves. Most records of a first load stop here.
+                if (rule.left, *place) not in after or not any(
+                    (rule.right, sous_champ, y, commune) in after for y in rule.right_years(year)
+                ):
+                    continue
+                if (rule.target, *place) in done:
+                    continue
+                done.add((rule.target, *place))
+                old = rule.contribution(*_members(before, rule, place))
+                new = rule.contribution(*_members(after, rule, place))
+                if old == new:
+                    continue
+                for niveau, code in [("commune", commune), *ancestors(commune)]:
+                    delta = deltas[(rule.target, sous_champ, year, niveau, code)]
+                    delta.add_pair(new, old)
+                    # The averaged indicator's own commune row counts its sources.
+                    if not (niveau == "commune" and rule.kind == "moyenne_ponderee"):
+                        delta.nb_valeurs += new.paired - old.paired

@@ -32,26 +32,33 @@ WITH per_commune AS (
         ('region', c.region), ('france', '{FRANCE}')) AS l(niveau, code)
     WHERE l.code IS NOT NULL
 ), pairs AS (
-    SELECT id AS target, numerateur AS l, denominateur AS r, agregation AS kind
+    SELECT id AS target, numerateur AS l, denominateur AS r, agregation AS kind,
+           repli_denominateur AS repli
     FROM indicators WHERE agregation = 'ratio'
     UNION ALL
-    SELECT id, id, poids, agregation FROM indicators WHERE agregation = 'moyenne_ponderee'
+    SELECT id, id, poids, agregation, 0 FROM indicators WHERE agregation = 'moyenne_ponderee'
 ), paired AS (
-    SELECT p.target AS indicateur, p.kind, a.sous_champ, a.annee, a.commune,
-           CASE WHEN p.kind = 'ratio' THEN a.v ELSE a.v * b.v END AS num, b.v AS den
+    -- The denominator of the year, else of the latest earlier one within repli.
+    SELECT DISTINCT ON (p.target, a.sous_champ, a.annee, a.commune)
+           p.target AS indicateur, p.kind, a.sous_champ, a.annee, a.commune,
+           CASE WHEN p.kind = 'ratio' THEN a.v ELSE a.v * b.v END AS num, b.v AS den,
+           a.annee - b.annee AS lag
     FROM pairs p
     JOIN per_commune a ON a.indicateur = p.l AND a.n > 0
-    JOIN per_commune b ON (b.indicateur, b.sous_champ, b.annee, b.commune)
-                        = (p.r, a.sous_champ, a.annee, a.commune) AND b.n > 0
+    JOIN per_commune b ON (b.indicateur, b.sous_champ, b.commune)
+                        = (p.r, a.sous_champ, a.commune) AND b.n > 0
+        AND b.annee BETWEEN a.annee - p.repli AND a.annee
+    ORDER BY p.target, a.sous_champ, a.annee, a.commune, b.annee DESC
 )
 SELECT pc.indicateur, pc.sous_champ, pc.annee, 'commune', pc.commune, pc.v, pc.n::int,
-       coalesce(x.num, 0), coalesce(x.den, 0)
+       coalesce(x.num, 0), coalesce(x.den, 0), 0, 0, 0
 FROM per_commune pc
 LEFT JOIN paired x ON x.kind = 'moyenne_ponderee'
     AND (x.indicateur, x.sous_champ, x.annee, x.commune)
       = (pc.indicateur, pc.sous_champ, pc.annee, pc.commune)
 UNION ALL
-SELECT indicateur, sous_champ, annee, 'commune', commune, 0, 1, num, den
+SELECT indicateur, sous_champ, annee, 'commune', commune, 0, 1, num, den,
+       (lag > 0)::int, lag, lag * lag
 FROM paired WHERE kind = 'ratio'
 UNION ALL
 SELECT pc.indicateur, pc.sous_champ, pc.annee, l.niveau, l.code,
@@ -61,20 +68,21 @@ SELECT pc.indicateur, pc.sous_champ, pc.annee, l.niveau, l.code,
            WHEN 'min' THEN coalesce(min(pc.v) FILTER (WHERE pc.n > 0), 0)
            ELSE coalesce(max(pc.v) FILTER (WHERE pc.n > 0), 0)
        END,
-       (count(*) FILTER (WHERE pc.n > 0))::int, 0, 0
+       (count(*) FILTER (WHERE pc.n > 0))::int, 0, 0, 0, 0, 0
 FROM per_commune pc
 JOIN indicators i ON i.id = pc.indicateur AND i.agregation IN ('somme', 'nombre', 'min', 'max')
 JOIN levels l ON l.commune = pc.commune
 GROUP BY pc.indicateur, pc.sous_champ, pc.annee, l.niveau, l.code, i.agregation
 UNION ALL
 SELECT x.indicateur, x.sous_champ, x.annee, l.niveau, l.code, 0, count(*)::int, sum(x.num),
-       sum(x.den)
+       sum(x.den), (count(*) FILTER (WHERE x.lag > 0))::int, sum(x.lag), sum(x.lag * x.lag)
 FROM paired x JOIN levels l ON l.commune = x.commune
 GROUP BY x.indicateur, x.sous_champ, x.annee, l.niveau, l.code
 """
 
 RUNNING = """
-SELECT indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs, numerateur, denominateur
+SELECT indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs, numerateur, denominateur,
+       replis, repli_annees, repli_carres
 FROM aggregates
 """
 
@@ -144,6 +152,11 @@ WHERE epci_total > 0
 """
 
 KEY = f"({db.key_of('a')})"
+# What the rules keep in an aggregates row ``x`` (RECOMPUTE's columns).
+KEPT = (
+    "{x}.valeur, {x}.nb_valeurs, {x}.numerateur, {x}.denominateur, {x}.replis, "
+    "{x}.repli_annees, {x}.repli_carres"
+)
 TRUTH_KEY = f"({db.key_of('t')})"
 
 # The locks, then the truth to rebuild from.
@@ -155,7 +168,8 @@ PREPARE = [
     # top of the rebuilt rows, which did not see its uncommitted observations.
     "LOCK TABLE aggregates IN EXCLUSIVE MODE",
     f"""CREATE TEMP TABLE truth (indicateur, sous_champ, annee, niveau, code, valeur,
-            nb_valeurs, numerateur, denominateur) ON COMMIT DROP AS {RECOMPUTE}""",
+            nb_valeurs, numerateur, denominateur, replis, repli_annees, repli_carres)
+        ON COMMIT DROP AS {RECOMPUTE}""",
     f"""CREATE TEMP TABLE epci_truth (indicateur, sous_champ, annee, niveau, code, valeur,
             renseignes, total) ON COMMIT DROP AS {EPCI_TRUTH}""",
     f"CREATE TEMP TABLE published_truth ON COMMIT DROP AS {PUBLISHED_TRUTH}",
@@ -167,17 +181,19 @@ REBUILD = [
         "updated",
         db.logged(f"""UPDATE aggregates a SET valeur = t.valeur,
             nb_valeurs = t.nb_valeurs, numerateur = t.numerateur, denominateur = t.denominateur,
+            replis = t.replis, repli_annees = t.repli_annees, repli_carres = t.repli_carres,
             revision = a.revision + 1, {db.RENUMBER}, updated_at = now()
-        FROM truth t WHERE {KEY} = {TRUTH_KEY}
-          AND (a.valeur, a.nb_valeurs, a.numerateur, a.denominateur)
-              IS DISTINCT FROM (t.valeur, t.nb_valeurs, t.numerateur, t.denominateur)"""),
+        FROM truth t WHERE {KEY} = {TRUTH_KEY} AND ({KEPT.format(x="a")})
+              IS DISTINCT FROM ({KEPT.format(x="t")})"""),
     ),
     (
         "inserted",
         db.logged(f"""INSERT INTO aggregates AS a (indicateur, sous_champ, annee,
-            niveau, code, valeur, nb_valeurs, numerateur, denominateur, revision, change_seq)
+            niveau, code, valeur, nb_valeurs, numerateur, denominateur, replis, repli_annees,
+            repli_carres, revision, change_seq)
         SELECT t.indicateur, t.sous_champ, t.annee, t.niveau, t.code, t.valeur,
-               t.nb_valeurs, t.numerateur, t.denominateur, 1, {db.NEXT_CHANGE}
+               t.nb_valeurs, t.numerateur, t.denominateur, t.replis, t.repli_annees,
+               t.repli_carres, 1, {db.NEXT_CHANGE}
         FROM truth t WHERE NOT EXISTS (SELECT 1 FROM aggregates a WHERE {KEY} = {TRUTH_KEY})"""),
     ),
     # The values published for territories (published_values, issue #29), and
@@ -240,9 +256,10 @@ REBUILD = [
     (
         "emptied",
         db.logged(f"""UPDATE aggregates a SET valeur = 0, nb_valeurs = 0, numerateur = 0,
-            denominateur = 0, revision = a.revision + 1, {db.RENUMBER}, updated_at = now()
+            denominateur = 0, replis = 0, repli_annees = 0, repli_carres = 0,
+            revision = a.revision + 1, {db.RENUMBER}, updated_at = now()
         WHERE NOT EXISTS (SELECT 1 FROM truth t WHERE {KEY} = {TRUTH_KEY})
-          AND (a.valeur, a.nb_valeurs, a.numerateur, a.denominateur) <> (0, 0, 0, 0)
+          AND ({KEPT.format(x="a")}) <> (0, 0, 0, 0, 0, 0, 0)
           AND NOT a.publiee AND a.epci_total = 0"""),
     ),
 ]
@@ -264,7 +281,8 @@ class Report:
     differences: list[tuple[AggKey, Any, Any]] = field(default_factory=list)
 
 
-Row = tuple[Decimal, int, Decimal, Decimal]  # valeur, nb_valeurs, numerateur, denominateur
+# valeur, nb_valeurs, numerateur, denominateur, replis, repli_annees, repli_carres
+Row = tuple[Decimal, int, Decimal, Decimal, int, int, int]
 
 
 def _rows(conn: psycopg.Connection[Any], sql: str) -> dict[AggKey, Row]:

@@ -117,6 +117,8 @@ PARQUET = pa.schema(
             "mis_a_jour": pa.timestamp("us", tz="UTC"),
             "origine": pa.string(),
             "valeur_publiee": pa.string(),
+            "annee_denominateur": pa.int32(),
+            "communes_repli": pa.int32(),
             "millesime": pa.int16(),
             "estimee": pa.bool_(),
             "source": pa.string(),

@@ -17,6 +17,19 @@ from services.api.trajectories import Position
 
 # ---------------------------------------------------------------- indicateurs
 
+DENOMINATOR_YEAR = Field(
+    None,
+    description="A ratio's: the year of the denominators it divides by, the row's own or, by "
+    "the indicator's `repli_denominateur`, an earlier one where its communes had none for the "
+    "row's (a population not yet published); null when its communes used different years "
+    "(see `communes_repli`), or not a ratio.",
+)
+FALLBACKS = Field(
+    None,
+    description="A ratio's: how many of its communes divide by a denominator of an earlier "
+    "year than the row's (0: none); null when not a ratio.",
+)
+
 
 class IndicateurPublic(BaseModel):
     indicateur: str
@@ -48,6 +61,8 @@ class IndicateurPublic(BaseModel):
         description="The value a source published for the territory, if any, beside the "
         "aggregated one (as `valeur`: exact text with `exact=true`)."
     )
+    annee_denominateur: int | None = DENOMINATOR_YEAR
+    communes_repli: int | None = FALLBACKS
     millesime: int = Field(
         description="The edition of the map (Code officiel géographique) the territory and "
         "its communes are taken from: the current one unless `millesime` asked for another."
@@ -109,6 +124,8 @@ def to_public(
         mis_a_jour=row.updated_at,
         origine=row.origine,
         valeur_publiee=exact_text(row.valeur_publiee) if exact else number(row.valeur_publiee),
+        annee_denominateur=row.annee_denominateur,
+        communes_repli=row.communes_repli,
         millesime=millesime,
         estimee=estimee,
     )
@@ -311,6 +328,8 @@ class ValeurGroupement(BaseModel):
     couverture: float = Field(description="communes_renseignees / communes_total")
     complet: bool
     mis_a_jour: datetime = Field(description="The latest change of a member's value.")
+    annee_denominateur: int | None = DENOMINATOR_YEAR
+    communes_repli: int | None = FALLBACKS
     millesime: int = Field(
         CURRENT_EDITION, description="The edition of the map its communes are taken from."
     )

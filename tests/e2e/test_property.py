@@ -91,7 +91,8 @@ def held(database_url: str, years: tuple[int, int]) -> dict:
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
             "SELECT indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs, numerateur,"
-            " denominateur FROM aggregates WHERE annee = ANY(%s)",
+            " denominateur, replis, repli_annees, repli_carres FROM aggregates"
+            " WHERE annee = ANY(%s)",
             (list(years),),
         )
         return {tuple(r[:5]): tuple(r[5:]) for r in rows if any(r[5:])}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import json
 from collections import defaultdict
 from decimal import Decimal
@@ -258,6 +259,8 @@ COMPARED = (
     "communes_renseignees",
     "communes_total",
     "origine",
+    "annee_denominateur",
+    "communes_repli",
 )
 
 
@@ -277,9 +280,12 @@ def test_on_an_edition_equal_to_todays_every_kind_is_the_aggregators(
     for start in range(0, len(records), batch):
         store.apply(records[start : start + batch])
     client = CLIENTS.get(database_url) or CLIENTS.setdefault(database_url, api(database_url))
-    for indicateur in sorted({r.indicateur for r in records} | {"co2_par_hab"}):
+    ratios = {"co2_par_hab", "co2_par_hab_repli"}  # a denominator of up to 2 years before
+    for indicateur, annee in itertools.product(
+        sorted({r.indicateur for r in records} | ratios), range(2024, 2027)
+    ):
         for niveau in ("commune", "epci", "region"):
-            params = {"indicateur": indicateur, "annee": 2024, "niveau": niveau}
+            params = {"indicateur": indicateur, "annee": annee, "niveau": niveau}
             today, older = served(client, **params), served(client, millesime=2025, **params)
             kept = {code: compared(r) for code, r in today.items() if r["communes_renseignees"]}
             computed = {code: compared(r) for code, r in older.items() if r["communes_renseignees"]}

@@ -36,10 +36,10 @@ EPCI_MEMBERS = sorted(c.code for c in REF.communes.values() if c.epci == EPCI)
 SERVED_AS_QUOTIENT = {"ratio", "moyenne_ponderee"}
 
 
-def served(kind: str, indicator: str, row: tuple[Decimal, int, Decimal, Decimal]) -> Decimal | None:
+def served(kind: str, indicator: str, row: oracle.Row) -> Decimal | None:
     """What the view serves for a territory's row, from the oracle's sums
     (a quotient over a zero denominator: none, as NULLIF makes it)."""
-    value, _, num, den = row
+    value, _, num, den, *_ = row
     if kind in SERVED_AS_QUOTIENT and den == 0:
         return None
     if kind == "ratio":
@@ -79,18 +79,17 @@ def test_a_grouping_is_its_communes_aggregated_as_an_epci(
         RULES,
     )
     expected = {
-        (i, s): (served(RULES.kind(i), i, row), row[1])
-        for (i, s, _, niveau, _), row in truth.items()
+        (i, s, y): (served(RULES.kind(i), i, row), row[1], denominator_year(RULES.kind(i), y, row))
+        for (i, s, y, niveau, _), row in truth.items()
         if niveau == "groupement" and row[1] > 0
     }
-    answer = api(database_url).get(
-        "/groupements/g/indicateurs", params={"annee": annee, "exact": True}
-    )
+    answer = api(database_url).get("/groupements/g/indicateurs", params={"exact": True})
     assert answer.status_code == 200
-    got = {(r["indicateur"], r["sous_champ"]): r for r in answer.json()}
+    got = {(r["indicateur"], r["sous_champ"], r["annee"]): r for r in answer.json()}
     assert got.keys() == expected.keys()
-    for key, (value, reporting) in expected.items():
+    for key, (value, reporting, years) in expected.items():
         row = got[key]
+        assert (row["annee_denominateur"], row["communes_repli"]) == years, (key, row)
         if value is None:
             assert row["valeur"] is None, (key, row)
         else:
@@ -98,6 +97,18 @@ def test_a_grouping_is_its_communes_aggregated_as_an_epci(
         assert row["communes_renseignees"] == reporting
         assert row["communes_total"] == len(MEMBERS)
         assert row["complet"] == (reporting == len(MEMBERS))
+
+
+def denominator_year(kind: str, annee: int, row: tuple) -> tuple[int | None, int | None]:
+    """A ratio's (annee_denominateur, communes_repli) from the oracle's row:
+    one year when every paired commune went back as far (docs/catalogue.md)."""
+    if kind != "ratio":
+        return None, None
+    paired, replis, years, squares = row[1], *row[4:]
+    same = paired > 0 and all(
+        years == paired * lag and squares == paired * lag * lag for lag in [years // paired]
+    )
+    return (annee - years // paired if same else None), replis
 
 
 def test_the_communes_of_an_epci_give_the_epci_s_values(store, obs, database_url) -> None:

@@ -224,8 +224,9 @@ def test_each_message_the_database_writes_is_the_aggregate_change_of_its_row(
     }
     assert set(sent) == set(expected)
     # Each commune and its EPCI, département and région; France once a row:
-    # pop 2+6+1, co2 2+6+1, tmax 1+3+1, tmin 1+3+1, the ratio where both are (33063) 1+3+1.
-    assert len(sent) == 9 + 9 + 5 + 5 + 5
+    # pop 2+6+1, co2 2+6+1, tmax 1+3+1, tmin 1+3+1, and where both are (33063)
+    # each of the two ratios of co2 by pop 1+3+1.
+    assert len(sent) == 9 + 9 + 5 + 5 + 5 + 5
     for key, value in sent.items():
         assert set(json.loads(value)) == set(expected[key].model_dump(mode="json")), key
         assert AggregateChange.model_validate_json(value) == expected[key], key

@@ -50,8 +50,8 @@ from services.ingestor.ports import (
 )
 from tests import oracle
 
-Row = tuple[Decimal, int, Decimal, Decimal]  # valeur, nb_valeurs, numerateur, denominateur
-EMPTY: Row = (Decimal(0), 0, Decimal(0), Decimal(0))
+Row = oracle.Row
+EMPTY: Row = (Decimal(0), 0, Decimal(0), Decimal(0), 0, 0, 0)
 
 
 class MemoryAggregates:
@@ -122,12 +122,15 @@ class MemoryAggregates:
             self.observations[record.key] = record
         before = {key: self.aggregates.get(key, EMPTY)[:2] for key in result.extremes}
         for key, d in result.deltas.items():
-            v, n, num, den = self.aggregates.get(key, EMPTY)
+            v, n, num, den, replis, years, squares = self.aggregates.get(key, EMPTY)
             self.aggregates[key] = (
                 v + d.valeur,
                 n + d.nb_valeurs,
                 num + d.numerateur,
                 den + d.denominateur,
+                replis + d.replis,
+                years + d.repli_annees,
+                squares + d.repli_carres,
             )
         for key, change in result.extremes.items():
             # As the store: settled from the value before the batch when it can be.

@@ -50,6 +50,13 @@ agregation = "ratio"
 numerateur = "co2"
 denominateur = "pop"
 [[indicateur]]
+id = "co2_par_hab_repli"
+libelle = "tonnes par habitant, population d'une année antérieure au besoin"
+agregation = "ratio"
+numerateur = "co2"
+denominateur = "pop"
+repli_denominateur = 2
+[[indicateur]]
 id = "local"
 libelle = "non agrégeable"
 agregation = "non_agregeable"
@@ -178,10 +185,10 @@ def test_ratio_is_recomputed_from_summed_members_not_averaged() -> None:
             obs("74164", "50", indicateur="co2"),
         ]
     )  # no population: not paired
-    _, paired, num, den = s.aggregates[("co2_par_hab", "total", 2024, "departement", "74")]
+    _, paired, num, den, *_ = s.aggregates[("co2_par_hab", "total", 2024, "departement", "74")]
     assert (paired, num, den) == (2, Decimal(130), Decimal(100))  # 1.3, not mean(10, 1/3)
     s.apply([obs("74164", "20", indicateur="pop")])
-    _, paired, num, den = s.aggregates[("co2_par_hab", "total", 2024, "departement", "74")]
+    _, paired, num, den, *_ = s.aggregates[("co2_par_hab", "total", 2024, "departement", "74")]
     assert (paired, num, den) == (3, Decimal(180), Decimal(120))
 
 
@@ -195,10 +202,10 @@ def test_weighted_mean_follows_weight_corrections() -> None:
             obs("74042", "300", indicateur="pop"),
         ]
     )
-    _, n, num, den = s.aggregates[("part", "total", 2024, "departement", "74")]
+    _, n, num, den, *_ = s.aggregates[("part", "total", 2024, "departement", "74")]
     assert (n, num / den) == (2, Decimal("32.5"))
     s.apply([obs("74042", "100", 2, indicateur="pop")])
-    _, n, num, den = s.aggregates[("part", "total", 2024, "departement", "74")]
+    _, n, num, den, *_ = s.aggregates[("part", "total", 2024, "departement", "74")]
     assert num / den == Decimal(25)
     assert s.aggregates[("part", "total", 2024, "commune", "74042")][:2] == (Decimal(40), 1)
 
@@ -235,7 +242,16 @@ events = st.lists(
         st.integers(1, 3),  # accepted at (µs): ties too
         st.integers(0, 12),  # index in its batch: b:9 against b:10
         st.sampled_from(KINDS),
-        st.sampled_from([("total", 2024), ("total", 2025), ("18-25 ans", 2024)]),
+        # Years 2 and 3 apart too: a denominator stands in for up to 2 years.
+        st.sampled_from(
+            [
+                ("total", 2024),
+                ("total", 2025),
+                ("total", 2026),
+                ("total", 2027),
+                ("18-25 ans", 2024),
+            ]
+        ),
         st.sampled_from([None, "ademe", "dreal"]),  # producer
     ),
     max_size=60,

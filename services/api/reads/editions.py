@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, Row, text
 
 from common.referential import EDITIONS, FRANCE, no_edition
+from schemas.limits import REPLI_MAX
 from services.api.models import IndicateurPublic, ValeurGroupement, to_public
 from services.api.reads import groupements as groupings
 from services.api.reads.changements import Page, last_change
@@ -35,7 +36,7 @@ from services.api.reads.indicateurs import Filters
 T = TypeVar("T")
 VALUES = """
 WITH wanted AS (
-    SELECT id, agregation, facteur, unite, numerateur, denominateur, poids
+    SELECT id, agregation, facteur, unite, numerateur, denominateur, poids, repli_denominateur
     FROM indicators WHERE id = :indicateur
 ), terms AS (
     SELECT CASE WHEN agregation = 'ratio' THEN numerateur ELSE id END AS term FROM wanted
@@ -47,6 +48,8 @@ WITH wanted AS (
     SELECT o.indicateur, o.sous_champ, o.annee, p.commune, o.valeur, o.unite, o.updated_at,
            p.part, p.total
     FROM observations o
+    -- A ratio's denominator stands in for up to repli_denominateur later years.
+    LEFT JOIN wanted d ON d.agregation = 'ratio' AND d.denominateur = o.indicateur
     LEFT JOIN (
         SELECT DISTINCT code, cle FROM edition_passage
         WHERE millesime = :millesime AND cle <> :millesime
@@ -65,7 +68,7 @@ WITH wanted AS (
 ), members AS (
     SELECT w.id AS indicateur, pc.sous_champ, pc.annee, pc.commune, pc.v, pc.n, pc.u, pc.t,
            pc.estimee OR coalesce(b.estimee, false) AS estimee,
-           pc.v * b.v AS num, b.v AS den
+           pc.v * b.v AS num, b.v AS den, 0 AS lag
     FROM wanted w
     JOIN per_commune pc ON pc.indicateur = w.id
     -- A weighted mean's weight, where the commune has a value and a weight.
@@ -74,14 +77,20 @@ WITH wanted AS (
           = (w.poids, pc.sous_champ, pc.annee, pc.commune)
     WHERE w.agregation <> 'ratio'
     UNION ALL
-    -- A ratio's terms, where the commune has both.
-    SELECT w.id, a.sous_champ, a.annee, a.commune, 0, 1, w.unite, greatest(a.t, b.t),
-           a.estimee OR b.estimee, a.v, b.v
-    FROM wanted w
-    JOIN per_commune a ON a.indicateur = w.numerateur AND a.n > 0
-    JOIN per_commune b ON (b.indicateur, b.sous_champ, b.annee, b.commune)
-                        = (w.denominateur, a.sous_champ, a.annee, a.commune) AND b.n > 0
-    WHERE w.agregation = 'ratio'
+    -- A ratio's terms, where the commune has both: the denominator of the
+    -- year, else of the latest earlier one within repli_denominateur.
+    SELECT * FROM (
+        SELECT DISTINCT ON (a.sous_champ, a.annee, a.commune)
+               w.id, a.sous_champ, a.annee, a.commune, 0, 1, w.unite, greatest(a.t, b.t),
+               a.estimee OR b.estimee, a.v, b.v, a.annee - b.annee
+        FROM wanted w
+        JOIN per_commune a ON a.indicateur = w.numerateur AND a.n > 0
+        JOIN per_commune b ON (b.indicateur, b.sous_champ, b.commune)
+                            = (w.denominateur, a.sous_champ, a.commune) AND b.n > 0
+            AND b.annee BETWEEN a.annee - w.repli_denominateur AND a.annee
+        WHERE w.agregation = 'ratio'
+        ORDER BY a.sous_champ, a.annee, a.commune, b.annee DESC
+    ) paired
 ), territories AS (
     SELECT m.*, {level} AS code
     FROM members m
@@ -89,7 +98,10 @@ WITH wanted AS (
     WHERE {level} IS NOT NULL {areas}
 )
 SELECT indicateur, sous_champ, annee, code, agregation, unite, updated_at, estimee,
-       CASE WHEN renseignees = 0 THEN NULL ELSE valeur END AS valeur, renseignees
+       CASE WHEN renseignees = 0 THEN NULL ELSE valeur END AS valeur, renseignees,
+       CASE WHEN agregation = 'ratio' AND renseignees > 0 AND lag_min = lag_max
+           THEN annee - lag_min END AS annee_denominateur,
+       CASE WHEN agregation = 'ratio' THEN replis END AS communes_repli
 FROM (
     SELECT t.indicateur, t.sous_champ, t.annee, t.code, w.agregation,
            coalesce(w.unite, min(t.u)) AS unite, max(t.t) AS updated_at,
@@ -106,7 +118,9 @@ FROM (
                WHEN {commune_level} THEN least(count(*) FILTER (WHERE t.n > 0), 1)
                WHEN w.agregation = 'moyenne_ponderee' THEN count(*) FILTER (WHERE t.den IS NOT NULL)
                ELSE count(*) FILTER (WHERE t.n > 0)
-           END::int AS renseignees
+           END::int AS renseignees,
+           min(t.lag) AS lag_min, max(t.lag) AS lag_max,
+           count(*) FILTER (WHERE t.lag > 0)::int AS replis
     FROM territories t JOIN wanted w ON w.id = t.indicateur
     WHERE {commune_level} OR w.agregation <> 'non_agregeable'
     GROUP BY t.indicateur, t.sous_champ, t.annee, t.code, w.agregation, w.facteur, w.unite
@@ -183,7 +197,7 @@ def _level_rows(
         named |= {f"area_{a}": code for a, code in areas.items()}
     if among is not None:
         inside += f" AND {column} = ANY(:among_codes)"
-        years = " AND o.annee = ANY(:among_years)"
+        years = f" AND {AMONG_YEARS}"
         named |= {"among_codes": sorted(among[0]), "among_years": sorted(among[1])}
     sql = _values(filters, column, inside, commune_level=level == "commune", years=years)
     names = {r.code: r for r in conn.execute(text(NAMES), named)}
@@ -299,17 +313,30 @@ def _named(filters: Filters, millesime: int) -> dict[str, Any]:
     }
 
 
+# The years after its own an observation may serve: a ratio's denominator's
+# stand in for up to repli_denominateur later ones (``d``: its ratio).
+SPAN = "coalesce(d.repli_denominateur, 0)"
+# The observations that may serve a value of the years asked for (each
+# bounded by REPLI_MAX first, so that the primary key's range is used).
+YEAR_FILTERS = {
+    "annee": f"o.annee BETWEEN :annee - {REPLI_MAX} AND :annee AND :annee <= o.annee + {SPAN}",
+    "annee_min": f"o.annee >= :annee_min - {REPLI_MAX} AND o.annee + {SPAN} >= :annee_min",
+    "annee_max": "o.annee <= :annee_max",
+}
+AMONG_YEARS = (
+    "EXISTS (SELECT FROM unnest(CAST(:among_years AS int[])) AS y"
+    f" WHERE y BETWEEN o.annee AND o.annee + {SPAN})"
+)
+
+
 def _values(filters: Filters, level: str, areas: str, commune_level: bool, years: str = "") -> str:
     where = years + "".join(
-        f" AND o.{name} = :{name}"
-        for name in ("annee", "sous_champ")
+        f" AND {condition}"
+        for name, condition in YEAR_FILTERS.items()
         if getattr(filters, name) is not None
     )
-    where += "".join(
-        f" AND o.annee {compare} :{bound}"
-        for bound, compare in (("annee_min", ">="), ("annee_max", "<="))
-        if getattr(filters, bound) is not None
-    )
+    if filters.sous_champ is not None:
+        where += " AND o.sous_champ = :sous_champ"
     return VALUES.format(
         keyed=KEYED,
         filters=where,

@@ -32,6 +32,7 @@ FILTERS = ("indicateur", "annee", "sous_champ")
 VALUES = """
 WITH members AS (
     SELECT a.indicateur, a.sous_champ, a.annee, a.valeur, a.numerateur, a.denominateur,
+           a.repli_annees AS lag, -- a commune's years back to its ratio's denominator
            coalesce(i.unite, a.unite) AS unite, a.updated_at, i.agregation, i.facteur,
            -- A weighted mean counts the communes that have a weight too.
            i.agregation <> 'moyenne_ponderee' OR EXISTS (
@@ -57,7 +58,11 @@ SELECT indicateur, sous_champ, annee, agregation,
        END AS valeur,
        min(unite) AS unite,
        (count(*) FILTER (WHERE compte))::int AS communes_renseignees,
-       max(updated_at) AS updated_at
+       max(updated_at) AS updated_at,
+       CASE WHEN agregation = 'ratio' AND min(lag) = max(lag) THEN annee - min(lag) END
+           AS annee_denominateur,
+       CASE WHEN agregation = 'ratio' THEN count(*) FILTER (WHERE lag > 0) END::int
+           AS communes_repli
 FROM members
 GROUP BY indicateur, sous_champ, annee, agregation
 HAVING count(*) FILTER (WHERE compte) > 0
@@ -121,6 +126,8 @@ def public(
         unite=row.unite,
         **coverage(row.communes_renseignees, total),
         mis_a_jour=row.updated_at,
+        annee_denominateur=row.annee_denominateur,
+        communes_repli=row.communes_repli,
         millesime=millesime,
         estimee=estimee,
     )

@@ -40,6 +40,8 @@ ROW = tuple(
         "updated_at",
         "origine",
         "valeur_publiee",
+        "annee_denominateur",
+        "communes_repli",
     )
 )
 
