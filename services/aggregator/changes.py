@@ -47,19 +47,22 @@ VALEUR = """CASE
     ELSE {a}.valeur
 END"""
 
-# A ratio's year of denominator (migration 0021): the row's, else the one
-# earlier year all its paired communes used (they share it exactly when
+# A ratio's year of denominator (migration 0021): the row's (also when shown
+# from published terms, paired in their year), else the one earlier year all
+# its paired communes used (they share it exactly when
 # nb_valeurs × repli_carres = repli_annees²), else NULL; and how many used an
 # earlier year.
 ANNEE_DENOMINATEUR = """CASE
     WHEN {i}.agregation IS DISTINCT FROM 'ratio' THEN NULL
-    WHEN {summed} THEN {a}.annee
+    WHEN ({shown}) OR ({summed}) THEN {a}.annee
     WHEN {a}.nb_valeurs > 0
          AND {a}.nb_valeurs * {a}.repli_carres = {a}.repli_annees * {a}.repli_annees
         THEN {a}.annee - {a}.repli_annees / {a}.nb_valeurs
 END"""
 COMMUNES_REPLI = """CASE
-    WHEN {i}.agregation IS DISTINCT FROM 'ratio' THEN NULL WHEN {summed} THEN 0 ELSE {a}.replis
+    WHEN {i}.agregation IS DISTINCT FROM 'ratio' THEN NULL
+    WHEN ({shown}) OR ({summed}) THEN 0
+    ELSE {a}.replis
 END"""
 
 # A published value (or its EPCIs') counts every commune of its territory
@@ -82,8 +85,8 @@ def message(a: str, t: str, i: str) -> str:
     shown, summed = SHOWN.format(a=a, i=i), SUMMED.format(a=a, i=i)
     renseignees = RENSEIGNEES.format(a=a, t=t, shown=shown, summed=summed)
     valeur = VALEUR.format(a=a, i=i, shown=shown, summed=summed)
-    annee_denominateur = ANNEE_DENOMINATEUR.format(a=a, i=i, summed=summed)
-    communes_repli = COMMUNES_REPLI.format(a=a, i=i, summed=summed)
+    annee_denominateur = ANNEE_DENOMINATEUR.format(a=a, i=i, shown=shown, summed=summed)
+    communes_repli = COMMUNES_REPLI.format(a=a, i=i, shown=shown, summed=summed)
     return f"""CASE WHEN {t}.code IS NOT NULL THEN concat(
     '{{"indicateur":', to_json({a}.indicateur), ',"sous_champ":', to_json({a}.sous_champ),
     ',"annee":', {a}.annee, ',"niveau":', to_json({a}.niveau), ',"code":', to_json({a}.code),

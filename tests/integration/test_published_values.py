@@ -232,9 +232,15 @@ def test_a_ratio_is_published_from_its_published_terms(store, obs, database_url)
     [ratio] = rows(api, epci=GRAND_ANNECY, niveau="epci", indicateur="co2_par_hab").values()
     assert (Decimal(ratio["valeur"]), ratio["origine"]) == (2, "publiee")
     assert ratio["communes_renseignees"] == ratio["communes_total"]
+    # Published terms pair in their own year.
+    assert (ratio["annee_denominateur"], ratio["communes_repli"]) == (2024, 0)
     told = {c.key: AggregateChange.model_validate_json(c.message) for c in both.changes}
     change = told[f"co2_par_hab|total|2024|epci|{GRAND_ANNECY}"]
-    assert (change.origine, change.valeur) == ("publiee", Decimal(2))
+    assert (change.origine, change.valeur, change.annee_denominateur) == (
+        "publiee",
+        Decimal(2),
+        2024,
+    )
     # A new version of a term moves it; a zero or secret denominator leaves it secret.
     store.apply([published("pop", "epci", GRAND_ANNECY, "125000", version=2)])
     [ratio] = rows(api, epci=GRAND_ANNECY, niveau="epci", indicateur="co2_par_hab").values()

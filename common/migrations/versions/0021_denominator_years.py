@@ -9,7 +9,8 @@ squares (``repli_carres``): all three add up under any change, and the row's
 communes share one year exactly when nb_valeurs × repli_carres =
 repli_annees² (Cauchy–Schwarz), which is then Y − repli_annees / nb_valeurs.
 The view serves it as ``annee_denominateur`` (null when they differ) and
-``communes_repli``.
+``communes_repli``; a ratio shown from published terms (its territory's own,
+or its EPCIs' sums) pairs terms of its own year.
 
 Revision ID: 0021
 Revises: 0020
@@ -39,14 +40,14 @@ SUMMED = (
 )
 ANNEE_DENOMINATEUR = f"""CASE
            WHEN i.agregation IS DISTINCT FROM 'ratio' THEN NULL
-           WHEN {SUMMED} THEN a.annee
+           WHEN ({SHOWN}) OR ({SUMMED}) THEN a.annee
            WHEN a.nb_valeurs > 0
                 AND a.nb_valeurs * a.repli_carres = a.repli_annees * a.repli_annees
                THEN a.annee - a.repli_annees / a.nb_valeurs
        END"""
 COMMUNES_REPLI = f"""CASE
            WHEN i.agregation IS DISTINCT FROM 'ratio' THEN NULL
-           WHEN {SUMMED} THEN 0
+           WHEN ({SHOWN}) OR ({SUMMED}) THEN 0
            ELSE a.replis
        END"""
 
