@@ -228,7 +228,8 @@ WHERE (a.indicateur, a.sous_champ, a.annee, a.niveau, a.code) = (k.i, k.s, k.y, 
 # into a bounded number of buckets so a transaction never holds more than
 # LOCK_BUCKETS advisory locks (Postgres' lock table is small). The cleaner
 # routes places by the same hash, so aggregators on different partitions take
-# different buckets (schemas/clean.py place_hash).
+# different buckets (schemas/clean.py place_hash), but for a ratio's
+# denominator standing in for later years: it locks those years' places too.
 LOCK_NAMESPACE = 7_277_411
 LOCK_BUCKETS = 1024
 
@@ -236,6 +237,13 @@ LOCK_BUCKETS = 1024
 def lock_bucket(key: CommuneKey) -> int:
     _, sous_champ, annee, commune = key
     return place_hash(sous_champ, annee, commune) % LOCK_BUCKETS
+
+
+def lock_buckets(keys: Iterable[CommuneKey]) -> set[int]:
+    """The buckets of ``keys``' places, each place hashed once (a commune's
+    indicators share it)."""
+    places = {key[1:] for key in keys}
+    return {place_hash(*place) % LOCK_BUCKETS for place in places}
 
 
 def _columns(keys: Iterable[tuple[Any, ...]], width: int) -> list[str]:
@@ -304,13 +312,13 @@ class AggregateStore:
         with conn.transaction(), conn.cursor() as cur:
             same_edition(cur, self._ref)
             commune_keys = commune_keys_needed(records, self._rules)
-            places = {lock_bucket(k) for k in commune_keys}
+            places = lock_buckets(commune_keys)
             places |= {
                 lock_bucket((r.indicateur, r.sous_champ, r.annee, r.commune)) for r in published
             }
             # The départements whose EPCIs' sum may move: under their places' locks too.
             summed = self._sums.moved(published_values.key_of(r) for r in published)
-            places |= {lock_bucket(k) for k in summed}
+            places |= lock_buckets(summed)
             # Locks taken in sorted order cannot deadlock.
             cur.execute(
                 "SELECT pg_advisory_xact_lock(%s, b) FROM unnest(%s::int[]) AS b",

@@ -213,13 +213,22 @@ def commune_keys_needed(
     """The commune rows :func:`plan` must be given: the batch's and those its
     pairs are made with (a ratio's denominator, of earlier years too)."""
     keys: set[CommuneKey] = set()
+    # (indicator, year) -> the rows its pairs need, each once: a batch holds
+    # few of them, and a denominator's overlap across its ratios and years.
+    needed: dict[tuple[str, int], tuple[tuple[str, int], ...]] = {}
     for r in records:
         keys.add((r.indicateur, r.sous_champ, r.annee, r.commune))
-        for rule in rules.pairs_by_member.get(r.indicateur, ()):
-            keys.update(
-                (indicateur, r.sous_champ, annee, r.commune)
-                for indicateur, annee in rule.rows_needed(r.indicateur, r.annee)
+        rows = needed.get((r.indicateur, r.annee))
+        if rows is None:
+            rows = needed[(r.indicateur, r.annee)] = tuple(
+                {
+                    row
+                    for rule in rules.pairs_by_member.get(r.indicateur, ())
+                    for row in rule.rows_needed(r.indicateur, r.annee)
+                }
             )
+        if rows:
+            keys.update((indicateur, r.sous_champ, annee, r.commune) for indicateur, annee in rows)
     return keys
 
 

@@ -249,6 +249,25 @@ def test_each_series_is_drawn_beside_its_parents_with_the_apis_values(
     figure.screenshot(str(tmp_path / "series.png"))
 
 
+def test_a_ratio_says_when_it_divided_by_an_earlier_years_population(
+    stack: Stack, browser: WebDriver
+) -> None:
+    """co2_par_hab_repli (tests/catalogue.toml) divides by a population of up
+    to two years before: a commune with none in its year says which one."""
+    commune, year = "64001", 2099  # no other test pushes them
+    push_values(stack, "pop", {commune: 400}, 1, year - 2)
+    push_values(stack, "co2", {commune: 10}, 1, year)
+    query = f"/indicateurs?commune={commune}&indicateur=co2_par_hab_repli&annee={year}"
+    [row] = eventually(lambda: get_json(stack.url("api", query)), 60, "the ratio served")
+    assert (row["valeur"], row["annee_denominateur"], row["communes_repli"]) == (25, year - 2, 1)
+    browser.get(stack.url("api", f"/?niveau=commune&code={commune}"))
+    cell = (By.CSS_SELECTOR, "tr[data-cle='co2_par_hab_repli|total'] td.valeur")
+    WebDriverWait(browser, 20).until(
+        shown.text_to_be_present_in_element(cell, f"(dénominateur de {year - 2})")
+    )
+    assert browser.find_element(*cell).text.startswith("25")
+
+
 # The map's test: charging points in one commune of each of a dozen
 # départements, in a year no other test pushes.
 MAP_YEAR = 2097

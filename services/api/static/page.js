@@ -145,6 +145,18 @@ function ligne(cellules) {
 // aggregate of its communes: said so instead of the coverage.
 const ORIGINES = { publiee: "valeur publiée", somme_epci: "somme des EPCI" };
 
+// A ratio some of whose communes divided by an earlier year's denominator
+// (a population not published yet): which year, or how many communes.
+function repli(r) {
+  const note = document.createElement("small");
+  note.className = "repli";
+  const communes = `${r.communes_repli} commune${r.communes_repli > 1 ? "s" : ""}`;
+  note.textContent = r.annee_denominateur === null
+    ? ` (dénominateur d'une année antérieure pour ${communes})`
+    : ` (dénominateur de ${r.annee_denominateur})`;
+  return note;
+}
+
 function tableau() {
   const rangs = [...affiche.lignes.values()].sort((a, b) => libelle(a).localeCompare(libelle(b), "fr"));
   // The edition of the map the territory and its communes are taken from.
@@ -168,6 +180,7 @@ function tableau() {
       tr.querySelector(".valeur").title = "Somme des valeurs publiées pour les EPCI du département";
     }
     tr.querySelector(".valeur").dataset.indicateur = r.indicateur;
+    if (r.communes_repli) tr.querySelector(".valeur").append(repli(r));
     return tr;
   }));
 }
