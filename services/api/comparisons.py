@@ -231,11 +231,13 @@ def ranks(
     for w, d in zip(wanted, described_, strict=True):
         ranked = values.complete[w]  # the territories with a value to rank
         if code not in ranked:
+            short = values.shortfall(code, w)
             rangs.append(
                 Rang(
                     indicateur=w[0], sous_champ=w[1], valeur=None, rang=None,
-                    sur=len(ranked), meilleur_que=None,
-                    raison=values.incomplete.get((code, w), "no value"),
+                    sur=len(ranked), meilleur_que=None, raison=short.text,
+                    raison_code=short.code, communes_renseignees=short.renseignees,
+                    communes_total=short.total,
                 )
             )  # fmt: skip
             continue

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from common.referential import CURRENT_EDITION
 from schemas.aggregates import Niveau, Origine
 from schemas.catalogue import Sens, Trajectoire
-from services.api.trajectories import Position
+from services.api.trajectories import BEFORE_BASELINE, Position
 
 # ---------------------------------------------------------------- indicateurs
 
@@ -154,6 +154,15 @@ class Fiche(Territoire):
 
 # ---------------------------------------------------------------- objectifs
 
+SansPosition = Literal["sans_reference", "sans_valeur", "couverture_incomplete", "avant_reference"]
+# Each as words, in the API's language.
+SANS_POSITION: dict[SansPosition, str] = {
+    "sans_reference": "no baseline in the catalogue",
+    "sans_valeur": "no value",
+    "couverture_incomplete": "incomplete coverage",
+    "avant_reference": BEFORE_BASELINE,
+}
+
 
 class PositionTrajectoire(BaseModel):
     """Where the territory stands on the path, in its latest year with a value."""
@@ -207,7 +216,12 @@ class ObjectifTerritoire(BaseModel):
     position: PositionTrajectoire | None = Field(
         description="Where the latest value stands on the path; none as `sans_position` says."
     )
-    sans_position: str | None = Field(description="Why there is no position.")
+    sans_position: str | None = Field(description="Why there is no position, in words.")
+    sans_position_code: SansPosition | None = Field(
+        description="Why there is no position: `sans_reference` (no baseline in the "
+        "catalogue), `sans_valeur`, `couverture_incomplete`, `avant_reference` (the latest "
+        "value is older than the baseline)."
+    )
 
 
 class Objectifs(BaseModel):
@@ -266,6 +280,10 @@ class Pair(Membre):
     valeurs: dict[str, float | int | None]
 
 
+# Why a territory has no rank: no row, a secret value, too few communes.
+RaisonCode = Literal["sans_valeur", "secret", "couverture_incomplete"]
+
+
 class Rang(BaseModel):
     indicateur: str
     sous_champ: str
@@ -276,7 +294,15 @@ class Rang(BaseModel):
         description="Share of the other territories ranked that do strictly worse (0.73: "
         "better than 73 %); none without a direction."
     )
-    raison: str | None = None
+    raison: str | None = Field(None, description="Why no rank, in words.")
+    raison_code: RaisonCode | None = Field(
+        None,
+        description="Why no rank: `sans_valeur` (no row), `secret` (secret or not reported), "
+        "`couverture_incomplete` (fewer communes reported than asked: "
+        "`communes_renseignees` of `communes_total`).",
+    )
+    communes_renseignees: int | None = Field(None, description="With couverture_incomplete.")
+    communes_total: int | None = Field(None, description="With couverture_incomplete.")
 
 
 class Comparaison(BaseModel):

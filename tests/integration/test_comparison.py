@@ -153,6 +153,12 @@ def test_a_territory_left_out_is_told_why_and_still_ranked_where_it_can_be(
     assert "co2: 1 of 34 communes reported" in incomplete["raison"]
     assert {r["rang"] for r in incomplete["rangs"]} == {None}
     assert incomplete["rangs"][0]["raison"] == "1 of 34 communes reported"
+    short = incomplete["rangs"][0]
+    assert (short["raison_code"], short["communes_renseignees"], short["communes_total"]) == (
+        "couverture_incomplete",
+        1,
+        34,
+    )
     # With the coverage it has (1 of 34 communes), it counts: grouped and ranked.
     enough = api.get(
         f"/territoires/epci/{HALF_REPORTED}/comparaison",
@@ -276,12 +282,17 @@ def test_where_a_commune_stands_on_each_path_as_computed_by_hand(
     assert local["trajectoire"] == "geometrique" and local["tolerance"] == 0.05
     no_path = next(o for o in answer if o["indicateur"] == "nb_pdc")
     assert no_path["position"] is None
-    assert no_path["sans_position"] == "no baseline in the catalogue"
+    assert (no_path["sans_position"], no_path["sans_position_code"]) == (
+        "no baseline in the catalogue",
+        "sans_reference",
+    )
     # A year before the baseline, and another territory: no local objective there.
     early = api.get("/territoires/commune/33063/objectifs", params={"annee": 2019}).json()
-    assert {o["sans_position"] for o in early["objectifs"] if o["indicateur"] == "co2"} == {
-        "no value"
-    }
+    assert {
+        (o["sans_position"], o["sans_position_code"])
+        for o in early["objectifs"]
+        if o["indicateur"] == "co2"
+    } == {("no value", "sans_valeur")}
     annecy = api.get("/territoires/commune/74010/objectifs").json()["objectifs"]
     assert {o["portee"] for o in annecy} == {"nationale"}
 

@@ -5,11 +5,16 @@ geometric path, the target year passed, a year before the baseline."""
 from __future__ import annotations
 
 from decimal import Decimal
+from types import SimpleNamespace
+from typing import get_args
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.api.models import SANS_POSITION, SansPosition
+from services.api.reads.objectifs import Latest
+from services.api.routes.objectifs import where
 from services.api.trajectories import BEFORE_BASELINE, Path, stand
 
 D = Decimal
@@ -90,3 +95,24 @@ def test_a_straight_path_stays_between_its_ends(
     assert min(reference, target) <= expected <= max(reference, target)
     on_it = stand(path, start + offset, expected, "hausse", D(0))
     assert on_it.position == "sur_la_trajectoire" and on_it.ecart == 0
+
+
+def test_an_answer_says_why_it_has_no_position_by_a_code_and_in_words() -> None:
+    """Each reason, from the first that holds: no baseline, no value, an
+    incomplete one, one older than the baseline (the page reads the code)."""
+    row = SimpleNamespace(
+        annee_reference=2023, annee=2030, trajectoire="lineaire", sens="hausse", tolerance=TOLERANCE
+    )
+    cases = [
+        (None, Latest(2026, D(1), True), "sans_reference"),
+        (D(100_000), None, "sans_valeur"),
+        (D(100_000), Latest(2026, None, True), "sans_valeur"),
+        (D(100_000), Latest(2026, D(1), False), "couverture_incomplete"),
+        (D(100_000), Latest(2022, D(1), True), "avant_reference"),
+    ]
+    for reference, latest, code in cases:
+        assert where(row, latest, D(400_000), reference) == (None, code)
+    assert set(SANS_POSITION) == set(get_args(SansPosition))
+    assert SANS_POSITION["avant_reference"] == BEFORE_BASELINE
+    position, why = where(row, Latest(2026, D(228_571), True), D(400_000), D(100_000))
+    assert (why, position and position.position) == (None, "sur_la_trajectoire")

@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy import Connection, select, tuple_
 
 from common.db import aggregate_values, indicators
-from services.api.models import IndicateurCompare
+from services.api.models import IndicateurCompare, RaisonCode
 
 Wanted = tuple[str, str]  # (indicateur, sous_champ)
 
@@ -34,13 +34,31 @@ def label(w: Wanted) -> str:
 
 
 @dataclass(frozen=True)
+class Shortfall:
+    """How a territory's value falls short of being ranked or grouped."""
+
+    code: RaisonCode
+    renseignees: int | None = None
+    total: int | None = None
+
+    @property
+    def text(self) -> str:
+        if self.code == "couverture_incomplete":
+            return f"{self.renseignees} of {self.total} communes reported"
+        return "secret or not reported" if self.code == "secret" else "no value"
+
+
+NO_VALUE = Shortfall("sans_valeur")
+
+
+@dataclass(frozen=True)
 class LevelValues:
     """One level's values of the wanted indicators for one year."""
 
     names: dict[str, str]  # code → name, for every territory with a value
     # Values with the coverage asked (complete, by default), by territory.
     complete: dict[Wanted, dict[str, Decimal]]
-    incomplete: dict[tuple[str, Wanted], str]  # (code, indicator) → how it falls short
+    incomplete: dict[tuple[str, Wanted], Shortfall]  # (code, indicator) → how it falls short
 
     def grouped(self, wanted: list[Wanted]) -> list[str]:
         """Territories complete for every wanted indicator, in code order."""
@@ -51,10 +69,13 @@ class LevelValues:
             [[float(self.complete[w][c]) for w in wanted] for c in codes], dtype=float
         ).reshape(len(codes), len(wanted))
 
+    def shortfall(self, code: str, w: Wanted) -> Shortfall:
+        return self.incomplete.get((code, w), NO_VALUE)
+
     def why(self, code: str, wanted: list[Wanted]) -> str:
         """Why ``code`` lacks a complete value of some wanted indicator ("" if it does not)."""
         return "; ".join(
-            f"{label(w)}: {self.incomplete.get((code, w), 'no value')}"
+            f"{label(w)}: {self.shortfall(code, w).text}"
             for w in wanted
             if code not in self.complete[w]
         )
@@ -81,10 +102,10 @@ def read_level(
         values.names[row.code] = row.nom
         w = (row.indicateur, row.sous_champ)
         if row.valeur is None:
-            values.incomplete[row.code, w] = "secret or not reported"
+            values.incomplete[row.code, w] = Shortfall("secret")
         elif row.communes_renseignees < row.communes_total * couverture_min:
-            values.incomplete[row.code, w] = (
-                f"{row.communes_renseignees} of {row.communes_total} communes reported"
+            values.incomplete[row.code, w] = Shortfall(
+                "couverture_incomplete", row.communes_renseignees, row.communes_total
             )
         else:
             values.complete[w][row.code] = row.valeur

@@ -11,7 +11,14 @@ from fastapi import APIRouter, Depends, Query
 from schemas import limits
 from services.api import analysis, trajectories
 from services.api.deps import OTHER_EDITION, EngineDep, TerritoryDep, current_edition_only
-from services.api.models import Objectifs, ObjectifTerritoire, PositionTrajectoire, number
+from services.api.models import (
+    SANS_POSITION,
+    Objectifs,
+    ObjectifTerritoire,
+    PositionTrajectoire,
+    SansPosition,
+    number,
+)
 from services.api.reads import objectifs as reads
 
 router = APIRouter()
@@ -93,25 +100,25 @@ def answer(
         trajectoire=row.trajectoire,
         tolerance=float(row.tolerance),
         position=position,
-        sans_position=why,
+        sans_position=None if why is None else SANS_POSITION[why],
+        sans_position_code=why,
     )
 
 
 def where(
     row: Any, latest: reads.Latest | None, objectif: Decimal, reference: Decimal | None
-) -> tuple[PositionTrajectoire | None, str | None]:
+) -> tuple[PositionTrajectoire | None, SansPosition | None]:
     """The latest value against the path, or why not."""
     if reference is None:
-        return None, "no baseline in the catalogue"
+        return None, "sans_reference"
     if latest is None or latest.valeur is None:
-        return None, "no value"
+        return None, "sans_valeur"
     if not latest.complet:
-        return None, "incomplete coverage"
+        return None, "couverture_incomplete"
+    if latest.annee < row.annee_reference:
+        return None, "avant_reference"
     path = trajectories.Path(row.annee_reference, reference, row.annee, objectif, row.trajectoire)
-    try:
-        found = trajectories.stand(path, latest.annee, latest.valeur, row.sens, row.tolerance)
-    except ValueError as exc:
-        return None, str(exc)
+    found = trajectories.stand(path, latest.annee, latest.valeur, row.sens, row.tolerance)
     return PositionTrajectoire(
         annee=found.annee,
         attendu=number(found.attendu),

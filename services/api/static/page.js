@@ -212,7 +212,7 @@ async function objectifs() {
       ? `Attendu en ${o.position.annee} sur la trajectoire ${o.trajectoire === "geometrique" ? "à taux constant" : "linéaire"} `
         + `de ${valeur(o.reference, o.unite)} (${o.annee_reference}) à ${valeur(o.objectif, o.unite)} (${o.annee_objectif}) : `
         + `${valeur(o.position.attendu, o.unite)}`
-      : (SANS_POSITION[o.sans_position] || o.sans_position || "");
+      : (SANS_POSITION[o.sans_position_code] || o.sans_position || "");
     return tr;
   }));
 }
@@ -221,10 +221,10 @@ async function objectifs() {
 // track or behind, by how much of what the path expects.
 const POSITIONS = { en_avance: "en avance", sur_la_trajectoire: "sur la trajectoire", en_retard: "en retard" };
 const SANS_POSITION = {
-  "no baseline in the catalogue": "pas d’année de référence dans le catalogue",
-  "no value": "pas de valeur",
-  "incomplete coverage": "couverture incomplète",
-  "the latest value is older than the baseline": "la dernière valeur est antérieure à l’année de référence",
+  sans_reference: "pas d’année de référence dans le catalogue",
+  sans_valeur: "pas de valeur",
+  couverture_incomplete: "couverture incomplète",
+  avant_reference: "la dernière valeur est antérieure à l’année de référence",
 };
 function trajectoire(o) {
   if (!o.position) return "—";
@@ -235,12 +235,12 @@ function trajectoire(o) {
   return `${nom} (${signe}${pourcent.format(Math.abs(p.ecart_relatif))})`;
 }
 
-// The API words why a territory is not ranked in English; the page, in French.
-function enFrancais(raison) {
-  const partielle = /^(\d+) of (\d+) communes reported$/.exec(raison || "");
-  if (partielle) return `${nombre.format(partielle[1])} communes sur ${nombre.format(partielle[2])} ont répondu`;
-  if (raison === "secret or not reported") return "secret ou non renseigné";
-  return raison;
+// Why a territory is not ranked, by the API's code, in French.
+function enFrancais(r) {
+  if (r.raison_code === "couverture_incomplete") {
+    return `${nombre.format(r.communes_renseignees)} communes sur ${nombre.format(r.communes_total)} ont répondu`;
+  }
+  return { secret: "secret ou non renseigné", sans_valeur: "pas de valeur" }[r.raison_code] ?? r.raison;
 }
 
 // The territory's rank for each catalogued indicator at its latest year,
@@ -266,7 +266,7 @@ async function classement() {
   $("bloc-rangs").hidden = !trouves.length;
   trouves.sort((a, b) => libelle(a).localeCompare(libelle(b), "fr"));
   $("rangs").tBodies[0].replaceChildren(...trouves.map((r) => {
-    const rang = r.rang === null ? `— (${enFrancais(r.raison)})` : `${nombre.format(r.rang)} sur ${nombre.format(r.sur)}`;
+    const rang = r.rang === null ? `— (${enFrancais(r)})` : `${nombre.format(r.rang)} sur ${nombre.format(r.sur)}`;
     const mieux = r.meilleur_que === null ? "—" : `${pourcent.format(r.meilleur_que)} des ${PLURIELS[fiche.niveau]}`;
     const tr = ligne([[libelle(r), ""], [String(r.annee), "nombre"], [rang, "nombre rang"], [mieux, "nombre mieux"]]);
     tr.dataset.indicateur = r.indicateur;
