@@ -149,6 +149,10 @@ class Fiche(Territoire):
         description="Where it belongs: a commune's EPCI (else its département), an EPCI's "
         "main département, a département's région, a région's France."
     )
+    departement: Territoire | None = Field(
+        description="The département a commune lies in, or an EPCI mostly (as its parent); "
+        "none above."
+    )
     membres: Niveau | None = Field(description="The level of its members, for comparison.")
 
 

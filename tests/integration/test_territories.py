@@ -30,22 +30,30 @@ def test_a_name_finds_the_exact_name_first_then_the_widest(api: TestClient) -> N
 
 
 @pytest.mark.parametrize(
-    ("niveau", "code", "parent", "membres"),
+    ("niveau", "code", "parent", "membres", "departement"),
     [
-        ("commune", "74010", ("epci", "200066793"), None),
-        ("commune", "97502", ("departement", "975"), None),  # a commune outside any EPCI
-        ("epci", "200066793", ("departement", "74"), "commune"),
-        ("departement", "33", ("region", "75"), "epci"),
-        ("region", "84", ("france", "FR"), "departement"),
-        ("france", "FR", None, "region"),
+        ("commune", "74010", ("epci", "200066793"), None, "74"),
+        ("commune", "97502", ("departement", "975"), None, "975"),  # outside any EPCI
+        ("commune", "2A004", ("epci", "242010056"), None, "2A"),
+        ("epci", "200066793", ("departement", "74"), "commune", "74"),
+        ("departement", "33", ("region", "75"), "epci", None),
+        ("region", "84", ("france", "FR"), "departement", None),
+        ("france", "FR", None, "region", None),
     ],
 )
 def test_each_territory_knows_its_parent_and_its_members(
-    api: TestClient, niveau: str, code: str, parent: tuple | None, membres: str | None
+    api: TestClient,
+    niveau: str,
+    code: str,
+    parent: tuple | None,
+    membres: str | None,
+    departement: str | None,
 ) -> None:
     fiche = api.get(f"/territoires/{niveau}/{code}").json()
     found = fiche["parent"] and (fiche["parent"]["niveau"], fiche["parent"]["code"])
     assert (found, fiche["membres"]) == (parent, membres)
+    lies_in = fiche["departement"] and fiche["departement"]["code"]
+    assert lies_in == departement
 
 
 def test_a_code_in_any_case_finds_its_territory(api: TestClient) -> None:

@@ -73,6 +73,21 @@ def parent(engine: Engine, found: Territoire) -> Territoire | None:
         return territory(conn, key[0], key[1]) if key else None
 
 
+def departement(engine: Engine, found: Territoire, parent: Territoire | None) -> Territoire | None:
+    """The département a commune lies in, or an EPCI mostly (its parent)."""
+    if found.niveau == "epci":
+        return parent
+    if found.niveau != "commune":
+        return None
+    if parent is not None and parent.niveau == "departement":
+        return parent
+    with engine.connect() as conn:
+        code = conn.execute(
+            select(communes.c.departement).where(communes.c.code == found.code)
+        ).scalar()
+        return None if code is None else territory(conn, "departement", code)
+
+
 def parent_of(niveau: str, code: str) -> Any:
     """The (niveau, code) of the parent of a commune, an EPCI or a département."""
     c = communes.c

@@ -58,8 +58,10 @@ def find(
 )
 def fiche(engine: EngineDep, territoire: TerritoryDep) -> Fiche:
     """One territory, its parent and the level of its members."""
+    parent = reads.parent(engine, territoire)
     return Fiche(
         **territoire.model_dump(),
-        parent=reads.parent(engine, territoire),
+        parent=parent,
+        departement=reads.departement(engine, territoire, parent),
         membres=MEMBERS[territoire.niveau],
     )

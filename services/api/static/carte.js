@@ -137,15 +137,10 @@ const carte = (() => {
   }
 
   // The shape to outline on a level's map: the territory, else its parent,
-  // else, for a commune, its département (its code's first two digits,
-  // three overseas).
+  // else the département it lies in (a commune's, as the API says).
   function dedans(fiche, niveau) {
-    const t = [fiche, fiche.parent].find((x) => x && x.niveau === niveau);
-    if (t) return t.code;
-    if (fiche.niveau === "commune" && niveau === "departement") {
-      return fiche.code.slice(0, fiche.code.startsWith("97") ? 3 : 2);
-    }
-    return null;
+    const t = [fiche, fiche.parent, fiche.departement].find((x) => x && x.niveau === niveau);
+    return t ? t.code : null;
   }
 
   // The map beside a territory: départements (régions for a région or
