@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from common.catalogue import parse
+from schemas import limits
 from schemas.clean import CleanObservation
 from services.aggregator.rules import AggregationRules
 from tests.unit.fakes import MemoryAggregates
@@ -84,6 +85,29 @@ def test_never_further_back_than_the_rule() -> None:
     s = store()
     s.apply([obs("74010", 2026, "100", "co2"), obs("74010", 2023, "10", "pop")])
     assert (RATIO, "total", 2026, "commune", "74010") not in s.nonempty(s.aggregates)
+    assert s.nonempty(s.aggregates) == s.recompute()
+
+
+def test_years_at_their_bounds() -> None:
+    """The first year falls back to none before it; the last one's
+    population stands in for no later year (none can be sent)."""
+    s = store()
+    first, last = limits.YEAR_MIN, limits.YEAR_MAX
+    s.apply(
+        [
+            obs("74010", first, "10", "co2"),
+            obs("74010", first + 2, "30", "co2"),
+            obs("74010", first, "5", "pop"),
+            obs("74010", last, "9", "co2"),
+            obs("74010", last - 1, "3", "pop"),
+            obs("74010", last, "4", "pop", version=1),
+        ]
+    )
+    assert row(s, first, "commune", "74010") == (Decimal(2), 1, 0, 0, 0)
+    assert row(s, first + 2, "commune", "74010") == (Decimal(6), 1, 1, 2, 4)
+    assert row(s, last, "commune", "74010") == (Decimal(9) / 4, 1, 0, 0, 0)
+    s.apply([obs("74010", last, None, "pop", version=2)])  # secret: the year before's
+    assert row(s, last, "commune", "74010") == (Decimal(3), 1, 1, 1, 1)
     assert s.nonempty(s.aggregates) == s.recompute()
 
 
