@@ -40,6 +40,7 @@ def test_a_dependency_is_replaced_without_a_database() -> None:
         "code": "FR",
         "nom": "France",
         "parent": None,
+        "departement": None,
         "membres": "region",
     }
 
