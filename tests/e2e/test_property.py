@@ -28,7 +28,9 @@ COMMUNES = ["74010", "74042", "74164", "01010", "74029", "22016", "33063", "0101
 KINDS = ["pop", "co2", "equipee", "tmax", "tmin", "part", "local"]
 ADDITIVE = {"pop", "co2", "equipee"}
 SOUS_CHAMPS = ["total", "moins de 25 ans"]
-YEARS = itertools.count(1900, 2)  # each example uses two years of its own
+# Each example uses two years of its own, then skips two: a population stands
+# in for up to two later years (co2_par_hab_repli), never another example's.
+YEARS = itertools.count(1900, 4)
 RULES = AggregationRules.from_catalogue(catalogue.load(TEST_CATALOGUE))
 ANCESTORS = ancestors(load())
 
