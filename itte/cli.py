@@ -254,10 +254,14 @@ def check(show: int) -> None:
     from common.settings import CommonSettings
     from itte.embedded import database_address
     from services.aggregator.verify import check as run_check
+    from services.aggregator.verify import described
 
     report = run_check(database_address(CommonSettings()))
     for key, running, truth in report.differences[:show]:
-        click.echo(f"{'|'.join(map(str, key))}: running={running} recomputed={truth}")
+        click.echo(
+            f"{'|'.join(map(str, key))}: running ({described(running)})"
+            f" recomputed ({described(truth)})"
+        )
     click.echo(f"{report.checked} aggregates checked, {len(report.differences)} differences")
     raise SystemExit(1 if report.differences else 0)
 

@@ -283,6 +283,27 @@ class Report:
 
 # valeur, nb_valeurs, numerateur, denominateur, replis, repli_annees, repli_carres
 Row = tuple[Decimal, int, Decimal, Decimal, int, int, int]
+ROW_FIELDS = (
+    "valeur",
+    "nb_valeurs",
+    "numerateur",
+    "denominateur",
+    "replis",
+    "repli_annees",
+    "repli_carres",
+)
+# A difference's other shapes: what it was checked against, then its fields.
+TAGGED_FIELDS = {"publiee": ("valeur",), "somme_epci": ("valeur", "renseignes", "total")}
+
+
+def described(row: tuple[Any, ...] | None) -> str:
+    """One side of a difference, its fields named (for ``itte check``)."""
+    if row is None:
+        return "none"
+    names: tuple[str, ...] = ROW_FIELDS
+    if row and isinstance(row[0], str) and row[0] in TAGGED_FIELDS:
+        names, row = TAGGED_FIELDS[row[0]], row[1:]
+    return " ".join(f"{name}={value}" for name, value in zip(names, row, strict=True))
 
 
 def _rows(conn: psycopg.Connection[Any], sql: str) -> dict[AggKey, Row]:

@@ -71,3 +71,6 @@ def test_check_command_exits_1_on_a_difference(store, obs, database_url):
     bad = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1
     assert "1 differences" in bad.stdout and "departement|33" in bad.stdout
+    # Each side's fields by name.
+    assert "running (valeur=5 nb_valeurs=9 numerateur=0 denominateur=0 replis=0" in bad.stdout
+    assert "recomputed (valeur=5 nb_valeurs=1 " in bad.stdout
