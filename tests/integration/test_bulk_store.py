@@ -72,9 +72,17 @@ def record(
 
 def state(url: str) -> dict[str, Any]:
     with psycopg.connect(url) as conn:
+        # Above the commune, the unit as served (the view's and the messages'):
+        # here only catalogued indicators have rows there, whose catalogue's
+        # unit is served, never the stored one; which of a batch's several
+        # units that one keeps depends on how the batch was split between the
+        # two paths (it differed in one CI run in four on 2026-12-05, and in
+        # two earlier sessions). A commune's stored unit is compared as is.
         aggregates = conn.execute(
-            "SELECT indicateur, sous_champ, annee, niveau, code, valeur, nb_valeurs, unite,"
-            " numerateur, denominateur FROM aggregates"
+            "SELECT a.indicateur, a.sous_champ, a.annee, a.niveau, a.code, a.valeur,"
+            " a.nb_valeurs, CASE WHEN a.niveau = 'commune' THEN a.unite"
+            " ELSE coalesce(i.unite, a.unite) END, a.numerateur, a.denominateur"
+            " FROM aggregates a LEFT JOIN indicators i ON i.id = a.indicateur"
         ).fetchall()
         observations = conn.execute(
             "SELECT indicateur, sous_champ, annee, commune_source, commune, valeur, marqueur,"
