@@ -235,15 +235,18 @@ LOCK_BUCKETS = 1024
 
 
 def lock_bucket(key: CommuneKey) -> int:
-    _, sous_champ, annee, commune = key
-    return place_hash(sous_champ, annee, commune) % LOCK_BUCKETS
+    return _bucket(key[1:])
 
 
 def lock_buckets(keys: Iterable[CommuneKey]) -> set[int]:
     """The buckets of ``keys``' places, each place hashed once (a commune's
     indicators share it)."""
-    places = {key[1:] for key in keys}
-    return {place_hash(*place) % LOCK_BUCKETS for place in places}
+    return {_bucket(place) for place in {key[1:] for key in keys}}
+
+
+def _bucket(place: tuple[str, int, str]) -> int:
+    sous_champ, annee, commune = place
+    return place_hash(sous_champ, annee, commune) % LOCK_BUCKETS
 
 
 def _columns(keys: Iterable[tuple[Any, ...]], width: int) -> list[str]:
@@ -313,9 +316,9 @@ class AggregateStore:
             same_edition(cur, self._ref)
             commune_keys = commune_keys_needed(records, self._rules)
             places = lock_buckets(commune_keys)
-            places |= {
-                lock_bucket((r.indicateur, r.sous_champ, r.annee, r.commune)) for r in published
-            }
+            places |= lock_buckets(
+                (r.indicateur, r.sous_champ, r.annee, r.commune) for r in published
+            )
             # The départements whose EPCIs' sum may move: under their places' locks too.
             summed = self._sums.moved(published_values.key_of(r) for r in published)
             places |= lock_buckets(summed)

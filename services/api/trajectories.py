@@ -30,6 +30,10 @@ class Path:
     objectif: Decimal
     forme: Trajectoire = "lineaire"
 
+    def before(self, year: int) -> bool:
+        """``year`` comes before the baseline's: no path there."""
+        return year < self.annee_reference
+
     def expected(self, year: int) -> Decimal:
         """The path's value in ``year`` (from the baseline's year on)."""
         if year >= self.annee:
@@ -54,7 +58,7 @@ class Standing:
 
 def stand(path: Path, year: int, valeur: Decimal, sens: Sens, tolerance: Decimal) -> Standing:
     """``valeur`` of ``year`` against the path; ``year`` from the baseline's on."""
-    if year < path.annee_reference:
+    if path.before(year):
         raise ValueError(BEFORE_BASELINE)
     attendu = path.expected(year)
     with localcontext() as context:

@@ -59,33 +59,29 @@ def find(engine: Engine, niveau: str, code: str) -> Territoire | None:
         return territory(conn, niveau, code)
 
 
-def parent(engine: Engine, found: Territoire) -> Territoire | None:
-    """A commune's EPCI (else its département), an EPCI's main département,
-    a département's région, a région's France; None for France."""
+def parent_and_departement(
+    engine: Engine, found: Territoire
+) -> tuple[Territoire | None, Territoire | None]:
+    """Its parent (a commune's EPCI, else its département; an EPCI's main
+    département; a département's région; a région's France; None for France)
+    and the département a commune lies in, or an EPCI mostly (its parent)."""
     if found.niveau == "france":
-        return None
+        return None, None
     with engine.connect() as conn:
         key = (
             ("france", "FR")
             if found.niveau == "region"
             else conn.execute(parent_of(found.niveau, found.code)).first()
         )
-        return territory(conn, key[0], key[1]) if key else None
-
-
-def departement(engine: Engine, found: Territoire, parent: Territoire | None) -> Territoire | None:
-    """The département a commune lies in, or an EPCI mostly (its parent)."""
-    if found.niveau == "epci":
-        return parent
-    if found.niveau != "commune":
-        return None
-    if parent is not None and parent.niveau == "departement":
-        return parent
-    with engine.connect() as conn:
+        parent = territory(conn, key[0], key[1]) if key else None
+        if found.niveau == "epci" or (parent is not None and parent.niveau == "departement"):
+            return parent, parent
+        if found.niveau != "commune":
+            return parent, None
         code = conn.execute(
             select(communes.c.departement).where(communes.c.code == found.code)
         ).scalar()
-        return None if code is None else territory(conn, "departement", code)
+        return parent, None if code is None else territory(conn, "departement", code)
 
 
 def parent_of(niveau: str, code: str) -> Any:

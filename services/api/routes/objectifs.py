@@ -115,9 +115,9 @@ def where(
         return None, "sans_valeur"
     if not latest.complet:
         return None, "couverture_incomplete"
-    if latest.annee < row.annee_reference:
-        return None, "avant_reference"
     path = trajectories.Path(row.annee_reference, reference, row.annee, objectif, row.trajectoire)
+    if path.before(latest.annee):
+        return None, "avant_reference"
     found = trajectories.stand(path, latest.annee, latest.valeur, row.sens, row.tolerance)
     return PositionTrajectoire(
         annee=found.annee,

@@ -58,10 +58,10 @@ def find(
 )
 def fiche(engine: EngineDep, territoire: TerritoryDep) -> Fiche:
     """One territory, its parent and the level of its members."""
-    parent = reads.parent(engine, territoire)
+    parent, departement = reads.parent_and_departement(engine, territoire)
     return Fiche(
         **territoire.model_dump(),
         parent=parent,
-        departement=reads.departement(engine, territoire, parent),
+        departement=departement,
         membres=MEMBERS[territoire.niveau],
     )
