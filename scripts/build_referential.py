@@ -172,22 +172,11 @@ def build_editions() -> None:
 
 
 def passages() -> list[tuple[int, int, str, str, int, int]]:
-    """(millesime, cle, code, commune, part, total) of every older edition:
-    its passage (cle = millesime) and the splits of each later edition's
-    communes (cle = that edition)."""
+    """(millesime, cle, code, commune, part, total) of every older edition."""
     from common import referential
-    from common.referential.editions import passage, splits
+    from common.referential.editions import passages
 
-    shipped = {year: referential.edition(year) for year in referential.EDITIONS}
-    later = list(shipped.values())
-    rows: list[tuple[int, int, str, str, int, int]] = []
-    for index, year in enumerate(referential.OLDER_EDITIONS):
-        ref = shipped[year]
-        rows += [(year, year, *p) for p in passage(ref, later[index + 1 :])]
-        for keyed_year, keyed in shipped.items():
-            if keyed_year > year:
-                rows += [(year, keyed_year, *p) for p in splits(ref, keyed)]
-    return rows
+    return list(passages({year: referential.edition(year) for year in referential.EDITIONS}))
 
 
 def main() -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import re
 import sys
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -29,10 +30,40 @@ OLDER_EDITIONS = (2019, 2021, 2022, 2023, 2024, 2025)
 EDITIONS = (*OLDER_EDITIONS, CURRENT_EDITION)
 
 
-def _rows(folder: str, name: str) -> Iterator[dict[str, str]]:
-    path = resources.files(__name__).joinpath(folder, f"{name}.csv.gz")
-    with path.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8", newline="") as text:
-        yield from csv.DictReader(text)
+# An edition as files: VERSION, then each table as a gzipped CSV with its
+# header (scripts/build_referential.py writes them; `itte referentiel
+# charger` loads a set of them that no release ships).
+TABLES = {
+    "communes": ("code", "nom", "departement", "region", "epci", "population"),
+    "anciens_codes": ("ancien", "actuel"),
+    "epci": ("code", "nom"),
+    "departements": ("code", "nom"),
+    "regions": ("code", "nom"),
+}
+FILES = ("VERSION", *(f"{name}.csv.gz" for name in TABLES))
+
+
+class BadEdition(ValueError):
+    """Files that are not an edition of the map: says which and why."""
+
+
+def _rows(files: Mapping[str, bytes], name: str) -> Iterator[dict[str, str]]:
+    try:
+        text = gzip.decompress(files[f"{name}.csv.gz"]).decode("utf-8")
+    except KeyError:
+        raise BadEdition(f"{name}.csv.gz is missing") from None
+    except (OSError, EOFError, UnicodeDecodeError) as bad:
+        raise BadEdition(f"{name}.csv.gz is not gzipped UTF-8 text: {bad}") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [c for c in TABLES[name] if c not in (reader.fieldnames or ())]
+    if missing:
+        raise BadEdition(f"{name}.csv.gz lacks the column(s) {', '.join(missing)}")
+    for row in reader:
+        if None in row or None in row.values():
+            raise BadEdition(
+                f"{name}.csv.gz: line {reader.line_num} has not as many fields as its header"
+            )
+        yield row
 
 
 def is_renumbering(former: str, current: str) -> bool:
@@ -74,6 +105,7 @@ class Referential:
     regions: dict[str, str]
     # arrondissement municipal -> its commune (ARRONDISSEMENTS)
     arrondissements: dict[str, str] = field(default_factory=dict)
+    millesime: int = CURRENT_EDITION  # the year of the COG it is
 
 
 Chain = tuple[tuple[str, str], ...]  # (niveau, code) of each territory above a commune
@@ -99,13 +131,13 @@ def ancestors(ref: Referential) -> dict[str, Chain]:
 @cache
 def load() -> Referential:
     """Parse the shipped files once per process."""
-    return _read("data")
+    return _read("data", CURRENT_EDITION)
 
 
-def no_edition(millesime: int) -> str:
-    """What to answer for a year with no edition of the map."""
+def no_edition(millesime: int, editions: tuple[int, ...] = EDITIONS) -> str:
+    """What to answer for a year with no edition of the map among ``editions``."""
     return (
-        f"no edition {millesime} of the map: {', '.join(map(str, EDITIONS))} "
+        f"no edition {millesime} of the map: {', '.join(map(str, editions))} "
         "(the registry holds none for 2020)"
     )
 
@@ -117,11 +149,38 @@ def edition(millesime: int) -> Referential:
         return load()
     if millesime not in OLDER_EDITIONS:
         raise ValueError(no_edition(millesime))
-    return _read(f"data/editions/{millesime}")
+    return _read(f"data/editions/{millesime}", millesime)
 
 
-def _read(folder: str) -> Referential:
-    version = resources.files(__name__).joinpath(folder, "VERSION").read_text("utf-8").strip()
+def shipped_files(folder: str) -> dict[str, bytes]:
+    base = resources.files(__name__).joinpath(folder)
+    return {name: base.joinpath(name).read_bytes() for name in FILES}
+
+
+def _read(folder: str, millesime: int) -> Referential:
+    return from_files(shipped_files(folder), millesime)
+
+
+def from_files(files: Mapping[str, bytes], millesime: int) -> Referential:
+    """The edition ``millesime`` of the map from its :data:`FILES`, else
+    :class:`BadEdition` naming the file and what is wrong with it."""
+    try:
+        version = files["VERSION"].decode("utf-8").strip()
+    except KeyError:
+        raise BadEdition("VERSION is missing") from None
+    except UnicodeDecodeError:
+        raise BadEdition("VERSION is not UTF-8 text") from None
+    if not version or len(version) > 200 or not version.isprintable():
+        raise BadEdition("VERSION must hold one line of text, at most 200 characters")
+    try:
+        ref = _parsed(files, version, millesime)
+    except ValueError as bad:  # a population that is no integer…
+        raise BadEdition(str(bad)) from None
+    _check(ref)
+    return ref
+
+
+def _parsed(files: Mapping[str, bytes], version: str, millesime: int) -> Referential:
     # A département's, région's or EPCI's code is one string, not one a
     # commune (5 MB of the 35,000 rows' strings).
     communes = {
@@ -133,10 +192,10 @@ def _read(folder: str) -> Referential:
             epci=sys.intern(r["epci"]) if r["epci"] else None,
             population=int(r["population"]) if r["population"] else None,
         )
-        for r in _rows(folder, "communes")
+        for r in _rows(files, "communes")
     }
     candidates: dict[str, set[str]] = {}
-    for r in _rows(folder, "anciens_codes"):
+    for r in _rows(files, "anciens_codes"):
         candidates.setdefault(r["ancien"], set()).add(r["actuel"])
     return Referential(
         version=version,
@@ -145,16 +204,37 @@ def _read(folder: str) -> Referential:
         ambiguous_codes={
             old: tuple(sorted(cur)) for old, cur in candidates.items() if len(cur) > 1
         },
-        epci={r["code"]: r["nom"] for r in _rows(folder, "epci")},
-        departements={r["code"]: r["nom"] for r in _rows(folder, "departements")},
-        regions={r["code"]: r["nom"] for r in _rows(folder, "regions")},
+        epci={r["code"]: r["nom"] for r in _rows(files, "epci")},
+        departements={r["code"]: r["nom"] for r in _rows(files, "departements")},
+        regions={r["code"]: r["nom"] for r in _rows(files, "regions")},
         arrondissements={
             part: commune
             for commune, parts in ARRONDISSEMENTS.items()
             if commune in communes
             for part in parts
         },
+        millesime=millesime,
     )
+
+
+def _check(ref: Referential) -> None:
+    """What every service takes for granted of an edition."""
+    if not ref.communes:
+        raise BadEdition("communes.csv.gz holds no commune")
+    for c in ref.communes.values():
+        if not COMMUNE_CODE.match(c.code):
+            raise BadEdition(f"communes.csv.gz: {c.code[:16]!r} is not a commune code")
+        if c.departement not in ref.departements or c.region not in ref.regions:
+            raise BadEdition(
+                f"communes.csv.gz: commune {c.code}'s département {c.departement[:16]!r} "
+                f"or région {c.region[:16]!r} is not in departements.csv.gz / regions.csv.gz"
+            )
+    for former, current in ref.former_codes.items():
+        if not COMMUNE_CODE.match(former) or current not in ref.communes:
+            raise BadEdition(
+                f"anciens_codes.csv.gz: {former[:16]!r} → {current[:16]!r} is not a former "
+                "commune code leading to a commune of the edition"
+            )
 
 
 class Unplaced(ValueError):

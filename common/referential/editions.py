@@ -21,7 +21,7 @@ exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 from common.referential import Referential
@@ -86,3 +86,16 @@ def splits(edition: Referential, keyed: Referential) -> Iterator[Passage]:
         parts = made_of.get(code)
         if parts and parts != [code]:
             yield from _split(code, parts, edition)
+
+
+def passages(every: Mapping[int, Referential]) -> Iterator[tuple[int, int, str, str, int, int]]:
+    """(millesime, cle, code, commune, part, total) of every edition of
+    ``every`` but the latest: its passage (cle = millesime) and the splits of
+    each later edition's communes (cle = that edition)."""
+    years = sorted(every)
+    for index, year in enumerate(years[:-1]):
+        ref = every[year]
+        later = [every[y] for y in years[index + 1 :]]
+        yield from ((year, year, *p) for p in passage(ref, later))
+        for keyed in later:
+            yield from ((year, keyed.millesime, *p) for p in splits(ref, keyed))

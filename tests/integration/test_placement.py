@@ -7,7 +7,6 @@ moved to another EPCI, an EPCI gone."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 
 import psycopg
@@ -15,7 +14,7 @@ import pytest
 
 from common import catalogue, db
 from common.errors import Fatal
-from common.referential import Commune, Referential, load
+from common.referential import load
 from schemas.clean import record_id
 from services.aggregator.placement import bring_onto, where
 from services.aggregator.rules import AggregationRules
@@ -23,45 +22,11 @@ from services.aggregator.store import AggregateStore
 from services.aggregator.verify import check
 from services.ingestor.ledger import PostgresBatchLedger
 from tests.conftest import TEST_CATALOGUE
+from tests.editions import next_edition
 from tests.integration.test_published_values import published
 
 REF = load()
 PUSHED = record_id("b-tmax", 0)  # the first record of an HTTP batch
-
-
-def next_edition() -> tuple[Referential, dict[str, str]]:
-    """A 2027 of the test's: in one département, the smallest commune of an
-    EPCI merged into another commune of it, a commune of another EPCI moved
-    into a third one, and a fourth EPCI gone (its communes to the third)."""
-    by_epci: dict[str, list[Commune]] = {}
-    for c in REF.communes.values():
-        if c.departement == "01" and c.epci:
-            by_epci.setdefault(c.epci, []).append(c)
-    e1, e2, e3, e4 = sorted(by_epci, key=lambda e: (-len(by_epci[e]), e))[:4]
-    keep, merged = sorted(by_epci[e1], key=lambda c: c.code)[:2]
-    moved = sorted(by_epci[e2], key=lambda c: c.code)[0]
-    communes = dict(REF.communes)
-    del communes[merged.code]
-    communes[moved.code] = replace(moved, epci=e3)
-    for c in by_epci[e4]:
-        communes[c.code] = replace(c, epci=e3)
-    epci = {code: name for code, name in REF.epci.items() if code != e4}
-    edition = replace(
-        REF,
-        version="test-2027",
-        communes=communes,
-        former_codes={**REF.former_codes, merged.code: keep.code},
-        epci=epci,
-    )
-    return edition, {
-        "keep": keep.code,
-        "merged": merged.code,
-        "moved": moved.code,
-        "e1": e1,
-        "e2": e2,
-        "e3": e3,
-        "gone": e4,
-    }
 
 
 def aggregates(url: str) -> dict[tuple, tuple]:
@@ -109,7 +74,7 @@ def test_stored_values_move_onto_a_new_edition_once(database_url, obs) -> None:
     engine.dispose()
 
     # The running aggregator of the release before may not write any more.
-    with pytest.raises(Fatal, match="moved to the referential test-2027"):
+    with pytest.raises(Fatal, match=r"moved to the edition 2027 of the map \(test-2027\)"):
         old.apply([obs(c["keep"], "11", 2, annee=2026, rid="k2")])
     old.close()
     with pytest.raises(Fatal, match="holds the referential test-2027"):
