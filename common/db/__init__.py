@@ -3,7 +3,7 @@
 - ``tables``: the tables and the readers' view, as SQLAlchemy sees them;
 - ``changes``: the change feed's rules (numbering, logging, the lock, the channel);
 - ``postgres``: URLs, new databases, engines, connections, array parameters;
-- ``reference``: loading the catalogue and the referential;
+- ``reference``: loading the catalogue and the referential, reading the current edition;
 - ``editions``: loading the older editions of the map.
 
 Their names are here too, so that ``from common import db`` reads ``db.logged``,
@@ -34,7 +34,12 @@ from common.db.postgres import (
     usable,
     with_database,
 )
-from common.db.reference import CATALOGUE_LOCK, load_catalogue, load_referential
+from common.db.reference import (
+    CATALOGUE_LOCK,
+    current_referential,
+    load_catalogue,
+    load_referential,
+)
 from common.db.tables import (
     aggregate_change_log,
     aggregate_values,
@@ -58,6 +63,7 @@ from common.db.tables import (
     observations,
     outbox_cursor,
     published_values,
+    referential_files,
     referential_meta,
     territories,
 )
@@ -83,6 +89,7 @@ __all__ = [
     "batch_progress",
     "communes",
     "create_database",
+    "current_referential",
     "dead_letters",
     "edition_communes",
     "edition_passage",
@@ -105,6 +112,7 @@ __all__ = [
     "observations",
     "outbox_cursor",
     "published_values",
+    "referential_files",
     "referential_meta",
     "same_change",
     "sqlalchemy_url",

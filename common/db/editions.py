@@ -5,7 +5,12 @@ edition's communes (``data/editions/passage.csv.gz``, written with the
 editions by ``scripts/build_referential.py`` from
 ``common/referential/editions.py``; a unit test recomputes it). Reloaded
 when the shipped versions change; about 480,000 rows, by COPY of the files
-themselves (2 s, not the 5 s of placing them in Python at each migration)."""
+themselves (2 s, not the 5 s of placing them in Python at each migration).
+
+An edition loaded since by `itte referentiel charger` (its files in
+``referential_files``) joins them: the one it follows becomes an older
+edition, and every passage is computed again, the new edition's codes
+included (5 s)."""
 
 from __future__ import annotations
 
@@ -17,7 +22,9 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from common import referential
+from common.db.reference import charged, charged_editions
 from common.db.tables import edition_communes, edition_passage, edition_territories, editions
+from common.referential.editions import passages
 
 log = logging.getLogger(__name__)
 DATA = resources.files("common.referential").joinpath("data")
@@ -66,11 +73,13 @@ def shipped_versions() -> dict[int, str]:
 
 
 def load_editions(conn: Connection) -> None:
-    """Every edition of :data:`referential.EDITIONS`, unless the database
-    holds these versions already."""
+    """Every edition of :data:`referential.EDITIONS` and those loaded since,
+    unless the database holds these versions already."""
     versions = shipped_versions()
+    loaded = {year: charged(conn, year) for year in charged_editions(conn) if year not in versions}
+    expected = versions | {year: ref.version for year, ref in loaded.items()}
     held = dict(conn.execute(select(editions.c.millesime, editions.c.version)).tuples().all())
-    if held == versions:
+    if held == expected:
         return
     for table in (editions, edition_communes, edition_territories, edition_passage):
         conn.execute(table.delete())
@@ -78,14 +87,43 @@ def load_editions(conn: Connection) -> None:
     assert raw is not None  # a connection in use has its driver's
     with raw.cursor() as cursor:
         cursor.execute(LOADING)
-        for year, version in versions.items():
-            for name in ("communes", "epci", "departements", "regions"):
-                _copy(cursor, f"loading_{name}", f"{folder_of(year)}/{name}.csv.gz")
+        for year, version in expected.items():
+            if year in loaded:
+                _write(cursor, loaded[year])
+            else:
+                for name in ("communes", "epci", "departements", "regions"):
+                    _copy(cursor, f"loading_{name}", f"{folder_of(year)}/{name}.csv.gz")
             named = {"y": year, "version": version, "france": referential.FRANCE}
             for statement in FILL.split(";")[:-1]:  # with parameters: one at a time
                 cursor.execute(statement, named)
-        _copy(cursor, "edition_passage (millesime, cle, code, commune, part, total)", PASSAGE)
-    log.info("loaded editions %s", ", ".join(map(str, versions)))
+        if loaded:
+            every = {year: referential.edition(year) for year in versions} | loaded
+            with cursor.copy(f"COPY {PASSAGE_COLUMNS} FROM STDIN") as copy:
+                for row in passages(every):
+                    copy.write_row(row)
+        else:
+            _copy(cursor, PASSAGE_COLUMNS, PASSAGE)
+    log.info("loaded editions %s", ", ".join(map(str, expected)))
+
+
+PASSAGE_COLUMNS = "edition_passage (millesime, cle, code, commune, part, total)"
+
+
+def _write(cursor: Any, ref: referential.Referential) -> None:
+    """A loaded edition into the loading tables, from what its files said."""
+    rows = {
+        "loading_communes": (
+            (c.code, c.nom, c.departement, c.region, c.epci, c.population)
+            for c in ref.communes.values()
+        ),
+        "loading_epci": ((code, nom, None) for code, nom in ref.epci.items()),
+        "loading_departements": ((code, nom, None) for code, nom in ref.departements.items()),
+        "loading_regions": ref.regions.items(),
+    }
+    for table, values in rows.items():
+        with cursor.copy(f"COPY {table} FROM STDIN") as copy:
+            for row in values:
+                copy.write_row(row)
 
 
 def _copy(cursor: Any, table: str, path: str) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     SmallInteger,
@@ -141,6 +142,20 @@ referential_meta = Table(
     # The version the stored values are placed on (migration 0019): behind
     # ``version`` until the aggregator places them again.
     Column("placed_version", Text),
+    # The edition's year (migration 0022): above the shipped one when
+    # `itte referentiel charger` loaded a later one (its files below).
+    Column("millesime", SmallInteger),
+)
+
+# The files of each edition loaded by `itte referentiel charger`
+# (common/referential.FILES): the services read the current edition from
+# here when it is not the one their release ships.
+referential_files = Table(
+    "referential_files",
+    metadata,
+    Column("millesime", SmallInteger, primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("content", LargeBinary, nullable=False),
 )
 
 observations = Table(

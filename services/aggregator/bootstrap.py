@@ -31,14 +31,16 @@ def build(settings: AggregatorSettings, servers: Servers) -> faust.App:
     migrations.require_current(engine)
     indicators = catalogue.load(settings.catalogue)
     db.load_catalogue(engine, indicators)  # what the API shows is what we aggregate by
+    with engine.connect() as conn:  # the shipped edition, or one loaded since
+        ref = db.current_referential(conn)
     engine.dispose()
     try:  # before any message: the stored values on this release's map
-        placement.bring_onto(servers.database_url, referential.load())
+        placement.bring_onto(servers.database_url, ref)
     except Fatal as mismatch:
         raise SystemExit(str(mismatch)) from None
     ensure_topics_for(settings, servers)
     rules = AggregationRules.from_catalogue(indicators)
-    store = AggregateStore(servers.database_url, referential.load(), rules)
+    store = AggregateStore(servers.database_url, ref, rules)
     producer = BlockingProducer(servers.kafka_bootstrap_servers, **servers.kafka_security)
     outbox = OutboxRelay(servers.database_url, producer, communes=settings.publish_communes)
     health = Health(SERVICE)
@@ -62,7 +64,7 @@ def build(settings: AggregatorSettings, servers: Servers) -> faust.App:
         relay=Relay(outbox),
         archive=archive,
         health=health,
-        lane=bulk_lane(settings, servers, indicators, rules, health),
+        lane=bulk_lane(settings, servers, ref, indicators, rules, health),
     )
     return app
 
@@ -70,12 +72,12 @@ def build(settings: AggregatorSettings, servers: Servers) -> faust.App:
 def bulk_lane(
     settings: AggregatorSettings,
     servers: Servers,
+    ref: referential.Referential,
     indicators: Catalogue,
     rules: AggregationRules,
     health: Health,
 ) -> BulkLane:
-    """The bulk lane: its own store and connections, the live lane's rules."""
-    ref = referential.load()
+    """The bulk lane: its own store and connections, the live lane's rules and map."""
     catalogue_of = {i.id: Indicator(i.agregation, i.unite) for i in indicators.indicateurs.values()}
     producer = BlockingProducer(servers.kafka_bootstrap_servers, **servers.kafka_security)
     store = AggregateStore(servers.database_url, ref, rules)

@@ -161,13 +161,21 @@ def bring_onto(database_url: str, ref: Referential) -> Placed | None:
             )
         if held[1] == ref.version:
             return None
-        placed = Placed(held[1], ref.version)
-        for lock in PREPARE[:2]:  # rebuild's: no aggregator writes meanwhile
-            conn.execute(lock)
-        conn.execute("LOCK TABLE observations, published_values IN EXCLUSIVE MODE")
-        placed.counts = _moved(conn, ref)
-        placed.counts |= rebuilt(conn)
-        conn.execute(PLACED)
+        placed = place_all(conn, ref, held[1])
+    return placed
+
+
+def place_all(conn: psycopg.Connection[Any], ref: Referential, earlier: str | None) -> Placed:
+    """Inside the caller's transaction, the database's referential being
+    ``ref`` already: every stored value placed on it, every aggregate that
+    moves recomputed (and numbered once, as a rebuild's)."""
+    placed = Placed(earlier, ref.version)
+    for lock in PREPARE[:2]:  # rebuild's: no aggregator writes meanwhile
+        conn.execute(lock)
+    conn.execute("LOCK TABLE observations, published_values IN EXCLUSIVE MODE")
+    placed.counts = _moved(conn, ref)
+    placed.counts |= rebuilt(conn)
+    conn.execute(PLACED)
     log.info(
         "stored values placed from referential %s onto %s: %s",
         placed.earlier,

@@ -257,19 +257,25 @@ def _columns(keys: Iterable[tuple[Any, ...]], width: int) -> list[str]:
     return [db.array_literal(column) for column in columns]
 
 
-EDITION = "SELECT version FROM referential_meta"
+# Shared: `itte referentiel charger` takes the row for update before it
+# switches the edition, so it waits for the batches in flight, and the
+# batches after it read the new edition.
+EDITION = "SELECT version, millesime FROM referential_meta FOR SHARE"
 
 
 def same_edition(cur: psycopg.Cursor[Any], ref: referential.Referential) -> None:
     """Inside a writing transaction: the stored values are on ``ref``'s
-    edition, else nothing is written and the service stops (Fatal): a
-    migration loaded another, whose aggregator places them again."""
+    edition, else nothing is written and the service stops (Fatal), to be
+    restarted on the database's edition: `itte migrate` of another release,
+    or `itte referentiel charger`, loaded another one and placed the stored
+    values on it (services/aggregator/placement.py)."""
     cur.execute(EDITION)
     found = cur.fetchone()
     if found is None or found[0] != ref.version:
         raise Fatal(
-            f"the database moved to the referential {found and found[0]}; this "
-            f"aggregator places on {ref.version}: restart it on its release"
+            f"the database moved to the edition {found and found[1]} of the map "
+            f"({found and found[0]}); this aggregator places on {ref.millesime} "
+            f"({ref.version}): stopping, to be restarted on the database's edition"
         )
 
 
