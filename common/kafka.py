@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from schemas import aggregates, clean, deadletter, raw
+from schemas import aggregates, clean, deadletter, editions, raw
 
 if TYPE_CHECKING:
     from common.servers import Servers
@@ -73,6 +73,10 @@ def topic_specs(
             partitions,
             replication_factor,
             config={"cleanup.policy": "compact", **durable},
+        ),
+        # One message an edition of the map (schemas/editions.py), kept.
+        NewTopic(
+            editions.TOPIC, 1, replication_factor, config={"cleanup.policy": "compact", **large}
         ),
     ]
 

@@ -13,21 +13,24 @@ from common.lag import BULK_GROUPS, GROUPS
 RAW, RAW_BULK = "indicators.raw", "indicators.raw.bulk"
 CLEAN, CLEAN_BULK = "indicators.clean", "indicators.clean.bulk"
 DEADLETTER, AGGREGATES = "indicators.deadletter", "indicators.aggregates"
-TOPICS = (RAW, CLEAN, RAW_BULK, CLEAN_BULK, DEADLETTER, AGGREGATES)
+EDITIONS = "indicators.editions"  # written by `itte referentiel charger`, an operator's
+TOPICS = (RAW, CLEAN, RAW_BULK, CLEAN_BULK, DEADLETTER, AGGREGATES, EDITIONS)
 
 
 @dataclass(frozen=True)
 class Access:
     """A service's rights: the topics it writes, the consumer groups it reads
-    in (each with its topics), and whether it is a faust app (which keeps
-    topics of its own, named after its group)."""
+    in (each with its topics), the topics it reads whole without a group,
+    and whether it is a faust app (which keeps topics of its own, named
+    after its group)."""
 
     writes: tuple[str, ...]
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     faust: bool = False
+    follows: tuple[str, ...] = ()
 
     def reads(self) -> set[str]:
-        return {t for topics in self.groups.values() for t in topics}
+        return {t for topics in self.groups.values() for t in topics} | set(self.follows)
 
 
 def _groups(service: str) -> dict[str, tuple[str, ...]]:
@@ -37,8 +40,12 @@ def _groups(service: str) -> dict[str, tuple[str, ...]]:
 ACCESS = {
     # `POST /observations`, `itte ingest`, `itte pull`: raw records only.
     "ingestor": Access(writes=(RAW, RAW_BULK)),
+    # The editions of the map it places records on (common/edition_feed.py).
     "cleaner": Access(
-        writes=(CLEAN, CLEAN_BULK, DEADLETTER), groups=_groups("cleaner"), faust=True
+        writes=(CLEAN, CLEAN_BULK, DEADLETTER),
+        groups=_groups("cleaner"),
+        faust=True,
+        follows=(EDITIONS,),
     ),
     # The aggregator's own dead letters (a commune outside its map) and
     # every change of an aggregate.

@@ -43,6 +43,8 @@ def grants(service: str) -> Iterator[Grant]:
         yield group, name, literal, AclOperation.READ
         for read in topics:
             yield topic, read, literal, AclOperation.READ
+    for name in access.follows:
+        yield topic, name, literal, AclOperation.READ
     # Seeing every itte topic: a service checks they exist at start, and
     # reports every group's lag (its gauge), so it describes those groups.
     for name in TOPICS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import faust
 
 from common import catalogue, referential
+from common.edition_feed import EditionFeed
 from common.faust_app import make_app
 from common.kafka import BlockingProducer, ensure_topics_for
 from common.lag import BULK_GROUPS
@@ -22,8 +23,9 @@ from services.cleaner.transform import Rules
 
 def build(settings: CleanerSettings, servers: Servers) -> faust.App:
     layout = ensure_topics_for(settings, servers)
+    editions = EditionFeed(servers, referential.load())
     rules = Rules(
-        ref=referential.load(),
+        ref=editions.latest(),
         hasher=hasher_for(settings),
         catalogue=catalogue.load(settings.catalogue),
         accept_unknown=settings.unknown_indicators == "non_agregeable",
@@ -56,4 +58,10 @@ def build(settings: CleanerSettings, servers: Servers) -> faust.App:
         health=health,
     )
     attach(app, cleaner, lane)
+
+    def use(ref: referential.Referential) -> None:
+        cleaner.use(ref)
+        bulk_cleaner.use(ref)
+
+    editions.follow(use)
     return app

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import pyarrow.compute as pc
 
 from common import metrics
+from common.referential import Referential
 from schemas import bulk, clean, deadletter
 from schemas.clean import encode_batches, place_hash
 from schemas.deadletter import DeadLetter
@@ -47,6 +48,12 @@ class Cleaner:
         self.partitions = partitions
         self.message_bytes = message_bytes
         self.columns = ColumnCleaner(rules)
+
+    def use(self, ref: Referential) -> None:
+        """Places the next records on ``ref`` (a later edition of the map):
+        a message being cleaned keeps the rules it began with."""
+        rules = replace(self.rules, ref=ref)
+        self.rules, self.columns = rules, ColumnCleaner(rules)
 
     def handle(self, value: bytes, origin: MessageOrigin) -> Outgoing:
         """Never raises for a record's sake (``clean_message`` is total)."""

@@ -15,6 +15,7 @@ from schemas.clean import CleanBatch, place_hash
 from schemas.deadletter import DeadLetter
 from services.aggregator.store import LOCK_BUCKETS, lock_bucket
 from services.cleaner.handlers import Cleaner
+from tests.editions import next_edition
 from tests.unit.test_cleaner_transform import ORIGIN, RULES, envelope
 
 COMMUNES = sorted(load().communes)[:2000]
@@ -108,3 +109,22 @@ def test_aggregators_on_different_partitions_lock_different_buckets() -> None:
         assert all(found) and sum(map(len, found)) == len(set().union(*found))
     found = buckets(3)
     assert sum(map(len, found)) > len(set().union(*found))
+
+
+def test_a_later_edition_places_the_next_records_on_its_communes() -> None:
+    """A commune nouvelle's code is unknown to the edition before; once the
+    cleaner uses the later one, it is a commune, and a former code of it
+    lands on it (what the editions topic brings: common/edition_feed.py)."""
+    edition, names = next_edition()
+    cleaner = Cleaner(RULES, batch_records=500, partitions=1)
+    born, part = {**GOOD, "commune": names["born"]}, {**GOOD, "commune": names["a"]}
+    before = cleaner.handle(envelope(born, part), ORIGIN)
+    assert [DeadLetter.model_validate_json(v).reason for _, v in before.dead] == ["unknown_code"]
+    cleaner.use(edition)
+    after = cleaner.handle(envelope(born, part), ORIGIN)
+    assert after.dead == []
+    [batch] = [CleanBatch.model_validate_json(value) for _, value, _ in after.clean]
+    assert [(r.commune_source, r.commune) for r in batch.records] == [
+        (names["born"], names["born"]),
+        (names["a"], names["born"]),
+    ]

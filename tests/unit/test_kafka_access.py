@@ -52,6 +52,7 @@ def test_each_topic_has_the_writers_and_readers_of_the_pipeline_and_no_other() -
         "indicators.clean.bulk": {"cleaner"},
         "indicators.deadletter": {"cleaner", "aggregator"},
         "indicators.aggregates": {"aggregator"},
+        "indicators.editions": set(),  # `itte referentiel charger`, with an operator's login
     }
     readers = {
         topic: {s for s in ACCESS if topic in granted[s, "TOPIC", "READ"]} for topic in TOPICS
@@ -64,6 +65,7 @@ def test_each_topic_has_the_writers_and_readers_of_the_pipeline_and_no_other() -
         "indicators.deadletter": {"aggregator"},
         # Subscribers read it with logins of their own (docs/operations.md).
         "indicators.aggregates": set(),
+        "indicators.editions": {"cleaner"},
     }
     assert granted["monitor", "TOPIC", "WRITE"] == granted["monitor", "TOPIC", "READ"] == set()
 

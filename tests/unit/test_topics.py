@@ -29,5 +29,7 @@ def test_every_topic_is_created_with_the_layout() -> None:
     assert {t.replication_factor for t in specs} == {3}
     assert all(t.config["min.insync.replicas"] == "2" for t in specs)
     compacted = [t for t in specs if t.config.get("cleanup.policy") == "compact"]
-    assert [t.topic for t in compacted] == ["indicators.aggregates"]
+    assert [t.topic for t in compacted] == ["indicators.aggregates", "indicators.editions"]
+    # One message an edition of the map, read whole by every cleaner.
+    assert [t.num_partitions for t in compacted] == [4, 1]
     assert all("min.insync.replicas" not in t.config for t in topic_specs(4))
