@@ -16,8 +16,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
-from common.referential import CURRENT_EDITION
 from schemas import limits
 from schemas.aggregates import Niveau
 from services.api.comparisons import KeptStudies
@@ -140,31 +140,48 @@ OTHER_EDITION = {"model": Refus, "description": "Invalid parameters, or another 
 
 
 def current_edition_only(
+    engine: EngineDep,
     millesime: Annotated[
         int | None,
-        Query(ge=1900, le=2100, description=f"Only {CURRENT_EDITION}, the current edition."),
+        Query(ge=1900, le=2100, description="Only the current edition of the map."),
     ] = None,
 ) -> None:
     """For the reads that follow the aggregator's rows, kept on the current
     edition of the map: another edition is refused, not ignored."""
-    if millesime is not None and millesime != CURRENT_EDITION:
+    if millesime is None:
+        return
+    current = editions.served(engine).current
+    if millesime != current:
         raise HTTPException(
             422,
-            f"served on the current edition of the map only ({CURRENT_EDITION}); "
+            f"served on the current edition of the map only ({current}); "
             "GET /indicateurs takes millesime",
         )
 
 
-def older_edition(filters: Filters, millesime: int | None) -> int | None:
+def older_edition(engine: Engine, filters: Filters, millesime: int | None) -> int | None:
     """The older edition ``millesime`` names, None for the current one
     (absent or given), else a 422 saying why it cannot answer."""
-    if millesime is None or millesime == CURRENT_EDITION:
+    if millesime is None:
+        return None
+    served = editions.served(engine)
+    if millesime == served.current:
         return None
     try:
-        editions.check(filters, millesime)
+        editions.check(filters, millesime, served)
     except editions.EditionRefused as refused:
         raise HTTPException(422, str(refused)) from None
     return millesime
+
+
+async def older_edition_from_the_loop(
+    engine: Engine, filters: Filters, millesime: int | None
+) -> int | None:
+    """:func:`older_edition` for a route of the event loop: the editions are
+    read only when one is asked for, and in a thread."""
+    if millesime is None:
+        return None
+    return await run_in_threadpool(older_edition, engine, filters, millesime)
 
 
 AreaDep = Annotated[Filters, Depends(area_filters)]

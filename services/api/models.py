@@ -108,8 +108,10 @@ def coverage(reporting: int, total: int) -> dict[str, Any]:
 
 
 def to_public(
-    row: Any, exact: bool = False, millesime: int = CURRENT_EDITION, estimee: bool = False
+    row: Any, exact: bool = False, millesime: int | None = None, estimee: bool = False
 ) -> IndicateurPublic:
+    """``millesime``: an older edition's; None for the current one, which
+    the row says (read with it: ``reads.indicateurs.ROW``)."""
     return IndicateurPublic(
         indicateur=row.indicateur,
         sous_champ=row.sous_champ,
@@ -126,7 +128,7 @@ def to_public(
         valeur_publiee=exact_text(row.valeur_publiee) if exact else number(row.valeur_publiee),
         annee_denominateur=row.annee_denominateur,
         communes_repli=row.communes_repli,
-        millesime=millesime,
+        millesime=row.millesime if millesime is None else millesime,
         estimee=estimee,
     )
 

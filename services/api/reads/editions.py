@@ -21,12 +21,13 @@ their primary key.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, text
 
-from common.referential import EDITIONS, FRANCE, no_edition
+from common.referential import CURRENT_EDITION, EDITIONS, FRANCE, no_edition
 from schemas.limits import REPLI_MAX
 from services.api.models import IndicateurPublic, ValeurGroupement, to_public
 from services.api.reads import groupements as groupings
@@ -128,13 +129,38 @@ FROM (
 ORDER BY indicateur, annee, code, sous_champ
 """
 
-# The edition a value's codes read on: its year's, the first before it
-# when there is none (2020: 2019's), the oldest before that, the current after.
-KEYED = (
-    "CASE "
-    + " ".join(f"WHEN o.annee >= {year} THEN {year}" for year in reversed(EDITIONS))
-    + f" ELSE {EDITIONS[0]} END"
-)
+
+def keyed(editions: tuple[int, ...]) -> str:
+    """The edition a value's codes read on: its year's, the first before it
+    when there is none (2020: 2019's), the oldest before that, the current after."""
+    return (
+        "CASE "
+        + " ".join(f"WHEN o.annee >= {year:d} THEN {year:d}" for year in reversed(editions))
+        + f" ELSE {editions[0]:d} END"
+    )
+
+
+# The editions the database serves: its current one (the shipped one, or
+# one `itte referentiel charger` loaded since), and every one, it included.
+SERVED = """SELECT (SELECT millesime FROM referential_meta) AS current,
+       array(SELECT millesime FROM editions ORDER BY millesime) AS years"""
+
+
+@dataclass(frozen=True)
+class Served:
+    current: int
+    years: tuple[int, ...]  # every edition, the current one included
+
+
+def served(engine: Engine) -> Served:
+    with engine.connect() as conn:
+        return _served_by(conn)
+
+
+def _served_by(conn: Connection) -> Served:
+    found = conn.execute(text(SERVED)).one()
+    return Served(found.current or CURRENT_EDITION, tuple(found.years) or EDITIONS)
+
 
 NAMES = """
 SELECT code, nom, 1 AS communes_total FROM edition_communes
@@ -149,9 +175,9 @@ class EditionRefused(ValueError):
     """A request an older edition cannot answer, and why."""
 
 
-def check(filters: Filters, millesime: int) -> None:
-    if millesime not in EDITIONS:
-        raise EditionRefused(no_edition(millesime))
+def check(filters: Filters, millesime: int, editions: Served) -> None:
+    if millesime not in editions.years:
+        raise EditionRefused(no_edition(millesime, editions.years))
     if filters.indicateur is None:
         raise EditionRefused("an older edition (millesime) is served one indicator at a time")
 
@@ -199,7 +225,9 @@ def _level_rows(
         inside += f" AND {column} = ANY(:among_codes)"
         years = f" AND {AMONG_YEARS}"
         named |= {"among_codes": sorted(among[0]), "among_years": sorted(among[1])}
-    sql = _values(filters, column, inside, commune_level=level == "commune", years=years)
+    sql = _values(
+        _served_by(conn), filters, column, inside, commune_level=level == "commune", years=years
+    )
     names = {r.code: r for r in conn.execute(text(NAMES), named)}
     return [
         to_public(_served(r, level, names), exact, millesime=millesime, estimee=r.estimee)
@@ -283,12 +311,13 @@ def grouping_values(
     """A grouping's values on the edition ``millesime``: over the edition's
     communes that lie within its communes, aggregated as over an EPCI."""
     named = _named(filters, millesime) | {"groupement": code}
-    sql = _values(filters, "CAST(:groupement AS text)", f" AND {IN_GROUPING}", False)
     total = 0
 
     def read(conn: Connection) -> list[Row[Any]]:
         nonlocal total
         total = conn.execute(text(COUNTED_IN_GROUPING), named).scalar_one()
+        where = f" AND {IN_GROUPING}"
+        sql = _values(_served_by(conn), filters, "CAST(:groupement AS text)", where, False)
         return list(conn.execute(text(sql), named))
 
     found = _computed(engine, read)
@@ -329,7 +358,14 @@ AMONG_YEARS = (
 )
 
 
-def _values(filters: Filters, level: str, areas: str, commune_level: bool, years: str = "") -> str:
+def _values(
+    editions: Served,
+    filters: Filters,
+    level: str,
+    areas: str,
+    commune_level: bool,
+    years: str = "",
+) -> str:
     where = years + "".join(
         f" AND {condition}"
         for name, condition in YEAR_FILTERS.items()
@@ -338,7 +374,7 @@ def _values(filters: Filters, level: str, areas: str, commune_level: bool, years
     if filters.sous_champ is not None:
         where += " AND o.sous_champ = :sous_champ"
     return VALUES.format(
-        keyed=KEYED,
+        keyed=keyed(editions.years),
         filters=where,
         level=level,
         areas=areas,

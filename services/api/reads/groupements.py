@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import Engine, select, text
 
 from common.db import communes, groupement_communes, groupements
-from common.referential import CURRENT_EDITION
 from services.api.models import (
     Groupement,
     GroupementFiche,
@@ -62,7 +61,8 @@ SELECT indicateur, sous_champ, annee, agregation,
        CASE WHEN agregation = 'ratio' AND min(lag) = max(lag) THEN annee - min(lag) END
            AS annee_denominateur,
        CASE WHEN agregation = 'ratio' THEN count(*) FILTER (WHERE lag > 0) END::int
-           AS communes_repli
+           AS communes_repli,
+       (SELECT millesime FROM referential_meta) AS millesime
 FROM members
 GROUP BY indicateur, sous_champ, annee, agregation
 HAVING count(*) FILTER (WHERE compte) > 0
@@ -114,9 +114,10 @@ def public(
     row: Any,
     total: int,
     exact: bool,
-    millesime: int = CURRENT_EDITION,
+    millesime: int | None = None,
     estimee: bool = False,
 ) -> ValeurGroupement:
+    """``millesime``: an older edition's; None for the current one, which the row says."""
     return ValeurGroupement(
         indicateur=row.indicateur,
         sous_champ=row.sous_champ,
@@ -128,6 +129,6 @@ def public(
         mis_a_jour=row.updated_at,
         annee_denominateur=row.annee_denominateur,
         communes_repli=row.communes_repli,
-        millesime=millesime,
+        millesime=row.millesime if millesime is None else millesime,
         estimee=estimee,
     )

@@ -16,33 +16,37 @@ from psycopg import AsyncConnection
 from sqlalchemy import Engine, Integer, Select, bindparam, func, select
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 
-from common.db import aggregate_values, communes, indicators
+from common.db import aggregate_values, communes, indicators, referential_meta
 from common.referential import FRANCE
 from schemas.catalogue import Indicator
 from services.api.models import IndicateurPublic, to_public
 from services.api.reads.pool import ReadPool
 
 AREA_ORDER = ("commune", "epci", "departement", "region")  # finest first
-ROW = tuple(
-    aggregate_values.c[name]
-    for name in (
-        "indicateur",
-        "sous_champ",
-        "annee",
-        "niveau",
-        "code",
-        "nom",
-        "agregation",
-        "valeur",
-        "unite",
-        "communes_renseignees",
-        "communes_total",
-        "updated_at",
-        "origine",
-        "valeur_publiee",
-        "annee_denominateur",
-        "communes_repli",
-    )
+ROW = (
+    *(
+        aggregate_values.c[name]
+        for name in (
+            "indicateur",
+            "sous_champ",
+            "annee",
+            "niveau",
+            "code",
+            "nom",
+            "agregation",
+            "valeur",
+            "unite",
+            "communes_renseignees",
+            "communes_total",
+            "updated_at",
+            "origine",
+            "valeur_publiee",
+            "annee_denominateur",
+            "communes_repli",
+        )
+    ),
+    # The current edition, read in the same snapshot as the row.
+    select(referential_meta.c.millesime).scalar_subquery().label("millesime"),
 )
 
 

@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, case, func, literal, or_, select, union_all
 
 from common.db import communes, edition_communes, edition_territories, territories
-from common.referential import CURRENT_EDITION
 from schemas.aggregates import Niveau
 from services.api.models import Territoire
 
@@ -16,12 +15,10 @@ from services.api.models import Territoire
 WIDEST_FIRST: tuple[Niveau, ...] = ("france", "region", "departement", "epci", "commune")
 
 
-def search(
-    engine: Engine, q: str, limit: int, millesime: int = CURRENT_EDITION
-) -> list[Territoire]:
+def search(engine: Engine, q: str, limit: int, millesime: int | None = None) -> list[Territoire]:
     """Exact codes first, then exact names, then the widest territories, on
-    the edition of the map ``millesime``."""
-    t = territories.c if millesime == CURRENT_EDITION else on_edition(millesime).c
+    the edition of the map ``millesime`` (an older one; None: the current one)."""
+    t = territories.c if millesime is None else on_edition(millesime).c
     pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     rank = case({level: i for i, level in enumerate(WIDEST_FIRST)}, value=t.niveau)
     query = (

@@ -20,6 +20,7 @@ from services.api.deps import (
     EngineDep,
     StreamsDep,
     older_edition,
+    older_edition_from_the_loop,
 )
 from services.api.event_stream import (
     HEARTBEAT_SECONDS,
@@ -68,7 +69,7 @@ def changements(
     aggregate's current state, then what follows. Without a territorial
     filter nor `niveau`, the changes of every level."""
     every_year(f)
-    older = older_edition(f, millesime)
+    older = older_edition(engine, f, millesime)
     if older is not None:
         page = editions.changes(engine, f, older, depuis, limit, exact)
     else:
@@ -106,7 +107,7 @@ async def flux(
     no gap, no duplicate. `event: curseur` moves the cursor past changes
     the filters leave out. A comment every 15 s keeps the line open."""
     every_year(f)
-    older = older_edition(f, millesime)
+    older = await older_edition_from_the_loop(engine, f, millesime)
     try:
         cursor = resume_at(last_event_id, depuis)
     except ValueError as exc:

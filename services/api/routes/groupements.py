@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
-from common.referential import CURRENT_EDITION
 from schemas import limits
 from services.api.deps import EngineDep, KeyText, older_edition
 from services.api.models import Groupement, GroupementFiche, Refus, ValeurGroupement
@@ -61,19 +60,19 @@ def indicateurs(
         bool, Query(description="`valeur` as decimal text, to the last digit")
     ] = False,
     millesime: Annotated[
-        int,
+        int | None,
         Query(
             ge=1900,
             le=2100,
             description="The edition of the map: on an older one, the edition's communes "
             "within the grouping's, one `indicateur` at a time (see /indicateurs).",
         ),
-    ] = CURRENT_EDITION,
+    ] = None,
 ) -> list[ValeurGroupement]:
     """Every indicator aggregated over the grouping's communes, as over an
     EPCI, computed at the time of the request."""
     asked = Filters(indicateur=indicateur, annee=annee, sous_champ=sous_champ)
-    if (older := older_edition(asked, millesime)) is not None:
+    if (older := older_edition(engine, asked, millesime)) is not None:
         return editions.grouping_values(engine, found.code, asked, older, exact)
     return reads.values(
         engine, found, exact, indicateur=indicateur, annee=annee, sous_champ=sous_champ

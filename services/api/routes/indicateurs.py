@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from common.referential import CURRENT_EDITION, EDITIONS
+from common.referential import EDITIONS
 from schemas.catalogue import Indicator
 from services.api.deps import (
     DEFAULT_LIMIT,
@@ -18,7 +18,7 @@ from services.api.deps import (
     FiltersDep,
     ReadPoolDep,
     StatementsDep,
-    older_edition,
+    older_edition_from_the_loop,
 )
 from services.api.exports import Context, download
 from services.api.formats import MEDIA, Format, etag, next_link
@@ -103,7 +103,7 @@ async def indicateurs(
             ge=1900,
             le=2100,
             description="The edition of the map to serve the values on: "
-            f"{', '.join(map(str, EDITIONS))} (default {CURRENT_EDITION}, the current one). "
+            f"{', '.join(map(str, EDITIONS))}, or later ones loaded since (default: the current). "
             "An older edition is computed at the request from the observations, one "
             "`indicateur` at a time; its rows say `estimee` where a value keyed on a "
             "commune made since was split among its parts by population.",
@@ -114,7 +114,7 @@ async def indicateurs(
     `departement`, `region`); without `niveau`, the area itself. One page
     at a time: `X-Total-Count` says how many rows match, `Link` names
     the next page."""
-    older = older_edition(f, millesime)
+    older = await older_edition_from_the_loop(engine, f, millesime)
     if fmt != "json":  # every row, through a server-side cursor, in the thread pool
         if fmt == "parquet" and forme == "large":
             raise HTTPException(422, "forme=large is a CSV's; Parquet holds the long table")

@@ -8,10 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from common.referential import CURRENT_EDITION, EDITIONS, no_edition
+from common.referential import EDITIONS, no_edition
 from schemas.aggregates import Niveau
 from services.api.deps import OTHER_EDITION, EngineDep, TerritoryDep, current_edition_only
 from services.api.models import Fiche, Refus, Territoire
+from services.api.reads import editions
 from services.api.reads import territoires as reads
 
 router = APIRouter()
@@ -35,18 +36,23 @@ def find(
     q: Annotated[str, Query(min_length=1, max_length=100, pattern=r"^[^\x00]*$")],
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     millesime: Annotated[
-        int,
+        int | None,
         Query(
             ge=1900,
             le=2100,
-            description=f"The edition of the map: {', '.join(map(str, EDITIONS))}.",
+            description=f"The edition of the map: {', '.join(map(str, EDITIONS))}, or a "
+            "later one loaded by `itte referentiel charger`; the current one by default.",
         ),
-    ] = CURRENT_EDITION,
+    ] = None,
 ) -> list[Territoire]:
     """Territories whose name contains `q` (any case), or whose code is `q`,
     on the edition of the map `millesime` (the current one by default)."""
-    if millesime not in EDITIONS:
-        raise HTTPException(422, no_edition(millesime))
+    if millesime is not None:
+        served = editions.served(engine)
+        if millesime not in served.years:
+            raise HTTPException(422, no_edition(millesime, served.years))
+        if millesime == served.current:
+            millesime = None
     return reads.search(engine, q, limit, millesime)
 
 
