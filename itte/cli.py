@@ -590,6 +590,57 @@ def servers_stop() -> None:
 
 
 @main.group()
+def referentiel() -> None:
+    """The editions of the map (the Code officiel géographique): a later one
+    than the release ships, loaded while the services run."""
+
+
+@referentiel.command("charger")
+@click.argument("millesime", type=click.IntRange(1900, 2100))
+@click.argument("fichier", type=click.Path(exists=True, path_type=Path))
+def referentiel_charger(millesime: int, fichier: Path) -> None:
+    """Load the edition MILLESIME of the map from FICHIER (a folder, or a tar
+    archive, of the files `itte referentiel exporter` writes) as the
+    current one: every stored value is placed on it, every aggregate that
+    moves recomputed and published once; the aggregators restart on it, the
+    cleaners place on it from their next record. Checked whole first: on
+    any error nothing changes."""
+    from common import referential
+    from common.settings import CommonSettings
+    from itte.editions import Unreadable, load
+    from services.aggregator.charge import Refused
+
+    settings = CommonSettings()
+    servers = _servers(settings, "referentiel", "WARNING")
+    try:
+        charged = load(settings, servers, millesime, fichier)
+    except (Unreadable, referential.BadEdition, Refused) as refused:
+        raise click.ClickException(str(refused)) from None
+    if (placed := charged.placed) is None:
+        click.echo(f"the database was on the edition {millesime} ({charged.version}) already")
+    else:
+        click.echo(
+            f"edition {millesime} ({charged.version}) loaded; stored values placed on it: "
+            + ", ".join(f"{n} {what}" for what, n in placed.counts.items())
+        )
+    click.echo("published for the cleaners; the aggregators restart on it")
+
+
+@referentiel.command("exporter")
+@click.argument("millesime", type=click.IntRange(1900, 2100))
+@click.argument("dossier", type=click.Path(file_okay=False, path_type=Path))
+def referentiel_exporter(millesime: int, dossier: Path) -> None:
+    """Write the files of a shipped edition of the map into DOSSIER."""
+    from itte.editions import Unreadable, export
+
+    try:
+        for path in export(millesime, dossier):
+            click.echo(str(path))
+    except Unreadable as refused:
+        raise click.ClickException(str(refused)) from None
+
+
+@main.group()
 def grouping() -> None:
     """Groupings of communes (a SCoT, a PETR, a watershed, an EPT), served by
     the API at /groupements/{code}/indicateurs."""
@@ -604,18 +655,23 @@ def grouping_load(code: str, file: Any, name: str) -> None:
     FILE lists ('-': standard input): one code a line, or a CSV whose
     first column holds them. Stored whole or not at all: exit 1 naming
     every line that names no commune."""
-    from common import referential
+    from common import db
     from common.settings import CommonSettings
     from itte.embedded import database_address
     from services.api.groupements import Refused, groupement, store
 
+    url = database_address(CommonSettings())
+    engine = db.make_engine(url)
+    with engine.connect() as conn:  # the database's edition: shipped, or loaded since
+        ref = db.current_referential(conn)
+    engine.dispose()
     try:
-        found = groupement(code, name, file, referential.load())
+        found = groupement(code, name, file, ref)
     except Refused as exc:
         for problem in exc.problems:
             click.echo(problem, err=True)
         raise SystemExit(1) from None
-    store(database_address(CommonSettings()), found)
+    store(url, found)
     click.echo(f"{found.code}: {len(found.communes)} communes")
 
 
