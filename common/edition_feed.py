@@ -24,6 +24,7 @@ from schemas import editions
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
+DRAIN_SECONDS = 0.5
 
 
 class EditionFeed:
@@ -69,6 +70,11 @@ class EditionFeed:
             self._take(message)
             if (message.offset() or 0) + 1 >= ends[message.partition() or 0]:
                 left.discard(message.partition() or 0)
+        # A broker may give as the end the first offset of its last batch
+        # (the embedded one does): what follows it, if anything, is read too.
+        while any(ends.values()) and (message := consumer.poll(DRAIN_SECONDS)) is not None:
+            if not message.error():
+                self._take(message)
         return self.current
 
     def follow(self, use: Callable[[referential.Referential], None]) -> threading.Thread:

@@ -19,6 +19,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from common import logs, metrics
+from common.errors import Fatal
 from common.kafka import MAX_MESSAGE_BYTES
 from common.lag import GROUPS, consumer_lag, every_group
 from common.retry import Health
@@ -50,6 +51,10 @@ async def stop_on_unexpected(service: str) -> AsyncIterator[None]:
     """
     try:
         yield
+    except Fatal as exc:  # its message is ours, never a record's: said in full
+        log.critical("%s: stopping so that nothing is acknowledged: %s", service, exc)
+        logging.shutdown()
+        os._exit(EXIT_UNEXPECTED)
     except Exception as exc:
         log.critical(
             "%s: unexpected %s outside any record; stopping so that nothing is acknowledged:\n%s",

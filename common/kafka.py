@@ -168,7 +168,7 @@ class BlockingProducer:
     def send_all(
         self,
         topic: str,
-        messages: Iterable[tuple[str | bytes | None, bytes]],
+        messages: Iterable[tuple[str | bytes | None, bytes | None]],
         timeout: float = 30.0,
     ) -> int:
         return self.send_to_partitions(
@@ -178,7 +178,7 @@ class BlockingProducer:
     def send_to_partitions(
         self,
         topic: str,
-        messages: Iterable[tuple[str | bytes | None, bytes, int | None]],
+        messages: Iterable[tuple[str | bytes | None, bytes | None, int | None]],
         timeout: float = 30.0,
     ) -> int:
         """As :meth:`send_all`, each message to its partition (None: by key)."""

@@ -141,7 +141,7 @@ class Change(NamedTuple):
     seq: int
     niveau: str
     key: str  # indicateur|sous_champ|annee|niveau|code
-    message: bytes | None  # None: no territory of that code (the relay skips it too)
+    message: bytes | None  # None: no territory of that code (a tombstone on the topic)
 
 
 def changes_of(rows: list[tuple[int, str, str, str | None]]) -> list[Change]:

@@ -174,12 +174,11 @@ class OutboxRelay:
             conn.execute(ADVANCE, (after,))
 
     def _send(self, changes: list[Change]) -> int:
-        """The changes' messages on the topic, in order; how many."""
-        messages = [
-            (c.key, c.message)
-            for c in changes
-            if c.message is not None and (self._communes or c.niveau != "commune")
-        ]
+        """The changes' messages on the topic, in order; how many. A row
+        whose territory the map no longer has (a commune merged, an EPCI
+        gone, by a new edition) is a tombstone: its key, no value, which a
+        compacted topic reads as deleted."""
+        messages = [(c.key, c.message) for c in changes if self._communes or c.niveau != "commune"]
         self._producer.send_all(topic.TOPIC, messages)
         return len(messages)
 
