@@ -77,8 +77,11 @@ class EditionFeed:
                 self._take(message)
         return self.current
 
-    def follow(self, use: Callable[[referential.Referential], None]) -> threading.Thread:
-        """Reads on (after :meth:`latest`) and calls ``use`` with each later edition."""
+    def follow(
+        self, use: Callable[[referential.Referential], None] = lambda _: None
+    ) -> threading.Thread:
+        """Reads on (after :meth:`latest`): each later edition becomes
+        :attr:`current`, and is handed to ``use``."""
         thread = threading.Thread(target=self._follow, args=(use,), name="editions", daemon=True)
         thread.start()
         return thread

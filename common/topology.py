@@ -39,7 +39,7 @@ def _groups(service: str) -> dict[str, tuple[str, ...]]:
 
 ACCESS = {
     # `POST /observations`, `itte ingest`, `itte pull`: raw records only.
-    "ingestor": Access(writes=(RAW, RAW_BULK)),
+    "ingestor": Access(writes=(RAW, RAW_BULK), follows=(EDITIONS,)),
     # The editions of the map it places records on (common/edition_feed.py).
     "cleaner": Access(
         writes=(CLEAN, CLEAN_BULK, DEADLETTER),

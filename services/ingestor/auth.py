@@ -52,6 +52,7 @@ from common.referential import (
     ancestors,
     covering,
     level_of,
+    levels,
     load,
     locate,
     place,
@@ -98,21 +99,25 @@ TABLE = TypeAdapter(dict[Name, Entry])
 
 
 class Places:
-    """Where a commune code lies, by the shipped referential (loaded only
-    when a producer is limited to territories)."""
+    """Where a commune code lies, on the edition of the map ``edition``
+    gives (the shipped one, or the newest loaded since: the ingestor follows
+    the editions topic as the cleaner does); used only when a producer is
+    limited to territories."""
 
-    def __init__(self, ref: Referential) -> None:
-        self.ref = ref
-        self.above = ancestors(ref)
-        self._names: dict[str, Mapping[str, object]] = {
-            "commune": ref.communes,
-            "epci": ref.epci,
-            "departement": ref.departements,
-            "region": ref.regions,
-        }
+    def __init__(self, edition: Callable[[], Referential] = load) -> None:
+        self._edition = edition
+
+    @property
+    def ref(self) -> Referential:
+        return self._edition()
+
+    @property
+    def above(self) -> dict[str, tuple[tuple[str, str], ...]]:
+        return ancestors(self.ref)  # made once per edition
 
     def exists(self, level: str, code: str) -> bool:
-        return code in self._names[level]
+        ref = self.ref
+        return code in (ref.communes if level == "commune" else levels(ref)[level])
 
     def of(self, code: str) -> set[tuple[str, str]]:
         """The territories a commune code is part of; none when it names no commune."""
@@ -197,7 +202,7 @@ class Producers:
     places: Places | None = field(default=None, compare=False)
 
     @classmethod
-    def parse(cls, config: str | None) -> Producers:
+    def parse(cls, config: str | None, edition: Callable[[], Referential] = load) -> Producers:
         """The JSON of ``ITTE_PRODUCER_TOKENS``; unset or empty: authentication off."""
         if not config:
             return cls({}, required=False)
@@ -205,10 +210,10 @@ class Producers:
             table = json.loads(config)
         except ValueError as exc:
             raise ValueError(f"ITTE_PRODUCER_TOKENS is not JSON: {exc}") from None
-        return cls.of(table, where="ITTE_PRODUCER_TOKENS")
+        return cls.of(table, where="ITTE_PRODUCER_TOKENS", edition=edition)
 
     @classmethod
-    def of(cls, table: Any, *, where: str) -> Producers:
+    def of(cls, table: Any, *, where: str, edition: Callable[[], Referential] = load) -> Producers:
         """Checked whole: any mistake raises ValueError naming ``where`` and the
         entry, and nothing of the table is used."""
         try:
@@ -223,7 +228,7 @@ class Producers:
         producers = {name: _producer(name, entry, where) for name, entry in entries.items()}
         _one_owner_per_token(producers, where)
         limited = any(p.scope.territories for p in producers.values())
-        places = Places(load()) if limited else None
+        places = Places(edition) if limited else None
         for name, p in producers.items():
             for level, code in p.scope.territories:
                 if places is not None and not places.exists(level, code):
@@ -300,8 +305,10 @@ class ProducersFile:
         *,
         check_every: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        edition: Callable[[], Referential] = load,
     ) -> None:
         self.path = path
+        self.edition = edition
         self.check_every = check_every
         self.clock = clock
         self._lock = threading.Lock()
@@ -328,7 +335,7 @@ class ProducersFile:
             table = json.loads(text) if self.path.suffix == ".json" else tomllib.loads(text)
         except ValueError as exc:
             raise ValueError(f"{self.path}: {exc}") from None
-        return Producers.of(table, where=str(self.path))
+        return Producers.of(table, where=str(self.path), edition=self.edition)
 
     def _reload(self) -> None:
         try:

@@ -4,13 +4,16 @@ once by the command (``itte ingestor``, ``itte ingest``, ``itte pull``)."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import uvicorn
 from fastapi import FastAPI
 
 from common import logs
+from common.edition_feed import EditionFeed
 from common.kafka import BlockingProducer, ensure_topics_for
 from common.pii import hasher_for
+from common.referential import Referential, load
 from common.servers import Servers
 from services.ingestor.admission import Admission
 from services.ingestor.auth import Producers, ProducersFile
@@ -49,20 +52,27 @@ def block_handler(settings: IngestorSettings, servers: Servers) -> BlockHandler:
     return BlockHandler(publisher(settings, servers))
 
 
-def producer_directory(settings: IngestorSettings) -> ProducerDirectory:
-    """Who may push: the file, read again when it changes, else the variable."""
+def producer_directory(
+    settings: IngestorSettings, edition: Callable[[], Referential] = load
+) -> ProducerDirectory:
+    """Who may push: the file, read again when it changes, else the variable;
+    their territories on the map ``edition`` gives."""
     try:
         if settings.producers_file is not None:
             if settings.producer_tokens:
                 raise ValueError("set ITTE_PRODUCERS_FILE or ITTE_PRODUCER_TOKENS, not both")
-            return ProducersFile(settings.producers_file)
-        return Producers.parse(settings.producer_tokens)
+            return ProducersFile(settings.producers_file, edition=edition)
+        return Producers.parse(settings.producer_tokens, edition)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"producers: {exc}") from None
 
 
 def http_app(settings: IngestorSettings, servers: Servers) -> FastAPI:
-    producers = producer_directory(settings)
+    raw = publisher(settings, servers)  # the topics made first: the editions' too
+    editions = EditionFeed(servers, load())  # the newest edition of the map, followed
+    editions.latest()
+    editions.follow()
+    producers = producer_directory(settings, lambda: editions.current)
     if not settings.local and not producers.current().required:
         raise SystemExit(
             settings.missing(
@@ -71,7 +81,7 @@ def http_app(settings: IngestorSettings, servers: Servers) -> FastAPI:
         )
     return create_app(
         PushHandler(
-            publisher(settings, servers),
+            raw,
             IdempotencyStore(
                 servers.database_url,
                 settings.idempotency_stale_seconds,

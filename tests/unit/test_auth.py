@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from common import metrics
+from common.referential import load
 from services.ingestor.auth import Producers, ProducersFile, hash_token, new_token
+from tests.editions import next_edition
 
 
 def test_tokens_identify_their_producer() -> None:
@@ -201,3 +203,20 @@ def test_a_file_that_does_not_read_at_start_stops_the_ingestor(tmp_path: Path) -
     assert ProducersFile(json_path).current().producers["ademe"].tokens == (hash_token("t"),)
     with pytest.raises(FileNotFoundError):
         ProducersFile(tmp_path / "absent.toml")
+
+
+def test_a_producer_s_territories_follow_the_edition_the_ingestor_is_on() -> None:
+    """A commune nouvelle of a later edition (loaded while the ingestor
+    runs, followed from the editions topic) is within its EPCI's scope
+    from then on; before, its code names no commune."""
+    edition, names = next_edition()
+    current = [load()]
+    producers = Producers.of(
+        {"ademe": {"jetons": [hash_token("t")], "territoires": [f"epci:{names['e5']}"]}},
+        where="test",
+        edition=lambda: current[0],
+    )
+    lines = [(1, record(commune=names["born"])), (2, record(commune=names["a"]))]
+    assert [line for line, _ in producers.refusals("ademe", lines)] == [1]
+    current[0] = edition
+    assert producers.refusals("ademe", lines) == []

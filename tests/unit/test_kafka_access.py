@@ -65,7 +65,7 @@ def test_each_topic_has_the_writers_and_readers_of_the_pipeline_and_no_other() -
         "indicators.deadletter": {"aggregator"},
         # Subscribers read it with logins of their own (docs/operations.md).
         "indicators.aggregates": set(),
-        "indicators.editions": {"cleaner"},
+        "indicators.editions": {"cleaner", "ingestor"},
     }
     assert granted["monitor", "TOPIC", "WRITE"] == granted["monitor", "TOPIC", "READ"] == set()
 
