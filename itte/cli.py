@@ -597,23 +597,36 @@ def referentiel() -> None:
 
 @referentiel.command("charger")
 @click.argument("millesime", type=click.IntRange(1900, 2100))
-@click.argument("fichier", type=click.Path(exists=True, path_type=Path))
-def referentiel_charger(millesime: int, fichier: Path) -> None:
-    """Load the edition MILLESIME of the map from FICHIER (a folder, or a tar
-    archive, of the files `itte referentiel exporter` writes) as the
-    current one: every stored value is placed on it, every aggregate that
-    moves recomputed and published once; the aggregators restart on it, the
+@click.argument("fichier", type=click.Path(exists=True, path_type=Path), required=False)
+@click.option("--paquet", metavar="VERSION", help="Read it from the registry package, e.g. 7.0.0.")
+@click.option(
+    "--registre",
+    default="https://registry.npmjs.org",
+    show_default=True,
+    help="The npm registry (or a mirror) --paquet reads from.",
+)
+def referentiel_charger(
+    millesime: int, fichier: Path | None, paquet: str | None, registre: str
+) -> None:
+    """Load the edition MILLESIME of the map as the current one, from FICHIER
+    (a folder, or a tar archive, of the files `itte referentiel exporter`
+    writes) or from the version --paquet of @etalab/decoupage-administratif:
+    every stored value is placed on it, every aggregate that moves
+    recomputed and published once; the aggregators restart on it, the
     cleaners place on it from their next record. Checked whole first: on
     any error nothing changes."""
     from common import referential
     from common.settings import CommonSettings
-    from itte.editions import Unreadable, load
+    from itte.editions import Unreadable, from_package, load, read_files
     from services.aggregator.charge import Refused
 
+    if (fichier is None) == (paquet is None):
+        raise click.UsageError("give FICHIER or --paquet, one of them")
     settings = CommonSettings()
     servers = _servers(settings, "referentiel", "WARNING")
     try:
-        charged = load(settings, servers, millesime, fichier)
+        files = read_files(fichier) if fichier is not None else from_package(paquet or "", registre)
+        charged = load(settings, servers, millesime, files)
     except (Unreadable, referential.BadEdition, Refused) as refused:
         raise click.ClickException(str(refused)) from None
     if (placed := charged.placed) is None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from common import referential
 from common.kafka import BlockingProducer, ensure_topics_for
+from common.referential.registry import PACKAGE, edition_files, fetch
 from common.servers import Servers
 from common.settings import CommonSettings
 from schemas import editions
@@ -56,10 +57,19 @@ def export(millesime: int, out: Path) -> list[Path]:
     return written
 
 
-def load(settings: CommonSettings, servers: Servers, millesime: int, path: Path) -> Charged:
-    """Read, check, load into the database, then publish: a run that stops
+def from_package(version: str, registry: str) -> dict[str, bytes]:
+    """An edition's files from the registry package's ``version``."""
+    try:
+        return edition_files(fetch(version, registry), version)
+    except (OSError, ValueError, KeyError, tarfile.TarError) as bad:
+        raise Unreadable(f"{PACKAGE}@{version} from {registry}: {bad}") from None
+
+
+def load(
+    settings: CommonSettings, servers: Servers, millesime: int, files: dict[str, bytes]
+) -> Charged:
+    """Check, load into the database, then publish: a run that stops
     between the two is run again (the database part is then a no-op)."""
-    files = read_files(path)
     ref = referential.from_files(files, millesime)
     charged = charge(servers.database_url, ref, files)
     ensure_topics_for(settings, servers)
