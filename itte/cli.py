@@ -636,6 +636,10 @@ def referentiel_charger(
             f"edition {millesime} ({charged.version}) loaded; stored values placed on it: "
             + ", ".join(f"{n} {what}" for what, n in placed.counts.items())
         )
+        click.echo(
+            f"{charged.loading_seconds:.1f} s loading the editions, then the aggregators "
+            f"waited {charged.switch_seconds:.1f} s for the switch"
+        )
     click.echo("published for the cleaners; the aggregators restart on it")
 
 

@@ -7,6 +7,7 @@ import csv
 import gzip
 import io
 from dataclasses import replace
+from typing import Any
 
 from common.referential import Commune, Referential, load
 
@@ -58,7 +59,7 @@ def next_edition(millesime: int = 2027) -> tuple[Referential, dict[str, str]]:
 
 def files_of(ref: Referential) -> dict[str, bytes]:
     """``ref`` as the files of an edition (common.referential.FILES)."""
-    tables = {
+    tables: dict[str, tuple[list[str], list[list[Any]]]] = {
         "communes": (
             ["code", "nom", "departement", "region", "epci", "population"],
             [

@@ -15,6 +15,7 @@ nothing has changed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,8 @@ class Charged:
     millesime: int
     version: str
     placed: Placed | None  # None: the database held this edition already
+    loading_seconds: float = 0.0  # the files and older editions, the aggregators running
+    switch_seconds: float = 0.0  # the edition taken for update: the aggregators wait
 
 
 def charge(database_url: str, ref: referential.Referential, files: Mapping[str, bytes]) -> Charged:
@@ -53,16 +56,19 @@ def charge(database_url: str, ref: referential.Referential, files: Mapping[str, 
                 raise Refused("the database holds no referential: run `itte migrate` first")
             if _refused(held, ref):
                 return Charged(ref.millesime, ref.version, None)
+            started = time.monotonic()
             _keep(conn, ref.millesime, files)
             db.load_editions(conn)  # before the switch: the aggregators still run
+            switched = time.monotonic()
             conn.execute(text(f"{HELD} FOR UPDATE"))
             db.load_referential(conn, ref)
             raw = conn.connection.driver_connection
             assert raw is not None  # a connection in use has its driver's
             placed = place_all(raw, ref, held.placed_version)
+        done = time.monotonic()  # committed
     finally:
         engine.dispose()
-    return Charged(ref.millesime, ref.version, placed)
+    return Charged(ref.millesime, ref.version, placed, switched - started, done - switched)
 
 
 def _refused(held: Any, ref: referential.Referential) -> bool:

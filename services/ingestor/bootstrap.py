@@ -68,10 +68,10 @@ def producer_directory(
 
 
 def http_app(settings: IngestorSettings, servers: Servers) -> FastAPI:
-    raw = publisher(settings, servers)  # the topics made first: the editions' too
-    editions = EditionFeed(servers, load())  # the newest edition of the map, followed
-    editions.latest()
-    editions.follow()
+    # The newest edition of the map, for producers' territories: the
+    # shipped one until the topic is read, below (territories named in the
+    # producers' table are checked on it at start).
+    editions = EditionFeed(servers, load())
     producers = producer_directory(settings, lambda: editions.current)
     if not settings.local and not producers.current().required:
         raise SystemExit(
@@ -79,6 +79,9 @@ def http_app(settings: IngestorSettings, servers: Servers) -> FastAPI:
                 "ITTE_PRODUCERS_FILE or ITTE_PRODUCER_TOKENS is not set: pushes would be open"
             )
         )
+    raw = publisher(settings, servers)  # the topics made first: the editions' too
+    editions.latest()
+    editions.follow()
     return create_app(
         PushHandler(
             raw,
