@@ -22,15 +22,14 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from bench.data import RESULTS
+from bench.denominators import records
 from bench.stack import given_or_embedded
 from common import catalogue, migrations, referential
 from itte.embedded import stop_embedded
-from schemas.clean import CleanObservation
 from services.aggregator.charge import charge
 from services.aggregator.rules import AggregationRules
 from services.aggregator.store import AggregateStore
@@ -41,26 +40,9 @@ BATCH = 1_000
 YEARS = (2024, 2025, 2026)
 
 
-def records(communes: list[str]) -> list[CleanObservation]:
-    return [
-        CleanObservation(
-            record_id=f"{indicateur}:{annee}:{code}",
-            indicateur=indicateur,
-            annee=annee,
-            commune=code,
-            commune_source=code,
-            valeur=Decimal(1 + i % 997),
-            version=1,
-        )
-        for annee in YEARS
-        for indicateur in ("population", "nb_pdc")
-        for i, code in enumerate(communes)
-    ]
-
-
 def run(communes: int) -> dict[str, Any]:
     shipped = catalogue.load()
-    batch = records(sorted(referential.load().communes)[:communes])
+    batch = records(sorted(referential.load().communes)[:communes], YEARS)
     edition, _ = next_edition()
     with tempfile.TemporaryDirectory(prefix="charge-") as state:
         servers = given_or_embedded(Path(state))

@@ -50,7 +50,7 @@ def with_fallback(shipped: Catalogue, years: int) -> Catalogue:
     return shipped.model_copy(update={"indicateurs": indicators})
 
 
-def records(communes: list[str]) -> list[CleanObservation]:
+def records(communes: list[str], years: tuple[int, ...] = YEARS) -> list[CleanObservation]:
     """The population of each commune in each year, and its charging points."""
     return [
         CleanObservation(
@@ -62,7 +62,7 @@ def records(communes: list[str]) -> list[CleanObservation]:
             valeur=Decimal(1 + i % 997),
             version=1,
         )
-        for annee in YEARS
+        for annee in years
         for indicateur in ("population", "nb_pdc")
         for i, code in enumerate(communes)
     ]

@@ -59,6 +59,8 @@ def export(millesime: int, out: Path) -> list[Path]:
 
 def from_package(version: str, registry: str) -> dict[str, bytes]:
     """An edition's files from the registry package's ``version``."""
+    if not registry.startswith(("https://", "http://")):
+        raise Unreadable(f"{registry[:80]!r}: the registry is an http(s) address")
     try:
         return edition_files(fetch(version, registry), version)
     except (OSError, ValueError, KeyError, tarfile.TarError) as bad:

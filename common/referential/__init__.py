@@ -41,6 +41,9 @@ TABLES = {
     "regions": ("code", "nom"),
 }
 FILES = ("VERSION", *(f"{name}.csv.gz" for name in TABLES))
+# The communes' table is 3.6 MB as text: a file that inflates beyond this is
+# no table of the map (a gzip bomb is refused before it fills the memory).
+MAX_TABLE_BYTES = 64 * 1024 * 1024
 
 
 class BadEdition(ValueError):
@@ -49,11 +52,15 @@ class BadEdition(ValueError):
 
 def _rows(files: Mapping[str, bytes], name: str) -> Iterator[dict[str, str]]:
     try:
-        text = gzip.decompress(files[f"{name}.csv.gz"]).decode("utf-8")
+        with gzip.GzipFile(fileobj=io.BytesIO(files[f"{name}.csv.gz"])) as packed:
+            inflated = packed.read(MAX_TABLE_BYTES + 1)
+        text = inflated.decode("utf-8")
     except KeyError:
         raise BadEdition(f"{name}.csv.gz is missing") from None
     except (OSError, EOFError, UnicodeDecodeError) as bad:
         raise BadEdition(f"{name}.csv.gz is not gzipped UTF-8 text: {bad}") from None
+    if len(inflated) > MAX_TABLE_BYTES:
+        raise BadEdition(f"{name}.csv.gz inflates beyond {MAX_TABLE_BYTES >> 20} MB")
     reader = csv.DictReader(io.StringIO(text, newline=""))
     missing = [c for c in TABLES[name] if c not in (reader.fieldnames or ())]
     if missing:

@@ -75,6 +75,7 @@ def test_the_command_refuses_what_it_cannot_load_and_changes_nothing(
         (["2026", str(shipped_folder)], 1, "the edition 2026 ships with this release"),
         (["2026", "--paquet", "6.0.0"], 1, "the edition 2026 ships with this release"),
         (["2027", "--paquet", "0.0.999"], 1, "@etalab/decoupage-administratif@0.0.999"),
+        (["2027", "--paquet", "6.0.0", "--registre", "file:///etc"], 1, "an http(s) address"),
     ):
         done = itte(served, "referentiel", "charger", *args)
         assert (done.returncode, reason in done.stderr) == (status, True), done.stderr

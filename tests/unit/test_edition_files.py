@@ -82,6 +82,7 @@ COMMUNES = "code,nom,departement,region,epci,population"
         ("regions.csv.gz", gzip.compress(b"\xff\xfe"), "regions.csv.gz is not gzipped UTF-8"),
         ("communes.csv.gz", table("code,nom"), "lacks the column(s) departement"),
         ("communes.csv.gz", table(COMMUNES), "holds no commune"),
+        ("epci.csv.gz", gzip.compress(b"\n" * (65 << 20)), "inflates beyond 64 MB"),
         ("communes.csv.gz", table(COMMUNES, "3306,X,33,75,,1"), "'3306' is not a commune code"),
         ("communes.csv.gz", table(COMMUNES, "33063,X,99,75,,1"), "département '99'"),
         ("communes.csv.gz", table(COMMUNES, "33063,X,33,75,,many"), "invalid literal"),
