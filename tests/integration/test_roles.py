@@ -14,12 +14,14 @@ from sqlalchemy.exc import ProgrammingError
 from common import catalogue, db, migrations
 from common.referential import load
 from schemas.clean import CleanObservation
+from services.aggregator.placement import bring_onto
 from services.aggregator.rules import AggregationRules
 from services.aggregator.store import AggregateStore
 from services.aggregator.verify import check
 from services.api.app import read_only_engine
 from services.ingestor.idempotency import IdempotencyStore
 from tests.conftest import TEST_CATALOGUE
+from tests.editions import next_edition
 
 
 def as_role(url: str, role: str) -> str:
@@ -104,3 +106,35 @@ def test_the_monitor_login_reads_postgres_statistics_and_no_table_of_itte(
     for table in ("aggregates", "observations", "ingest_requests", "indicators"):
         assert refused(url, f"SELECT * FROM {table} LIMIT 1"), table
     engine.dispose()
+
+
+def test_the_aggregator_role_places_the_stored_values_on_a_new_edition(
+    database_url: str, obs: Callable[..., CleanObservation]
+) -> None:
+    """What an aggregator does at its start after `itte migrate` loaded a
+    release's new edition, under its own login: values move, one leaves as a
+    dead letter, a grouping follows its communes."""
+    edition, c = next_edition()
+    rules = AggregationRules.from_catalogue(catalogue.load(TEST_CATALOGUE))
+    store = AggregateStore(database_url, load(), rules)
+    store.apply(
+        [
+            obs(c["merged"], "5", annee=2026, rid="m"),
+            obs(c["keep"], "5", annee=2026, rid="k"),
+            obs(c["merged"], "7", indicateur="tmax", annee=2026, rid="t"),  # a max: no merge
+        ]
+    )
+    store.close()
+    with psycopg.connect(database_url) as conn:
+        conn.execute("INSERT INTO groupements (code, nom, communes_total) VALUES ('g', 'G', 2)")
+        conn.execute(
+            "INSERT INTO groupement_communes VALUES ('g', %s), ('g', %s)", (c["keep"], c["merged"])
+        )
+    engine = db.make_engine(database_url)
+    with engine.begin() as conn:  # `itte migrate` of the next release
+        db.load_referential(conn, edition)
+    engine.dispose()
+    placed = bring_onto(as_role(database_url, "itte_writer"), edition)
+    assert placed is not None and placed.counts["dead_letters"] == 1
+    assert placed.counts["grouping_counted"] == 1
+    assert check(database_url).differences == []

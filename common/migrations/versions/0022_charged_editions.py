@@ -31,6 +31,13 @@ def upgrade() -> None:
         -- A batch reads the edition FOR SHARE (services/aggregator/store.py
         -- same_edition), which needs an UPDATE right; placing sets it.
         GRANT UPDATE (placed_version) ON referential_meta TO itte_writer;
+        -- Placing the stored values on a new edition at an aggregator's
+        -- start (services/aggregator/placement.py), under its own login:
+        -- a value that leaves is a dead letter (again), groupings follow
+        -- their communes.
+        GRANT UPDATE ON dead_letters TO itte_writer;
+        GRANT INSERT, DELETE ON groupement_communes TO itte_writer;
+        GRANT UPDATE (communes_total, updated_at) ON groupements TO itte_writer;
         """
     )
 
@@ -39,6 +46,9 @@ def downgrade() -> None:
     op.execute(
         """
         REVOKE UPDATE (placed_version) ON referential_meta FROM itte_writer;
+        REVOKE UPDATE ON dead_letters FROM itte_writer;
+        REVOKE INSERT, DELETE ON groupement_communes FROM itte_writer;
+        REVOKE UPDATE (communes_total, updated_at) ON groupements FROM itte_writer;
         ALTER TABLE referential_meta DROP COLUMN millesime;
         DROP TABLE referential_files;
         """
