@@ -34,13 +34,21 @@ class Passage(NamedTuple):
     total: int
 
 
-def passage(edition: Referential, later: Sequence[Referential]) -> Iterator[Passage]:
+def passage(
+    edition: Referential,
+    later: Sequence[Referential],
+    groups: Sequence[dict[str, list[str]]] | None = None,
+) -> Iterator[Passage]:
     """Every code of ``edition`` and of the ``later`` editions (oldest first)
-    placed on ``edition``'s communes."""
+    placed on ``edition``'s communes (``groups``: :func:`_groups` of each
+    later edition, when the caller has them)."""
     codes: set[str] = set()
     for ref in (edition, *later):
         codes |= ref.communes.keys() | ref.former_codes.keys() | ref.arrondissements.keys()
-    made_of = _made_of(edition, later)
+    made_of: dict[str, list[str]] = {}
+    for grouped in groups if groups is not None else [_groups(edition, r) for r in later]:
+        for code, members in grouped.items():
+            made_of.setdefault(code, members)  # the nearest later edition's
     for code in sorted(codes):
         whole = (
             code
@@ -53,19 +61,15 @@ def passage(edition: Referential, later: Sequence[Referential]) -> Iterator[Pass
             yield from _split(code, parts, edition)
 
 
-def _made_of(edition: Referential, later: Sequence[Referential]) -> dict[str, list[str]]:
-    """Each later commune and the edition's communes it was made of, read
-    on the first of ``later`` where it is a commune (the nearest in time)."""
-    found: dict[str, list[str]] = {}
-    for ref in later:
-        groups: dict[str, list[str]] = {}
-        for code in edition.communes:
-            became = code if code in ref.communes else ref.former_codes.get(code)
-            if became is not None:
-                groups.setdefault(became, []).append(code)
-        for code, parts in groups.items():
-            found.setdefault(code, parts)
-    return found
+def _groups(edition: Referential, ref: Referential) -> dict[str, list[str]]:
+    """Each commune of the later edition ``ref`` and the communes of
+    ``edition`` it was made of."""
+    groups: dict[str, list[str]] = {}
+    for code in edition.communes:
+        became = code if code in ref.communes else ref.former_codes.get(code)
+        if became is not None:
+            groups.setdefault(became, []).append(code)
+    return groups
 
 
 def _split(code: str, parts: list[str], edition: Referential) -> Iterator[Passage]:
@@ -76,12 +80,14 @@ def _split(code: str, parts: list[str], edition: Referential) -> Iterator[Passag
         yield Passage(code, part, n, total) if total else Passage(code, part, 1, len(parts))
 
 
-def splits(edition: Referential, keyed: Referential) -> Iterator[Passage]:
+def splits(
+    edition: Referential, keyed: Referential, groups: dict[str, list[str]] | None = None
+) -> Iterator[Passage]:
     """How the communes of a later edition ``keyed`` land on ``edition``
     where they do not read as there (a commune grown by merging others
     since: split among them; a commune renumbered: whole on its old code).
     These rows win over :func:`passage`'s for values keyed on ``keyed``."""
-    made_of = _made_of(edition, [keyed])
+    made_of = _groups(edition, keyed) if groups is None else groups
     for code in sorted(keyed.communes):
         parts = made_of.get(code)
         if parts and parts != [code]:
@@ -96,6 +102,7 @@ def passages(every: Mapping[int, Referential]) -> Iterator[tuple[int, int, str, 
     for index, year in enumerate(years[:-1]):
         ref = every[year]
         later = [every[y] for y in years[index + 1 :]]
-        yield from ((year, year, *p) for p in passage(ref, later))
-        for keyed in later:
-            yield from ((year, keyed.millesime, *p) for p in splits(ref, keyed))
+        groups = [_groups(ref, keyed) for keyed in later]  # once for both
+        yield from ((year, year, *p) for p in passage(ref, later, groups))
+        for keyed, grouped in zip(later, groups, strict=True):
+            yield from ((year, keyed.millesime, *p) for p in splits(ref, keyed, grouped))
