@@ -142,6 +142,11 @@ class BulkStore:
         indicators: Mapping[str, Indicator],
     ) -> None:
         self._indicators = indicators
+        self.use(ref)
+        self._db = db.KeptConnection(database_url)
+
+    def use(self, ref: referential.Referential) -> None:
+        """Place the next tables on the edition ``ref``."""
         self._ref = ref
         codes = sorted(ref.communes)
         self._codes = bulk.CodeIndex(codes)
@@ -149,7 +154,6 @@ class BulkStore:
         self._departement = pa.array([ref.communes[c].departement for c in codes], pa.string())
         self._region = pa.array([ref.communes[c].region for c in codes], pa.string())
         self._nom = pa.array([json.dumps(ref.communes[c].nom, ensure_ascii=False) for c in codes])
-        self._db = db.KeptConnection(database_url)
 
     def placed(self, codes: pa.Array | pa.ChunkedArray) -> pa.Array:
         """Whether the referential has each row's commune (bool, never null)."""

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from common import metrics
 from common.errors import isolate
+from common.referential import Referential
 from schemas.clean import CleanObservation, batch_position
 from schemas.deadletter import DeadLetter
 from services.aggregator import columns
@@ -29,6 +30,7 @@ from services.aggregator.ports import (
     Aggregates,
     ApplyResult,
     DeadLetters,
+    EditionMoved,
     FastResult,
     LetterArchive,
     NewCommunes,
@@ -74,10 +76,22 @@ class BatchHandler:
 
     def handle(self, values: list[bytes]) -> BatchOutcome:
         """Raises only what is not a record's fault (transient or fatal,
-        common/errors.py): then nothing of the batch is acknowledged."""
+        common/errors.py): then nothing of the batch is acknowledged. On a
+        new edition of the map, done again on it (a replay: what was
+        written already changes nothing)."""
         with metrics.BATCH_SECONDS.labels(SERVICE).time():
             records, dead = decode(values)
-            return self.applied(records, dead, [], len(values))
+            try:
+                return self.applied(records, list(dead), [], len(values))
+            except EditionMoved as moved:
+                self.use(moved.edition)
+                return self.applied(records, list(dead), [], len(values))
+
+    def use(self, edition: Referential) -> None:
+        self.store.use(edition)
+        log.info(
+            "now placing on the edition %s of the map (%s)", edition.millesime, edition.version
+        )
 
     def applied(
         self,
@@ -160,7 +174,16 @@ class BulkBatchHandler:
         self.placed = placed  # which communes the referential has
 
     def handle(self, value: bytes) -> BatchOutcome:
-        """Raises only what is not a record's fault, as BatchHandler.handle."""
+        """Raises only what is not a record's fault, as BatchHandler.handle;
+        on a new edition of the map, done again on it, as there."""
+        try:
+            return self._handle(value)
+        except EditionMoved as moved:
+            self.new_communes.use(moved.edition)
+            self.batches.use(moved.edition)
+            return self._handle(value)
+
+    def _handle(self, value: bytes) -> BatchOutcome:
         with metrics.BATCH_SECONDS.labels(SERVICE).time():
             rows = columns.read(value)
             fast, others, unplaced = columns.split(rows.table, self.rules, self.placed)

@@ -10,6 +10,8 @@ from typing import Protocol
 
 import pyarrow as pa
 
+from common.errors import Fatal
+from common.referential import Referential
 from schemas.clean import CleanObservation
 from schemas.deadletter import DeadLetter
 from services.aggregator.changes import Change
@@ -26,10 +28,27 @@ class ApplyResult:
     changes: list[Change] = field(default_factory=list)
 
 
+class EditionMoved(Fatal):
+    """`itte referentiel charger` made ``edition`` the database's and placed
+    the stored values on it: the batch, of which nothing was written, is to
+    be done again on it (the handlers do). Elsewhere, it stops the service
+    as any Fatal does."""
+
+    def __init__(self, edition: Referential) -> None:
+        super().__init__(f"the database moved to the edition {edition.millesime} of the map")
+        self.edition = edition
+
+
 class Aggregates(Protocol):
     def apply(self, records: list[CleanObservation]) -> ApplyResult:
         """Store the records and move every aggregate above them, atomically;
-        replaying records already applied changes nothing."""
+        replaying records already applied changes nothing. Raises
+        :class:`EditionMoved`, writing nothing, when the database is on
+        a later edition of the map than the store."""
+        ...
+
+    def use(self, edition: Referential) -> None:
+        """Place the next records on ``edition``."""
         ...
 
     def close(self) -> None:
@@ -51,7 +70,12 @@ class NewCommunes(Protocol):
 
     def apply(self, rows: pa.Table, batch_id: str, producer: str | None) -> FastResult:
         """Write the rows whose commune and observation are new, atomically;
-        leave the others (``FastResult.existing``)."""
+        leave the others (``FastResult.existing``). Raises ``EditionMoved``
+        as :meth:`Aggregates.apply` does."""
+        ...
+
+    def use(self, edition: Referential) -> None:
+        """Place the next tables on ``edition``."""
         ...
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ from schemas.clean import CleanObservation, place_hash
 from services.aggregator import published as published_values
 from services.aggregator.changes import PUBLISHED, Change, changes_of
 from services.aggregator.epci_sums import EpciSums
-from services.aggregator.ports import ApplyResult
+from services.aggregator.ports import ApplyResult, EditionMoved
 from services.aggregator.rules import AggregationRules
 from services.aggregator.transform import (
     ZERO,
@@ -261,33 +261,43 @@ def _columns(keys: Iterable[tuple[Any, ...]], width: int) -> list[str]:
 # switches the edition, so it waits for the batches in flight, and the
 # batches after it read the new edition.
 EDITION = "SELECT version, millesime FROM referential_meta FOR SHARE"
+LOADED = "SELECT name, content FROM referential_files WHERE millesime = %s"
 
 
 def same_edition(cur: psycopg.Cursor[Any], ref: referential.Referential) -> None:
     """Inside a writing transaction: the stored values are on ``ref``'s
-    edition, else nothing is written and the service stops (Fatal), to be
-    restarted on the database's edition: `itte migrate` of another release,
-    or `itte referentiel charger`, loaded another one and placed the stored
-    values on it (services/aggregator/placement.py)."""
+    edition. Else nothing is written: :class:`EditionMoved` with the
+    edition `itte referentiel charger` loaded since, or, when `itte migrate`
+    of another release loaded its own, Fatal: the service stops, to be
+    restarted on that release (services/aggregator/placement.py)."""
     cur.execute(EDITION)
     found = cur.fetchone()
-    if found is None or found[0] != ref.version:
-        raise Fatal(
-            f"the database moved to the edition {found and found[1]} of the map "
-            f"({found and found[0]}); this aggregator places on {ref.millesime} "
-            f"({ref.version}): stopping, to be restarted on the database's edition"
-        )
+    if found is not None and found[0] == ref.version:
+        return
+    if found is not None and found[1] is not None:
+        files = {name: bytes(content) for name, content in cur.execute(LOADED, (found[1],))}
+        if files and (loaded := referential.from_files(files, found[1])).version == found[0]:
+            raise EditionMoved(loaded)
+    raise Fatal(
+        f"the database moved to the edition {found and found[1]} of the map "
+        f"({found and found[0]}); this aggregator places on {ref.millesime} "
+        f"({ref.version}): stopping, to be restarted on the database's edition"
+    )
 
 
 class AggregateStore:
     def __init__(
         self, database_url: str, ref: referential.Referential, rules: AggregationRules
     ) -> None:
+        self._rules = rules
+        self.use(ref)
+        self._db = db.KeptConnection(database_url)
+
+    def use(self, ref: referential.Referential) -> None:
+        """Place the next batches on the edition ``ref``."""
         self._ref = ref
         self._ancestors = referential.ancestors(ref)
-        self._rules = rules
-        self._sums = EpciSums.of(rules, ref)
-        self._db = db.KeptConnection(database_url)
+        self._sums = EpciSums.of(self._rules, ref)
 
     def _connection(self) -> psycopg.Connection[Any]:
         return self._db.get()
@@ -316,6 +326,10 @@ class AggregateStore:
         if unplaced:
             records = [r for r in records if r.commune in self._ancestors]
         if not records and not published:
+            if unplaced:  # unknown here, perhaps not on the database's edition
+                conn = self._connection()
+                with conn.transaction(), conn.cursor() as cur:
+                    same_edition(cur, self._ref)
             return ApplyResult(0, 0, 0, unplaced, [], [])
         conn = self._connection()
         with conn.transaction(), conn.cursor() as cur:

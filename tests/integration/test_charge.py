@@ -13,13 +13,10 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from common import catalogue, db, migrations, referential
-from common.errors import Fatal
+from common import db, migrations, referential
 from services.aggregator.charge import Refused, charge
-from services.aggregator.rules import AggregationRules
-from services.aggregator.store import AggregateStore
+from services.aggregator.ports import EditionMoved
 from services.aggregator.verify import check
-from tests.conftest import TEST_CATALOGUE
 from tests.editions import files_of, next_edition
 from tests.integration.test_editions import served
 from tests.integration.test_kinds import api
@@ -45,7 +42,7 @@ def held(url: str) -> tuple:
         ).fetchone()
 
 
-def test_a_loaded_edition_moves_the_stored_values_and_keeps_the_one_before(
+def test_a_loaded_edition_moves_the_stored_values_and_keeps_the_ones_before(
     store, obs, database_url
 ) -> None:
     store.apply(
@@ -92,9 +89,12 @@ def test_a_loaded_edition_moves_the_stored_values_and_keeps_the_one_before(
         current = db.current_referential(conn)
     assert (current.millesime, current.version) == (2027, "test-2027")
     assert current.communes == EDITION.communes
-    # The aggregator still on the edition before writes nothing more: it stops.
-    with pytest.raises(Fatal, match=r"moved to the edition 2027 of the map \(test-2027\)"):
-        store.apply([obs("33063", "101", 2, annee=2026, rid="late")])
+    # The aggregator still on the edition before writes nothing, and is
+    # handed the new one (its handlers then do the batch again on it).
+    with pytest.raises(EditionMoved, match="moved to the edition 2027 of the map") as moved:
+        store.apply([obs(C["born"], "1", annee=2026, rid="n")])
+    assert (moved.value.edition.millesime, moved.value.edition.version) == (2027, "test-2027")
+    assert moved.value.edition.communes == EDITION.communes
 
     # Served on 2027 as current, on 2026 as an older edition exactly as before.
     now = shown(client, niveau="commune", departement="01")
@@ -113,11 +113,9 @@ def test_a_loaded_edition_moves_the_stored_values_and_keeps_the_one_before(
     fiche = client.get(f"/territoires/departement/01?millesime={2026}")
     assert fiche.status_code == 422 and "current edition of the map only (2027)" in fiche.text
 
-    # The aggregator restarted on it places a value keyed on the new code.
-    rules = AggregationRules.from_catalogue(catalogue.load(TEST_CATALOGUE))
-    restarted = AggregateStore(database_url, current, rules)
-    assert restarted.apply([obs(C["born"], "1", annee=2026, rid="n")]).unplaced == []
-    restarted.close()
+    # On it, the same store places a value keyed on the new code.
+    store.use(moved.value.edition)
+    assert store.apply([obs(C["born"], "1", annee=2026, rid="n")]).unplaced == []
     assert shown(client, niveau="commune", departement="01")[C["born"]][0] == Decimal(8)
     assert check(database_url).differences == []
 
@@ -130,18 +128,13 @@ def test_a_loaded_edition_moves_the_stored_values_and_keeps_the_one_before(
     assert [e.millesime for e in editions] == [*referential.EDITIONS, 2027]
     assert held(database_url) == (2027, "test-2027", "test-2027")
 
-
-def test_what_the_database_cannot_take_is_refused_and_nothing_changes(database_url) -> None:
-    assert charge(database_url, EDITION, FILES).placed is not None
-    again = charge(database_url, EDITION, FILES)
-    assert again.placed is None  # loaded already: run again after a failed publish
-    for older, reason in (
-        (2026, "ships with this release"),
-        (2019, "ships with this release"),
-    ):
+    # Loaded already: nothing to do (the command then publishes again).
+    assert charge(database_url, EDITION, FILES).placed is None
+    for older in (2026, 2019):
         edition, _ = next_edition(older)
-        with pytest.raises(Refused, match=reason):
+        with pytest.raises(Refused, match="ships with this release"):
             charge(database_url, edition, files_of(edition))
+    # A later one still: 2027 becomes an older edition, read from its files.
     later, _ = next_edition(2028)
     assert charge(database_url, later, files_of(later)).placed is not None
     with pytest.raises(Refused, match="on the edition 2028 of the map: 2027 is older"):
@@ -158,3 +151,4 @@ def test_what_the_database_cannot_take_is_refused_and_nothing_changes(database_u
     assert kept == [(2027, len(referential.FILES)), (2028, len(referential.FILES))]
     assert older[0] == [*referential.EDITIONS, 2027, 2028]
     assert [p[0] for p in passages] == [*referential.EDITIONS, 2027]  # every one but the current
+    assert shown(client, millesime=2027) == shown(client)  # 2028 moved nothing more

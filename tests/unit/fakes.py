@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from common.pii import PiiHasher
+from common.referential import Referential, ancestors
 from schemas import bulk, deadletter
 from schemas.clean import CleanObservation
 from schemas.deadletter import DeadLetter
@@ -97,6 +98,11 @@ class MemoryAggregates:
             text = "|".join(map(str, key))
             changes.append(Change(self.numbered, key[3], text, json.dumps(text).encode()))
         return changes
+
+    def use(self, edition: Referential) -> None:
+        chains = {code: list(chain) for code, chain in ancestors(edition).items()}
+        self.places = chains
+        self.ancestors = chains.__getitem__
 
     def close(self) -> None:
         self.closed += 1

@@ -13,13 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from common import catalogue
-from common.referential import ancestors, load
+from common.referential import Referential, ancestors, load
 from schemas import deadletter
 from schemas.clean import CleanObservation, batch_position
 from schemas.deadletter import DeadLetter
 from services.aggregator.handlers import Archive, BatchHandler, Relay
+from services.aggregator.ports import EditionMoved
 from services.aggregator.rules import AggregationRules
 from tests.conftest import TEST_CATALOGUE
+from tests.editions import next_edition
 from tests.unit.fakes import (
     MemoryAggregates,
     MemoryDeadLetters,
@@ -310,3 +312,27 @@ def test_a_record_id_that_json_or_postgres_cannot_hold_still_makes_a_dead_letter
         sent = json.loads(deadletter.encode(letter))
         assert "\x00" not in sent["record_id"]
         sent["record_id"].encode("utf-8")  # valid Unicode: Postgres takes it
+
+
+def test_a_batch_meeting_a_new_edition_is_done_again_on_it() -> None:
+    """`itte referentiel charger` moved the database to 2027 while this
+    batch was in flight: nothing of it was written (EditionMoved); done again
+    on 2027, a code of the commune nouvelle lands, and the batch's records
+    count once, its dead letters once."""
+    edition, names = next_edition()
+
+    class Moved(MemoryAggregates):
+        """The database on 2027 until the store uses it."""
+
+        def use(self, ref: Referential) -> None:
+            self.refuse = lambda _: None
+            super().use(ref)
+
+    store = Moved(ANCESTORS, RULES, lambda _: EditionMoved(edition))
+    letters = MemoryDeadLetters()
+    batches = BatchHandler(store, letters, MemoryProgress())
+    outcome = batches.handle([message(record(names["born"], "2", "a"), record("99999", "1", "b"))])
+    assert outcome.records == 2
+    assert outcome.dead == {"unknown_code": 1}  # 99999 is a commune of no edition
+    assert [d.record_id for d in letters.sent] == ["b"]
+    assert store.aggregates[("pop", "total", 2024, "commune", names["born"])][0] == Decimal(2)
