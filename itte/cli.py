@@ -612,7 +612,7 @@ def referentiel_charger(
     (a folder, or a tar archive, of the files `itte referentiel exporter`
     writes) or from the version --paquet of @etalab/decoupage-administratif:
     every stored value is placed on it, every aggregate that moves
-    recomputed and published once; the aggregators restart on it, the
+    recomputed and published once; the aggregators take it at their next batch, the
     cleaners place on it from their next record. Checked whole first: on
     any error nothing changes."""
     from common import referential
@@ -640,7 +640,7 @@ def referentiel_charger(
             f"{charged.loading_seconds:.1f} s loading the editions, then the aggregators "
             f"waited {charged.switch_seconds:.1f} s for the switch"
         )
-    click.echo("published for the cleaners; the aggregators restart on it")
+    click.echo("published: the cleaners and the aggregators place on it from their next records")
 
 
 @referentiel.command("exporter")
