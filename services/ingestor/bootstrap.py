@@ -99,6 +99,7 @@ def http_app(settings: IngestorSettings, servers: Servers) -> FastAPI:
             ),
         ),
         Admission(settings.pushes_at_once, settings.pushes_waiting),
+        on_shutdown=editions.stop,  # its consumer closed
     )
 
 

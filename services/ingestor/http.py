@@ -5,6 +5,8 @@ calls the handler (``handlers.py`` ``PushHandler``, set once in
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
@@ -144,13 +146,25 @@ async def get_batch(
     return respond(await asyncio.to_thread(handler.status, producer, batch_id))
 
 
-def create_app(handler: PushHandler, admission: Admission | None = None) -> FastAPI:
+def create_app(
+    handler: PushHandler,
+    admission: Admission | None = None,
+    on_shutdown: Callable[[], None] = lambda: None,
+) -> FastAPI:
     """The handler and the admission of pushes (default: as the settings'
-    defaults) in ``app.state``, the metrics, the routes."""
+    defaults) in ``app.state``, the metrics, the routes; ``on_shutdown``
+    once the server stops."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        on_shutdown()
+
     app = FastAPI(
         title="itte ingestor",
         version="0.1.0",
         description="Push commune-level indicator observations.",
+        lifespan=lifespan,
     )
     app.state.handler = handler
     app.state.admission = admission or Admission(RUNNING, WAITING)

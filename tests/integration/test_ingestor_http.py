@@ -165,12 +165,13 @@ def test_tokens_rotate_and_scopes_change_without_a_restart(
     settings = IngestorSettings(
         producers_file=path, environment="local", state_dir=tmp_path, rate_limit="unlimited"
     )
-    client = TestClient(http_app(settings, Servers(servers.kafka_bootstrap_servers, database_url)))
-    assert (push(old), push(new), push(old, "co2")) == (202, 401, 403)
-    write(old, new)  # rotation: both at once
-    assert (push(old), push(new)) == (202, 202)
-    write(new, indicateurs='["pop", "co2"]')  # the old one revoked, the scope widened
-    assert (push(old), push(new), push(new, "co2")) == (401, 202, 202)
-    path.write_text("[ademe\n")  # a broken edit: the last good table stays
-    time.sleep(1.1)
-    assert (push(old), push(new)) == (401, 202)
+    app = http_app(settings, Servers(servers.kafka_bootstrap_servers, database_url))
+    with TestClient(app) as client:  # started and shut down as uvicorn does
+        assert (push(old), push(new), push(old, "co2")) == (202, 401, 403)
+        write(old, new)  # rotation: both at once
+        assert (push(old), push(new)) == (202, 202)
+        write(new, indicateurs='["pop", "co2"]')  # the old one revoked, the scope widened
+        assert (push(old), push(new), push(new, "co2")) == (401, 202, 202)
+        path.write_text("[ademe\n")  # a broken edit: the last good table stays
+        time.sleep(1.1)
+        assert (push(old), push(new)) == (401, 202)
