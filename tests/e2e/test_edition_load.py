@@ -92,6 +92,7 @@ def test_a_new_edition_under_http_corrections_loses_nothing(
                     ],
                 )
                 last[0] = v
+                stop.wait(0.12)  # under the producers' rate limit (600 a minute)
 
         producer = threading.Thread(target=correct, daemon=True)
         producer.start()
