@@ -46,12 +46,13 @@ def read_files(path: Path) -> dict[str, bytes]:
 def export(millesime: int, out: Path) -> list[Path]:
     """A shipped edition's files into the folder ``out``: to read, or to
     change into an edition to load."""
-    folder = "data" if millesime == referential.CURRENT_EDITION else f"data/editions/{millesime}"
-    if millesime not in referential.EDITIONS:
-        raise Unreadable(referential.no_edition(millesime))
+    try:
+        files = referential.shipped_files(millesime)
+    except ValueError as none:
+        raise Unreadable(str(none)) from None
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, content in referential.shipped_files(folder).items():
+    for name, content in files.items():
         (out / name).write_bytes(content)
         written.append(out / name)
     return written

@@ -3,13 +3,11 @@ tests, and its files as `itte referentiel charger` reads them."""
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 from dataclasses import replace
 from typing import Any
 
 from common.referential import Commune, Referential, load
+from common.referential.registry import table
 
 REF = load()
 
@@ -88,9 +86,5 @@ def files_of(ref: Referential) -> dict[str, bytes]:
     }
     files = {"VERSION": f"{ref.version}\n".encode()}
     for name, (header, rows) in tables.items():
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-        files[f"{name}.csv.gz"] = gzip.compress(text.getvalue().encode(), mtime=0)
+        files[f"{name}.csv.gz"] = table(header, rows)
     return files

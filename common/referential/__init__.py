@@ -138,7 +138,7 @@ def ancestors(ref: Referential) -> dict[str, Chain]:
 @cache
 def load() -> Referential:
     """Parse the shipped files once per process."""
-    return _read("data", CURRENT_EDITION)
+    return from_files(shipped_files(CURRENT_EDITION), CURRENT_EDITION)
 
 
 def no_edition(millesime: int, editions: tuple[int, ...] = EDITIONS) -> str:
@@ -154,18 +154,16 @@ def edition(millesime: int) -> Referential:
     the editions into the database needs the older ones."""
     if millesime == CURRENT_EDITION:
         return load()
-    if millesime not in OLDER_EDITIONS:
+    return from_files(shipped_files(millesime), millesime)
+
+
+def shipped_files(millesime: int) -> dict[str, bytes]:
+    """The files of an edition of :data:`EDITIONS`, else ValueError."""
+    if millesime not in EDITIONS:
         raise ValueError(no_edition(millesime))
-    return _read(f"data/editions/{millesime}", millesime)
-
-
-def shipped_files(folder: str) -> dict[str, bytes]:
+    folder = "data" if millesime == CURRENT_EDITION else f"data/editions/{millesime}"
     base = resources.files(__name__).joinpath(folder)
     return {name: base.joinpath(name).read_bytes() for name in FILES}
-
-
-def _read(folder: str, millesime: int) -> Referential:
-    return from_files(shipped_files(folder), millesime)
 
 
 def from_files(files: Mapping[str, bytes], millesime: int) -> Referential:

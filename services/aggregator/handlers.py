@@ -68,6 +68,19 @@ class BatchOutcome:
     changes: list[list[Change]] = field(default_factory=list)
 
 
+def on_the_databases_edition(
+    attempt: Callable[[], BatchOutcome], use: Callable[[Referential], None]
+) -> BatchOutcome:
+    """``attempt``, and once more on the edition of the map the database
+    moved to meanwhile (:class:`EditionMoved`: nothing was written; what an
+    earlier transaction of the batch wrote is replayed, which changes nothing)."""
+    try:
+        return attempt()
+    except EditionMoved as moved:
+        use(moved.edition)
+        return attempt()
+
+
 class BatchHandler:
     def __init__(self, store: Aggregates, letters: DeadLetters, progress: Progress) -> None:
         self.store = store
@@ -81,11 +94,9 @@ class BatchHandler:
         written already changes nothing)."""
         with metrics.BATCH_SECONDS.labels(SERVICE).time():
             records, dead = decode(values)
-            try:
-                return self.applied(records, list(dead), [], len(values))
-            except EditionMoved as moved:
-                self.use(moved.edition)
-                return self.applied(records, list(dead), [], len(values))
+            return on_the_databases_edition(
+                lambda: self.applied(records, list(dead), [], len(values)), self.use
+            )
 
     def use(self, edition: Referential) -> None:
         self.store.use(edition)
@@ -176,12 +187,11 @@ class BulkBatchHandler:
     def handle(self, value: bytes) -> BatchOutcome:
         """Raises only what is not a record's fault, as BatchHandler.handle;
         on a new edition of the map, done again on it, as there."""
-        try:
-            return self._handle(value)
-        except EditionMoved as moved:
-            self.new_communes.use(moved.edition)
-            self.batches.use(moved.edition)
-            return self._handle(value)
+        return on_the_databases_edition(lambda: self._handle(value), self.use)
+
+    def use(self, edition: Referential) -> None:
+        self.new_communes.use(edition)
+        self.batches.use(edition)
 
     def _handle(self, value: bytes) -> BatchOutcome:
         with metrics.BATCH_SECONDS.labels(SERVICE).time():

@@ -161,8 +161,7 @@ def bring_onto(database_url: str, ref: Referential) -> Placed | None:
             )
         if held[1] == ref.version:
             return None
-        placed = place_all(conn, ref, held[1])
-    return placed
+        return place_all(conn, ref, held[1])
 
 
 def place_all(conn: psycopg.Connection[Any], ref: Referential, earlier: str | None) -> Placed:

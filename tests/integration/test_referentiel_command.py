@@ -33,8 +33,7 @@ def test_the_registry_package_gives_the_shipped_edition_byte_for_byte(
 ) -> None:
     """The npm registry is reachable from where the tests run (README)."""
     built = registry.edition_files(registry.fetch(version), version)
-    folder = "data" if year == referential.CURRENT_EDITION else f"data/editions/{year}"
-    assert built == referential.shipped_files(folder)
+    assert built == referential.shipped_files(year)
 
 
 def itte(servers: Servers, *args: str) -> subprocess.CompletedProcess[str]:

@@ -186,7 +186,9 @@ def rows(engine: Engine, filters: Filters, millesime: int, exact: bool) -> list[
     """Every row ``filters`` asks for on the edition ``millesime`` (an older
     one: :func:`check`), in the order of the current edition's."""
     level = filters.target_level()
-    found = _computed(engine, lambda conn: _level_rows(conn, filters, millesime, level, exact))
+    found = _computed(
+        engine, lambda conn: _level_rows(conn, _served_by(conn), filters, millesime, level, exact)
+    )
     return latest(found) if filters.derniere else found
 
 
@@ -201,6 +203,7 @@ def latest(rows: list[IndicateurPublic]) -> list[IndicateurPublic]:
 
 def _level_rows(
     conn: Connection,
+    editions: Served,
     filters: Filters,
     millesime: int,
     level: str,
@@ -225,9 +228,7 @@ def _level_rows(
         inside += f" AND {column} = ANY(:among_codes)"
         years = f" AND {AMONG_YEARS}"
         named |= {"among_codes": sorted(among[0]), "among_years": sorted(among[1])}
-    sql = _values(
-        _served_by(conn), filters, column, inside, commune_level=level == "commune", years=years
-    )
+    sql = _values(editions, filters, column, inside, commune_level=level == "commune", years=years)
     names = {r.code: r for r in conn.execute(text(NAMES), named)}
     return [
         to_public(_served(r, level, names), exact, millesime=millesime, estimee=r.estimee)
@@ -283,10 +284,11 @@ def changes(
             "france": {FRANCE} if touched else set(),
         }
         years = {e.annee for e in entries}
+        editions = _served_by(conn)  # once for every level
         for level in (filters.niveau,) if filters.niveau else LEVELS:
             if reached[level]:
                 among = (reached[level], years)
-                found.extend(_level_rows(conn, filters, millesime, level, exact, among))
+                found.extend(_level_rows(conn, editions, filters, millesime, level, exact, among))
         return entries, highest
 
     entries, highest = _computed(engine, read)
